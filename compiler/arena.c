@@ -36,10 +36,12 @@ void arena_free(Arena *a)
 
 void *arena_alloc(Arena *a, size_t size)
 {
-    size = (size + 15) & ~(size_t)15;
-    if (size == 0)
-        size = 16;
-    if (size > SIZE_MAX / 2 || (a->limit && a->total + size > a->limit)) {
+    if (size > SIZE_MAX / 2) {   /* before rounding, which could wrap */
+        a->failed = true;
+        return NULL;
+    }
+    size = size ? (size + 15) & ~(size_t)15 : 16;
+    if (a->limit && a->total + size > a->limit) {
         a->failed = true;
         return NULL;
     }
