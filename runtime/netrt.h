@@ -60,6 +60,129 @@ int nrt_get_threads(void);
 
 /* ---- dense and convolution math (gemm.c, conv.c) ------------------------- */
 
+/* Scratch space from the caller. Any float-aligned buffer works (kernels
+ * align inside it); its contents are garbage after a call, and one
+ * workspace must not serve two calls at the same time. Each kernel family
+ * states how many floats it needs (nrt_*_workspace_floats); the size
+ * depends only on the shape, never on the thread count. A NULL or too
+ * small workspace makes the call malloc and free its own (fine in tests,
+ * not in a training step). */
+typedef struct NrtWorkspace {
+    float *buf;
+    size_t floats;
+} NrtWorkspace;
+
+typedef enum NrtAct { NRT_ACT_NONE = 0, NRT_ACT_RELU = 1 } NrtAct;
+typedef enum NrtBiasKind {
+    NRT_BIAS_NONE = 0,
+    NRT_BIAS_ROW = 1,   /* bias[i] added to row i of C (M floats) */
+    NRT_BIAS_COL = 2,   /* bias[j] added to column j of C (N floats) */
+} NrtBiasKind;
+
+/* Fused GEMM epilogue: C = act(alpha*op(A)*op(B) + beta*C + bias). */
+typedef struct NrtEpilogue {
+    NrtBiasKind bias_kind;
+    const float *bias;
+    NrtAct act;
+} NrtEpilogue;
+
+typedef enum NrtIsa { NRT_ISA_AUTO = 0, NRT_ISA_PORTABLE = 1, NRT_ISA_AVX512 = 2 } NrtIsa;
+
+/* Which SGEMM kernel runs (process-wide; the default is the best the CPU
+ * supports). Forcing NRT_ISA_PORTABLE is for tests and comparisons; asking
+ * for AVX512 on a CPU without it selects the portable kernel. Returns the
+ * kernel now in use. */
+NrtIsa nrt_sgemm_set_isa(NrtIsa isa);
+NrtIsa nrt_sgemm_isa(void);
+
+/* Floats of workspace nrt_sgemm needs: at most
+ * min(K,256) * (roundup(min(N,2048),32) + roundup(min(M,1024),8)) + 16. */
+size_t nrt_sgemm_workspace_floats(int64_t M, int64_t N, int64_t K);
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is M x K (A is
+ * M x K, or K x M when transA), op(B) is K x N (B is K x N, or N x K when
+ * transB). C is not read when beta == 0. Bitwise identical results for any
+ * thread count. */
+void nrt_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+               float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+               float beta, float *C, int64_t ldc, NrtWorkspace *ws);
+/* The same with a fused epilogue (ep may be NULL). */
+void nrt_sgemm_ex(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                  float beta, float *C, int64_t ldc, const NrtEpilogue *ep, NrtWorkspace *ws);
+/* References: one dot product per element, accumulated in double. */
+void nrt_sgemm_ref(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                   float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                   float beta, float *C, int64_t ldc);
+void nrt_sgemm_ref_ex(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                      float beta, float *C, int64_t ldc, const NrtEpilogue *ep);
+
+/* Dense layer (dense.c): x is (n, in), w is (out, in) as in PyTorch, b is
+ * (out), y is (n, out). Backward kernels overwrite their output, or add to
+ * it when accumulate is true. Workspace: nrt_dense_workspace_floats. */
+size_t nrt_dense_workspace_floats(int64_t n, int64_t in, int64_t out);
+/* y = act(x w^T + b); b may be NULL. */
+void nrt_dense_forward(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
+                       const float *b, NrtAct act, float *y, NrtWorkspace *ws);
+void nrt_dense_forward_ref(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
+                           const float *b, NrtAct act, float *y);
+/* dx (n, in) = dy (n, out) w. */
+void nrt_dense_backward_data(int64_t n, int64_t in, int64_t out, const float *dy, const float *w,
+                             float *dx, bool accumulate, NrtWorkspace *ws);
+void nrt_dense_backward_data_ref(int64_t n, int64_t in, int64_t out, const float *dy,
+                                 const float *w, float *dx, bool accumulate);
+/* dw (out, in) = dy^T x. */
+void nrt_dense_backward_weights(int64_t n, int64_t in, int64_t out, const float *x,
+                                const float *dy, float *dw, bool accumulate, NrtWorkspace *ws);
+void nrt_dense_backward_weights_ref(int64_t n, int64_t in, int64_t out, const float *x,
+                                    const float *dy, float *dw, bool accumulate);
+/* db (out) = sum over the n rows of dy, in row order. */
+void nrt_dense_backward_bias(int64_t n, int64_t out, const float *dy, float *db, bool accumulate);
+
+/* Convolution (conv.c): x is (n, c, h, w) NCHW, weights (f, c, k, k), bias
+ * (f), y is (n, f, oh, ow) with oh = (h + 2*pad - k) / stride + 1 (ow
+ * alike); padding is zeros. Forward is im2col + SGEMM per sample (a 1x1,
+ * stride 1, pad 0 convolution uses x directly). Samples are split into
+ * min(n, NRT_CONV_SLOTS) fixed groups, one workspace slot each, so at most
+ * NRT_CONV_SLOTS threads work on samples and the weight gradient is summed
+ * per group in sample order, then over the groups in group order: bitwise
+ * identical for any thread count. With n == 1 the GEMM itself is split. */
+enum { NRT_CONV_SLOTS = 8 };
+
+typedef struct NrtConvShape {
+    int64_t n, c, h, w;   /* input */
+    int64_t f, k;         /* filters, kernel size (square) */
+    int64_t stride, pad;
+} NrtConvShape;
+
+int64_t nrt_conv_out_h(const NrtConvShape *s);
+int64_t nrt_conv_out_w(const NrtConvShape *s);
+/* Workspace floats, with K = c*k*k, P = oh*ow and r16 rounding up to 16:
+ *   NRT_CONV_SLOTS * (r16(K*P) + r16(G) + r16(f*K)),
+ *   G = max(nrt_sgemm_workspace_floats(f, P, K),
+ *           nrt_sgemm_workspace_floats(K, P, f),
+ *           nrt_sgemm_workspace_floats(f, K, P)). */
+size_t nrt_conv_workspace_floats(const NrtConvShape *s);
+/* y = act(conv(x, w) + bias); bias may be NULL. */
+void nrt_conv_forward(const NrtConvShape *s, const float *x, const float *w, const float *bias,
+                      NrtAct act, float *y, NrtWorkspace *ws);
+void nrt_conv_forward_ref(const NrtConvShape *s, const float *x, const float *w,
+                          const float *bias, NrtAct act, float *y);
+/* dx (n, c, h, w) from dy (n, f, oh, ow): overwrite or accumulate. */
+void nrt_conv_backward_data(const NrtConvShape *s, const float *dy, const float *w, float *dx,
+                            bool accumulate, NrtWorkspace *ws);
+void nrt_conv_backward_data_ref(const NrtConvShape *s, const float *dy, const float *w,
+                                float *dx, bool accumulate);
+/* dw (f, c, k, k) summed over the batch: overwrite or accumulate. */
+void nrt_conv_backward_weights(const NrtConvShape *s, const float *x, const float *dy,
+                               float *dw, bool accumulate, NrtWorkspace *ws);
+void nrt_conv_backward_weights_ref(const NrtConvShape *s, const float *x, const float *dy,
+                                   float *dw, bool accumulate);
+/* db (f) = sum of dy over n, oh, ow (per sample in order, then samples in
+ * order): overwrite or accumulate. */
+void nrt_conv_backward_bias(const NrtConvShape *s, const float *dy, float *db, bool accumulate);
+
 /* ---- pooling, activations, batchnorm, dropout, losses, optimizers -------- */
 
 /* ---- generated models: the descriptor every generated model exports ---- */

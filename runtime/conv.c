@@ -1,0 +1,404 @@
+/* conv.c - 2-D convolution, NCHW: forward, backward data, backward weights,
+ * backward bias, each next to its plain reference (*_ref).
+ *
+ * Shapes: x (n, c, h, w), weights (f, c, k, k), bias (f), y (n, f, oh, ow),
+ * oh = (h + 2*pad - k) / stride + 1; zero padding.
+ *
+ * Method: per sample, im2col turns x into col (K = c*k*k rows, P = oh*ow
+ * columns), and the layer is one SGEMM: y_s (f, P) = w (f, K) col (K, P)
+ * with bias and activation in the GEMM epilogue. Backward data is
+ * dcol = w^T dy_s then col2im; backward weights is dw += dy_s col^T. A 1x1,
+ * stride 1, pad 0 convolution uses x itself as col.
+ *
+ * Threads and determinism: samples are split into g = min(n, NRT_CONV_SLOTS)
+ * contiguous groups (a function of n only); group j uses workspace slot j.
+ * Groups run in parallel; the weight gradient is summed per group in sample
+ * order into the slot's partial buffer, then the partials are added in
+ * group order. No result depends on how many threads run. With n == 1 the
+ * sample is done inline and the GEMM splits its own tiles.
+ */
+#include "netrt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define CONV_PAR_MIN ((int64_t)1 << 21)   /* flops below this: one thread */
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static size_t r16(size_t x) { return (x + 15) / 16 * 16; }
+
+int64_t nrt_conv_out_h(const NrtConvShape *s) { return (s->h + 2 * s->pad - s->k) / s->stride + 1; }
+int64_t nrt_conv_out_w(const NrtConvShape *s) { return (s->w + 2 * s->pad - s->k) / s->stride + 1; }
+
+/* Derived sizes shared by all kernels of one call. */
+typedef struct ConvDims {
+    int64_t oh, ow, p;        /* output plane */
+    int64_t kk;               /* GEMM depth c*k*k */
+    int64_t xs, ys;           /* floats per sample of x and y */
+    bool direct;              /* 1x1, stride 1, pad 0: col is x itself */
+    int64_t ngroups;
+} ConvDims;
+
+static ConvDims conv_dims(const NrtConvShape *s)
+{
+    ConvDims d;
+    d.oh = nrt_conv_out_h(s);
+    d.ow = nrt_conv_out_w(s);
+    d.p = d.oh * d.ow;
+    d.kk = s->c * s->k * s->k;
+    d.xs = s->c * s->h * s->w;
+    d.ys = s->f * d.p;
+    d.direct = s->k == 1 && s->stride == 1 && s->pad == 0;
+    d.ngroups = min64(s->n, NRT_CONV_SLOTS);
+    return d;
+}
+
+/* ---- workspace slots -------------------------------------------------- */
+
+typedef struct ConvSlot {
+    float *col;               /* kk x p */
+    NrtWorkspace gemm;        /* SGEMM packing */
+    float *dw;                /* f x kk partial weight gradient */
+} ConvSlot;
+
+static size_t gemm_floats(const NrtConvShape *s, const ConvDims *d)
+{
+    size_t g = nrt_sgemm_workspace_floats(s->f, d->p, d->kk);
+    size_t g2 = nrt_sgemm_workspace_floats(d->kk, d->p, s->f);
+    size_t g3 = nrt_sgemm_workspace_floats(s->f, d->kk, d->p);
+    g = g2 > g ? g2 : g;
+    return g3 > g ? g3 : g;
+}
+
+static size_t slot_floats(const NrtConvShape *s, const ConvDims *d)
+{
+    return r16((size_t)(d->kk * d->p)) + r16(gemm_floats(s, d)) + r16((size_t)(s->f * d->kk));
+}
+
+size_t nrt_conv_workspace_floats(const NrtConvShape *s)
+{
+    ConvDims d = conv_dims(s);
+    return NRT_CONV_SLOTS * slot_floats(s, &d);
+}
+
+static ConvSlot slot_at(float *base, const NrtConvShape *s, const ConvDims *d, int64_t j)
+{
+    float *p = base + (size_t)j * slot_floats(s, d);
+    ConvSlot sl;
+    sl.col = p;
+    p += r16((size_t)(d->kk * d->p));
+    sl.gemm.buf = p;
+    sl.gemm.floats = gemm_floats(s, d);
+    sl.dw = p + r16(sl.gemm.floats);
+    return sl;
+}
+
+/* The caller's workspace, or a temporary one (freed by conv_release). */
+static float *conv_acquire(const NrtConvShape *s, NrtWorkspace *ws, float **owned)
+{
+    size_t need = nrt_conv_workspace_floats(s);
+    *owned = NULL;
+    if (ws && ws->buf && ws->floats >= need)
+        return ws->buf;
+    *owned = malloc(need * sizeof(float));
+    return *owned;
+}
+
+/* ---- im2col / col2im ------------------------------------------------- */
+
+/* col[(ci*k + ki)*k + kj][oy*ow + ox] = x[ci][oy*st - pad + ki][ox*st - pad + kj]. */
+static void im2col(const NrtConvShape *s, const ConvDims *d, const float *x, float *col)
+{
+    int64_t k = s->k, st = s->stride;
+    for (int64_t ci = 0; ci < s->c; ci++)
+        for (int64_t ki = 0; ki < k; ki++)
+            for (int64_t kj = 0; kj < k; kj++) {
+                float *row = col + ((ci * k + ki) * k + kj) * d->p;
+                for (int64_t oy = 0; oy < d->oh; oy++) {
+                    int64_t iy = oy * st - s->pad + ki;
+                    float *out = row + oy * d->ow;
+                    if (iy < 0 || iy >= s->h) {
+                        memset(out, 0, (size_t)d->ow * sizeof(float));
+                        continue;
+                    }
+                    const float *in = x + (ci * s->h + iy) * s->w;
+                    for (int64_t ox = 0; ox < d->ow; ox++) {
+                        int64_t ix = ox * st - s->pad + kj;
+                        out[ox] = ix >= 0 && ix < s->w ? in[ix] : 0.0f;
+                    }
+                }
+            }
+}
+
+/* The adjoint of im2col: dx[ci][iy][ix] += col[...] for every tap. */
+static void col2im(const NrtConvShape *s, const ConvDims *d, const float *col, float *dx)
+{
+    int64_t k = s->k, st = s->stride;
+    for (int64_t ci = 0; ci < s->c; ci++)
+        for (int64_t ki = 0; ki < k; ki++)
+            for (int64_t kj = 0; kj < k; kj++) {
+                const float *row = col + ((ci * k + ki) * k + kj) * d->p;
+                for (int64_t oy = 0; oy < d->oh; oy++) {
+                    int64_t iy = oy * st - s->pad + ki;
+                    if (iy < 0 || iy >= s->h)
+                        continue;
+                    float *out = dx + (ci * s->h + iy) * s->w;
+                    const float *in = row + oy * d->ow;
+                    for (int64_t ox = 0; ox < d->ow; ox++) {
+                        int64_t ix = ox * st - s->pad + kj;
+                        if (ix >= 0 && ix < s->w)
+                            out[ix] += in[ox];
+                    }
+                }
+            }
+}
+
+/* Samples of group j: [first, end). */
+static void group_range(const NrtConvShape *s, const ConvDims *d, int64_t j,
+                        int64_t *first, int64_t *end)
+{
+    *first = s->n * j / d->ngroups;
+    *end = s->n * (j + 1) / d->ngroups;
+}
+
+static bool go_parallel(const NrtConvShape *s, const ConvDims *d)
+{
+    return d->ngroups > 1 && 2 * s->n * s->f * d->kk * d->p >= CONV_PAR_MIN;
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+static void forward_sample(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl,
+                           const float *x, const float *w, const NrtEpilogue *ep, float *y)
+{
+    const float *col = x;
+    if (!d->direct) {
+        im2col(s, d, x, sl->col);
+        col = sl->col;
+    }
+    nrt_sgemm_ex(false, false, s->f, d->p, d->kk, 1.0f, w, d->kk, col, d->p,
+                 0.0f, y, d->p, ep, &sl->gemm);
+}
+
+void nrt_conv_forward(const NrtConvShape *s, const float *x, const float *w, const float *bias,
+                      NrtAct act, float *y, NrtWorkspace *ws)
+{
+    if (s->n <= 0)
+        return;
+    ConvDims d = conv_dims(s);
+    float *owned, *base = conv_acquire(s, ws, &owned);
+    if (!base) {
+        nrt_conv_forward_ref(s, x, w, bias, act, y);
+        return;
+    }
+    NrtEpilogue ep = { .bias_kind = bias ? NRT_BIAS_ROW : NRT_BIAS_NONE, .bias = bias, .act = act };
+#pragma omp parallel for schedule(static) if (go_parallel(s, &d))
+    for (int64_t j = 0; j < d.ngroups; j++) {
+        ConvSlot sl = slot_at(base, s, &d, j);
+        int64_t first, end;
+        group_range(s, &d, j, &first, &end);
+        for (int64_t i = first; i < end; i++)
+            forward_sample(s, &d, &sl, x + i * d.xs, w, &ep, y + i * d.ys);
+    }
+    free(owned);
+}
+
+/* y[i][o][oy][ox] = act(bias[o] + sum over ci, ki, kj of w * x), in double. */
+void nrt_conv_forward_ref(const NrtConvShape *s, const float *x, const float *w,
+                          const float *bias, NrtAct act, float *y)
+{
+    int64_t oh = nrt_conv_out_h(s), ow = nrt_conv_out_w(s), k = s->k;
+    for (int64_t i = 0; i < s->n; i++)
+        for (int64_t o = 0; o < s->f; o++)
+            for (int64_t oy = 0; oy < oh; oy++)
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    double acc = bias ? bias[o] : 0.0;
+                    for (int64_t ci = 0; ci < s->c; ci++)
+                        for (int64_t ki = 0; ki < k; ki++)
+                            for (int64_t kj = 0; kj < k; kj++) {
+                                int64_t iy = oy * s->stride - s->pad + ki;
+                                int64_t ix = ox * s->stride - s->pad + kj;
+                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
+                                    continue;
+                                acc += (double)w[((o * s->c + ci) * k + ki) * k + kj] *
+                                       x[((i * s->c + ci) * s->h + iy) * s->w + ix];
+                            }
+                    if (act == NRT_ACT_RELU && acc < 0.0)
+                        acc = 0.0;
+                    y[((i * s->f + o) * oh + oy) * ow + ox] = (float)acc;
+                }
+}
+
+/* ---- backward data -------------------------------------------------------- */
+
+static void backward_data_sample(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl,
+                                 const float *dy, const float *w, float *dx, bool accumulate)
+{
+    if (d->direct) {
+        nrt_sgemm(true, false, d->kk, d->p, s->f, 1.0f, w, d->kk, dy, d->p,
+                  accumulate ? 1.0f : 0.0f, dx, d->p, &sl->gemm);
+        return;
+    }
+    nrt_sgemm(true, false, d->kk, d->p, s->f, 1.0f, w, d->kk, dy, d->p, 0.0f, sl->col, d->p,
+              &sl->gemm);
+    if (!accumulate)
+        memset(dx, 0, (size_t)d->xs * sizeof(float));
+    col2im(s, d, sl->col, dx);
+}
+
+void nrt_conv_backward_data(const NrtConvShape *s, const float *dy, const float *w, float *dx,
+                            bool accumulate, NrtWorkspace *ws)
+{
+    if (s->n <= 0)
+        return;
+    ConvDims d = conv_dims(s);
+    float *owned, *base = conv_acquire(s, ws, &owned);
+    if (!base) {
+        nrt_conv_backward_data_ref(s, dy, w, dx, accumulate);
+        return;
+    }
+#pragma omp parallel for schedule(static) if (go_parallel(s, &d))
+    for (int64_t j = 0; j < d.ngroups; j++) {
+        ConvSlot sl = slot_at(base, s, &d, j);
+        int64_t first, end;
+        group_range(s, &d, j, &first, &end);
+        for (int64_t i = first; i < end; i++)
+            backward_data_sample(s, &d, &sl, dy + i * d.ys, w, dx + i * d.xs, accumulate);
+    }
+    free(owned);
+}
+
+/* dx[i][ci][iy][ix] (+)= sum over the outputs that read it of dy * w. */
+void nrt_conv_backward_data_ref(const NrtConvShape *s, const float *dy, const float *w,
+                                float *dx, bool accumulate)
+{
+    int64_t oh = nrt_conv_out_h(s), ow = nrt_conv_out_w(s), k = s->k;
+    for (int64_t i = 0; i < s->n; i++)
+        for (int64_t ci = 0; ci < s->c; ci++)
+            for (int64_t iy = 0; iy < s->h; iy++)
+                for (int64_t ix = 0; ix < s->w; ix++) {
+                    float *out = &dx[((i * s->c + ci) * s->h + iy) * s->w + ix];
+                    double acc = accumulate ? *out : 0.0;
+                    for (int64_t o = 0; o < s->f; o++)
+                        for (int64_t ki = 0; ki < k; ki++)
+                            for (int64_t kj = 0; kj < k; kj++) {
+                                int64_t ty = iy + s->pad - ki, tx = ix + s->pad - kj;
+                                if (ty < 0 || tx < 0 || ty % s->stride || tx % s->stride)
+                                    continue;
+                                int64_t oy = ty / s->stride, ox = tx / s->stride;
+                                if (oy >= oh || ox >= ow)
+                                    continue;
+                                acc += (double)dy[((i * s->f + o) * oh + oy) * ow + ox] *
+                                       w[((o * s->c + ci) * k + ki) * k + kj];
+                            }
+                    *out = (float)acc;
+                }
+}
+
+/* ---- backward weights ------------------------------------------------------ */
+
+/* dwp (f, kk) = (add ? dwp : 0) + dy_i col_i^T for the samples [first, end). */
+static void weights_range(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl,
+                          const float *x, const float *dy, int64_t first, int64_t end,
+                          float *dwp, bool add)
+{
+    for (int64_t i = first; i < end; i++) {
+        const float *col = x + i * d->xs;
+        if (!d->direct) {
+            im2col(s, d, col, sl->col);
+            col = sl->col;
+        }
+        float beta = i > first || add ? 1.0f : 0.0f;
+        nrt_sgemm(false, true, s->f, d->kk, d->p, 1.0f, dy + i * d->ys, d->p, col, d->p,
+                  beta, dwp, d->kk, &sl->gemm);
+    }
+}
+
+void nrt_conv_backward_weights(const NrtConvShape *s, const float *x, const float *dy,
+                               float *dw, bool accumulate, NrtWorkspace *ws)
+{
+    ConvDims d = conv_dims(s);
+    int64_t nw = s->f * d.kk;
+    if (s->n <= 0) {
+        if (!accumulate)
+            memset(dw, 0, (size_t)nw * sizeof(float));
+        return;
+    }
+    float *owned, *base = conv_acquire(s, ws, &owned);
+    if (!base) {
+        nrt_conv_backward_weights_ref(s, x, dy, dw, accumulate);
+        return;
+    }
+    if (d.ngroups == 1) {
+        ConvSlot sl = slot_at(base, s, &d, 0);
+        weights_range(s, &d, &sl, x, dy, 0, s->n, dw, accumulate);
+        free(owned);
+        return;
+    }
+#pragma omp parallel if (go_parallel(s, &d))
+    {
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < d.ngroups; j++) {
+            ConvSlot sl = slot_at(base, s, &d, j);
+            int64_t first, end;
+            group_range(s, &d, j, &first, &end);
+            weights_range(s, &d, &sl, x, dy, first, end, sl.dw, false);
+        }
+#pragma omp for schedule(static)
+        for (int64_t e = 0; e < nw; e++) {
+            float v = accumulate ? dw[e] : 0.0f;
+            for (int64_t j = 0; j < d.ngroups; j++)
+                v += slot_at(base, s, &d, j).dw[e];
+            dw[e] = v;
+        }
+    }
+    free(owned);
+}
+
+/* dw[o][ci][ki][kj] (+)= sum over i, oy, ox of dy * x, in double. */
+void nrt_conv_backward_weights_ref(const NrtConvShape *s, const float *x, const float *dy,
+                                   float *dw, bool accumulate)
+{
+    int64_t oh = nrt_conv_out_h(s), ow = nrt_conv_out_w(s), k = s->k;
+    for (int64_t o = 0; o < s->f; o++)
+        for (int64_t ci = 0; ci < s->c; ci++)
+            for (int64_t ki = 0; ki < k; ki++)
+                for (int64_t kj = 0; kj < k; kj++) {
+                    float *out = &dw[((o * s->c + ci) * k + ki) * k + kj];
+                    double acc = accumulate ? *out : 0.0;
+                    for (int64_t i = 0; i < s->n; i++)
+                        for (int64_t oy = 0; oy < oh; oy++)
+                            for (int64_t ox = 0; ox < ow; ox++) {
+                                int64_t iy = oy * s->stride - s->pad + ki;
+                                int64_t ix = ox * s->stride - s->pad + kj;
+                                if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
+                                    continue;
+                                acc += (double)dy[((i * s->f + o) * oh + oy) * ow + ox] *
+                                       x[((i * s->c + ci) * s->h + iy) * s->w + ix];
+                            }
+                    *out = (float)acc;
+                }
+}
+
+/* ---- backward bias ------------------------------------------------------------ */
+
+/* db[o] (+)= sum over samples (in order) of the plane sum of dy[i][o]. */
+void nrt_conv_backward_bias(const NrtConvShape *s, const float *dy, float *db, bool accumulate)
+{
+    int64_t p = nrt_conv_out_h(s) * nrt_conv_out_w(s);
+    for (int64_t o = 0; o < s->f; o++) {
+        float total = accumulate ? db[o] : 0.0f;
+        for (int64_t i = 0; i < s->n; i++) {
+            const float *plane = dy + (i * s->f + o) * p;
+            float sum = 0.0f;
+            for (int64_t q = 0; q < p; q++)
+                sum += plane[q];
+            total += sum;
+        }
+        db[o] = total;
+    }
+}

@@ -1,0 +1,354 @@
+/* gemm.c - single-precision GEMM: C = alpha * op(A) * op(B) + beta * C,
+ * row-major, with an optional fused epilogue (bias per row or column, ReLU).
+ *
+ * Inputs: op(A) is M x K, op(B) is K x N, C is M x N (leading dimensions
+ * lda, ldb, ldc in floats). A and B are only read; C is read when beta != 0
+ * and always written. The packing buffers come from the caller
+ * (NrtWorkspace, sized by nrt_sgemm_workspace_floats); nothing is allocated
+ * unless the caller passes no workspace (then one malloc per call).
+ *
+ * Method (Goto/BLIS): for each NC-column block and KC-deep slice of K, pack
+ * B into NR-column panels and A into MR-row panels, then run an MR x NR
+ * register-blocked micro-kernel (gemm_kernel.h) over the tiles of C. The
+ * packing absorbs both transposes, so one kernel serves all four cases.
+ *
+ * Determinism: the blocking depends only on the shape. Each tile of C is
+ * computed by exactly one thread, over the K slices in increasing order, so
+ * results are bitwise identical for any thread count. Small products
+ * (M*N*K below NRT_GEMM_PAR_MIN) run without a parallel region.
+ *
+ * ISA: the AVX-512 kernel (gemm_avx512.c) is chosen at run time when the CPU
+ * has avx512f; otherwise a portable GNU-vector kernel runs.
+ */
+#include "netrt.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_kernel.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum {
+    MR = NRT_GEMM_MR,
+    NR = NRT_GEMM_NR,
+    KC = 256,           /* K slice: an 8 KB A micro-panel and a 32 KB B micro-panel fit L1 */
+    MC = 128,           /* rows of C per task: the A block (128 KB) stays in L2 */
+    NT = 128,           /* columns of C per task */
+    NC = 2048,          /* columns per packed B block (at most 2 MB) */
+    MB = 1024,          /* rows per packed A block (at most 1 MB) */
+    ALIGN = 16,         /* floats: packed buffers start on 64-byte lines */
+};
+
+#define NRT_GEMM_PAR_MIN ((int64_t)1 << 20)   /* M*N*K below this: one thread */
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* ---- kernel selection ---------------------------------------------------- */
+
+static _Atomic int gemm_isa = NRT_ISA_AUTO;
+
+static NrtIsa isa_detect(void)
+{
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return NRT_ISA_AVX512;
+#endif
+    return NRT_ISA_PORTABLE;
+}
+
+NrtIsa nrt_sgemm_set_isa(NrtIsa isa)
+{
+    NrtIsa best = isa_detect();
+    if (isa == NRT_ISA_AUTO || (isa == NRT_ISA_AVX512 && best != NRT_ISA_AVX512))
+        isa = best;
+    atomic_store(&gemm_isa, (int)isa);
+    return isa;
+}
+
+NrtIsa nrt_sgemm_isa(void)
+{
+    int isa = atomic_load(&gemm_isa);
+    if (isa == NRT_ISA_AUTO)
+        isa = (int)nrt_sgemm_set_isa(NRT_ISA_AUTO);
+    return (NrtIsa)isa;
+}
+
+static NrtGemmKernel *kernel_for(NrtIsa isa)
+{
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (isa == NRT_ISA_AVX512)
+        return nrt_gemm_kernel_avx512;
+#endif
+    (void)isa;
+    return nrt_gemm_kernel_portable;
+}
+
+/* ---- the portable kernel: 8-float GNU vectors, any target ---------------- */
+
+typedef float NrtV8 __attribute__((vector_size(32)));
+
+void nrt_gemm_kernel_portable(int64_t kc, const float *ap, const float *bp,
+                              float *c, int64_t ldc, int mr, int nr,
+                              const NrtGemmTile *t)
+{
+    enum { NV = NR / 8 };
+    NrtV8 acc[MR][NV];
+    memset(acc, 0, sizeof acc);
+    for (int64_t p = 0; p < kc; p++) {
+        const NrtV8 *b = (const NrtV8 *)(bp + p * NR);
+        const float *a = ap + p * MR;
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NV; j++)
+                acc[i][j] += a[i] * b[j];
+    }
+    nrt_gemm_store_edge((const float *)acc, c, ldc, mr, nr, t);
+}
+
+/* ---- packing ------------------------------------------------------------- */
+
+typedef struct Gemm {
+    bool ta, tb;
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    int64_t lda, ldb, ldc;
+    float *c;
+    const NrtEpilogue *ep;
+    NrtGemmKernel *kernel;
+} Gemm;
+
+/* dst[p][r] = op(A)(i0 + r, p0 + p), rows past mr are zero. */
+static void pack_a_panel(const Gemm *g, int64_t i0, int mr, int64_t p0, int64_t kc, float *dst)
+{
+    if (g->ta) {
+        for (int64_t p = 0; p < kc; p++) {
+            const float *src = g->a + (p0 + p) * g->lda + i0;
+            float *d = dst + p * MR;
+            int r = 0;
+            for (; r < mr; r++)
+                d[r] = src[r];
+            for (; r < MR; r++)
+                d[r] = 0.0f;
+        }
+        return;
+    }
+    for (int r = 0; r < MR; r++) {
+        if (r >= mr) {
+            for (int64_t p = 0; p < kc; p++)
+                dst[p * MR + r] = 0.0f;
+            continue;
+        }
+        const float *src = g->a + (i0 + r) * g->lda + p0;
+        for (int64_t p = 0; p < kc; p++)
+            dst[p * MR + r] = src[p];
+    }
+}
+
+/* dst[p][j] = op(B)(p0 + p, j0 + j), columns past nr are zero. */
+static void pack_b_panel(const Gemm *g, int64_t j0, int nr, int64_t p0, int64_t kc, float *dst)
+{
+    if (!g->tb) {
+        for (int64_t p = 0; p < kc; p++) {
+            const float *src = g->b + (p0 + p) * g->ldb + j0;
+            float *d = dst + p * NR;
+            int j = 0;
+            for (; j < nr; j++)
+                d[j] = src[j];
+            for (; j < NR; j++)
+                d[j] = 0.0f;
+        }
+        return;
+    }
+    /* B^T: each source row (one column of op(B)) is read contiguously. */
+    for (int j = 0; j < NR; j++) {
+        if (j >= nr) {
+            for (int64_t p = 0; p < kc; p++)
+                dst[p * NR + j] = 0.0f;
+            continue;
+        }
+        const float *src = g->b + (j0 + j) * g->ldb + p0;
+        for (int64_t p = 0; p < kc; p++)
+            dst[p * NR + j] = src[p];
+    }
+}
+
+/* ---- the blocked driver -------------------------------------------------- */
+
+static NrtGemmTile tile_for(const Gemm *g, int64_t i, int64_t j, bool first, bool last)
+{
+    NrtGemmTile t = {
+        .alpha = g->alpha, .beta = g->beta, .first = first, .last = last,
+        .bias_row = NULL, .bias_col = NULL, .act = NRT_ACT_NONE,
+    };
+    if (g->ep) {
+        if (g->ep->bias_kind == NRT_BIAS_ROW && g->ep->bias)
+            t.bias_row = g->ep->bias + i;
+        if (g->ep->bias_kind == NRT_BIAS_COL && g->ep->bias)
+            t.bias_col = g->ep->bias + j;
+        t.act = g->ep->act;
+    }
+    return t;
+}
+
+/* One task: rows [i0, i0+mb) x columns [j0, j0+nb) of C for one K slice.
+ * ap and bp point at the packed panels of the task's first row/column. */
+static void run_task(const Gemm *g, int64_t i0, int64_t mb, int64_t j0, int64_t nb,
+                     int64_t kc, const float *ap, const float *bp, bool first, bool last)
+{
+    for (int64_t jr = 0; jr < nb; jr += NR) {
+        const float *bpan = bp + jr / NR * kc * NR;
+        int nr = (int)min64(NR, nb - jr);
+        for (int64_t ir = 0; ir < mb; ir += MR) {
+            int mr = (int)min64(MR, mb - ir);
+            NrtGemmTile t = tile_for(g, i0 + ir, j0 + jr, first, last);
+            g->kernel(kc, ap + ir / MR * kc * MR, bpan,
+                      g->c + (i0 + ir) * g->ldc + j0 + jr, g->ldc, mr, nr, &t);
+        }
+    }
+}
+
+/* Packs A rows [ic, ic+mb) of slice p0, then runs every task of that block.
+ * Called by all threads of the team (or by one when not parallel). */
+static void run_row_block(const Gemm *g, int64_t ic, int64_t mb, int64_t jc, int64_t nc,
+                          int64_t p0, int64_t kc, float *ap, const float *bp)
+{
+    bool first = p0 == 0, last = p0 + kc == g->k;
+    int64_t npa = (mb + MR - 1) / MR;
+#pragma omp for schedule(static)
+    for (int64_t q = 0; q < npa; q++)
+        pack_a_panel(g, ic + q * MR, (int)min64(MR, mb - q * MR), p0, kc, ap + q * kc * MR);
+    int64_t nrow = (mb + MC - 1) / MC, ncol = (nc + NT - 1) / NT;
+#pragma omp for schedule(static)
+    for (int64_t task = 0; task < nrow * ncol; task++) {
+        int64_t r = task / ncol, s = task % ncol;
+        run_task(g, ic + r * MC, min64(MC, mb - r * MC), jc + s * NT, min64(NT, nc - s * NT),
+                 kc, ap + r * MC * kc, bp + s * NT * kc, first, last);
+    }
+}
+
+static void gemm_blocked(const Gemm *g, float *bp, float *ap, bool parallel)
+{
+#pragma omp parallel if (parallel)
+    for (int64_t jc = 0; jc < g->n; jc += NC) {
+        int64_t nc = min64(NC, g->n - jc);
+        for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
+            int64_t kc = min64(KC, g->k - p0);
+            int64_t npb = (nc + NR - 1) / NR;
+#pragma omp for schedule(static)
+            for (int64_t q = 0; q < npb; q++)
+                pack_b_panel(g, jc + q * NR, (int)min64(NR, nc - q * NR), p0, kc, bp + q * kc * NR);
+            for (int64_t ic = 0; ic < g->m; ic += MB)
+                run_row_block(g, ic, min64(MB, g->m - ic), jc, nc, p0, kc, ap, bp);
+        }
+    }
+}
+
+/* K == 0: C = beta*C (+ epilogue), the product is empty. */
+static void gemm_scale_only(const Gemm *g)
+{
+    for (int64_t i = 0; i < g->m; i++)
+        for (int64_t j = 0; j < g->n; j++) {
+            NrtGemmTile t = tile_for(g, i, j, true, true);
+            float *c = g->c + i * g->ldc + j;
+            *c = nrt_gemm_finish(0.0f, *c, 0, 0, &t);
+        }
+}
+
+size_t nrt_sgemm_workspace_floats(int64_t M, int64_t N, int64_t K)
+{
+    if (M <= 0 || N <= 0 || K <= 0)
+        return 0;
+    int64_t kc = min64(K, KC);
+    int64_t nb = round_up(min64(N, NC), NR), ma = round_up(min64(M, MB), MR);
+    return (size_t)(kc * nb + kc * ma + ALIGN);
+}
+
+static float *align_floats(float *p)
+{
+    uintptr_t u = (uintptr_t)p, a = ALIGN * sizeof(float);
+    return (float *)((u + a - 1) / a * a);
+}
+
+void nrt_sgemm_ex(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                  float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                  float beta, float *C, int64_t ldc, const NrtEpilogue *ep, NrtWorkspace *ws)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    Gemm g = {
+        .ta = transA, .tb = transB, .m = M, .n = N, .k = K, .alpha = alpha, .beta = beta,
+        .a = A, .b = B, .lda = lda, .ldb = ldb, .ldc = ldc, .c = C, .ep = ep,
+        .kernel = kernel_for(nrt_sgemm_isa()),
+    };
+    if (K <= 0) {
+        gemm_scale_only(&g);
+        return;
+    }
+    size_t need = nrt_sgemm_workspace_floats(M, N, K);
+    float *owned = NULL, *buf;
+    if (ws && ws->buf && ws->floats >= need) {
+        buf = ws->buf;
+    } else {
+        owned = malloc(need * sizeof(float));
+        if (!owned) {   /* no memory for packing: the slow path needs none */
+            nrt_sgemm_ref_ex(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
+            return;
+        }
+        buf = owned;
+    }
+    float *bp = align_floats(buf);
+    float *ap = bp + min64(K, KC) * round_up(min64(N, NC), NR);
+    bool parallel = M * N * K >= NRT_GEMM_PAR_MIN && (M > MC || N > NT);
+#ifdef _OPENMP
+    parallel = parallel && !omp_in_parallel();   /* callers may split work themselves */
+#endif
+    gemm_blocked(&g, bp, ap, parallel);
+    free(owned);
+}
+
+void nrt_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+               float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+               float beta, float *C, int64_t ldc, NrtWorkspace *ws)
+{
+    nrt_sgemm_ex(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, ws);
+}
+
+/* ---- reference: the definition, one dot product per element --------------- */
+
+void nrt_sgemm_ref_ex(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                      float beta, float *C, int64_t ldc, const NrtEpilogue *ep)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double acc = 0.0;
+            for (int64_t p = 0; p < K; p++) {
+                float a = transA ? A[p * lda + i] : A[i * lda + p];
+                float b = transB ? B[j * ldb + p] : B[p * ldb + j];
+                acc += (double)a * b;
+            }
+            double v = alpha * acc;
+            if (beta != 0.0f)
+                v += (double)beta * C[i * ldc + j];
+            if (ep && ep->bias && ep->bias_kind == NRT_BIAS_ROW)
+                v += ep->bias[i];
+            if (ep && ep->bias && ep->bias_kind == NRT_BIAS_COL)
+                v += ep->bias[j];
+            if (ep && ep->act == NRT_ACT_RELU && v < 0.0)
+                v = 0.0;
+            C[i * ldc + j] = (float)v;
+        }
+}
+
+void nrt_sgemm_ref(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
+                   float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                   float beta, float *C, int64_t ldc)
+{
+    nrt_sgemm_ref_ex(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}

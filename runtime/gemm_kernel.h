@@ -1,0 +1,83 @@
+/* gemm_kernel.h - private to libnetrt: the SGEMM micro-kernel contract.
+ *
+ * gemm.c packs A into MR-row panels (layout [k][MR], zero-padded rows) and
+ * B into NR-column panels (layout [k][NR], zero-padded columns, 64-byte
+ * aligned) and calls one micro-kernel per MR x NR tile of C. The kernel
+ * computes the full MR x NR product over kc and then writes only the valid
+ * mr x nr corner through the tile epilogue below. Kernels exist per ISA
+ * (gemm.c: portable GNU vectors; gemm_avx512.c: zmm) and must all follow
+ * this epilogue exactly, so every path computes the same formula.
+ */
+#ifndef NETRT_GEMM_KERNEL_H
+#define NETRT_GEMM_KERNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "netrt.h"
+
+enum {
+    NRT_GEMM_MR = 8,     /* rows of a micro-tile (broadcast from packed A) */
+    NRT_GEMM_NR = 32,    /* columns of a micro-tile (two zmm vectors) */
+};
+
+#if defined(__GNUC__) && !defined(_WIN32)
+#define NRT_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define NRT_HIDDEN
+#endif
+
+/* What the kernel does with its accumulator acc (one K block of alpha*A*B):
+ *   first K block: c = alpha*acc + beta*c   (c is not read when beta == 0)
+ *   later blocks:  c = c + alpha*acc
+ *   last K block:  then c += bias (row or column), then the activation. */
+typedef struct NrtGemmTile {
+    float alpha, beta;
+    bool first, last;
+    const float *bias_row;   /* bias of the tile's first row, or NULL */
+    const float *bias_col;   /* bias of the tile's first column, or NULL */
+    NrtAct act;
+} NrtGemmTile;
+
+typedef void NrtGemmKernel(int64_t kc, const float *ap, const float *bp,
+                           float *c, int64_t ldc, int mr, int nr,
+                           const NrtGemmTile *t);
+
+NRT_HIDDEN void nrt_gemm_kernel_portable(int64_t kc, const float *ap, const float *bp,
+                                         float *c, int64_t ldc, int mr, int nr,
+                                         const NrtGemmTile *t);
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+NRT_HIDDEN void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp,
+                                       float *c, int64_t ldc, int mr, int nr,
+                                       const NrtGemmTile *t);
+#endif
+
+/* The scalar epilogue for one element (edges and the K == 0 case). */
+static inline float nrt_gemm_finish(float acc, float c, int i, int j, const NrtGemmTile *t)
+{
+    float v = t->alpha * acc;
+    if (t->first)
+        v = t->beta != 0.0f ? v + t->beta * c : v;
+    else
+        v = c + v;
+    if (t->last) {
+        if (t->bias_row)
+            v += t->bias_row[i];
+        if (t->bias_col)
+            v += t->bias_col[j];
+        if (t->act == NRT_ACT_RELU)
+            v = v > 0.0f ? v : 0.0f;
+    }
+    return v;
+}
+
+/* Writes the valid mr x nr corner of a tile held in tmp[MR][NR]. */
+static inline void nrt_gemm_store_edge(const float *tmp, float *c, int64_t ldc,
+                                       int mr, int nr, const NrtGemmTile *t)
+{
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            c[i * ldc + j] = nrt_gemm_finish(tmp[i * NRT_GEMM_NR + j], c[i * ldc + j], i, j, t);
+}
+
+#endif

@@ -1,0 +1,269 @@
+/* test_conv.c - convolution kernels (im2col + SGEMM) against the direct-loop
+ * references: forward (with bias and ReLU), backward data (overwrite and
+ * accumulate), backward weights (overwrite and accumulate), backward bias.
+ *
+ * Error bound per element: 2 * (terms + 2) * 2^-24 * magnitude, where the
+ * magnitude is the same reference run on absolute values (so the bound is
+ * the float dot-product bound, not a guess). Configurations cover kernel
+ * 1/3/5, stride 1/2, pad 0/1/2, 1..16 channels and filters, odd planes,
+ * batches smaller and larger than NRT_CONV_SLOTS, the lenet_bn and resnet8
+ * layer shapes, the caller's workspace, and bitwise equality across thread
+ * counts.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "netrt.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static uint64_t rng_state = 0x2545f4914f6cdd1du;
+
+static float frand(void)   /* uniform in [-1, 1) */
+{
+    rng_state = rng_state * 6364136223846793005u + 1442695040888963407u;
+    return (float)((rng_state >> 40) * (1.0 / (1u << 23)) - 1.0);
+}
+
+static float *rand_buf(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand();
+    return p;
+}
+
+static float *abs_copy(const float *p, size_t n)
+{
+    float *q = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        q[i] = fabsf(p[i]);
+    return q;
+}
+
+static void expect_within(const char *what, const NrtConvShape *s, const float *got,
+                          const float *want, const float *mag, size_t n, int64_t terms)
+{
+    double u = ldexp(1.0, -24);
+    for (size_t i = 0; i < n; i++) {
+        double bound = 2.0 * (double)(terms + 2) * u * (mag[i] + 1.0) + 1e-30;
+        if (!(fabs((double)got[i] - want[i]) <= bound))
+            fail_msg("%s n=%lld c=%lld h=%lld w=%lld f=%lld k=%lld s=%lld p=%lld: "
+                     "element %zu: %.9g vs %.9g (bound %.3g)", what, (long long)s->n,
+                     (long long)s->c, (long long)s->h, (long long)s->w, (long long)s->f,
+                     (long long)s->k, (long long)s->stride, (long long)s->pad, i,
+                     (double)got[i], (double)want[i], bound);
+    }
+}
+
+typedef struct Bufs {
+    size_t nx, ny, nw;
+    float *x, *w, *b, *dy;
+    float *ax, *aw, *ab, *ady;   /* absolute values, for the bounds */
+} Bufs;
+
+static Bufs bufs_new(const NrtConvShape *s)
+{
+    Bufs B;
+    B.nx = (size_t)(s->n * s->c * s->h * s->w);
+    B.ny = (size_t)(s->n * s->f * nrt_conv_out_h(s) * nrt_conv_out_w(s));
+    B.nw = (size_t)(s->f * s->c * s->k * s->k);
+    B.x = rand_buf(B.nx), B.w = rand_buf(B.nw), B.b = rand_buf((size_t)s->f), B.dy = rand_buf(B.ny);
+    B.ax = abs_copy(B.x, B.nx), B.aw = abs_copy(B.w, B.nw);
+    B.ab = abs_copy(B.b, (size_t)s->f), B.ady = abs_copy(B.dy, B.ny);
+    return B;
+}
+
+static void bufs_free(Bufs *B)
+{
+    free(B->x), free(B->w), free(B->b), free(B->dy);
+    free(B->ax), free(B->aw), free(B->ab), free(B->ady);
+}
+
+static void check_forward(const NrtConvShape *s, const Bufs *B, NrtWorkspace *ws)
+{
+    float *y = malloc(B->ny * sizeof(float)), *yr = malloc(B->ny * sizeof(float));
+    float *mag = malloc(B->ny * sizeof(float));
+    nrt_conv_forward_ref(s, B->ax, B->aw, B->ab, NRT_ACT_NONE, mag);
+    for (int act = 0; act <= 1; act++) {
+        const float *bias = act ? B->b : NULL;
+        for (size_t i = 0; i < B->ny; i++)
+            y[i] = NAN;
+        nrt_conv_forward(s, B->x, B->w, bias, (NrtAct)act, y, ws);
+        nrt_conv_forward_ref(s, B->x, B->w, bias, (NrtAct)act, yr);
+        expect_within("forward", s, y, yr, mag, B->ny, s->c * s->k * s->k);
+    }
+    free(y), free(yr), free(mag);
+}
+
+static void check_backward_data(const NrtConvShape *s, const Bufs *B, NrtWorkspace *ws)
+{
+    float *dx = malloc(B->nx * sizeof(float)), *dxr = malloc(B->nx * sizeof(float));
+    float *mag = malloc(B->nx * sizeof(float));
+    for (int acc = 0; acc <= 1; acc++) {
+        for (size_t i = 0; i < B->nx; i++)
+            dx[i] = dxr[i] = acc ? frand() : NAN;
+        for (size_t i = 0; i < B->nx; i++)
+            mag[i] = acc ? fabsf(dx[i]) : 0.0f;
+        nrt_conv_backward_data(s, B->dy, B->w, dx, acc, ws);
+        nrt_conv_backward_data_ref(s, B->dy, B->w, dxr, acc);
+        nrt_conv_backward_data_ref(s, B->ady, B->aw, mag, true);
+        expect_within("backward data", s, dx, dxr, mag, B->nx, s->f * s->k * s->k + 1);
+    }
+    free(dx), free(dxr), free(mag);
+}
+
+static void check_backward_weights(const NrtConvShape *s, const Bufs *B, NrtWorkspace *ws)
+{
+    float *dw = malloc(B->nw * sizeof(float)), *dwr = malloc(B->nw * sizeof(float));
+    float *mag = malloc(B->nw * sizeof(float));
+    int64_t terms = s->n * nrt_conv_out_h(s) * nrt_conv_out_w(s) + NRT_CONV_SLOTS + 1;
+    for (int acc = 0; acc <= 1; acc++) {
+        for (size_t i = 0; i < B->nw; i++)
+            dw[i] = dwr[i] = acc ? frand() : NAN;
+        for (size_t i = 0; i < B->nw; i++)
+            mag[i] = acc ? fabsf(dw[i]) : 0.0f;
+        nrt_conv_backward_weights(s, B->x, B->dy, dw, acc, ws);
+        nrt_conv_backward_weights_ref(s, B->x, B->dy, dwr, acc);
+        nrt_conv_backward_weights_ref(s, B->ax, B->ady, mag, true);
+        expect_within("backward weights", s, dw, dwr, mag, B->nw, terms);
+    }
+    free(dw), free(dwr), free(mag);
+}
+
+static void check_backward_bias(const NrtConvShape *s, const Bufs *B)
+{
+    int64_t p = nrt_conv_out_h(s) * nrt_conv_out_w(s);
+    float db[16], mag[16], want[16];
+    for (int acc = 0; acc <= 1; acc++) {
+        for (int64_t o = 0; o < s->f; o++) {
+            db[o] = acc ? frand() : NAN;
+            double sum = acc ? db[o] : 0.0, m = acc ? fabs(db[o]) : 0.0;
+            for (int64_t i = 0; i < s->n; i++)
+                for (int64_t q = 0; q < p; q++) {
+                    sum += B->dy[(i * s->f + o) * p + q];
+                    m += B->ady[(i * s->f + o) * p + q];
+                }
+            want[o] = (float)sum, mag[o] = (float)m;
+        }
+        nrt_conv_backward_bias(s, B->dy, db, acc);
+        expect_within("backward bias", s, db, want, mag, (size_t)s->f, s->n * p + s->n + 1);
+    }
+}
+
+static void check_all(const NrtConvShape *s, NrtWorkspace *ws)
+{
+    Bufs B = bufs_new(s);
+    check_forward(s, &B, ws);
+    check_backward_data(s, &B, ws);
+    check_backward_weights(s, &B, ws);
+    if (s->f <= 16)
+        check_backward_bias(s, &B);
+    bufs_free(&B);
+}
+
+static void test_small_configurations(void **state)
+{
+    (void)state;
+    static const int64_t ks[] = {1, 3, 5}, cf[][2] = {{1, 1}, {3, 5}, {16, 7}, {2, 16}};
+    static const int64_t ns[] = {1, 3, 11};
+    int count = 0;
+    for (int ki = 0; ki < 3; ki++)
+        for (int64_t st = 1; st <= 2; st++)
+            for (int64_t pad = 0; pad <= 2; pad++)
+                for (int c = 0; c < 4; c++) {
+                    NrtConvShape s = { ns[count % 3], cf[c][0], 7 + count % 3, 9 - count % 2,
+                                       cf[c][1], ks[ki], st, pad };
+                    count++;
+                    if (s.h + 2 * pad < s.k || s.w + 2 * pad < s.k)
+                        continue;
+                    check_all(&s, NULL);
+                }
+}
+
+/* lenet_bn and resnet8 layers, batch 3 and 9 (over NRT_CONV_SLOTS). */
+static void test_model_layers(void **state)
+{
+    (void)state;
+    static const NrtConvShape layers[] = {
+        {3, 1, 28, 28, 6, 5, 1, 2},    {9, 6, 14, 14, 16, 5, 1, 0},
+        {3, 1, 28, 28, 16, 3, 1, 1},   {9, 16, 28, 28, 16, 3, 1, 1},
+        {3, 16, 28, 28, 32, 3, 2, 1},  {3, 16, 28, 28, 32, 1, 2, 0},
+        {3, 32, 14, 14, 64, 3, 2, 1},  {9, 64, 7, 7, 64, 3, 1, 1},
+        {9, 32, 14, 14, 32, 1, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+        check_all(&layers[i], NULL);
+}
+
+/* The caller's workspace (exact size, unaligned), nothing written past it. */
+static void test_workspace(void **state)
+{
+    (void)state;
+    NrtConvShape s = { 10, 5, 12, 11, 7, 3, 2, 1 };
+    size_t need = nrt_conv_workspace_floats(&s);
+    float *buf = malloc((need + 9) * sizeof(float));
+    for (size_t i = 0; i < need + 9; i++)
+        buf[i] = -3.0f;
+    NrtWorkspace ws = { buf + 1, need };
+    check_all(&s, &ws);
+    assert_true(buf[0] == -3.0f);
+    for (size_t i = need + 1; i < need + 9; i++)
+        assert_true(buf[i] == -3.0f);
+    free(buf);
+}
+
+/* Same bits for 1, 2 and 3 threads, batch 20 and 1. */
+static void test_thread_count_bitwise(void **state)
+{
+    (void)state;
+#ifdef _OPENMP
+    static const NrtConvShape shapes[] = {{20, 16, 28, 28, 16, 3, 1, 1}, {1, 16, 28, 28, 32, 3, 2, 1}};
+    for (int sh = 0; sh < 2; sh++) {
+        const NrtConvShape *s = &shapes[sh];
+        Bufs B = bufs_new(s);
+        float *out[3][3];
+        for (int th = 0; th < 3; th++) {
+            omp_set_num_threads(th + 1);
+            out[th][0] = malloc(B.ny * sizeof(float));
+            out[th][1] = malloc(B.nx * sizeof(float));
+            out[th][2] = malloc(B.nw * sizeof(float));
+            nrt_conv_forward(s, B.x, B.w, B.b, NRT_ACT_RELU, out[th][0], NULL);
+            nrt_conv_backward_data(s, B.dy, B.w, out[th][1], false, NULL);
+            nrt_conv_backward_weights(s, B.x, B.dy, out[th][2], false, NULL);
+        }
+        omp_set_num_threads(2);
+        size_t sizes[3] = {B.ny, B.nx, B.nw};
+        for (int th = 1; th < 3; th++)
+            for (int o = 0; o < 3; o++)
+                assert_memory_equal(out[0][o], out[th][o], sizes[o] * sizeof(float));
+        for (int th = 0; th < 3; th++)
+            for (int o = 0; o < 3; o++)
+                free(out[th][o]);
+        bufs_free(&B);
+    }
+#else
+    skip();
+#endif
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_small_configurations),
+        cmocka_unit_test(test_model_layers),
+        cmocka_unit_test(test_workspace),
+        cmocka_unit_test(test_thread_count_bitwise),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
