@@ -40,6 +40,7 @@ enum {
     NT = 128,           /* columns of C per task */
     NC = 2048,          /* columns per packed B block (at most 2 MB) */
     MB = 1024,          /* rows per packed A block (at most 1 MB) */
+    DIRECT_B_MAX_M = 32, /* up to this M, B panels are used too few times to pack */
     ALIGN = 16,         /* floats: packed buffers start on 64-byte lines */
 };
 
@@ -92,8 +93,9 @@ static NrtGemmKernel *kernel_for(NrtIsa isa)
 /* ---- the portable kernel: 8-float GNU vectors, any target ---------------- */
 
 typedef float NrtV8 __attribute__((vector_size(32)));
+typedef float NrtV8u __attribute__((vector_size(32), aligned(4)));
 
-void nrt_gemm_kernel_portable(int64_t kc, const float *ap, const float *bp,
+void nrt_gemm_kernel_portable(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
                               float *c, int64_t ldc, int mr, int nr,
                               const NrtGemmTile *t)
 {
@@ -101,7 +103,7 @@ void nrt_gemm_kernel_portable(int64_t kc, const float *ap, const float *bp,
     NrtV8 acc[MR][NV];
     memset(acc, 0, sizeof acc);
     for (int64_t p = 0; p < kc; p++) {
-        const NrtV8 *b = (const NrtV8 *)(bp + p * NR);
+        const NrtV8u *b = (const NrtV8u *)(bp + p * ldbp);
         const float *a = ap + p * MR;
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NV; j++)
@@ -121,11 +123,18 @@ typedef struct Gemm {
     float *c;
     const NrtEpilogue *ep;
     NrtGemmKernel *kernel;
+    bool fast_pack;   /* AVX-512 transposing packers for full panels */
+    bool direct_b;    /* small M: full B panels are read in place, not packed */
 } Gemm;
 
 /* dst[p][r] = op(A)(i0 + r, p0 + p), rows past mr are zero. */
 static void pack_a_panel(const Gemm *g, int64_t i0, int mr, int64_t p0, int64_t kc, float *dst)
 {
+    if (g->ta && mr == MR) {
+        for (int64_t p = 0; p < kc; p++)
+            memcpy(dst + p * MR, g->a + (p0 + p) * g->lda + i0, MR * sizeof(float));
+        return;
+    }
     if (g->ta) {
         for (int64_t p = 0; p < kc; p++) {
             const float *src = g->a + (p0 + p) * g->lda + i0;
@@ -138,6 +147,12 @@ static void pack_a_panel(const Gemm *g, int64_t i0, int mr, int64_t p0, int64_t 
         }
         return;
     }
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (g->fast_pack && mr == MR) {
+        nrt_gemm_pack_rows8_avx512(g->a + i0 * g->lda + p0, g->lda, kc, dst);
+        return;
+    }
+#endif
     for (int r = 0; r < MR; r++) {
         if (r >= mr) {
             for (int64_t p = 0; p < kc; p++)
@@ -153,6 +168,11 @@ static void pack_a_panel(const Gemm *g, int64_t i0, int mr, int64_t p0, int64_t 
 /* dst[p][j] = op(B)(p0 + p, j0 + j), columns past nr are zero. */
 static void pack_b_panel(const Gemm *g, int64_t j0, int nr, int64_t p0, int64_t kc, float *dst)
 {
+    if (!g->tb && nr == NR) {   /* fixed-size copies compile to vector moves */
+        for (int64_t p = 0; p < kc; p++)
+            memcpy(dst + p * NR, g->b + (p0 + p) * g->ldb + j0, NR * sizeof(float));
+        return;
+    }
     if (!g->tb) {
         for (int64_t p = 0; p < kc; p++) {
             const float *src = g->b + (p0 + p) * g->ldb + j0;
@@ -165,6 +185,12 @@ static void pack_b_panel(const Gemm *g, int64_t j0, int nr, int64_t p0, int64_t 
         }
         return;
     }
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (g->fast_pack && nr == NR) {
+        nrt_gemm_pack_rows32_avx512(g->b + j0 * g->ldb + p0, g->ldb, kc, dst);
+        return;
+    }
+#endif
     /* B^T: each source row (one column of op(B)) is read contiguously. */
     for (int j = 0; j < NR; j++) {
         if (j >= nr) {
@@ -196,18 +222,25 @@ static NrtGemmTile tile_for(const Gemm *g, int64_t i, int64_t j, bool first, boo
     return t;
 }
 
-/* One task: rows [i0, i0+mb) x columns [j0, j0+nb) of C for one K slice.
- * ap and bp point at the packed panels of the task's first row/column. */
+/* One task: rows [i0, i0+mb) x columns [j0, j0+nb) of C for the K slice
+ * [p0, p0+kc). ap and bp point at the packed panels of the task's first
+ * row and column; with direct_b, full B panels come from B itself. */
 static void run_task(const Gemm *g, int64_t i0, int64_t mb, int64_t j0, int64_t nb,
-                     int64_t kc, const float *ap, const float *bp, bool first, bool last)
+                     int64_t p0, int64_t kc, const float *ap, const float *bp)
 {
+    bool first = p0 == 0, last = p0 + kc == g->k;
     for (int64_t jr = 0; jr < nb; jr += NR) {
-        const float *bpan = bp + jr / NR * kc * NR;
         int nr = (int)min64(NR, nb - jr);
+        const float *bpan = bp + jr / NR * kc * NR;
+        int64_t ldbp = NR;
+        if (g->direct_b && nr == NR) {
+            bpan = g->b + p0 * g->ldb + j0 + jr;
+            ldbp = g->ldb;
+        }
         for (int64_t ir = 0; ir < mb; ir += MR) {
             int mr = (int)min64(MR, mb - ir);
             NrtGemmTile t = tile_for(g, i0 + ir, j0 + jr, first, last);
-            g->kernel(kc, ap + ir / MR * kc * MR, bpan,
+            g->kernel(kc, ap + ir / MR * kc * MR, bpan, ldbp,
                       g->c + (i0 + ir) * g->ldc + j0 + jr, g->ldc, mr, nr, &t);
         }
     }
@@ -218,7 +251,6 @@ static void run_task(const Gemm *g, int64_t i0, int64_t mb, int64_t j0, int64_t 
 static void run_row_block(const Gemm *g, int64_t ic, int64_t mb, int64_t jc, int64_t nc,
                           int64_t p0, int64_t kc, float *ap, const float *bp)
 {
-    bool first = p0 == 0, last = p0 + kc == g->k;
     int64_t npa = (mb + MR - 1) / MR;
 #pragma omp for schedule(static)
     for (int64_t q = 0; q < npa; q++)
@@ -228,7 +260,7 @@ static void run_row_block(const Gemm *g, int64_t ic, int64_t mb, int64_t jc, int
     for (int64_t task = 0; task < nrow * ncol; task++) {
         int64_t r = task / ncol, s = task % ncol;
         run_task(g, ic + r * MC, min64(MC, mb - r * MC), jc + s * NT, min64(NT, nc - s * NT),
-                 kc, ap + r * MC * kc, bp + s * NT * kc, first, last);
+                 p0, kc, ap + r * MC * kc, bp + s * NT * kc);
     }
 }
 
@@ -242,7 +274,8 @@ static void gemm_blocked(const Gemm *g, float *bp, float *ap, bool parallel)
             int64_t npb = (nc + NR - 1) / NR;
 #pragma omp for schedule(static)
             for (int64_t q = 0; q < npb; q++)
-                pack_b_panel(g, jc + q * NR, (int)min64(NR, nc - q * NR), p0, kc, bp + q * kc * NR);
+                if (!g->direct_b || min64(NR, nc - q * NR) < NR)
+                    pack_b_panel(g, jc + q * NR, (int)min64(NR, nc - q * NR), p0, kc, bp + q * kc * NR);
             for (int64_t ic = 0; ic < g->m; ic += MB)
                 run_row_block(g, ic, min64(MB, g->m - ic), jc, nc, p0, kc, ap, bp);
         }
@@ -285,6 +318,8 @@ void nrt_sgemm_ex(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
         .ta = transA, .tb = transB, .m = M, .n = N, .k = K, .alpha = alpha, .beta = beta,
         .a = A, .b = B, .lda = lda, .ldb = ldb, .ldc = ldc, .c = C, .ep = ep,
         .kernel = kernel_for(nrt_sgemm_isa()),
+        .fast_pack = nrt_sgemm_isa() == NRT_ISA_AVX512,
+        .direct_b = !transB && M <= DIRECT_B_MAX_M,
     };
     if (K <= 0) {
         gemm_scale_only(&g);

@@ -41,7 +41,7 @@ static NrtV16 finish_vec(NrtV16 acc, float *c, int i, int j, const NrtGemmTile *
     return v;
 }
 
-void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp,
+void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
                             float *c, int64_t ldc, int mr, int nr,
                             const NrtGemmTile *t)
 {
@@ -49,10 +49,17 @@ void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp,
     for (int i = 0; i < NRT_GEMM_MR; i++)
         for (int j = 0; j < NV; j++)
             acc[i][j] = (NrtV16){0};
+    /* C rows are often 4 KB apart (same L1 set): fetch them early. */
+    for (int i = 0; i < NRT_GEMM_MR; i++) {
+        __builtin_prefetch(c + i * ldc, 1, 3);
+        __builtin_prefetch(c + i * ldc + 16, 1, 3);
+    }
+#pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++) {
-        const NrtV16 *b = (const NrtV16 *)(bp + p * NRT_GEMM_NR);
+        const NrtV16u *b = (const NrtV16u *)(bp + p * ldbp);
         const float *a = ap + p * NRT_GEMM_MR;
         NrtV16 b0 = b[0], b1 = b[1];
+        __builtin_prefetch(a + 8 * NRT_GEMM_MR, 0, 3);
         for (int i = 0; i < NRT_GEMM_MR; i++) {
             acc[i][0] += a[i] * b0;
             acc[i][1] += a[i] * b1;
@@ -71,4 +78,94 @@ void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp,
         for (int j = 0; j < NV; j++)
             tmp[i][j] = acc[i][j];
     nrt_gemm_store_edge((const float *)tmp, c, ldc, mr, nr, t);
+}
+
+/* ---- transposing packers (full panels; gemm.c handles the edges) -------- */
+
+#include <immintrin.h>
+
+/* In-register 8x8 transpose: r[i][j] -> r[j][i]. */
+static void transpose8(__m256 r[8])
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 2; g++) {
+        u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
+        u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+        r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+}
+
+/* In-register 16x16 transpose: r[i][j] -> r[j][i]. */
+static void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4g + c], 128-bit lane L: column 4L + c of rows 4g .. 4g+3 */
+    for (int g = 0; g < 4; g++) {
+        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+        u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 v01 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
+        __m512 w01 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+        __m512 v23 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xee);
+        __m512 w23 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xee);
+        r[c] = _mm512_shuffle_f32x4(v01, w01, 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(v01, w01, 0xdd);
+        r[8 + c] = _mm512_shuffle_f32x4(v23, w23, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(v23, w23, 0xdd);
+    }
+}
+
+/* dst[p][r] = src[r * ld + p] for r < MR (8), p < kc: one A panel of a
+ * row-major A (or a B^T-style source), 8 x 8 blocks at a time. */
+void nrt_gemm_pack_rows8_avx512(const float *src, int64_t ld, int64_t kc, float *dst)
+{
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; i++)
+            r[i] = _mm256_loadu_ps(src + i * ld + p);
+        transpose8(r);
+        for (int q = 0; q < 8; q++)
+            _mm256_storeu_ps(dst + (p + q) * 8, r[q]);
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < 8; i++)
+            dst[p * 8 + i] = src[i * ld + p];
+}
+
+/* dst[p][j] = src[j * ld + p] for j < NR (32), p < kc: one B panel of a
+ * transposed B, 16 x 16 blocks at a time. dst is 64-byte aligned. */
+void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int64_t kc, float *dst)
+{
+    int64_t p = 0;
+    for (; p + 16 <= kc; p += 16)
+        for (int h = 0; h < 2; h++) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = _mm512_loadu_ps(src + (h * 16 + i) * ld + p);
+            transpose16(r);
+            for (int q = 0; q < 16; q++)
+                _mm512_store_ps(dst + (p + q) * NRT_GEMM_NR + h * 16, r[q]);
+        }
+    for (; p < kc; p++)
+        for (int j = 0; j < NRT_GEMM_NR; j++)
+            dst[p * NRT_GEMM_NR + j] = src[j * ld + p];
 }

@@ -2,7 +2,8 @@
  *
  * gemm.c packs A into MR-row panels (layout [k][MR], zero-padded rows) and
  * B into NR-column panels (layout [k][NR], zero-padded columns, 64-byte
- * aligned) and calls one micro-kernel per MR x NR tile of C. The kernel
+ * aligned; or, for small M, full B panels are read in place with row
+ * stride ldbp, unaligned) and calls one micro-kernel per MR x NR tile of C. The kernel
  * computes the full MR x NR product over kc and then writes only the valid
  * mr x nr corner through the tile epilogue below. Kernels exist per ISA
  * (gemm.c: portable GNU vectors; gemm_avx512.c: zmm) and must all follow
@@ -39,17 +40,20 @@ typedef struct NrtGemmTile {
     NrtAct act;
 } NrtGemmTile;
 
-typedef void NrtGemmKernel(int64_t kc, const float *ap, const float *bp,
+typedef void NrtGemmKernel(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
                            float *c, int64_t ldc, int mr, int nr,
                            const NrtGemmTile *t);
 
-NRT_HIDDEN void nrt_gemm_kernel_portable(int64_t kc, const float *ap, const float *bp,
+NRT_HIDDEN void nrt_gemm_kernel_portable(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
                                          float *c, int64_t ldc, int mr, int nr,
                                          const NrtGemmTile *t);
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
-NRT_HIDDEN void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp,
+NRT_HIDDEN void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
                                        float *c, int64_t ldc, int mr, int nr,
                                        const NrtGemmTile *t);
+/* Transposing packers for full panels: dst[p][r] = src[r*ld + p]. */
+NRT_HIDDEN void nrt_gemm_pack_rows8_avx512(const float *src, int64_t ld, int64_t kc, float *dst);
+NRT_HIDDEN void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int64_t kc, float *dst);
 #endif
 
 /* The scalar epilogue for one element (edges and the K == 0 case). */
