@@ -110,6 +110,18 @@ static float *conv_acquire(const NrtConvShape *s, NrtWorkspace *ws, float **owne
 
 /* ---- im2col / col2im ------------------------------------------------- */
 
+/* Output columns ox whose input column ox*stride - pad + kj lies inside
+ * [0, w): the range [*lo, *hi). */
+static void valid_cols(const NrtConvShape *s, const ConvDims *d, int64_t kj,
+                       int64_t *lo, int64_t *hi)
+{
+    int64_t off = kj - s->pad, st = s->stride;   /* ix = ox*st + off */
+    int64_t first = off >= 0 ? 0 : (-off + st - 1) / st;
+    int64_t last = s->w - 1 - off < 0 ? -1 : (s->w - 1 - off) / st;
+    *lo = first < d->ow ? first : d->ow;
+    *hi = last + 1 < *lo ? *lo : (last + 1 < d->ow ? last + 1 : d->ow);
+}
+
 /* col[(ci*k + ki)*k + kj][oy*ow + ox] = x[ci][oy*st - pad + ki][ox*st - pad + kj]. */
 static void im2col(const NrtConvShape *s, const ConvDims *d, const float *x, float *col)
 {
@@ -118,6 +130,8 @@ static void im2col(const NrtConvShape *s, const ConvDims *d, const float *x, flo
         for (int64_t ki = 0; ki < k; ki++)
             for (int64_t kj = 0; kj < k; kj++) {
                 float *row = col + ((ci * k + ki) * k + kj) * d->p;
+                int64_t lo, hi, off = kj - s->pad;
+                valid_cols(s, d, kj, &lo, &hi);
                 for (int64_t oy = 0; oy < d->oh; oy++) {
                     int64_t iy = oy * st - s->pad + ki;
                     float *out = row + oy * d->ow;
@@ -126,10 +140,13 @@ static void im2col(const NrtConvShape *s, const ConvDims *d, const float *x, flo
                         continue;
                     }
                     const float *in = x + (ci * s->h + iy) * s->w;
-                    for (int64_t ox = 0; ox < d->ow; ox++) {
-                        int64_t ix = ox * st - s->pad + kj;
-                        out[ox] = ix >= 0 && ix < s->w ? in[ix] : 0.0f;
-                    }
+                    memset(out, 0, (size_t)lo * sizeof(float));
+                    if (st == 1)
+                        memcpy(out + lo, in + lo + off, (size_t)(hi - lo) * sizeof(float));
+                    else
+                        for (int64_t ox = lo; ox < hi; ox++)
+                            out[ox] = in[ox * st + off];
+                    memset(out + hi, 0, (size_t)(d->ow - hi) * sizeof(float));
                 }
             }
 }
@@ -142,17 +159,16 @@ static void col2im(const NrtConvShape *s, const ConvDims *d, const float *col, f
         for (int64_t ki = 0; ki < k; ki++)
             for (int64_t kj = 0; kj < k; kj++) {
                 const float *row = col + ((ci * k + ki) * k + kj) * d->p;
+                int64_t lo, hi, off = kj - s->pad;
+                valid_cols(s, d, kj, &lo, &hi);
                 for (int64_t oy = 0; oy < d->oh; oy++) {
                     int64_t iy = oy * st - s->pad + ki;
                     if (iy < 0 || iy >= s->h)
                         continue;
                     float *out = dx + (ci * s->h + iy) * s->w;
                     const float *in = row + oy * d->ow;
-                    for (int64_t ox = 0; ox < d->ow; ox++) {
-                        int64_t ix = ox * st - s->pad + kj;
-                        if (ix >= 0 && ix < s->w)
-                            out[ix] += in[ox];
-                    }
+                    for (int64_t ox = lo; ox < hi; ox++)
+                        out[ox * st + off] += in[ox];
                 }
             }
 }
