@@ -181,10 +181,12 @@ static void group_range(const NrtConvShape *s, const ConvDims *d, int64_t j,
     *end = s->n * (j + 1) / d->ngroups;
 }
 
+#ifdef _OPENMP
 static bool go_parallel(const NrtConvShape *s, const ConvDims *d)
 {
     return d->ngroups > 1 && 2 * s->n * s->f * d->kk * d->p >= CONV_PAR_MIN;
 }
+#endif
 
 /* ---- forward ------------------------------------------------------------ */
 
