@@ -17,6 +17,15 @@
 
 #include "ast.h"
 
+/* malloc that never returns NULL (the compiler learns that from abort). */
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p)
+        abort();
+    return p;
+}
+
 typedef struct Fixture {
     Arena a;
     DiagSink d;
@@ -365,8 +374,7 @@ static void test_lexer_keywords_and_identifiers(void **state)
 /* The text "model " + n letters 'a' + ";\nx = b;\n". */
 static char *long_ident_text(size_t n, size_t *len)
 {
-    char *t = malloc(n + 32);
-    assert_non_null(t);
+    char *t = xmalloc(n + 32);
     memcpy(t, "model ", 6);
     memset(t + 6, 'a', n);
     strcpy(t + 6 + n, ";\nx = b;\n");

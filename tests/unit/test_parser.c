@@ -19,6 +19,15 @@
 #include "ast.h"
 #include "fault.h"
 
+/* malloc that never returns NULL (the compiler learns that from abort). */
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p)
+        abort();
+    return p;
+}
+
 typedef struct Fixture {
     Arena a;
     DiagSink d;
@@ -467,8 +476,7 @@ static void test_parser_stops_at_error_limit(void **state)
 static char *nested(int n, const char *open, const char *close, size_t *len)
 {
     size_t lo = strlen(open), lc = strlen(close);
-    char *t = malloc(16 + (size_t)n * (lo + lc));
-    assert_non_null(t);
+    char *t = xmalloc(16 + (size_t)n * (lo + lc));
     char *p = t + sprintf(t, "x = ");
     for (int i = 0; i < n; i++, p += lo)
         memcpy(p, open, lo);
@@ -525,8 +533,7 @@ static void test_parser_nesting_at_the_cap_is_fine(void **state)
     free(t);
     /* Nesting counts reset at ';': many shallow statements are fine. */
     t = nested(200, "f(", ")", &len);
-    char *many = malloc(len * 3 + 1);
-    assert_non_null(many);
+    char *many = xmalloc(len * 3 + 1);
     for (int i = 0; i < 3; i++)
         memcpy(many + i * len, t, len);
     fx = parse_n(many, len * 3);
@@ -541,8 +548,7 @@ static void test_parser_nesting_at_the_cap_is_fine(void **state)
 static char *repeated(int n, const char *sep, size_t *len)
 {
     size_t ls = strlen(sep);
-    char *t = malloc(16 + (size_t)n * (ls + 1));
-    assert_non_null(t);
+    char *t = xmalloc(16 + (size_t)n * (ls + 1));
     char *p = t + sprintf(t, "x = a");
     for (int i = 0; i < n; i++) {
         memcpy(p, sep, ls);
@@ -591,8 +597,7 @@ static void test_parser_many_statements(void **state)
 {
     (void)state;
     enum { N = 10000 };
-    char *t = malloc((size_t)N * 40);
-    assert_non_null(t);
+    char *t = xmalloc((size_t)N * 40);
     char *p = t;
     for (int i = 0; i < N; i++)
         p += sprintf(p, "x%d = x%d -> relu;\n", i + 1, i);
@@ -618,8 +623,7 @@ static void test_parser_binary_garbage(void **state)
 {
     (void)state;
     enum { N = 1 << 20 };
-    char *t = malloc(N);
-    assert_non_null(t);
+    char *t = xmalloc(N);
     for (uint32_t seed = 1; seed <= 4; seed++) {
         uint32_t s = seed * 2654435761u;
         for (int i = 0; i < N; i++)
