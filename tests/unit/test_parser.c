@@ -470,6 +470,22 @@ static void test_parser_stops_at_error_limit(void **state)
     arena_free(&a);
 }
 
+static void test_parser_bad_characters_stop_at_error_limit(void **state)
+{
+    (void)state;
+    enum { N = 200000 };
+    char *t = xmalloc(N);
+    for (int i = 0; i < N; i += 2) {
+        t[i] = '@';
+        t[i + 1] = ' ';
+    }
+    Fixture *fx = parse_n(t, N);
+    assert_int_equal(fx->nerr, fx->d.max_errors);
+    check_error(fx, 1, 1, 3, "unexpected character '@'");
+    done(fx);
+    free(t);
+}
+
 /* ---- robustness -------------------------------------------------------- */
 
 /* "x = " + n times open + "a" + n times close + ";\n". */
@@ -731,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_parser_statement_keyword_cannot_start_bind),
         cmocka_unit_test(test_parser_unexpected_end_of_file),
         cmocka_unit_test(test_parser_stops_at_error_limit),
+        cmocka_unit_test(test_parser_bad_characters_stop_at_error_limit),
         cmocka_unit_test(test_parser_deep_nesting_is_capped),
         cmocka_unit_test(test_parser_nesting_at_the_cap_is_fine),
         cmocka_unit_test(test_parser_long_chain_is_flat),
