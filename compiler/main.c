@@ -186,7 +186,8 @@ static int run(const Options *o, NetcCompilation *c)
     if (o->print_ast && c->ast.src)
         ast_print(&c->ast, stdout);
     diag_print_all(&c->diags, stderr, o->color);
-    if (c->arena.failed && !nerr) {
+    if (c->arena.failed) {
+        /* The message of the error that ran out may itself not fit. */
         fputs("netc: out of memory\n", stderr);
         return EXIT_INPUT;
     }
