@@ -212,6 +212,11 @@ typedef struct IrTrain {
         const char *train_images, *train_labels, *test_images, *test_labels;
         const char **target_files;   /* IR_TARGET_FROM_FILE targets, by target id */
         int ntarget_files;
+        /* (added by sema) the test split's file of each target, by target id,
+         * NULL when there is no test set or the target is not from a file;
+         * target_files and target_test_files both have ntarget_files entries
+         * (= the number of targets). */
+        const char **target_test_files;
         SrcSpan sp;
     } data;
 } IrTrain;
