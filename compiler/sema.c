@@ -392,7 +392,9 @@ static IrValue *eval_sum(Sema *s, Env *env, const AstNode *e)
     for (int i = 0; i < n; i++) {
         char sa[96], sb[96];
         if (is_softmax(ins[i])) {
-            sema_error(s, e->sum.terms[i]->sp, "softmax can only be an output, not a term of '+'");
+            Diag *dg = sema_error(s, ins[i]->producer->sp,
+                                  "softmax can only be an output, but here it feeds '+'");
+            diag_note(s->d, dg, e->sum.terms[i]->sp, "'+' uses it here");
             return &s->errv;
         }
         IrShape a = ins[0]->shape, b = ins[i]->shape;
@@ -425,11 +427,26 @@ static const char *param_as_op(Sema *s, Closure *c, const AstNode *call)
     return NULL;
 }
 
+/* The statement that binds `name` later in env's statement list, if any. */
+static const AstStmt *later_bind(Sema *s, Env *env, const char *name)
+{
+    AstStmt *const *stmts = env->block ? env->block->st->block.body : s->f->stmts;
+    int n = env->block ? env->block->st->block.nbody : s->f->nstmts;
+    for (int i = 0; i < n; i++)
+        if (stmts[i] && stmts[i]->kind == STMT_BIND && !strcmp(stmts[i]->name, name))
+            return stmts[i];
+    return NULL;
+}
+
 static IrValue *unknown_name(Sema *s, Env *env, const AstNode *call, bool as_op)
 {
     const char *name = call->call.name;
     SrcSpan sp = call->call.name_sp;
-    if (strcmp(name, "in") == 0 && !env->block)
+    const AstStmt *later = as_op ? NULL : later_bind(s, env, name);
+    if (later) {
+        Diag *dg = sema_error(s, sp, "'%s' is used before its definition", name);
+        diag_note(s->d, dg, later->name_sp, "'%s' is bound here", name);
+    } else if (strcmp(name, "in") == 0 && !env->block)
         sema_error(s, sp, "'in' is only defined inside a block (the block's input)");
     else if (env->block && sema_lookup(&s->top, name))
         sema_error(s, sp, "'%s' is not visible inside block '%s'; pass it as a parameter",
@@ -469,6 +486,13 @@ static IrValue *eval_call(Sema *s, Env *env, const AstNode *call, IrValue *chain
     bool applied = call->call.has_parens || chain_in;
     Closure *c = env_param(env, name);
     if (c) {
+        Env *cenv = c->env;
+        const AstNode *r = sema_resolve(s, &cenv, c->node);
+        if (!applied && (r->kind == AST_NUMBER || r->kind == AST_STRING || r->kind == AST_LIST)) {
+            sema_error(s, call->call.name_sp, "parameter '%s' is %s, not a tensor", name,
+                       sema_describe(s, cenv, r));
+            return &s->errv;
+        }
         if (!applied)
             return eval_closure(s, c);
         const char *op = param_as_op(s, c, call);
@@ -612,8 +636,8 @@ static bool bind_block_args(Sema *s, Env *env, BlockDef *b, const AstNode *call,
         if (!arg->key) {
             k = pos++;
             if (k >= np) {
-                sema_error(s, arg->value->sp, "block '%s' takes %d argument%s, got more",
-                           st->name, np, np == 1 ? "" : "s");
+                sema_error(s, call->sp, "block '%s' takes %d argument%s, got %lld", st->name, np,
+                           np == 1 ? "" : "s", (long long)(sema_count_positional(call) - skip));
                 return false;
             }
         } else {
@@ -738,6 +762,10 @@ static bool check_bind_name(Sema *s, Env *env, const char *name, SrcSpan sp)
                                      : "'in' is reserved for a block's input");
         return false;
     }
+    if (!env->block && strcmp(name, "out") == 0) {
+        sema_error(s, sp, "'out' is reserved for a block's result; choose another name");
+        return false;
+    }
     if (env_param(env, name)) {
         sema_error(s, sp, "'%s' is a parameter of block '%s'; it cannot be bound", name,
                    env->block->st->name);
@@ -754,6 +782,8 @@ static bool check_bind_name(Sema *s, Env *env, const char *name, SrcSpan sp)
         Diag *dg = sema_error(s, sp, "'%s' is already %s; names are bound once", name,
                               what[old->kind]);
         diag_note(s->d, dg, old->sp, "'%s' was %s here", name, what[old->kind]);
+        old->value = &s->errv;   /* later uses meant the new one: no follow-up errors */
+        old->target = -1;
         return false;
     }
     return true;
@@ -765,7 +795,10 @@ static void bind_stmt(Sema *s, Env *env, const AstStmt *st)
         return;
     bool ok = check_bind_name(s, env, st->name, st->name_sp);
     IrValue *v = sema_eval_tensor(s, env, st->bind.expr);
-    if (!ok)
+    bool reserved = !env->block && (!strcmp(st->name, "in") || !strcmp(st->name, "out"));
+    if (!ok && reserved && !sema_lookup(env, st->name))
+        v = &s->errv;   /* bound, but broken: its uses stay quiet */
+    else if (!ok)
         return;
     Name *nm = arena_alloc(s->a, sizeof *nm);
     if (!nm || !strmap_put(s->a, &env->names, st->name, nm)) {
@@ -888,6 +921,7 @@ int sema_run(const AstFile *f, Arena *a, DiagSink *d, IrGraph **out)
         return 1;
     }
     int start = d->nerrors;
+    s->nerr_start = start;
     s->a = a;
     s->d = d;
     s->g = g;
@@ -895,6 +929,13 @@ int sema_run(const AstFile *f, Arena *a, DiagSink *d, IrGraph **out)
     s->cur = &s->top;
     s->top.path = "";
     s->file_sp = (SrcSpan){f->src, 1, 1, 1, 1};
+    for (int i = 0; i < f->nstmts; i++)
+        if (f->stmts[i]) {   /* "missing ..." errors point at the first statement */
+            s->file_sp = f->stmts[i]->sp;
+            s->file_sp.end_line = s->file_sp.line;
+            s->file_sp.end_col = s->file_sp.col + 1;
+            break;
+        }
     for (int i = 0; i < f->nstmts; i++)
         if (f->stmts[i] && f->stmts[i]->kind == STMT_BLOCK)
             collect_block(s, f->stmts[i]);

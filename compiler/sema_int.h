@@ -94,6 +94,7 @@ typedef struct Sema {
     const IrNode *over_node;   /* the first node past IR_MAX_BYTES */
     SrcSpan file_sp;        /* line 1, col 1: for "missing ..." errors */
     const AstStmt *input_st;   /* the (first) input statement */
+    int nerr_start;         /* d->nerrors when sema began */
     int nmodel, ntarget, nloss;   /* statements of each kind, for "missing ..." */
     struct { const char **strs; int n; bool given; SrcSpan sp; } idx_targets;
 } Sema;

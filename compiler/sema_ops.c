@@ -109,7 +109,8 @@ void sema_note_shape(Sema *s, Diag *dg, const IrValue *v)
 {
     char buf[96];
     if (v && span_valid(v->sp))
-        diag_note(s->d, dg, v->sp, "shape %s comes from here", ir_shape_str(v->shape, buf, sizeof buf));
+        diag_note(s->d, dg, v->sp, "'%s' has shape %s, from here", v->name,
+                  ir_shape_str(v->shape, buf, sizeof buf));
 }
 
 static IrShape shape1(int64_t d)
@@ -412,8 +413,10 @@ static bool not_softmax(Sema *s, const char *what, const IrValue *v, SrcSpan sp)
 {
     if (!v->producer || v->producer->op != IR_OP_SOFTMAX)
         return true;
-    Diag *dg = sema_error(s, sp, "softmax can only be an output; %s cannot take its result", what);
-    diag_note(s->d, dg, v->producer->sp, "the softmax is here");
+    bool ce = !strcmp(what, "cross_entropy");
+    Diag *dg = sema_error(s, v->producer->sp, "softmax can only be an output, but here it feeds %s%s",
+                          what, ce ? " (cross_entropy applies softmax itself: give it the logits)" : "");
+    diag_note(s->d, dg, sp, "%s uses it here", what);
     return false;
 }
 
@@ -439,6 +442,13 @@ IrValue *sema_apply_op(Sema *s, Env *env, const OpDef *op, const AstNode *call, 
     bool bad = false;
     const AstArg *a0 = call->call.nargs ? &call->call.args[0] : NULL;
     bool a0_tensor = a0 && !a0->key && sema_is_tensor_expr(s, env, a0->value);
+    if (a0 && !a0->key && !chain_in && !a0_tensor) {
+        /* relu(logitz): an unknown name here is a tensor that is missing */
+        Env *e = env;
+        const AstNode *r = sema_resolve(s, &e, a0->value);
+        a0_tensor = r->kind == AST_CALL && !r->call.has_parens && !sema_find_op(r->call.name) &&
+                    !strmap_get(&s->blocks, r->call.name);
+    }
     if (op->op == IR_OP_CONCAT) {
         nin = concat_inputs(s, env, call, chain_in, &ins, &skip);
         if (nin < 0)
@@ -480,7 +490,7 @@ static int loss_target(Sema *s, const char *what, const AstNode *n)
     Name *nm = r->kind == AST_CALL && !r->call.has_parens ? sema_lookup(&s->top, r->call.name) : NULL;
     if (nm && nm->kind == NAME_TARGET) {
         nm->used = true;
-        return nm->target;
+        return nm->target;   /* -1: the declaration had an error, already reported */
     }
     if (r->kind == AST_CALL && !r->call.has_parens && !nm)
         sema_error(s, r->sp, "%s: unknown target '%s'%s%s%s", what, r->call.name,
@@ -497,12 +507,13 @@ static int loss_target(Sema *s, const char *what, const AstNode *n)
 static bool loss_shapes(Sema *s, const OpDef *op, const AstNode *call, const IrValue *pred,
                         const IrTarget *t)
 {
+    SrcSpan tsp = call->call.args[1].value->sp;
     char buf[96];
     const IrShape sh = pred->shape;
     Diag *dg = NULL;
     if (op->op == IR_OP_CROSS_ENTROPY) {
         if (t->kind != IR_TARGET_CLASSES) {
-            sema_error(s, call->sp, "cross_entropy needs a classes target; '%s' is values(%lld) "
+            sema_error(s, tsp, "cross_entropy needs a classes target; '%s' is values(%lld) "
                        "(use mse)", t->name, (long long)t->n);
             return false;
         }
@@ -516,7 +527,7 @@ static bool loss_shapes(Sema *s, const OpDef *op, const AstNode *call, const IrV
                         (long long)t->n, (long long)t->n);
     } else {
         if (t->kind != IR_TARGET_VALUES) {
-            sema_error(s, call->sp, "mse needs a values target; '%s' is classes(%lld) "
+            sema_error(s, tsp, "mse needs a values target; '%s' is classes(%lld) "
                        "(use cross_entropy)", t->name, (long long)t->n);
             return false;
         }

@@ -76,12 +76,38 @@ static bool declare_name(Sema *s, const AstStmt *st, NameKind kind, IrValue *v, 
 
 /* ---- declarations ---------------------------------------------------- */
 
+/* The span of the input's "[...]", found in the source after the name. */
+static SrcSpan dims_span(const AstStmt *st)
+{
+    SrcSpan sp = st->sp;
+    if (!st->input.ndims)
+        return sp;
+    sp = span_join(st->input.dims[0].sp, st->input.dims[st->input.ndims - 1].sp);
+    const Source *src = st->name_sp.src;
+    const char *text = src ? src->text : NULL;
+    /* walk back from the first dimension over blanks to the '[' on its line */
+    size_t off = 0;
+    int line = 1;
+    for (; text && off < src->len && line < sp.line; off++)
+        line += text[off] == '\n';
+    size_t at = off + (size_t)(sp.col - 1);
+    int col = sp.col;
+    while (text && at > off && col > 1 && (text[at - 1] == ' ' || text[at - 1] == '\t'))
+        at--, col--;
+    if (text && at > off && text[at - 1] == '[') {
+        sp.col = col - 1;
+        sp.end_col++;
+    }
+    return sp;
+}
+
 static void decl_input(Sema *s, const AstStmt *st)
 {
     int r = st->input.ndims;
     if (r != 1 && r != 3) {
-        sema_error(s, st->sp, "input must be [D] or [C, H, W], got %d dimension%s", r,
+        sema_error(s, dims_span(st), "input must be [D] or [C, H, W], got %d dimension%s", r,
                    r == 1 ? "" : "s");
+        declare_name(s, st, NAME_INPUT, &s->errv, -1);
         return;
     }
     IrShape sh = {r, {0}};
@@ -89,6 +115,7 @@ static void decl_input(Sema *s, const AstStmt *st)
         int64_t d = st->input.dims[i].value;
         if (d < 1 || d > INT32_MAX) {
             sema_error(s, st->input.dims[i].sp, "input dimensions must be in [1, 2^31), got %" PRId64, d);
+            declare_name(s, st, NAME_INPUT, &s->errv, -1);
             return;
         }
         sh.d[i] = d;
@@ -168,8 +195,10 @@ static void decl_target(Sema *s, const AstStmt *st)
     const AstNode *k = st->target.kind;
     int kind = choose(s, k, "target kind", kinds, 2);
     ArgVal v[1];
-    if (kind < 0 || !sema_bind_args(s, &s->top, k, kinds[kind], kind ? n_values : n_classes, 1, 0, v))
+    if (kind < 0 || !sema_bind_args(s, &s->top, k, kinds[kind], kind ? n_values : n_classes, 1, 0, v)) {
+        declare_name(s, st, NAME_TARGET, NULL, -1);   /* known, but broken: no follow-ups */
         return;
+    }
     IrTarget *t = arena_alloc(s->a, sizeof *t);
     if (!t)
         return;
@@ -188,6 +217,7 @@ static void decl_target(Sema *s, const AstStmt *st)
     if (st->target.derive && (kind != 0 || !target_map(s, st, t))) {
         if (kind != 0)
             sema_error(s, st->target.derive->sp, "only a classes target can be derived with map");
+        declare_name(s, st, NAME_TARGET, NULL, -1);
         return;
     }
     if (declare_name(s, st, NAME_TARGET, NULL, t->id))
@@ -592,13 +622,13 @@ static SrcSpan data_span(Sema *s, SrcSpan fallback)
     return span_valid(s->g->train.data.sp) ? s->g->train.data.sp : fallback;
 }
 
-static void check_fashion_mnist(Sema *s)
+static void check_fashion_mnist(Sema *s, bool shapes)
 {
     const IrGraph *g = s->g;
     const IrShape *in = &g->input.shape;
     char buf[96];
     bool image = in->rank == 3 && in->d[0] == 1 && in->d[1] == 28 && in->d[2] == 28;
-    if (g->input.name && !image && !(in->rank == 1 && in->d[0] == 784)) {
+    if (shapes && g->input.name && !image && !(in->rank == 1 && in->d[0] == 784)) {
         Diag *dg = sema_error(s, data_span(s, g->input.sp),
                               "fashion_mnist images are [1, 28, 28] (or [784] flattened), but "
                               "input '%s' is %s", g->input.name, ir_shape_str(*in, buf, sizeof buf));
@@ -607,7 +637,7 @@ static void check_fashion_mnist(Sema *s)
     }
     for (size_t i = 0; i < g->targets.len; i++) {
         const IrTarget *t = g->targets.items[i];
-        if (i == 0 && (t->kind != IR_TARGET_CLASSES || t->n != 10))
+        if (shapes && i == 0 && (t->kind != IR_TARGET_CLASSES || t->n != 10))
             sema_error(s, t->sp, "fashion_mnist labels are classes(10), but target '%s' is %s(%" PRId64 ")",
                        t->name, t->kind == IR_TARGET_CLASSES ? "classes" : "values", t->n);
         if (t->source == IR_TARGET_FROM_FILE)
@@ -681,8 +711,10 @@ static void train_checks(Sema *s)
     if (t->sched.kind == IR_SCHED_COSINE && t->sched.warmup >= t->epochs)
         sema_error(s, t->sched.sp, "cosine: warmup (%" PRId64 ") must be less than epochs (%" PRId64 ")",
                    t->sched.warmup, t->epochs);
+    /* The data set's shapes are checked on an otherwise clean model: an input
+     * that is wrong for the data is rarely the first thing to fix. */
     if (t->data.kind == IR_DATA_FASHION_MNIST)
-        check_fashion_mnist(s);
+        check_fashion_mnist(s, s->d->nerrors == s->nerr_start);
     else
         check_idx_targets(s);
     check_augments(s);
@@ -705,8 +737,8 @@ static void check_size(Sema *s)
     int64_t total = s->param_bytes > INT64_MAX - s->act_bytes ? INT64_MAX
                                                                : s->param_bytes + s->act_bytes;
     Diag *dg = sema_error(s, s->over_node->sp,
-                          "the model needs %s%s (parameters %s, activations %s at batch %" PRId64
-                          "), more than the limit of %s",
+                          "the model does not fit in memory: it needs %s%s (parameters %s, "
+                          "activations %s at batch %" PRId64 "), more than the limit of %s",
                           total == INT64_MAX ? "more than " : "", human_bytes(s, total),
                           human_bytes(s, s->param_bytes), human_bytes(s, s->act_bytes),
                           s->g->train.batch, human_bytes(s, IR_MAX_BYTES));
