@@ -18,6 +18,7 @@
 #include "frontend.h"
 #include "netc_config.h"
 #include "report.h"
+#include "train.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2 };
 #define MAX_SOURCE_BYTES ((size_t)64 << 20)
@@ -211,6 +212,9 @@ static int run(const Options *o, NetcCompilation *c)
 
 int main(int argc, char **argv)
 {
+    /* train and eval have flags of their own (train.c). */
+    if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "eval") == 0))
+        return train_main(argc - 1, argv + 1);
     Options o = {0};
     int status = parse_args(argc, argv, &o);
     if (status >= 0)

@@ -1,0 +1,752 @@
+/* train.c - `netc train` and `netc eval`: the training driver.
+ *
+ * Input: a .net file and flags. The model is checked by the front end
+ * (diagnostics as in `netc check`), its code comes from a backend (today
+ * the C one: cc_backend.c; the LLVM JIT later), and everything the run does
+ * goes through the model's NrtModelInfo (netrt.h), so both backends drive
+ * the same loop and print the same numbers. Guarantees: the same seed gives
+ * the same shuffles for any thread count (Philox, purpose SHUFFLE, keyed by
+ * the epoch), a checkpoint is written atomically at the end of every epoch
+ * (the runtime's save), and an interrupt (SIGINT) stops after the current
+ * step without touching the last checkpoint. Resuming continues from the
+ * checkpoint's step: epoch = step / steps_per_epoch, and because an epoch's
+ * order depends only on (seed, epoch), a mid-epoch resume sees the same
+ * remaining batches as the uninterrupted run would.
+ */
+#include "train.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cc_backend.h"
+#include "frontend.h"
+#include "netc_config.h"
+#include "progress.h"
+#include "train_data.h"
+
+enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+enum { ERRBUF = 16384 };
+#define MAX_SOURCE_BYTES ((size_t)64 << 20)
+
+static const char train_usage[] =
+    "usage: netc train MODEL.net [flags]\n"
+    "       netc eval MODEL.net --weights CKPT [flags]\n"
+    "\n"
+    "flags (override the model's train section):\n"
+    "  --epochs N        number of epochs\n"
+    "  --batch N         batch size\n"
+    "  --seed N          seed of every random draw (init, shuffling, dropout, ...)\n"
+    "  --threads N       OpenMP threads (default: all cores)\n"
+    "  --data DIR        a folder with the four Fashion-MNIST file names\n"
+    "                    (train-images-idx3-ubyte.gz, ...; gzip'ed or plain)\n"
+    "  --out FILE        checkpoint written after each epoch (default MODEL.safetensors)\n"
+    "  --resume CKPT     continue training from a checkpoint\n"
+    "  --weights CKPT    eval: the checkpoint to evaluate\n"
+    "  --backend cc|jit  how the model's code is built (default cc: C compiler + cache)\n"
+    "  --color=auto|always|never\n"
+    "\n"
+    "exit status: 0 ok, 1 errors in the model, data or checkpoint, 2 bad usage,\n"
+    "130 interrupted\n";
+
+/* ---- command line ---------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4)))
+static int arg_error(char *err, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* A decimal integer in [lo, hi] (lo >= 0); false on junk, overflow or range. */
+static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > (unsigned long long)hi || (int64_t)v < lo)
+        return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* "--name value" or "--name=value": returns the value or NULL. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name, bool *matched)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    *matched = false;
+    if (strncmp(a, name, n) != 0)
+        return NULL;
+    if (a[n] == '=') {
+        *matched = true;
+        return a + n + 1;
+    }
+    if (a[n] != '\0')
+        return NULL;
+    *matched = true;
+    return *i + 1 < argc ? argv[++*i] : NULL;
+}
+
+typedef enum FlagKind { F_COUNT, F_SEED, F_THREADS, F_STRING, F_LIMIT } FlagKind;
+
+typedef struct FlagSpec {
+    const char *name;
+    FlagKind kind;
+    size_t offset;
+} FlagSpec;
+
+#define FLAG(n, k, field) {n, k, offsetof(TrainArgs, field)}
+static const FlagSpec flag_specs[] = {
+    FLAG("--epochs", F_COUNT, epochs),       FLAG("--batch", F_COUNT, batch),
+    FLAG("--seed", F_SEED, seed),            FLAG("--threads", F_THREADS, threads),
+    FLAG("--data", F_STRING, data_dir),      FLAG("--out", F_STRING, out),
+    FLAG("--resume", F_STRING, resume),      FLAG("--weights", F_STRING, weights),
+    FLAG("--backend", F_STRING, backend),    FLAG("--c-source", F_STRING, c_source),
+    FLAG("--limit-train", F_LIMIT, limit_train), FLAG("--limit-test", F_LIMIT, limit_test),
+    FLAG("--color", F_STRING, color),
+};
+
+static int set_flag(TrainArgs *a, const FlagSpec *f, const char *v, char *err, size_t errsize)
+{
+    char *field = (char *)a + f->offset;
+    int64_t n;
+    switch (f->kind) {
+    case F_COUNT:
+    case F_LIMIT:
+        if (!parse_int(v, 1, f->kind == F_COUNT ? INT32_MAX : INT64_MAX / 2, &n))
+            return arg_error(err, errsize, "%s needs a whole number >= 1, not '%s'", f->name, v);
+        memcpy(field, &n, sizeof n);
+        return 0;
+    case F_SEED:
+        if (!parse_u64(v, &a->seed))
+            return arg_error(err, errsize, "--seed needs a whole number in 0..2^64-1, not '%s'",
+                             v);
+        a->seed_set = true;
+        return 0;
+    case F_THREADS:
+        if (!parse_int(v, 1, 4096, &n))
+            return arg_error(err, errsize, "--threads needs a number in 1..4096, not '%s'", v);
+        a->threads = (int)n;
+        return 0;
+    case F_STRING:
+        if (!*v)
+            return arg_error(err, errsize, "%s needs a value", f->name);
+        memcpy(field, &v, sizeof v);
+        return 0;
+    }
+    return 0;
+}
+
+/* Checks combinations once every flag is known. */
+static int check_args(TrainArgs *a, char *err, size_t errsize)
+{
+    if (!a->model_path)
+        return arg_error(err, errsize, "no model file given");
+    if (strcmp(a->backend, "cc") != 0 && strcmp(a->backend, "jit") != 0)
+        return arg_error(err, errsize, "unknown backend '%s' (cc or jit)", a->backend);
+    if (strcmp(a->color, "auto") && strcmp(a->color, "always") && strcmp(a->color, "never"))
+        return arg_error(err, errsize, "unknown color mode '%s' (auto, always or never)",
+                         a->color);
+    if (a->eval && !a->weights)
+        return arg_error(err, errsize, "netc eval needs --weights CKPT");
+    if (a->eval && (a->resume || a->out || a->epochs))
+        return arg_error(err, errsize, "--resume, --out and --epochs go with 'netc train'");
+    if (!a->eval && a->weights)
+        return arg_error(err, errsize, "--weights goes with 'netc eval' (use --resume to "
+                                       "continue training)");
+    return 0;
+}
+
+int train_parse_args(int argc, char **argv, TrainArgs *a, char *err, size_t errsize)
+{
+    memset(a, 0, sizeof *a);
+    a->eval = argc > 0 && strcmp(argv[0], "eval") == 0;
+    a->backend = "cc";
+    a->color = "auto";
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            a->help = true;
+            return 0;
+        }
+        bool matched = false;
+        for (size_t k = 0; k < sizeof flag_specs / sizeof *flag_specs && !matched; k++) {
+            const char *v = flag_value(argc, argv, &i, flag_specs[k].name, &matched);
+            if (matched && !v)
+                return arg_error(err, errsize, "%s needs a value", flag_specs[k].name);
+            if (matched && set_flag(a, &flag_specs[k], v, err, errsize))
+                return EXIT_USAGE;
+        }
+        if (matched)
+            continue;
+        if (arg[0] == '-' && arg[1] != '\0')
+            return arg_error(err, errsize, "unknown option '%s'", arg);
+        if (a->model_path)
+            return arg_error(err, errsize, "more than one model file given ('%s')", arg);
+        a->model_path = arg;
+    }
+    return check_args(a, err, errsize);
+}
+
+/* ---- configuration ----------------------------------------------------------- */
+
+NrtTrainConfig train_effective_config(const NrtTrainConfig *model, const TrainArgs *a)
+{
+    NrtTrainConfig c = *model;
+    if (a->epochs)
+        c.epochs = a->epochs;
+    if (a->batch)
+        c.batch = a->batch;
+    if (a->seed_set)
+        c.seed = a->seed;
+    return c;
+}
+
+int64_t train_steps_per_epoch(int64_t count, int64_t batch)
+{
+    return batch > 0 ? (count + batch - 1) / batch : 0;
+}
+
+void train_match_outputs(const NrtModelInfo *info, int out_of_target[NRT_MAX_TARGETS])
+{
+    bool taken[NRT_MAX_OUTPUTS] = {false};
+    for (int t = 0; t < NRT_MAX_TARGETS; t++) {
+        out_of_target[t] = -1;
+        if (t >= info->ntargets)
+            continue;
+        for (int o = 0; o < info->noutputs && o < NRT_MAX_OUTPUTS; o++) {
+            if (!taken[o] && info->outputs[o].size == info->targets[t].n) {
+                taken[o] = true;
+                out_of_target[t] = o;
+                break;
+            }
+        }
+    }
+}
+
+/* ---- model: front end and backend ------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static bool want_color(const char *mode)
+{
+    if (strcmp(mode, "always") == 0)
+        return true;
+    if (strcmp(mode, "never") == 0)
+        return false;
+    const char *term = getenv("TERM");
+    return isatty(STDERR_FILENO) && !getenv("NO_COLOR") && term && strcmp(term, "dumb") != 0;
+}
+
+static char *read_source(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "netc: cannot open '%s': %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(MAX_SOURCE_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, MAX_SOURCE_BYTES + 1, f) : 0;
+    bool bad = !buf || ferror(f) || n > MAX_SOURCE_BYTES;
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "netc: cannot read '%s': %s\n", path,
+                !buf ? "out of memory" : n > MAX_SOURCE_BYTES ? "larger than 64 MiB" : "read error");
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+typedef struct EmitCtx {
+    const IrGraph *g;
+    const char *c_source;      /* --c-source: copied instead of generated */
+} EmitCtx;
+
+static bool copy_file(const char *from, const char *to, char *err, size_t errsize)
+{
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    char buf[65536];
+    size_t n;
+    bool ok = in && out;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    ok = ok && !ferror(in);
+    if (out && fclose(out) != 0)
+        ok = false;
+    if (in)
+        fclose(in);
+    if (!ok)
+        snprintf(err, errsize, "cannot copy '%s' to '%s': %s", from, to, strerror(errno));
+    return ok;
+}
+
+/* The model's C from the emitter. */
+static bool train_emit_c(const IrGraph *g, const char *c_path, const char *h_path, char *err,
+                         size_t errsize)
+{
+    (void)c_path, (void)h_path;
+    snprintf(err, errsize, "cannot train '%s': this netc has no C code generator yet "
+             "(compiler/emit_c.c); --c-source FILE trains a hand-written model", g->model);
+    return false;
+}
+
+static bool emit_model(void *ctx, const char *c_path, const char *h_path, char *err,
+                       size_t errsize)
+{
+    const EmitCtx *e = ctx;
+    if (e->c_source)
+        return copy_file(e->c_source, c_path, err, errsize);
+    return train_emit_c(e->g, c_path, h_path, err, errsize);
+}
+
+typedef struct Session {
+    TrainArgs args;
+    bool color;
+    char *text;
+    size_t len;
+    NetcCompilation comp;
+    bool comp_live;
+    CcbModule mod;
+    const NrtModelInfo *info;
+    NrtModel *model;
+    NrtTrainConfig cfg;
+    TrainSplit train, test;
+    char out_path[4096];
+} Session;
+
+/* Front end: diagnostics as `netc check` prints them. */
+static int compile_model(Session *s)
+{
+    s->text = read_source(s->args.model_path, &s->len);
+    if (!s->text)
+        return EXIT_USAGE;
+    if (!netc_compilation_init(&s->comp, s->args.model_path, s->text, s->len)) {
+        fputs("netc: out of memory\n", stderr);
+        return EXIT_INPUT;
+    }
+    s->comp_live = true;
+    int nerr = netc_compile(&s->comp);
+    diag_print_all(&s->comp.diags, stderr, s->color);
+    if (s->comp.arena.failed) {
+        fputs("netc: out of memory\n", stderr);
+        return EXIT_INPUT;
+    }
+    if (nerr) {
+        fprintf(stderr, "%d error%s.\n", nerr, nerr == 1 ? "" : "s");
+        return EXIT_INPUT;
+    }
+    /* The batch is a compile-time constant of the generated code. */
+    if (s->args.batch)
+        s->comp.graph->train.batch = s->args.batch;
+    return 0;
+}
+
+static int open_backend(Session *s)
+{
+    if (strcmp(s->args.backend, "jit") == 0) {
+        fprintf(stderr, "netc: --backend jit is not implemented yet%s; use --backend cc\n",
+                NETC_HAVE_LLVM ? "" : " (and this netc was built without LLVM)");
+        return EXIT_USAGE;
+    }
+    char variant[64], *err = malloc(ERRBUF);
+    if (!err)
+        return fputs("netc: out of memory\n", stderr), EXIT_INPUT;
+    snprintf(variant, sizeof variant, "batch=%" PRId64 "%s", s->comp.graph->train.batch,
+             s->args.c_source ? ";hand-written" : "");
+    EmitCtx ectx = {s->comp.graph, s->args.c_source};
+    size_t srclen = s->len;
+    char *key_src = s->text;
+    CcbRequest req = {s->comp.graph->model, key_src, srclen, variant, emit_model, &ectx};
+    /* A hand-written C file is keyed by its own bytes. */
+    char *c_text = NULL;
+    if (s->args.c_source && (c_text = read_source(s->args.c_source, &req.source_len)))
+        req.source = c_text;
+    bool ok = (!s->args.c_source || c_text) && ccb_open(&req, &s->mod, err, ERRBUF);
+    if (!ok && (!s->args.c_source || c_text))
+        fprintf(stderr, "netc: %s\n", err);
+    free(c_text);
+    free(err);
+    if (!ok)
+        return EXIT_INPUT;
+    s->info = s->mod.info;
+    return 0;
+}
+
+/* ---- evaluation --------------------------------------------------------------- */
+
+typedef struct EvalResult {
+    int64_t count;
+    double accuracy[NRT_MAX_TARGETS];   /* percent; classes targets */
+    double mse[NRT_MAX_TARGETS];        /* values targets */
+    bool has[NRT_MAX_TARGETS];
+} EvalResult;
+
+static void score_chunk(const NrtModelInfo *info, const TrainSplit *d, int64_t first, int n,
+                        float *const *outs, const int *match, double *sums)
+{
+    for (int t = 0; t < info->ntargets; t++) {
+        int o = match[t];
+        if (o < 0)
+            continue;
+        int64_t size = info->outputs[o].size;
+        for (int i = 0; i < n; i++) {
+            const float *row = outs[o] + (int64_t)i * size;
+            if (info->targets[t].kind == NRT_TARGET_CLASSES) {
+                int64_t best = 0;
+                for (int64_t j = 1; j < size; j++)
+                    if (row[j] > row[best])
+                        best = j;
+                sums[t] += best == d->labels[t][first + i];
+            } else {
+                const float *want = d->values[t] + (first + i) * size;
+                for (int64_t j = 0; j < size; j++)
+                    sums[t] += ((double)row[j] - want[j]) * ((double)row[j] - want[j]);
+            }
+        }
+    }
+}
+
+/* Runs predict over the whole split in chunks of the model's batch. */
+static NrtStatus evaluate(const NrtModelInfo *info, NrtModel *m, const TrainSplit *d,
+                          EvalResult *r, NrtError *err)
+{
+    int match[NRT_MAX_TARGETS];
+    train_match_outputs(info, match);
+    int64_t B = info->batch;
+    float *x = malloc((size_t)(B * info->input_size) * sizeof *x);
+    float *outs[NRT_MAX_OUTPUTS] = {NULL};
+    bool ok = x != NULL;
+    for (int o = 0; o < info->noutputs && ok; o++)
+        ok = (outs[o] = malloc((size_t)(B * info->outputs[o].size) * sizeof(float))) != NULL;
+    NrtStatus st = ok ? NRT_OK : nrt_error_set(err, NRT_ERR_NOMEM, "out of memory (evaluation)");
+    double sums[NRT_MAX_TARGETS] = {0};
+    for (int64_t first = 0; st == NRT_OK && first < d->count; first += B) {
+        int n = (int)(d->count - first < B ? d->count - first : B);
+        train_data_gather_range(d, first, n, x);
+        st = info->predict(m, x, n, outs, err);
+        if (st == NRT_OK)
+            score_chunk(info, d, first, n, outs, match, sums);
+    }
+    memset(r, 0, sizeof *r);
+    r->count = d->count;
+    for (int t = 0; t < info->ntargets && t < NRT_MAX_TARGETS; t++) {
+        r->has[t] = match[t] >= 0 && d->count > 0;
+        double per = d->count > 0 ? sums[t] / (double)d->count : 0;
+        if (info->targets[t].kind == NRT_TARGET_CLASSES)
+            r->accuracy[t] = 100.0 * per;
+        else
+            r->mse[t] = per / (double)info->targets[t].n;
+    }
+    for (int o = 0; o < info->noutputs; o++)
+        free(outs[o]);
+    free(x);
+    return st;
+}
+
+/* "test accuracy: label 85.21%, coarse 93.10%; test mse: ink 0.00123". */
+static void format_eval(const NrtModelInfo *info, const EvalResult *r, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int kind = 0; kind < 2; kind++) {
+        const char *sep = kind == 0 ? "test accuracy: " : "test mse: ";
+        for (int t = 0; t < info->ntargets && n < size; t++) {
+            bool classes = info->targets[t].kind == NRT_TARGET_CLASSES;
+            if (!r->has[t] || classes != (kind == 0))
+                continue;
+            n += (size_t)snprintf(buf + n, size - n, n && sep[0] == 't' ? "; %s%s " : "%s%s ",
+                                  sep, info->targets[t].name);
+            if (n < size)
+                n += (size_t)(classes ? snprintf(buf + n, size - n, "%.2f%%", r->accuracy[t])
+                                      : snprintf(buf + n, size - n, "%.5f", r->mse[t]));
+            sep = ", ";
+        }
+    }
+    if (!buf[0])
+        snprintf(buf, size, "no output matches a target: nothing to score");
+}
+
+/* ---- training ------------------------------------------------------------------ */
+
+static int runtime_error(const char *what, const NrtError *err)
+{
+    fprintf(stderr, "netc: %s: %s\n", what, err->msg[0] ? err->msg : nrt_status_name(err->code));
+    return err->code == NRT_ERR_NOMEM ? EXIT_INPUT : EXIT_INPUT;
+}
+
+typedef struct BatchBuf {
+    int64_t *order;
+    float *x;
+    int32_t *labels[NRT_MAX_TARGETS];
+    float *values[NRT_MAX_TARGETS];
+} BatchBuf;
+
+static bool batch_alloc(BatchBuf *bb, const NrtModelInfo *info, int64_t count)
+{
+    memset(bb, 0, sizeof *bb);
+    int64_t B = info->batch;
+    bool ok = (bb->order = malloc((size_t)(count ? count : 1) * sizeof *bb->order))
+           && (bb->x = malloc((size_t)(B * info->input_size) * sizeof(float)));
+    for (int t = 0; t < info->ntargets && ok; t++) {
+        if (info->targets[t].kind == NRT_TARGET_CLASSES)
+            ok = (bb->labels[t] = malloc((size_t)B * sizeof(int32_t))) != NULL;
+        else
+            ok = (bb->values[t] = malloc((size_t)(B * info->targets[t].n) * sizeof(float)));
+    }
+    return ok;
+}
+
+static void batch_free(BatchBuf *bb)
+{
+    free(bb->order);
+    free(bb->x);
+    for (int t = 0; t < NRT_MAX_TARGETS; t++) {
+        free(bb->labels[t]);
+        free(bb->values[t]);
+    }
+}
+
+/* One epoch's steps from batch `done` on; returns 0, or an exit status. */
+static int run_epoch(Session *s, BatchBuf *bb, Progress *p, int64_t epoch, int64_t done)
+{
+    const NrtModelInfo *info = s->info;
+    int64_t B = s->cfg.batch, N = s->train.count, spe = train_steps_per_epoch(N, B);
+    NrtError err = {0};
+    train_data_shuffle(s->cfg.seed, (uint64_t)epoch, N, bb->order);
+    for (int64_t k = done; k < spe && !interrupted; k++) {
+        int n = (int)(N - k * B < B ? N - k * B : B);
+        NrtBatch b = {.x = bb->x, .n = n};
+        train_data_gather(&s->train, info, bb->order + k * B, n, bb->x, bb->labels, bb->values);
+        for (int t = 0; t < NRT_MAX_TARGETS; t++) {
+            b.labels[t] = bb->labels[t];
+            b.values[t] = bb->values[t];
+        }
+        uint64_t step = *info->step(s->model);
+        float lr = (float)nrt_schedule_lr(&s->cfg, (int64_t)step, spe), loss = 0;
+        if (info->train_step(s->model, &b, lr, &loss, &err) != NRT_OK) {
+            progress_abort(p);
+            return runtime_error("training step failed", &err);
+        }
+        if (loss != loss || loss > 3e38f || loss < -3e38f) {
+            progress_abort(p);
+            fprintf(stderr, "netc: the loss is not finite at epoch %" PRId64 ", step %" PRIu64
+                    " (learning rate %g): training diverged; try a smaller lr\n",
+                    epoch + 1, step, (double)lr);
+            return EXIT_INPUT;
+        }
+        progress_step(p, n, loss);
+    }
+    return 0;
+}
+
+static int finish_epoch(Session *s, Progress *p)
+{
+    NrtError err = {0};
+    EvalResult r;
+    char line[512] = "", extra[600];
+    progress_epoch_stop(p);
+    if (s->test.count > 0) {
+        if (evaluate(s->info, s->model, &s->test, &r, &err) != NRT_OK)
+            return runtime_error("evaluation failed", &err);
+        format_eval(s->info, &r, line, sizeof line);
+    }
+    if (s->info->save(s->model, s->out_path, &err) != NRT_OK)
+        return runtime_error("cannot save the checkpoint", &err);
+    snprintf(extra, sizeof extra, "%s%s", line[0] ? "; " : "", line);
+    progress_epoch_end(p, extra);
+    return 0;
+}
+
+static int train_loop(Session *s)
+{
+    int64_t spe = train_steps_per_epoch(s->train.count, s->cfg.batch);
+    if (spe == 0) {
+        fputs("netc: the training set is empty\n", stderr);
+        return EXIT_INPUT;
+    }
+    uint64_t step = *s->info->step(s->model);
+    int64_t epoch = (int64_t)(step / (uint64_t)spe), done = (int64_t)(step % (uint64_t)spe);
+    if (epoch >= s->cfg.epochs) {
+        printf("the checkpoint is at step %" PRIu64 " = epoch %" PRId64 " of %" PRId64
+               ": nothing left to train (raise --epochs)\n", step, epoch, s->cfg.epochs);
+        return 0;
+    }
+    BatchBuf bb;
+    if (!batch_alloc(&bb, s->info, s->train.count)) {
+        batch_free(&bb);
+        fputs("netc: out of memory (batch buffers)\n", stderr);
+        return EXIT_INPUT;
+    }
+    Progress p;
+    progress_init(&p, stdout, isatty(STDOUT_FILENO));
+    int status = 0;
+    for (; epoch < s->cfg.epochs && status == 0; epoch++, done = 0) {
+        progress_epoch_begin(&p, epoch + 1, s->cfg.epochs, spe, done);
+        status = run_epoch(s, &bb, &p, epoch, done);
+        if (status == 0 && interrupted) {
+            progress_abort(&p);
+            fprintf(stderr, "netc: interrupted in epoch %" PRId64 "; the last checkpoint (%s) "
+                    "is unchanged\n", epoch + 1, s->out_path);
+            status = EXIT_INTERRUPTED;
+        }
+        if (status == 0)
+            status = finish_epoch(s, &p);
+    }
+    batch_free(&bb);
+    if (status == 0)
+        printf("checkpoint: %s\n", s->out_path);
+    return status;
+}
+
+/* ---- commands ------------------------------------------------------------------ */
+
+/* The model, fresh (preprocessing fitted on the training set) or from a
+ * checkpoint. */
+static int make_model(Session *s, const char *ckpt)
+{
+    NrtError err = {0};
+    if (s->info->create(&s->model, s->cfg.seed, &err) != NRT_OK)
+        return runtime_error("cannot create the model", &err);
+    if (ckpt) {
+        if (s->info->load(s->model, ckpt, &err) != NRT_OK)
+            return runtime_error("cannot load the checkpoint", &err);
+        return 0;
+    }
+    if (s->info->fit_preprocess(s->model, s->train.images, s->train.count, &err) != NRT_OK)
+        return runtime_error("cannot compute the preprocessing statistics", &err);
+    return 0;
+}
+
+static int load_data(Session *s)
+{
+    NrtError err = {0};
+    TrainDataRequest rq = {
+        .info = s->info, .cfg = &s->cfg, .data_dir = s->args.data_dir,
+        .model_path = s->args.model_path, .want_train = !s->args.eval,
+        .limit_train = s->args.limit_train, .limit_test = s->args.limit_test,
+    };
+    if (train_data_load(&rq, &s->train, &s->test, &err) != NRT_OK) {
+        fprintf(stderr, "netc: %s\n", err.msg);
+        return err.code == NRT_ERR_NOMEM || err.code == NRT_ERR_IO ? EXIT_USAGE : EXIT_INPUT;
+    }
+    return 0;
+}
+
+static int setup(Session *s)
+{
+    const NrtModelInfo *info = s->info;
+    s->cfg = train_effective_config(&info->train, &s->args);
+    if (s->cfg.batch != info->batch) {
+        fprintf(stderr, "netc: --batch %" PRId64 " but the model's code was built for batch %"
+                PRId64 "\n", s->cfg.batch, info->batch);
+        return EXIT_USAGE;
+    }
+    if (s->args.threads)
+        nrt_set_threads(s->args.threads);
+    snprintf(s->out_path, sizeof s->out_path, "%s",
+             s->args.out ? s->args.out : info->name);
+    if (!s->args.out)
+        strncat(s->out_path, ".safetensors", sizeof s->out_path - strlen(s->out_path) - 1);
+    return load_data(s);
+}
+
+static int do_eval(Session *s)
+{
+    NrtError err = {0};
+    EvalResult r;
+    char line[512];
+    int status = make_model(s, s->args.weights);
+    if (status)
+        return status;
+    if (evaluate(s->info, s->model, &s->test, &r, &err) != NRT_OK)
+        return runtime_error("evaluation failed", &err);
+    format_eval(s->info, &r, line, sizeof line);
+    printf("%s (%" PRId64 " test images)\n", line, r.count);
+    return 0;
+}
+
+static int do_train(Session *s)
+{
+    int status = make_model(s, s->args.resume);
+    if (status)
+        return status;
+    if (s->args.resume)
+        printf("resuming from %s at step %" PRIu64 "\n", s->args.resume, *s->info->step(s->model));
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    status = train_loop(s);
+    sigaction(SIGINT, &old, NULL);
+    return status;
+}
+
+static void session_free(Session *s)
+{
+    if (s->model)
+        s->info->destroy(s->model);
+    train_data_free(&s->train);
+    train_data_free(&s->test);
+    ccb_close(&s->mod);
+    if (s->comp_live)
+        netc_compilation_free(&s->comp);
+    free(s->text);
+}
+
+int train_main(int argc, char **argv)
+{
+    Session s;
+    memset(&s, 0, sizeof s);
+    char err[512];
+    if (train_parse_args(argc, argv, &s.args, err, sizeof err)) {
+        fprintf(stderr, "netc: %s\n(run 'netc %s --help' for usage)\n", err,
+                argc > 0 && strcmp(argv[0], "eval") == 0 ? "eval" : "train");
+        return EXIT_USAGE;
+    }
+    if (s.args.help) {
+        fputs(train_usage, stdout);
+        return 0;
+    }
+    s.color = want_color(s.args.color);
+    int status = compile_model(&s);
+    if (!status)
+        status = open_backend(&s);
+    if (!status)
+        status = setup(&s);
+    if (!status)
+        status = s.args.eval ? do_eval(&s) : do_train(&s);
+    session_free(&s);
+    return status;
+}
