@@ -24,20 +24,20 @@
 enum { PATH_SIZE = 4096 };
 
 /* ---- IDX files and the shuffle generator ---------------------------------------
- * Interim: runtime/data.c (nrt_idx_load) and runtime/rng.c (Philox) were
+ * Interim: runtime/data.c (IDX loading) and runtime/rng.c (Philox) were
  * not in the tree when this driver was written; these two private versions
  * follow the same formats and are to be replaced by the runtime's. */
 
-typedef enum IdxType { NRT_IDX_U8 = 0x08, NRT_IDX_I32 = 0x0C, NRT_IDX_F32 = 0x0D } IdxType;
+typedef enum IdxType { IDX_U8 = 0x08, IDX_I32 = 0x0C, IDX_F32 = 0x0D } IdxType;
 
-typedef struct NrtIdx {
+typedef struct IdxArray {
     IdxType type;
     int rank;
     int64_t dims[4];
     void *data;          /* malloc'ed, host byte order */
-} NrtIdx;
+} IdxArray;
 
-static void nrt_idx_free(NrtIdx *x)
+static void idx_free(IdxArray *x)
 {
     free(x->data);
     x->data = NULL;
@@ -45,10 +45,10 @@ static void nrt_idx_free(NrtIdx *x)
 
 static size_t idx_elem_size(int type)
 {
-    return type == NRT_IDX_U8 ? 1 : type == NRT_IDX_I32 || type == NRT_IDX_F32 ? 4 : 0;
+    return type == IDX_U8 ? 1 : type == IDX_I32 || type == IDX_F32 ? 4 : 0;
 }
 
-static NrtStatus idx_header(gzFile f, const char *path, NrtIdx *x, int64_t *n, NrtError *err)
+static NrtStatus idx_header(gzFile f, const char *path, IdxArray *x, int64_t *n, NrtError *err)
 {
     unsigned char h[4], d[4];
     if (gzread(f, h, 4) != 4)
@@ -73,7 +73,7 @@ static NrtStatus idx_header(gzFile f, const char *path, NrtIdx *x, int64_t *n, N
 
 /* Reads a gzip'ed or plain IDX file (zlib reads both) and checks that the
  * data is exactly as long as the header says. */
-static NrtStatus nrt_idx_load(const char *path, NrtIdx *x, NrtError *err)
+static NrtStatus idx_load(const char *path, IdxArray *x, NrtError *err)
 {
     memset(x, 0, sizeof *x);
     gzFile f = gzopen(path, "rb");
@@ -101,17 +101,17 @@ static NrtStatus nrt_idx_load(const char *path, NrtIdx *x, NrtError *err)
         st = nrt_error_set(err, NRT_ERR_FORMAT, "%s: more data than the header's dimensions "
                            "say (size mismatch)", path);
     gzclose(f);
-    for (size_t i = 0; st == NRT_OK && x->type != NRT_IDX_U8 && i < bytes; i += 4) {
+    for (size_t i = 0; st == NRT_OK && x->type != IDX_U8 && i < bytes; i += 4) {
         unsigned char *p = (unsigned char *)x->data + i;   /* big endian -> host */
         uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
         memcpy(p, &v, 4);
     }
     if (st != NRT_OK)
-        nrt_idx_free(x);
+        idx_free(x);
     return st;
 }
 
-enum { NRT_RNG_SHUFFLE = 7 };
+enum { SHUFFLE_PURPOSE = 7 };
 
 /* Philox4x32-10 (Salmon et al. 2011): counter ctr, key (k0, k1). */
 static void philox(uint32_t ctr[4], uint32_t k0, uint32_t k1)
@@ -136,7 +136,7 @@ static uint64_t mulhi64(uint64_t a, uint64_t b)
 }
 
 /* Fisher-Yates with draw i keyed by (seed; i, stream, purpose). */
-static void nrt_rng_permutation(uint64_t seed, uint32_t purpose, uint64_t stream, int64_t n,
+static void philox_permutation(uint64_t seed, uint32_t purpose, uint64_t stream, int64_t n,
                                 int64_t *order)
 {
     for (int64_t i = 0; i < n; i++)
@@ -222,23 +222,23 @@ void train_data_free(TrainSplit *s)
 static NrtStatus load_images(const char *path, const NrtModelInfo *info, int64_t limit,
                              TrainSplit *s, NrtError *err)
 {
-    NrtIdx idx;
-    NrtStatus st = nrt_idx_load(path, &idx, err);
+    IdxArray idx;
+    NrtStatus st = idx_load(path, &idx, err);
     if (st != NRT_OK)
         return st;
     int64_t per = 1;
     for (int d = 1; d < idx.rank; d++)
         per *= idx.dims[d];
-    if (idx.type != NRT_IDX_U8 || idx.rank < 2 || per != info->input_size) {
+    if (idx.type != IDX_U8 || idx.rank < 2 || per != info->input_size) {
         char shape[96] = "";
         for (int d = 1, n = 0; d < idx.rank && n < (int)sizeof shape; d++)
             n += snprintf(shape + n, sizeof shape - (size_t)n, d > 1 ? "x%lld" : "%lld",
                           (long long)idx.dims[d]);
-        nrt_idx_free(&idx);
+        idx_free(&idx);
         return nrt_error_set(err, NRT_ERR_MISMATCH,
                              "%s: images are %s %s (%lld values each) but model '%s' takes "
                              "%lld per sample", path, shape,
-                             idx.type == NRT_IDX_U8 ? "bytes" : "non-byte values",
+                             idx.type == IDX_U8 ? "bytes" : "non-byte values",
                              (long long)per, info->name, (long long)info->input_size);
     }
     s->count = limit > 0 && limit < idx.dims[0] ? limit : idx.dims[0];
@@ -251,13 +251,13 @@ static NrtStatus load_images(const char *path, const NrtModelInfo *info, int64_t
 static NrtStatus load_labels(const char *path, const NrtTargetInfo *t, int64_t full_count,
                              int64_t count, int32_t **out, NrtError *err)
 {
-    NrtIdx idx;
-    NrtStatus st = nrt_idx_load(path, &idx, err);
+    IdxArray idx;
+    NrtStatus st = idx_load(path, &idx, err);
     if (st != NRT_OK)
         return st;
     if (idx.rank != 1 || idx.dims[0] != full_count
-        || (idx.type != NRT_IDX_U8 && idx.type != NRT_IDX_I32)) {
-        nrt_idx_free(&idx);
+        || (idx.type != IDX_U8 && idx.type != IDX_I32)) {
+        idx_free(&idx);
         return nrt_error_set(err, NRT_ERR_MISMATCH,
                              "%s: expected %lld labels (one byte or int32 per image, 1-D), found "
                              "a %d-D file of %lld entries", path, (long long)full_count,
@@ -265,7 +265,7 @@ static NrtStatus load_labels(const char *path, const NrtTargetInfo *t, int64_t f
     }
     int32_t *lab = malloc((size_t)(count ? count : 1) * sizeof *lab);
     for (int64_t i = 0; lab && i < count; i++) {
-        lab[i] = idx.type == NRT_IDX_U8 ? ((const uint8_t *)idx.data)[i]
+        lab[i] = idx.type == IDX_U8 ? ((const uint8_t *)idx.data)[i]
                                         : ((const int32_t *)idx.data)[i];
         if (lab[i] < 0 || lab[i] >= t->n) {
             st = nrt_error_set(err, NRT_ERR_FORMAT, "%s: label %d of sample %lld is outside "
@@ -274,7 +274,7 @@ static NrtStatus load_labels(const char *path, const NrtTargetInfo *t, int64_t f
             break;
         }
     }
-    nrt_idx_free(&idx);
+    idx_free(&idx);
     if (!lab)
         return nrt_error_set(err, NRT_ERR_NOMEM, "out of memory reading %s", path);
     if (st != NRT_OK)
@@ -289,16 +289,16 @@ static NrtStatus load_labels(const char *path, const NrtTargetInfo *t, int64_t f
 static NrtStatus load_values(const char *path, const NrtTargetInfo *t, int64_t full_count,
                              int64_t count, float **out, NrtError *err)
 {
-    NrtIdx idx;
-    NrtStatus st = nrt_idx_load(path, &idx, err);
+    IdxArray idx;
+    NrtStatus st = idx_load(path, &idx, err);
     if (st != NRT_OK)
         return st;
     int64_t per = 1;
     for (int d = 1; d < idx.rank; d++)
         per *= idx.dims[d];
     if (idx.dims[0] != full_count || per != t->n
-        || (idx.type != NRT_IDX_F32 && idx.type != NRT_IDX_U8)) {
-        nrt_idx_free(&idx);
+        || (idx.type != IDX_F32 && idx.type != IDX_U8)) {
+        idx_free(&idx);
         return nrt_error_set(err, NRT_ERR_MISMATCH, "%s: expected %lld x %lld float32 values "
                              "for target '%s', found %lld x %lld", path, (long long)full_count,
                              (long long)t->n, t->name, (long long)idx.dims[0], (long long)per);
@@ -306,9 +306,9 @@ static NrtStatus load_values(const char *path, const NrtTargetInfo *t, int64_t f
     int64_t total = count * per;
     float *v = malloc((size_t)(total > 0 ? total : 1) * sizeof *v);
     for (int64_t i = 0; v && i < total; i++)
-        v[i] = idx.type == NRT_IDX_F32 ? ((const float *)idx.data)[i]
+        v[i] = idx.type == IDX_F32 ? ((const float *)idx.data)[i]
                                        : ((const uint8_t *)idx.data)[i] / 255.0f;
-    nrt_idx_free(&idx);
+    idx_free(&idx);
     if (!v)
         return nrt_error_set(err, NRT_ERR_NOMEM, "out of memory reading %s", path);
     *out = v;
@@ -391,7 +391,7 @@ NrtStatus train_data_load(const TrainDataRequest *rq, TrainSplit *train, TrainSp
 
 void train_data_shuffle(uint64_t seed, uint64_t epoch, int64_t count, int64_t *order)
 {
-    nrt_rng_permutation(seed, NRT_RNG_SHUFFLE, epoch, count, order);
+    philox_permutation(seed, SHUFFLE_PURPOSE, epoch, count, order);
 }
 
 void train_data_gather_range(const TrainSplit *s, int64_t first, int n, float *x)
