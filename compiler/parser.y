@@ -62,6 +62,8 @@ typedef struct ParseState {
     int tok;                  /* its token kind */
     SrcSpan prev_sp, cur_sp;  /* the token before the lookahead, the lookahead */
     SrcSpan last_err_sp;      /* where the last error was reported */
+    size_t bad_end;           /* byte offset just past the last run of bad characters */
+    bool bad_seen;            /* bad_end is valid */
     int depth;                /* open ( and [ */
     bool at_eof;
     bool stopped;             /* a fatal error ends the parse: report nothing more */
