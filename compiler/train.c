@@ -380,22 +380,22 @@ static int open_backend(Session *s)
                 NETC_HAVE_LLVM ? "" : " (and this netc was built without LLVM)");
         return EXIT_USAGE;
     }
-    char variant[64], *err = malloc(ERRBUF);
-    if (!err)
-        return fputs("netc: out of memory\n", stderr), EXIT_INPUT;
+    char variant[64];
     snprintf(variant, sizeof variant, "batch=%" PRId64 "%s", s->comp.graph->train.batch,
              s->args.c_source ? ";hand-written" : "");
     EmitCtx ectx = {s->comp.graph, s->args.c_source};
-    size_t srclen = s->len;
-    char *key_src = s->text;
-    CcbRequest req = {s->comp.graph->model, key_src, srclen, variant, emit_model, &ectx};
+    CcbRequest req = {s->comp.graph->model, s->text, s->len, variant, emit_model, &ectx};
     /* A hand-written C file is keyed by its own bytes. */
     char *c_text = NULL;
-    if (s->args.c_source && (c_text = read_source(s->args.c_source, &req.source_len)))
+    if (s->args.c_source) {
+        if (!(c_text = read_source(s->args.c_source, &req.source_len)))
+            return EXIT_USAGE;
         req.source = c_text;
-    bool ok = (!s->args.c_source || c_text) && ccb_open(&req, &s->mod, err, ERRBUF);
-    if (!ok && (!s->args.c_source || c_text))
-        fprintf(stderr, "netc: %s\n", err);
+    }
+    char *err = malloc(ERRBUF);
+    bool ok = err && ccb_open(&req, &s->mod, err, ERRBUF);
+    if (!ok)
+        fprintf(stderr, "netc: %s\n", err ? err : "out of memory");
     free(c_text);
     free(err);
     if (!ok)
@@ -500,10 +500,17 @@ static void format_eval(const NrtModelInfo *info, const EvalResult *r, char *buf
 
 /* ---- training ------------------------------------------------------------------ */
 
+/* A file that cannot be read or written is exit status 2 (main.c's rule);
+ * a malformed or mismatched one, or anything else, 1. */
+static int exit_status_of(NrtStatus code)
+{
+    return code == NRT_ERR_IO ? EXIT_USAGE : EXIT_INPUT;
+}
+
 static int runtime_error(const char *what, const NrtError *err)
 {
     fprintf(stderr, "netc: %s: %s\n", what, err->msg[0] ? err->msg : nrt_status_name(err->code));
-    return err->code == NRT_ERR_NOMEM ? EXIT_INPUT : EXIT_INPUT;
+    return exit_status_of(err->code);
 }
 
 typedef struct BatchBuf {
@@ -659,7 +666,7 @@ static int load_data(Session *s)
     };
     if (train_data_load(&rq, &s->train, &s->test, &err) != NRT_OK) {
         fprintf(stderr, "netc: %s\n", err.msg);
-        return err.code == NRT_ERR_NOMEM || err.code == NRT_ERR_IO ? EXIT_USAGE : EXIT_INPUT;
+        return exit_status_of(err.code);
     }
     return 0;
 }
