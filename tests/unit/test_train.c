@@ -4,10 +4,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "train.h"
 #include "train_data.h"
@@ -193,6 +196,172 @@ static void test_train_data_paths(void **state)
     assert_string_equal(p[1], "/mine/train-labels-idx1-ubyte.gz");
 }
 
+/* ---- data files: a 2x2-pixel data set of 3 images in a temporary folder ---- */
+
+static char data_dir[64];
+
+static void write_bytes(const char *name, const unsigned char *b, size_t n, bool gz)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", data_dir, name);
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(gzwrite(f, b, (unsigned)n), (int)n);
+        gzclose(f);
+    } else {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(b, 1, n, f), n);
+        fclose(f);
+    }
+}
+
+static const unsigned char images[] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2,
+                                       0, 51, 102, 255, 1, 2, 3, 4, 9, 9, 9, 9};
+static const unsigned char labels[] = {0, 0, 8, 1, 0, 0, 0, 3, 2, 0, 1};
+
+/* Writes all four files (train = test) gzip'ed, with the given images and
+ * labels replacing the good ones for the training split. */
+static void write_set(const unsigned char *img, size_t nimg, const unsigned char *lab,
+                      size_t nlab)
+{
+    write_bytes("train-images-idx3-ubyte.gz", img, nimg, true);
+    write_bytes("train-labels-idx1-ubyte.gz", lab, nlab, true);
+    write_bytes("t10k-images-idx3-ubyte.gz", images, sizeof images, true);
+    write_bytes("t10k-labels-idx1-ubyte.gz", labels, sizeof labels, true);
+}
+
+static const int32_t coarse_map[3] = {1, 1, 0};
+static const NrtTargetInfo data_targets[2] = {
+    {.name = "label", .kind = NRT_TARGET_CLASSES, .n = 3, .source = NRT_TARGET_FROM_DATA},
+    {.name = "coarse", .kind = NRT_TARGET_CLASSES, .n = 2, .source = NRT_TARGET_FROM_MAP,
+     .map_base = 0, .map = coarse_map, .nmap = 3},
+};
+static const NrtModelInfo data_info = {.name = "tiny", .input_size = 4, .ntargets = 2,
+                                       .targets = data_targets};
+
+static NrtStatus load(TrainSplit *tr, TrainSplit *te, NrtError *err, int64_t limit)
+{
+    NrtTrainConfig cfg = {0};
+    TrainDataRequest rq = {.info = &data_info, .cfg = &cfg, .data_dir = data_dir,
+                           .want_train = true, .limit_train = limit};
+    memset(err, 0, sizeof *err);
+    return train_data_load(&rq, tr, te, err);
+}
+
+static int make_data_dir(void **state)
+{
+    (void)state;
+    snprintf(data_dir, sizeof data_dir, "/tmp/netc-datatest-XXXXXX");
+    return mkdtemp(data_dir) ? 0 : -1;
+}
+
+static int drop_data_dir(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", data_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_train_data_loads_and_gathers(void **state)
+{
+    (void)state;
+    write_set(images, sizeof images, labels, sizeof labels);
+    TrainSplit tr, te;
+    NrtError err;
+    assert_int_equal(load(&tr, &te, &err, 0), NRT_OK);
+    assert_int_equal(tr.count, 3);
+    assert_int_equal(te.count, 3);
+    int64_t idx[2] = {2, 0};
+    float x[8];
+    int32_t l0[2], l1[2];
+    int32_t *labs[NRT_MAX_TARGETS] = {l0, l1};
+    float *vals[NRT_MAX_TARGETS] = {NULL};
+    train_data_gather(&tr, &data_info, idx, 2, x, labs, vals);
+    const float want[8] = {9, 9, 9, 9, 0, 51, 102, 255};   /* images 2 and 0 */
+    for (int i = 0; i < 8; i++)
+        assert_true(x[i] * 255.0f > want[i] - 1e-3f && x[i] * 255.0f < want[i] + 1e-3f);
+    assert_int_equal(l0[0], 1);
+    assert_int_equal(l0[1], 2);
+    assert_int_equal(l1[0], 1);      /* map: 1 -> 1 */
+    assert_int_equal(l1[1], 0);      /* map: 2 -> 0 */
+    train_data_free(&tr);
+    train_data_free(&te);
+    assert_int_equal(load(&tr, &te, &err, 2), NRT_OK);    /* --limit-train 2 */
+    assert_int_equal(tr.count, 2);
+    assert_int_equal(te.count, 3);
+    train_data_free(&tr);
+    train_data_free(&te);
+}
+
+/* Plain files under the plain names, and gzip data under a plain name. */
+static void test_train_data_plain_and_misnamed_gzip(void **state)
+{
+    (void)state;
+    write_set(images, sizeof images, labels, sizeof labels);
+    char path[128];
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", data_dir);
+    unlink(path);
+    write_bytes("train-images-idx3-ubyte", images, sizeof images, false);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", data_dir);
+    unlink(path);
+    write_bytes("train-labels-idx1-ubyte", labels, sizeof labels, true);   /* gzip inside */
+    TrainSplit tr, te;
+    NrtError err;
+    assert_int_equal(load(&tr, &te, &err, 0), NRT_OK);
+    assert_int_equal(tr.labels[0][2], 1);
+    train_data_free(&tr);
+    train_data_free(&te);
+}
+
+static void expect_error(NrtStatus code, const char *fragment)
+{
+    TrainSplit tr, te;
+    NrtError err;
+    assert_int_equal(load(&tr, &te, &err, 0), code);
+    if (!strstr(err.msg, fragment))
+        fail_msg("message '%s' lacks '%s'", err.msg, fragment);
+    assert_null(tr.images);
+    assert_null(te.images);
+}
+
+static void test_train_data_rejects_bad_files(void **state)
+{
+    (void)state;
+    unsigned char bad[sizeof images + 1];
+    memcpy(bad, images, sizeof images);
+    bad[2] = 0x42;                                           /* wrong type byte */
+    write_set(bad, sizeof images, labels, sizeof labels);
+    expect_error(NRT_ERR_FORMAT, "not an IDX file");
+    write_set(images, sizeof images - 1, labels, sizeof labels);
+    expect_error(NRT_ERR_FORMAT, "truncated");
+    memcpy(bad, images, sizeof images);
+    bad[sizeof images] = 7;
+    write_set(bad, sizeof images + 1, labels, sizeof labels);
+    expect_error(NRT_ERR_FORMAT, "more data");
+    memcpy(bad, images, sizeof images);
+    bad[15] = 1;                                             /* 3 x 2 x 1 images */
+    write_set(bad, sizeof images - 6, labels, sizeof labels);
+    expect_error(NRT_ERR_MISMATCH, "takes 4 per sample");
+    unsigned char lab[sizeof labels];
+    memcpy(lab, labels, sizeof labels);
+    lab[7] = 2;                                              /* 2 labels for 3 images */
+    write_set(images, sizeof images, lab, sizeof labels - 1);
+    expect_error(NRT_ERR_MISMATCH, "expected 3 labels");
+    memcpy(lab, labels, sizeof labels);
+    lab[10] = 5;                                             /* outside classes(3) */
+    write_set(images, sizeof images, lab, sizeof labels);
+    expect_error(NRT_ERR_FORMAT, "outside classes(3)");
+    char path[128];
+    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", data_dir);
+    unlink(path);
+    write_set(images, sizeof images, labels, sizeof labels);
+    unlink(path);
+    expect_error(NRT_ERR_IO, "t10k-images-idx3-ubyte.gz");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +374,12 @@ int main(void)
         cmocka_unit_test(test_train_match_outputs),
         cmocka_unit_test(test_train_shuffle_is_seeded),
         cmocka_unit_test(test_train_data_paths),
+        cmocka_unit_test_setup_teardown(test_train_data_loads_and_gathers, make_data_dir,
+                                        drop_data_dir),
+        cmocka_unit_test_setup_teardown(test_train_data_plain_and_misnamed_gzip, make_data_dir,
+                                        drop_data_dir),
+        cmocka_unit_test_setup_teardown(test_train_data_rejects_bad_files, make_data_dir,
+                                        drop_data_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
