@@ -185,6 +185,96 @@ void nrt_conv_backward_bias(const NrtConvShape *s, const float *dy, float *db, b
 
 /* ---- pooling, activations, batchnorm, dropout, losses, optimizers -------- */
 
+/* ---- augmentation, mixing, images (augment.c, mix.c, png.c) ---- */
+
+/* Training-time augmentation (LANGUAGE.md, Regularization), per sample and
+ * label-preserving, on NCHW float batches, in this order: translate, flip,
+ * flip(vertical), rotate [nrt_augment_geometric], then the caller's
+ * preprocessing, then cutout, noise [nrt_augment_post]. Every draw comes
+ * from Philox keyed by (seed, NRT_RNG_AUGMENT, step, sample, element), with
+ * sample = first_sample + i the sample's index within the step, so a seed
+ * gives the same batch for any thread count or split of the batch. A field
+ * at 0 (false) turns its augmentation off. */
+typedef struct NrtAugmentSpec {
+    int64_t translate;     /* px: integer shift uniform in [-px, px] in x and y, zero fill */
+    bool flip;             /* horizontal mirror with p = 0.5 */
+    bool flip_vertical;    /* vertical mirror with p = 0.5 */
+    double rotate;         /* deg: angle uniform in [-deg, deg], bilinear about the
+                            * center ((h-1)/2, (w-1)/2), zero fill */
+    int64_t cutout;        /* side of one square set to 0, center uniform over the
+                            * pixels, clipped at the borders (DeVries & Taylor 2017) */
+    double noise;          /* std of the N(0, std^2) added to every element */
+} NrtAugmentSpec;
+
+/* What one sample drew: a pure function of (spec, h, w, seed, step, sample). */
+typedef struct NrtAugmentDraw {
+    int64_t dx, dy;        /* translate: content moves right by dx, down by dy */
+    bool flip, flip_vertical;
+    double angle;          /* rotate, degrees; positive turns the content
+                            * counter-clockwise as displayed (y down) */
+    int64_t cut_y, cut_x;  /* cutout: rows [cut_y - s/2, cut_y - s/2 + s), columns
+                            * alike, clipped to the image */
+} NrtAugmentDraw;
+
+typedef struct NrtTrainConfig NrtTrainConfig;
+
+/* spec from a train section's augment list (naugments, augment[],
+ * augment_amount[]); the list order does not matter, the order above does.
+ * NRT_ERR_ARG for a negative or non-finite amount or a repeated kind. */
+NrtStatus nrt_augment_spec_from_config(NrtAugmentSpec *spec, const NrtTrainConfig *cfg,
+                                       NrtError *err);
+void nrt_augment_draw(const NrtAugmentSpec *spec, int64_t h, int64_t w, uint64_t seed,
+                      uint64_t step, int64_t sample, NrtAugmentDraw *d);
+/* Floats of scratch nrt_augment_geometric needs: n*c*h*w. */
+size_t nrt_augment_scratch_floats(int64_t n, int64_t c, int64_t h, int64_t w);
+/* translate, flip, flip(vertical), rotate on x (n, c, h, w) in place; all
+ * channels of a sample move together. scratch: nrt_augment_scratch_floats. */
+void nrt_augment_geometric(float *x, int64_t n, int64_t c, int64_t h, int64_t w,
+                           const NrtAugmentSpec *spec, uint64_t seed, uint64_t step,
+                           int64_t first_sample, float *scratch);
+/* cutout, then noise, on the preprocessed x (n, c, h, w) in place. */
+void nrt_augment_post(float *x, int64_t n, int64_t c, int64_t h, int64_t w,
+                      const NrtAugmentSpec *spec, uint64_t seed, uint64_t step,
+                      int64_t first_sample);
+
+/* Batch mixing. lambda ~ Beta(alpha, alpha) and partner perm = a random
+ * permutation of 0..n-1, both keyed by (seed, NRT_RNG_MIX, step); the loss
+ * is lambda * L(y) + (1 - lambda) * L(y[perm]). alpha <= 0 (or not finite)
+ * means no mixing: lambda = 1, perm = identity, x untouched. */
+typedef struct NrtMixInfo {
+    float lambda;              /* weight of each sample's own label */
+    int64_t y0, y1, x0, x1;    /* cutmix: the pasted box, rows [y0, y1), columns
+                                * [x0, x1); all 0 for mixup */
+} NrtMixInfo;
+
+/* Floats of scratch the mixers need: a copy of the batch, n*c*h*w. */
+size_t nrt_mix_scratch_floats(int64_t n, int64_t c, int64_t h, int64_t w);
+/* mixup (Zhang et al. 2018): x[i] = lambda x[i] + (1 - lambda) x[perm[i]],
+ * x is (n, d). perm receives n indices. */
+void nrt_mixup(float *x, int64_t n, int64_t d, double alpha, uint64_t seed, uint64_t step,
+               int64_t *perm, NrtMixInfo *info, float *scratch);
+/* cutmix (Yun et al. 2019): one box per batch, center uniform over the
+ * pixels, sides h*sqrt(1-l) and w*sqrt(1-l) for the drawn l, clipped; every
+ * x[i] gets the box of x[perm[i]] in all channels; info->lambda is then the
+ * exact kept area fraction 1 - box area / (h*w). */
+void nrt_cutmix(float *x, int64_t n, int64_t c, int64_t h, int64_t w, double alpha,
+                uint64_t seed, uint64_t step, int64_t *perm, NrtMixInfo *info, float *scratch);
+
+/* A grid of images as one PNG: x is (n, c, h, w), c = 1 (grey) or 3 (RGB);
+ * cols per row (<= 0: ceil(sqrt(n))), each image magnified scale times
+ * (nearest), NRT_PNG_GAP grey (128) pixels between and around images.
+ * NRT_PNG_CLAMP writes round(255 * clamp(v, 0, 1)); NRT_PNG_MINMAX first
+ * maps each image's own [min, max] onto [0, 1] (for preprocessed inputs; a
+ * constant image is black). NaN is black. Written atomically (temp file,
+ * fsync, rename); on failure no file is left behind. */
+enum { NRT_PNG_GAP = 1 };
+typedef enum NrtPngRange { NRT_PNG_CLAMP = 0, NRT_PNG_MINMAX = 1 } NrtPngRange;
+NrtStatus nrt_png_write_grid(const char *path, const float *x, int64_t n, int64_t c, int64_t h,
+                             int64_t w, int cols, int scale, NrtError *err);
+NrtStatus nrt_png_write_grid_ex(const char *path, const float *x, int64_t n, int64_t c,
+                                int64_t h, int64_t w, int cols, int scale, NrtPngRange range,
+                                NrtError *err);
+
 /* ---- generated models: the descriptor every generated model exports ---- */
 
 /* A generated model `foo` exports `const NrtModelInfo *foo_info(void)`, the
