@@ -54,6 +54,93 @@ int nrt_get_threads(void);
 
 /* ---- random numbers: Philox4x32-10 (rng.c) ------------------------------- */
 
+/* Every random number in netc is a pure function of (seed, purpose, step,
+ * sample, element): no generator state, so a value never depends on the
+ * thread count or on the order of the calls. The generator is
+ * Philox4x32-10 (Salmon et al. 2011, Random123) with key = the seed's two
+ * 32-bit halves (low first) and the 128-bit counter
+ *   ctr[0] = low 32 bits of x, ctr[1] = sample, ctr[2] = step,
+ *   ctr[3] = purpose << 24 | domain << 22 | (x >> 32)   (22 bits)
+ * where domain 0 ("words") has x = element / 4 and the draw is word
+ * element % 4 of the block; domain 1 ("substreams", for samplers that need
+ * a variable number of words: gamma, beta, bounded integers) has
+ * x = element | (tag << 20 | block) << 32; domain 2 (permutations) has
+ * x = position | attempt << 32. Ranges: step and sample are used modulo
+ * 2^32, element < 2^56 for word draws and < 2^32 for substream draws,
+ * purpose < 256. Different purposes, steps or samples never share a block;
+ * draws of different kinds (u32, normal, gamma) at nearby elements of the
+ * same (purpose, step, sample) may: give them distinct element slots (4
+ * apart, or in separate ranges). */
+enum {
+    NRT_RNG_INIT = 1,        /* parameter initialization (sample = parameter id) */
+    NRT_RNG_SHUFFLE = 2,     /* data-set order (step = epoch) */
+    NRT_RNG_DROPOUT = 3,
+    NRT_RNG_DROPCONNECT = 4,
+    NRT_RNG_DROP_PATH = 5,
+    NRT_RNG_NOISE = 6,       /* gaussian_noise */
+    NRT_RNG_AUGMENT = 7,
+    NRT_RNG_MIX = 8,         /* mixup / cutmix lambda, box and partners */
+    NRT_RNG_FRACPOOL = 9,    /* fractional max-pooling regions */
+};
+
+/* Random123's philox4x32_10 exactly: out = Philox(ctr, key), 10 rounds. */
+void nrt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* The four words of word-domain block `block` (elements 4*block .. +3). */
+void nrt_rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                   uint64_t block, uint32_t out[4]);
+
+/* Scalar draws; each is a function of its arguments only. */
+uint32_t nrt_rng_u32(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                     uint64_t element);
+/* u32 * 2^-32: in [0, 1), 32 random bits. */
+double nrt_rng_uniform(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                       uint64_t element);
+/* (u32 >> 8) * 2^-24: a float in [0, 1) with every value exactly representable. */
+float nrt_rng_uniformf(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                       uint64_t element);
+/* Standard normal by Box-Muller on one word pair of a block: elements
+ * 4b, 4b+1 share words 0, 1 (r cos t, r sin t), 4b+2, 4b+3 words 2, 3, with
+ * u1 = (w0 + 0.5) 2^-32 in (0, 1), r = sqrt(-2 ln u1), t = 2 pi w1 2^-32. */
+double nrt_rng_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                      uint64_t element);
+/* Uniform integer in [0, bound) without modulo bias (Lemire's method on
+ * 64-bit words of the element's substream); 0 when bound is 0. */
+uint64_t nrt_rng_below(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                       uint64_t element, uint64_t bound);
+/* Gamma(shape, 1) by Marsaglia-Tsang (2000), shape < 1 through
+ * Gamma(shape + 1) * U^(1/shape); NaN for shape <= 0 or not finite. */
+double nrt_rng_gamma(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                     uint64_t element, double shape);
+/* Beta(a, b) = X / (X + Y), X ~ Gamma(a), Y ~ Gamma(b), computed from log X
+ * and log Y so tiny shapes do not give 0/0; in [0, 1], NaN for a bad shape. */
+double nrt_rng_beta(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                    uint64_t element, double a, double b);
+/* A uniformly random permutation of 0..n-1 (Fisher-Yates; the swap partner
+ * of position i is drawn from (seed, purpose, step, i) alone), n <= 2^32. */
+void nrt_rng_permutation(uint64_t seed, uint32_t purpose, uint64_t step, int64_t n,
+                         int64_t *perm);
+
+/* Batch fills: out[i] is the scalar draw at element first + i (bitwise the
+ * same as calling the scalar function), OpenMP over blocks for large n. */
+void nrt_rng_fill_uniform(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                          uint64_t first, int64_t n, float *out);       /* uniformf */
+void nrt_rng_fill_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                         uint64_t first, int64_t n, float mean, float std, float *out);
+/* out[i] = 1 with probability p (u32 < ceil(p 2^32)), else 0. */
+void nrt_rng_fill_bernoulli(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                            uint64_t first, int64_t n, double p, uint8_t *out);
+/* Inverted-dropout mask: out[i] = 1/(1-p_drop) where the unit is kept (the
+ * bernoulli draw with p = 1 - p_drop is 1), else 0. */
+void nrt_rng_fill_dropout_mask(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                               uint64_t first, int64_t n, double p_drop, float *out);
+
+/* Parameter initialization: w[i] depends only on (seed, param_id, i), drawn
+ * at (NRT_RNG_INIT, step 0, sample param_id, element i). normal: std * N(0,1);
+ * uniform: U[-a, a) as a * (2 u - 1) with u = nrt_rng_uniformf. */
+void nrt_init_normal(float *w, int64_t n, float std, uint64_t seed, uint64_t param_id);
+void nrt_init_uniform(float *w, int64_t n, float a, uint64_t seed, uint64_t param_id);
+void nrt_init_constant(float *w, int64_t n, float value);
+
 /* ---- data sets: IDX files, gzip or raw (data.c) -------------------------- */
 
 /* ---- checkpoints: safetensors (checkpoint.c) ----------------------------- */
