@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "dot.h"
+#include "emit_c.h"
 #include "frontend.h"
 #include "netc_config.h"
 #include "report.h"
@@ -205,8 +206,17 @@ static int run(const Options *o, NetcCompilation *c)
     }
     if (strcmp(o->command, "graph") == 0)
         return write_dot(c->graph, o->output);
-    fprintf(stderr, "netc: '%s' is not implemented yet in this version (only check and graph)\n",
-            strcmp(o->command, "emit") == 0 ? "code generation" : o->command);
+    if (strcmp(o->command, "emit") == 0) {
+        char h_path[4096], err[512];
+        emitc_header_path(o->output, h_path, sizeof h_path);
+        int st = emitc_files(c->graph, o->input, o->output, h_path, &c->diags, err, sizeof err);
+        if (st == EMITC_ERR_INPUT)
+            diag_print_all(&c->diags, stderr, o->color);
+        if (st == EMITC_ERR_IO)
+            fprintf(stderr, "netc: %s\n", err);
+        return st == EMITC_OK ? 0 : st == EMITC_ERR_INPUT ? EXIT_INPUT : EXIT_USAGE;
+    }
+    fprintf(stderr, "netc: '%s' is not implemented yet in this version\n", o->command);
     return EXIT_USAGE;
 }
 

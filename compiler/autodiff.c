@@ -1,0 +1,280 @@
+/* autodiff.c - the backward pass: per-op gradient rules, as kernel steps.
+ *
+ * Input: the kernel program with the training-mode forward pass already
+ * lowered (val[v] = the buffer of value v, aux[node] = its saved buffers).
+ * Output: appended to kp->train, in this order: every loss's value and the
+ * gradient of its prediction (weighted, averaged over the batch), then one
+ * backward step per node in reverse topological order.
+ *
+ * Rules (dy = the gradient of the node's output):
+ *   dense      dx = dy W, dW = dy^T x, db = sum_n dy
+ *   conv       the transposed convolution / correlation with x / sum over n,h,w
+ *   maxpool    dy goes to the first maximum of each window (saved argmax)
+ *   avgpool    dy / (size*size) to every window position (padding counted)
+ *   global_avgpool, flatten, add, concat: spread / copy / slice dy
+ *   relu, leaky_relu, tanh, sigmoid: dy * f'(x) (from x or y)
+ *   batchnorm  the batch-statistics rule with the saved mean and 1/std
+ *   dropout    dy * mask (the mask already holds 0 or 1/(1-p))
+ * A value's gradient buffer is overwritten by the first rule that reaches
+ * it and accumulated into by the others (fan-out). Values that depend on no
+ * trainable parameter get no gradient at all (the input, constant
+ * branches), so no work is spent on them.
+ */
+#include <string.h>
+
+#include "kernel.h"
+
+typedef struct Ad {
+    KProgram *kp;
+    const int *val;
+    int (*aux)[2];
+    int *grad;          /* value id -> gradient buffer, -1 until first needed */
+    bool *written;      /* value id -> its gradient has been written once */
+    bool *dep;          /* value id -> depends on a trainable parameter */
+} Ad;
+
+static bool has_trainable(const IrNode *n)
+{
+    const IrParam *ps[] = {n->weight, n->bias, n->gamma, n->beta};
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++)
+        if (ps[i] && ps[i]->trainable)
+            return true;
+    return false;
+}
+
+static void mark_dependence(Ad *A)
+{
+    const IrGraph *g = A->kp->g;
+    for (size_t i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = g->nodes.items[i];
+        bool d = has_trainable(n);
+        for (int k = 0; k < n->nin; k++)
+            d |= A->dep[n->in[k]->id];
+        A->dep[n->out->id] = d;
+    }
+}
+
+/* The gradient buffer of v for one more writer; *acc says whether that
+ * writer must add (someone wrote it before) or may overwrite. */
+static int take(Ad *A, const IrValue *v, bool *acc)
+{
+    if (A->grad[v->id] < 0) {
+        const char *nm = arena_printf(A->kp->g->a, "%s.grad", v->name ? v->name : "value");
+        A->grad[v->id] = kp_buf_new(A->kp, nm, KS_ARENA, ir_shape_numel(v->shape), 0);
+    }
+    *acc = A->written[v->id];
+    A->written[v->id] = true;
+    return A->grad[v->id];
+}
+
+/* dx of input k, or -1 when it needs no gradient. */
+static int take_in(Ad *A, const IrNode *n, int k, bool *acc)
+{
+    *acc = false;
+    return A->dep[n->in[k]->id] ? take(A, n->in[k], acc) : -1;
+}
+
+static int pgrad(const Ad *A, const IrParam *p)
+{
+    return p ? A->kp->params.items[p->id].grad : -1;
+}
+
+static int pdata(const Ad *A, const IrParam *p)
+{
+    return p ? A->kp->params.items[p->id].buf : -1;
+}
+
+static KStep *step(Ad *A, KOp op, const IrNode *n, const char *sfx)
+{
+    const char *fn = arena_printf(A->kp->g->a, "%s_%s", n->name, sfx);
+    return fn ? kp_step(A->kp, true, op, n, fn) : NULL;
+}
+
+/* loss: value + gradient of the prediction. */
+static bool seed_loss(Ad *A, const IrNode *n)
+{
+    bool acc;
+    const IrValue *pred = n->in[0];
+    int dp = take(A, pred, &acc);
+    bool ce = n->op == IR_OP_CROSS_ENTROPY;
+    KStep *s = step(A, ce ? K_CROSS_ENTROPY : K_MSE, n, "loss");
+    if (!s)
+        return false;
+    s->buf[0] = A->val[pred->id], s->buf[1] = dp, s->nbuf = 2;
+    s->acc = acc;
+    s->i[0] = ir_shape_numel(pred->shape), s->i[1] = n->loss.target;
+    s->f[0] = n->loss.weight, s->f[1] = ce ? n->loss.smoothing : 0;
+    return true;
+}
+
+static void copy_ints(KStep *dst, const KStep *src)
+{
+    memcpy(dst->i, src->i, sizeof dst->i);
+    memcpy(dst->f, src->f, sizeof dst->f);
+}
+
+/* The forward step of n in the train list (for its shape integers). */
+static const KStep *forward_step(const Ad *A, const IrNode *n)
+{
+    for (size_t i = 0; i < A->kp->train.len; i++)
+        if (A->kp->train.items[i].node == n && A->kp->train.items[i].op != K_CROSS_ENTROPY
+            && A->kp->train.items[i].op != K_MSE)
+            return &A->kp->train.items[i];
+    NETC_DIE("autodiff: no forward step for %s", n->name);
+}
+
+static bool rule_params(Ad *A, const IrNode *n, KOp op, int dy)
+{
+    bool acc;
+    int dx = take_in(A, n, 0, &acc);
+    const KStep *f = forward_step(A, n);
+    KStep fwd = *f;
+    KStep *s = step(A, op, n, "backward");
+    if (!s)
+        return false;
+    int b[6] = {dy, A->val[n->in[0]->id], pdata(A, n->weight), dx, pgrad(A, n->weight),
+                pgrad(A, n->bias)};
+    memcpy(s->buf, b, sizeof b);
+    s->nbuf = 6;
+    s->acc = acc;
+    copy_ints(s, &fwd);
+    return true;
+}
+
+static bool rule_unary(Ad *A, const IrNode *n, KOp op, int dy)
+{
+    bool acc;
+    int dx = take_in(A, n, 0, &acc);
+    if (dx < 0)
+        return true;
+    const KStep *f = forward_step(A, n);
+    KStep fwd = *f;
+    KStep *s = step(A, op, n, "backward");
+    if (!s)
+        return false;
+    int x = A->val[n->in[0]->id], y = A->val[n->out->id];
+    int nb = 0;
+    s->buf[nb++] = dy;
+    if (op == K_ACT_BWD) {
+        s->buf[nb++] = x;
+        s->buf[nb++] = y;
+    }
+    if (op == K_DROPOUT_BWD || op == K_MAXPOOL_BWD)
+        s->buf[nb++] = A->aux[n->id][0];    /* mask, argmax */
+    s->buf[nb++] = dx;
+    s->nbuf = nb;
+    s->acc = acc;
+    copy_ints(s, &fwd);
+    return true;
+}
+
+static bool rule_batchnorm(Ad *A, const IrNode *n, int dy)
+{
+    bool acc;
+    int dx = take_in(A, n, 0, &acc);
+    const KStep *f = forward_step(A, n);
+    KStep fwd = *f;
+    KStep *s = step(A, K_BN_BWD, n, "backward");
+    if (!s)
+        return false;
+    int b[8] = {dy, A->val[n->in[0]->id], pdata(A, n->gamma), A->aux[n->id][0],
+                A->aux[n->id][1], dx, pgrad(A, n->gamma), pgrad(A, n->beta)};
+    memcpy(s->buf, b, sizeof b);
+    s->nbuf = 8;
+    s->acc = acc;
+    copy_ints(s, &fwd);
+    return true;
+}
+
+/* add: dx_k = dy; flatten: dx = dy (a copy: the input may fan out). */
+static bool rule_copies(Ad *A, const IrNode *n, int dy)
+{
+    for (int k = 0; k < n->nin; k++) {
+        bool acc;
+        int dx = take_in(A, n, k, &acc);
+        if (dx < 0)
+            continue;
+        const char *sfx = n->nin > 1 ? arena_printf(A->kp->g->a, "backward_in%d", k) : "backward";
+        KStep *s = sfx ? step(A, K_GRAD_COPY, n, sfx) : NULL;
+        if (!s)
+            return false;
+        s->buf[0] = dy, s->buf[1] = dx, s->nbuf = 2;
+        s->acc = acc;
+        s->i[0] = ir_shape_numel(n->out->shape);
+    }
+    return true;
+}
+
+static bool rule_concat(Ad *A, const IrNode *n, int dy)
+{
+    int dx[K_MAX_BUFS];
+    unsigned accmask = 0;
+    bool any = false;
+    for (int k = 0; k < n->nin; k++) {
+        bool acc;
+        dx[k] = take_in(A, n, k, &acc);
+        accmask |= acc ? 1u << k : 0;
+        any |= dx[k] >= 0;
+    }
+    if (!any)
+        return true;
+    const KStep *f = forward_step(A, n);
+    KStep fwd = *f;
+    KStep *s = step(A, K_CONCAT_BWD, n, "backward");
+    if (!s)
+        return false;
+    s->buf[0] = dy;
+    for (int k = 0; k < n->nin; k++)
+        s->buf[1 + k] = dx[k];
+    s->nbuf = 1 + n->nin;
+    s->accmask = accmask;
+    copy_ints(s, &fwd);
+    return true;
+}
+
+static bool backward_node(Ad *A, const IrNode *n)
+{
+    if (n->op == IR_OP_INPUT || !A->written[n->out->id])
+        return true;
+    int dy = A->grad[n->out->id];
+    switch (n->op) {
+    case IR_OP_DENSE: return rule_params(A, n, K_DENSE_BWD, dy);
+    case IR_OP_CONV: return rule_params(A, n, K_CONV_BWD, dy);
+    case IR_OP_MAXPOOL: return rule_unary(A, n, K_MAXPOOL_BWD, dy);
+    case IR_OP_AVGPOOL: return rule_unary(A, n, K_AVGPOOL_BWD, dy);
+    case IR_OP_GLOBAL_AVGPOOL: return rule_unary(A, n, K_GAP_BWD, dy);
+    case IR_OP_RELU:
+    case IR_OP_LEAKY_RELU:
+    case IR_OP_TANH:
+    case IR_OP_SIGMOID: return rule_unary(A, n, K_ACT_BWD, dy);
+    case IR_OP_DROPOUT: return rule_unary(A, n, K_DROPOUT_BWD, dy);
+    case IR_OP_BATCHNORM: return rule_batchnorm(A, n, dy);
+    case IR_OP_FLATTEN:
+    case IR_OP_ADD: return rule_copies(A, n, dy);
+    case IR_OP_CONCAT: return rule_concat(A, n, dy);
+    default:
+        NETC_DIE("autodiff: no gradient rule for %s", ir_op_name(n->op));
+    }
+}
+
+int ad_backward(KProgram *kp, const int *val, int (*aux)[2], DiagSink *d)
+{
+    const IrGraph *g = kp->g;
+    Arena *a = g->a;
+    size_t nv = g->values.len ? g->values.len : 1;
+    Ad A = {kp, val, aux, arena_array(a, nv, sizeof(int)), arena_array(a, nv, sizeof(bool)),
+            arena_array(a, nv, sizeof(bool))};
+    if (!A.grad || !A.written || !A.dep)
+        return diag_error(d, g->model_sp, "out of memory in autodiff"), 1;
+    for (size_t i = 0; i < nv; i++)
+        A.grad[i] = -1;
+    mark_dependence(&A);
+    bool ok = true;
+    for (size_t i = 0; i < g->losses.len && ok; i++)
+        ok = seed_loss(&A, g->losses.items[i]);
+    for (size_t i = g->nodes.len; i-- > 0 && ok;)
+        ok = backward_node(&A, g->nodes.items[i]);
+    if (!ok)
+        return diag_error(d, g->model_sp, "out of memory in autodiff"), 1;
+    return 0;
+}

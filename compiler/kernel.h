@@ -1,0 +1,141 @@
+/* kernel.h - the kernel program: what a backend prints, as plain data.
+ *
+ * lower.c turns the checked graph IR (plus autodiff.c's backward rules) into
+ * two ordered step lists over statically planned buffers:
+ *   - predict: preprocessing, the forward pass in inference mode, outputs;
+ *   - train:   preprocessing (+ augmentation), the forward pass in training
+ *              mode, the losses, the backward pass, the penalties and the
+ *              optimizer update.
+ * Every buffer is an offset (in floats) into one of two memory spaces: the
+ * parameter block (parameters, running statistics, preprocessing
+ * statistics, gradients, optimizer state) or the activation arena
+ * (per-sample tensors sized for the model's batch, saved statistics).
+ * Steps hold constant shapes and constant offsets only; the batch size n is
+ * the one run-time quantity. The C emitter (emit_c.c) and a later LLVM
+ * emitter print the same program, so they cannot drift.
+ *
+ * Guarantees: steps are in execution order; a step's inputs were written by
+ * earlier steps (or are parameters / the caller's input); a gradient buffer
+ * is overwritten by its first writer in the train list and accumulated into
+ * by later ones (KStep.acc); nothing in a step allocates.
+ */
+#ifndef NETC_KERNEL_H
+#define NETC_KERNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "graph.h"
+
+typedef enum KSpace {
+    KS_PARAMS,      /* the parameter block */
+    KS_ARENA,       /* the activation arena */
+} KSpace;
+
+/* A planned buffer. Batch-scaled buffers hold n x per_sample floats (room
+ * for batch x per_sample); fixed ones hold `fixed` floats. */
+typedef struct KBuf {
+    int id;
+    const char *name;       /* "relu1", "relu1.grad", "conv1.weight" */
+    KSpace space;
+    int64_t off;            /* in floats from the space's start */
+    int64_t per_sample;     /* > 0: batch-scaled */
+    int64_t fixed;          /* per_sample == 0: total floats */
+} KBuf;
+
+typedef enum KOp {
+    K_PREPROCESS,       /* b0 = pre(x): x is the caller's raw input; b1 mean, b2 std (or -1) */
+    K_AUGMENT_GEO,      /* b0 = translate/flip/rotate(x), b1 scratch (train only) */
+    K_AUGMENT_POST,     /* in place on b0: cutout, noise (train only) */
+    K_DENSE_FWD,        /* b0 x, b1 w, b2 b|-1 -> b3 y; i0 in, i1 out, i2 act */
+    K_DENSE_BWD,        /* b0 dy, b1 x, b2 w -> b3 dx|-1 (acc), b4 dw, b5 db|-1 */
+    K_CONV_FWD,         /* b0 x, b1 w, b2 b|-1 -> b3 y; conv shape in i0..i6, i7 act */
+    K_CONV_BWD,         /* b0 dy, b1 x, b2 w -> b3 dx|-1 (acc), b4 dw, b5 db|-1 */
+    K_MAXPOOL_FWD,      /* b0 x -> b1 y, b2 argmax (int32, train only); pool shape i0 c, i1 h,
+                         * i2 w, i3 size, i4 stride, i5 pad, i6 oh, i7 ow */
+    K_MAXPOOL_BWD,      /* b0 dy, b1 argmax -> b2 dx (acc) */
+    K_AVGPOOL_FWD,      /* as maxpool; count_include_pad=true (PyTorch default) */
+    K_AVGPOOL_BWD,      /* b0 dy -> b1 dx (acc) */
+    K_ACT_FWD,          /* b0 x -> b1 y; i0 KAct, i1 numel, f0 slope */
+    K_ACT_BWD,          /* b0 dy, b1 x, b2 y -> b3 dx (acc) */
+    K_BN_FWD_TRAIN,     /* b0 x, b1 gamma, b2 beta, b3 rmean, b4 rvar -> b5 y, b6 mean, b7 invstd;
+                         * i0 c, i1 spatial; f0 momentum, f1 eps */
+    K_BN_FWD_INFER,     /* b0 x, b1 gamma, b2 beta, b3 rmean, b4 rvar -> b5 y */
+    K_BN_BWD,           /* b0 dy, b1 x, b2 gamma, b3 mean, b4 invstd -> b5 dx (acc), b6 dgamma, b7 dbeta */
+    K_DROPOUT_FWD,      /* b0 x -> b1 y, b2 mask; i0 numel, i1 node id (RNG stream); f0 p */
+    K_DROPOUT_BWD,      /* b0 dy, b1 mask -> b2 dx (acc) */
+    K_ADD_FWD,          /* b0.. inputs (nbuf-1) -> last buf y; i0 numel */
+    K_GRAD_COPY,        /* b0 dy -> b1 dx (acc); i0 numel */
+    K_CONCAT_FWD,       /* inputs -> last buf; i0 spatial, i[1+k] channels of input k */
+    K_CONCAT_BWD,       /* b0 dy -> b1.. dx_k (acc per input: accmask bit k) */
+    K_GAP_FWD,          /* b0 x -> b1 y; i0 c, i1 spatial */
+    K_GAP_BWD,          /* b0 dy -> b1 dx (acc) */
+    K_SOFTMAX,          /* b0 x -> b1 y; i0 classes */
+    K_CROSS_ENTROPY,    /* b0 logits -> b1 dlogits (acc); i0 classes, i1 target; f0 weight, f1 smoothing */
+    K_MSE,              /* b0 pred -> b1 dpred (acc); i0 size, i1 target; f0 weight */
+    K_OUTPUT,           /* b0 -> outs[i0]; i1 numel */
+    K_PENALTY,          /* b0 w, b1 dw; i0 numel; f0 l1, f1 l2 */
+    K_OPT_SGD,          /* b0 w, b1 dw, b2 velocity; i0 numel; f0 momentum, f1 nesterov */
+    K_OPT_ADAM,         /* b0 w, b1 dw, b2 m, b3 v; i0 numel; f0 beta1, f1 beta2, f2 eps, f3 weight_decay (adamw) */
+} KOp;
+
+typedef enum KAct { KACT_RELU, KACT_LEAKY_RELU, KACT_TANH, KACT_SIGMOID } KAct;
+
+enum { K_MAX_BUFS = 16, K_MAX_INTS = 16, K_MAX_NODES = 8 };
+
+typedef struct KStep {
+    KOp op;
+    const char *fn;             /* the C function name: "k07_conv2_forward" */
+    const IrNode *node;         /* the graph node it came from (span, name) or NULL */
+    int buf[K_MAX_BUFS];        /* KBuf ids; -1 = absent */
+    int nbuf;
+    int64_t i[K_MAX_INTS];
+    double f[4];
+    bool acc;                   /* accumulate into the gradient output */
+    unsigned accmask;           /* K_CONCAT_BWD: accumulate into output k */
+} KStep;
+
+/* Where each parameter lives in the block. */
+typedef struct KParam {
+    const IrParam *p;
+    int buf;                    /* its data */
+    int grad;                   /* its gradient, -1 when not trainable */
+    int state[2];               /* optimizer state (sgd: velocity; adam: m, v), -1 when none */
+} KParam;
+
+typedef Vec(KStep) KStepList;
+
+typedef struct KProgram {
+    const IrGraph *g;
+    const char *source_name;    /* the .net file's basename, for comments */
+    int64_t batch;
+    Vec(KBuf) bufs;
+    Vec(KParam) params;         /* in IrParam order */
+    KStepList predict;
+    KStepList train;
+    int pre_mean, pre_std;      /* preprocessing statistics buffers, -1 when none */
+    int64_t pre_channels;       /* entries of pre_mean / pre_std */
+    int input_buf;              /* the preprocessed input */
+    int64_t block_floats;       /* parameter block size */
+    int64_t arena_floats;       /* activation arena size (for the batch) */
+    uint64_t structure_hash;
+} KProgram;
+
+/* Builds the kernel program of g. Constructs the backend cannot print yet
+ * are reported as located errors into d. Returns the number of errors; on
+ * success *out is the program (in g's arena). */
+int lower_program(const IrGraph *g, const char *source_name, DiagSink *d, KProgram **out);
+
+/* Builder helpers shared by lower.c and autodiff.c. */
+int kp_buf_new(KProgram *kp, const char *name, KSpace space, int64_t per_sample, int64_t fixed);
+KStep *kp_step(KProgram *kp, bool train, KOp op, const IrNode *n, const char *what);
+
+/* autodiff.c: appends the backward pass of g to kp->train. val_buf[v] is
+ * the forward buffer of value v; aux[n] holds per-node saved buffers
+ * (dropout mask, batchnorm mean/invstd: aux[n][0], aux[n][1]); loss nodes
+ * seed the gradients. Returns the number of errors reported into d. */
+int ad_backward(KProgram *kp, const int *val_buf, int (*aux)[2], DiagSink *d);
+
+const char *k_op_name(KOp op);
+
+#endif

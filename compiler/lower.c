@@ -1,0 +1,537 @@
+/* lower.c - graph IR -> kernel program (kernel.h) with a static memory plan.
+ *
+ * Input: a verified graph (shapes inferred, defaults resolved). Output: the
+ * predict and train step lists over two spaces:
+ *   parameter block = [trainable parameters][running statistics]
+ *                     [preprocessing statistics][gradients][optimizer state]
+ *     (trainable parameters, their gradients and each optimizer state are
+ *     contiguous in parameter order, so one optimizer step covers them all);
+ *   activation arena = one slot per value and per gradient (the simplest
+ *     correct plan: nothing is reused, so every saved tensor is still there
+ *     when the backward pass reads it).
+ * Constructs the C backend cannot run yet are reported here, located at the
+ * construct, instead of being silently dropped.
+ */
+#include "kernel.h"
+
+#include <ctype.h>
+#include <string.h>
+
+const char *k_op_name(KOp op)
+{
+    static const char *names[] = {
+        "preprocess", "augment_geo", "augment_post", "dense_fwd", "dense_bwd", "conv_fwd",
+        "conv_bwd", "maxpool_fwd", "maxpool_bwd", "avgpool_fwd", "avgpool_bwd", "act_fwd",
+        "act_bwd", "bn_fwd_train", "bn_fwd_infer", "bn_bwd", "dropout_fwd", "dropout_bwd",
+        "add_fwd", "grad_copy", "concat_fwd", "concat_bwd", "gap_fwd", "gap_bwd", "softmax",
+        "cross_entropy", "mse", "output", "penalty", "opt_sgd", "opt_adam",
+    };
+    return (size_t)op < sizeof names / sizeof *names ? names[op] : "?";
+}
+
+int kp_buf_new(KProgram *kp, const char *name, KSpace space, int64_t per_sample, int64_t fixed)
+{
+    KBuf b = {(int)kp->bufs.len, name, space, 0, per_sample, fixed};
+    int64_t floats = per_sample ? per_sample * kp->batch : fixed;
+    /* Keep every buffer 16-float (64-byte) aligned for the SIMD kernels. */
+    floats = (floats + 15) / 16 * 16;
+    int64_t *top = space == KS_PARAMS ? &kp->block_floats : &kp->arena_floats;
+    b.off = *top;
+    *top += floats;
+    if (!vec_push(kp->g->a, &kp->bufs, b))
+        return -1;
+    return b.id;
+}
+
+KStep *kp_step(KProgram *kp, bool train, KOp op, const IrNode *n, const char *what)
+{
+    KStep s;
+    memset(&s, 0, sizeof s);
+    for (int i = 0; i < K_MAX_BUFS; i++)
+        s.buf[i] = -1;
+    s.op = op;
+    s.node = n;
+    KStepList *list = train ? &kp->train : &kp->predict;
+    s.fn = arena_printf(kp->g->a, "%c%02zu_%s", train ? 't' : 'p', list->len, what);
+    for (char *c = (char *)s.fn; c && *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_')
+            *c = '_';   /* "stage2.conv1" -> "stage2_conv1": a C identifier */
+    if (!s.fn || !vec_push(kp->g->a, list, s))
+        return NULL;
+    return &list->items[list->len - 1];
+}
+
+static void step_bufs(KStep *s, int nb, const int *bufs)
+{
+    for (int i = 0; i < nb; i++)
+        s->buf[i] = bufs[i];
+    s->nbuf = nb;
+}
+
+/* ---- what the C backend cannot do yet ------------------------------------ */
+
+static int check_node(const IrNode *n, DiagSink *d)
+{
+    const char *what = NULL;
+    if (n->op == IR_OP_DENSE && n->dense.dropconnect > 0)
+        what = "dropconnect";
+    else if (n->op == IR_OP_CONV && n->conv.dropconnect > 0)
+        what = "dropconnect";
+    else if (n->op == IR_OP_DROP_PATH || n->op == IR_OP_GAUSSIAN_NOISE
+             || n->op == IR_OP_FRACTIONAL_MAXPOOL)
+        what = ir_op_name(n->op);
+    if (!what)
+        return 0;
+    diag_error(d, n->sp, "%s is not supported by the C backend yet", what);
+    return 1;
+}
+
+static int check_graph(const IrGraph *g, DiagSink *d)
+{
+    int nerr = 0;
+    for (size_t i = 0; i < g->nodes.len; i++)
+        nerr += check_node(g->nodes.items[i], d);
+    if (g->pre.kind == IR_PRE_ZCA) {
+        diag_error(d, g->pre.sp, "zca is not supported by the C backend yet");
+        nerr++;
+    }
+    if (g->train.mix.kind != IR_MIX_NONE) {
+        diag_error(d, g->train.mix.sp, "%s is not supported by the C backend yet",
+                   g->train.mix.kind == IR_MIX_MIXUP ? "mixup" : "cutmix");
+        nerr++;
+    }
+    if (g->input.shape.rank != 1 && g->input.shape.rank != 3) {
+        diag_error(d, g->input.sp, "an input of rank %d is not supported by the C backend yet",
+                   g->input.shape.rank);
+        nerr++;
+    }
+    if (g->train.naug > 0 && g->input.shape.rank != 3) {
+        diag_error(d, g->train.aug[0].sp, "augmentation needs an image input [C, H, W]");
+        nerr++;
+    }
+    return nerr;
+}
+
+/* ---- structure hash: what a checkpoint must agree on --------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t len)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+static uint64_t hash_shape(uint64_t h, IrShape s)
+{
+    h = fnv(h, &s.rank, sizeof s.rank);
+    for (int i = 0; i < s.rank; i++)
+        h = fnv(h, &s.d[i], sizeof s.d[i]);
+    return h;
+}
+
+/* Op kinds, shapes, parameter names and shapes, the optimizer (its state is
+ * in the checkpoint) and the preprocessing kind. Fixed-width fields only, so
+ * the hash is the same on every host. */
+static uint64_t structure_hash(const IrGraph *g)
+{
+    uint64_t h = fnv(UINT64_C(0xcbf29ce484222325), g->model, strlen(g->model) + 1);
+    h = hash_shape(h, g->input.shape);
+    for (size_t i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = g->nodes.items[i];
+        int32_t op = (int32_t)n->op;
+        h = fnv(h, &op, sizeof op);
+        h = hash_shape(h, n->out->shape);
+    }
+    for (size_t i = 0; i < g->params.len; i++) {
+        const IrParam *p = g->params.items[i];
+        h = fnv(h, p->name, strlen(p->name) + 1);
+        h = hash_shape(h, p->shape);
+    }
+    int32_t opt = (int32_t)g->train.opt.kind, pre = (int32_t)g->pre.kind;
+    h = fnv(h, &opt, sizeof opt);
+    return fnv(h, &pre, sizeof pre);
+}
+
+/* ---- the parameter block -------------------------------------------------- */
+
+static const char *suffixed(Arena *a, const char *name, const char *sfx)
+{
+    return arena_printf(a, "%s.%s", name, sfx);
+}
+
+/* Trainable data, then state, then preprocessing statistics, then gradients
+ * and optimizer state in the same order as the trainable data. */
+static bool plan_params(KProgram *kp)
+{
+    const IrGraph *g = kp->g;
+    Arena *a = g->a;
+    for (size_t i = 0; i < g->params.len; i++) {
+        KParam kpar = {g->params.items[i], -1, -1, {-1, -1}};
+        if (!vec_push(a, &kp->params, kpar))
+            return false;
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < kp->params.len; i++) {
+            KParam *q = &kp->params.items[i];
+            if (q->p->trainable == (pass == 0))
+                q->buf = kp_buf_new(kp, q->p->name, KS_PARAMS, 0, q->p->numel);
+        }
+    kp->pre_mean = kp->pre_std = -1;
+    IrPreKind pk = g->pre.kind;
+    IrShape in = g->input.shape;
+    kp->pre_channels = pk == IR_PRE_MEAN_IMAGE ? ir_shape_numel(in) : in.rank == 3 ? in.d[0] : 1;
+    if (pk == IR_PRE_MEAN_IMAGE || pk == IR_PRE_MEAN_CHANNEL || pk == IR_PRE_STANDARDIZE)
+        kp->pre_mean = kp_buf_new(kp, "preprocess.mean", KS_PARAMS, 0, kp->pre_channels);
+    if (pk == IR_PRE_STANDARDIZE)
+        kp->pre_std = kp_buf_new(kp, "preprocess.std", KS_PARAMS, 0, kp->pre_channels);
+    const char *state_names[2][2] = {{"momentum", NULL}, {"adam_m", "adam_v"}};
+    int nstate = g->train.opt.kind == IR_OPT_SGD ? (g->train.opt.momentum > 0 ? 1 : 0) : 2;
+    int sk = g->train.opt.kind == IR_OPT_SGD ? 0 : 1;
+    for (int s = -1; s < nstate; s++)
+        for (size_t i = 0; i < kp->params.len; i++) {
+            KParam *q = &kp->params.items[i];
+            if (!q->p->trainable)
+                continue;
+            const char *nm = suffixed(a, q->p->name, s < 0 ? "grad" : state_names[sk][s]);
+            int b = kp_buf_new(kp, nm, KS_PARAMS, 0, q->p->numel);
+            if (s < 0)
+                q->grad = b;
+            else
+                q->state[s] = b;
+        }
+    return !a->failed;
+}
+
+/* The buffer spanning a run of trainable tensors, first to last. */
+static int span_buf(KProgram *kp, const char *name, int first, int last)
+{
+    KBuf b0 = kp->bufs.items[first], b1 = kp->bufs.items[last];
+    KBuf s = {(int)kp->bufs.len, name, KS_PARAMS, b0.off, 0, b1.off + b1.fixed - b0.off};
+    if (!vec_push(kp->g->a, &kp->bufs, s))
+        return -1;
+    return s.id;
+}
+
+static const KParam *kparam(const KProgram *kp, const IrParam *p)
+{
+    return p ? &kp->params.items[p->id] : NULL;
+}
+
+static int pbuf(const KProgram *kp, const IrParam *p)
+{
+    return p ? kparam(kp, p)->buf : -1;
+}
+
+/* ---- forward ------------------------------------------------------------- */
+
+typedef struct Lower {
+    KProgram *kp;
+    int *train_val;     /* value id -> buffer in training mode */
+    int *pred_val;      /* value id -> buffer in inference mode */
+    int (*aux)[2];      /* node id -> saved buffers (train) */
+} Lower;
+
+static void conv_ints(KStep *s, const IrNode *n)
+{
+    IrShape in = n->in[0]->shape;
+    s->i[0] = in.d[0], s->i[1] = in.d[1], s->i[2] = in.d[2];
+    s->i[3] = n->conv.filters, s->i[4] = n->conv.kernel;
+    s->i[5] = n->conv.stride, s->i[6] = n->conv.pad;
+}
+
+static void pool_ints(KStep *s, const IrNode *n)
+{
+    IrShape in = n->in[0]->shape, out = n->out->shape;
+    s->i[0] = in.d[0], s->i[1] = in.d[1], s->i[2] = in.d[2];
+    s->i[3] = n->pool.size, s->i[4] = n->pool.stride, s->i[5] = n->pool.pad;
+    s->i[6] = out.d[1], s->i[7] = out.d[2];
+}
+
+static void bn_ints(KStep *s, const IrNode *n)
+{
+    IrShape sh = n->out->shape;
+    s->i[0] = sh.d[0];
+    s->i[1] = sh.rank == 3 ? sh.d[1] * sh.d[2] : 1;
+    s->f[0] = n->bn.momentum, s->f[1] = n->bn.eps;
+}
+
+static KAct act_of(IrOp op)
+{
+    return op == IR_OP_RELU ? KACT_RELU : op == IR_OP_LEAKY_RELU ? KACT_LEAKY_RELU
+         : op == IR_OP_TANH ? KACT_TANH : KACT_SIGMOID;
+}
+
+/* One forward step of n in the given mode; map is that mode's value map. */
+static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
+{
+    KProgram *kp = L->kp;
+    Arena *a = kp->g->a;
+    int x = n->nin > 0 ? map[n->in[0]->id] : -1;
+    int64_t numel = ir_shape_numel(n->out->shape);
+    IrOp op = n->op;
+    /* Identities get no step and no buffer of their own. */
+    if (op == IR_OP_FLATTEN || (!train && op == IR_OP_DROPOUT)) {
+        map[n->out->id] = x;
+        return true;
+    }
+    if (op == IR_OP_CROSS_ENTROPY || op == IR_OP_MSE || (train && op == IR_OP_SOFTMAX))
+        return true;    /* losses: autodiff; softmax: outputs only */
+    int y = train || L->train_val[n->out->id] < 0
+                ? kp_buf_new(kp, n->name, KS_ARENA, numel, 0) : L->train_val[n->out->id];
+    map[n->out->id] = y;
+    const char *fn = arena_printf(a, "%s_%s", n->name, train ? "forward" : "infer");
+    KStep *s = NULL;
+    switch (op) {
+    case IR_OP_DENSE:
+        s = kp_step(kp, train, K_DENSE_FWD, n, fn);
+        if (s) {
+            step_bufs(s, 4, (int[]){x, pbuf(kp, n->weight), pbuf(kp, n->bias), y});
+            s->i[0] = ir_shape_numel(n->in[0]->shape), s->i[1] = numel;
+        }
+        break;
+    case IR_OP_CONV:
+        s = kp_step(kp, train, K_CONV_FWD, n, fn);
+        if (s) {
+            step_bufs(s, 4, (int[]){x, pbuf(kp, n->weight), pbuf(kp, n->bias), y});
+            conv_ints(s, n);
+        }
+        break;
+    case IR_OP_MAXPOOL:
+    case IR_OP_AVGPOOL:
+        s = kp_step(kp, train, op == IR_OP_MAXPOOL ? K_MAXPOOL_FWD : K_AVGPOOL_FWD, n, fn);
+        if (s) {
+            step_bufs(s, 2, (int[]){x, y});
+            pool_ints(s, n);
+        }
+        if (s && train && op == IR_OP_MAXPOOL) {
+            /* int32 winners, one per output element, for the backward */
+            L->aux[n->id][0] = kp_buf_new(kp, suffixed(a, n->name, "argmax"), KS_ARENA, numel, 0);
+            s->buf[2] = L->aux[n->id][0], s->nbuf = 3;
+        }
+        break;
+    case IR_OP_GLOBAL_AVGPOOL:
+        s = kp_step(kp, train, K_GAP_FWD, n, fn);
+        if (s) {
+            IrShape in = n->in[0]->shape;
+            step_bufs(s, 2, (int[]){x, y});
+            s->i[0] = in.d[0], s->i[1] = in.d[1] * in.d[2];
+        }
+        break;
+    case IR_OP_RELU:
+    case IR_OP_LEAKY_RELU:
+    case IR_OP_TANH:
+    case IR_OP_SIGMOID:
+        s = kp_step(kp, train, K_ACT_FWD, n, fn);
+        if (s) {
+            step_bufs(s, 2, (int[]){x, y});
+            s->i[0] = act_of(op), s->i[1] = numel;
+            s->f[0] = op == IR_OP_LEAKY_RELU ? n->leaky.slope : 0;
+        }
+        break;
+    case IR_OP_BATCHNORM: {
+        int c = (int)n->out->shape.d[0];
+        int common[5] = {x, pbuf(kp, n->gamma), pbuf(kp, n->beta), pbuf(kp, n->running_mean),
+                         pbuf(kp, n->running_var)};
+        s = kp_step(kp, train, train ? K_BN_FWD_TRAIN : K_BN_FWD_INFER, n, fn);
+        if (!s)
+            break;
+        step_bufs(s, 5, common);
+        s->buf[5] = y;
+        s->nbuf = 6;
+        if (train) {
+            L->aux[n->id][0] = s->buf[6] = kp_buf_new(kp, suffixed(a, n->name, "mean"), KS_ARENA, 0, c);
+            L->aux[n->id][1] = s->buf[7] = kp_buf_new(kp, suffixed(a, n->name, "invstd"), KS_ARENA, 0, c);
+            s->nbuf = 8;
+        }
+        bn_ints(s, n);
+        break;
+    }
+    case IR_OP_DROPOUT:
+        s = kp_step(kp, train, K_DROPOUT_FWD, n, fn);
+        if (s) {
+            L->aux[n->id][0] = kp_buf_new(kp, suffixed(a, n->name, "mask"), KS_ARENA, numel, 0);
+            step_bufs(s, 3, (int[]){x, y, L->aux[n->id][0]});
+            s->i[0] = numel, s->i[1] = n->id;
+            s->f[0] = n->drop.p;
+        }
+        break;
+    case IR_OP_ADD:
+    case IR_OP_CONCAT:
+        s = kp_step(kp, train, op == IR_OP_ADD ? K_ADD_FWD : K_CONCAT_FWD, n, fn);
+        if (!s)
+            break;
+        for (int k = 0; k < n->nin; k++)
+            s->buf[k] = map[n->in[k]->id];
+        s->buf[n->nin] = y;
+        s->nbuf = n->nin + 1;
+        if (op == IR_OP_ADD)
+            s->i[0] = numel;
+        else {
+            IrShape sh = n->out->shape;
+            s->i[0] = sh.rank == 3 ? sh.d[1] * sh.d[2] : 1;
+            for (int k = 0; k < n->nin; k++)
+                s->i[1 + k] = n->in[k]->shape.d[0];
+        }
+        break;
+    case IR_OP_SOFTMAX:
+        s = kp_step(kp, train, K_SOFTMAX, n, fn);
+        if (s) {
+            step_bufs(s, 2, (int[]){x, y});
+            s->i[0] = numel;
+        }
+        break;
+    default:
+        NETC_DIE("lower: op %s reached the forward pass", ir_op_name(op));
+    }
+    return s != NULL;
+}
+
+/* Preprocessing (and augmentation in training) of the caller's input. */
+static bool lower_input(Lower *L, bool train, int *map)
+{
+    KProgram *kp = L->kp;
+    const IrGraph *g = kp->g;
+    int xb = kp->input_buf;
+    map[g->input.value->id] = xb;
+    bool geo = false, post = false;
+    for (int i = 0; train && i < g->train.naug; i++) {
+        IrAugKind k = g->train.aug[i].kind;
+        geo |= k == IR_AUG_TRANSLATE || k == IR_AUG_FLIP || k == IR_AUG_ROTATE;
+        post |= k == IR_AUG_CUTOUT || k == IR_AUG_NOISE;
+    }
+    KStep *s = NULL;
+    if (geo && !(s = kp_step(kp, true, K_AUGMENT_GEO, NULL, "augment_geometric")))
+        return false;
+    if (s) {
+        int64_t d = ir_shape_numel(g->input.shape);
+        s->buf[0] = xb, s->nbuf = 2;
+        s->buf[1] = kp_buf_new(kp, "augment.scratch", KS_ARENA, d, 0);
+    }
+    KStep *p = kp_step(kp, train, K_PREPROCESS, NULL, "preprocess");
+    if (!p)
+        return false;
+    step_bufs(p, 3, (int[]){xb, kp->pre_mean, kp->pre_std});
+    p->i[0] = !geo;     /* 1: read the caller's input, 0: augment left it in b0 */
+    if (post && !(s = kp_step(kp, true, K_AUGMENT_POST, NULL, "augment_post")))
+        return false;
+    if (post)
+        s->buf[0] = xb, s->nbuf = 1;
+    return true;
+}
+
+static bool lower_forward(Lower *L, bool train)
+{
+    const IrGraph *g = L->kp->g;
+    int *map = train ? L->train_val : L->pred_val;
+    if (!lower_input(L, train, map))
+        return false;
+    for (size_t i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = g->nodes.items[i];
+        if (n->op != IR_OP_INPUT && !lower_node(L, n, train, map))
+            return false;
+    }
+    return true;
+}
+
+static bool lower_outputs(Lower *L)
+{
+    const IrGraph *g = L->kp->g;
+    for (size_t k = 0; k < g->outputs.len; k++) {
+        const IrOutput *o = &g->outputs.items[k];
+        const char *fn = arena_printf(g->a, "output_%s", o->name);
+        KStep *s = fn ? kp_step(L->kp, false, K_OUTPUT, o->value->producer, fn) : NULL;
+        if (!s)
+            return false;
+        s->buf[0] = L->pred_val[o->value->id], s->nbuf = 1;
+        s->i[0] = (int64_t)k, s->i[1] = ir_shape_numel(o->value->shape);
+    }
+    return true;
+}
+
+/* ---- penalties and the optimizer ----------------------------------------- */
+
+static bool lower_update(KProgram *kp)
+{
+    const IrGraph *g = kp->g;
+    for (size_t i = 0; i < kp->params.len; i++) {
+        const KParam *q = &kp->params.items[i];
+        if (q->grad < 0 || (q->p->l1 == 0 && q->p->l2 == 0))
+            continue;
+        const char *fn = arena_printf(g->a, "%s_penalty", q->p->owner->name);
+        KStep *s = fn ? kp_step(kp, true, K_PENALTY, q->p->owner, fn) : NULL;
+        if (!s)
+            return false;
+        step_bufs(s, 2, (int[]){q->buf, q->grad});
+        s->i[0] = q->p->numel;
+        s->f[0] = q->p->l1, s->f[1] = q->p->l2;
+    }
+    int first = -1, last = -1;
+    for (size_t i = 0; i < kp->params.len; i++)
+        if (kp->params.items[i].grad >= 0) {
+            last = (int)i;
+            if (first < 0)
+                first = (int)i;
+        }
+    if (first < 0)
+        return true;
+    const KParam *p0 = &kp->params.items[first], *p1 = &kp->params.items[last];
+    int w = span_buf(kp, "parameters", p0->buf, p1->buf);
+    int dw = span_buf(kp, "gradients", p0->grad, p1->grad);
+    int s0 = p0->state[0] >= 0 ? span_buf(kp, "optimizer state 0", p0->state[0], p1->state[0]) : -1;
+    int s1 = p0->state[1] >= 0 ? span_buf(kp, "optimizer state 1", p0->state[1], p1->state[1]) : -1;
+    bool sgd = g->train.opt.kind == IR_OPT_SGD;
+    KStep *s = kp_step(kp, true, sgd ? K_OPT_SGD : K_OPT_ADAM, NULL, sgd ? "sgd_update" : "adam_update");
+    if (!s)
+        return false;
+    step_bufs(s, 4, (int[]){w, dw, s0, s1});
+    s->i[0] = kp->bufs.items[w].fixed;
+    if (sgd) {
+        s->f[0] = g->train.opt.momentum, s->f[1] = g->train.opt.nesterov;
+    } else {
+        s->f[0] = g->train.opt.beta1, s->f[1] = g->train.opt.beta2, s->f[2] = g->train.opt.eps;
+        s->f[3] = g->train.opt.kind == IR_OPT_ADAMW ? g->train.opt.weight_decay : 0;
+    }
+    return true;
+}
+
+/* ---- the whole program --------------------------------------------------- */
+
+static int *int_table(Arena *a, size_t n)
+{
+    int *t = arena_array(a, n ? n : 1, sizeof *t);
+    for (size_t i = 0; t && i < n; i++)
+        t[i] = -1;
+    return t;
+}
+
+int lower_program(const IrGraph *g, const char *source_name, DiagSink *d, KProgram **out)
+{
+    int nerr = check_graph(g, d);
+    if (nerr)
+        return nerr;
+    Arena *a = g->a;
+    KProgram *kp = arena_alloc(a, sizeof *kp);
+    if (!kp)
+        return diag_error(d, g->model_sp, "out of memory"), 1;
+    kp->g = g;
+    kp->source_name = source_name;
+    kp->batch = g->train.batch;
+    kp->structure_hash = structure_hash(g);
+    Lower L = {kp, int_table(a, g->values.len), int_table(a, g->values.len),
+               arena_array(a, g->nodes.len + 1, sizeof *L.aux)};
+    for (size_t i = 0; L.aux && i < g->nodes.len; i++)
+        L.aux[i][0] = L.aux[i][1] = -1;
+    bool ok = L.train_val && L.pred_val && L.aux && plan_params(kp);
+    if (ok) {
+        kp->input_buf = kp_buf_new(kp, g->input.name, KS_ARENA, ir_shape_numel(g->input.shape), 0);
+        ok = lower_forward(&L, true);
+    }
+    if (ok && (nerr = ad_backward(kp, L.train_val, L.aux, d)) != 0)
+        return nerr;
+    ok = ok && lower_update(kp) && lower_forward(&L, false) && lower_outputs(&L);
+    if (!ok || a->failed)
+        return diag_error(d, g->model_sp, "out of memory while generating code"), 1;
+    *out = kp;
+    return 0;
+}
