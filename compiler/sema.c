@@ -591,15 +591,21 @@ static int64_t expr_estimate(Sema *s, const AstNode *e, int depth)
     }
 }
 
+/* Memoized, so a block used 2^30 times costs one walk of each body. */
 static int64_t block_estimate(Sema *s, BlockDef *b, int depth)
 {
-    if (depth > SEMA_MAX_BLOCK_DEPTH)
-        return 0;
+    if (b->est_state == 2)
+        return b->est;
+    if (b->est_state == 1 || depth > SEMA_MAX_BLOCK_DEPTH)
+        return 0;   /* recursion: reported when expanded */
+    b->est_state = 1;
     const AstStmt *st = b->st;
     int64_t n = 0;
     for (int i = 0; i < st->block.nbody; i++)
         if (st->block.body[i]->kind == STMT_BIND)
             n = sat_add(n, expr_estimate(s, st->block.body[i]->bind.expr, depth));
+    b->est = n;
+    b->est_state = 2;
     return n;
 }
 

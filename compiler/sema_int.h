@@ -52,6 +52,8 @@ typedef struct Name {
 typedef struct BlockDef {
     const AstStmt *st;
     bool has_out;
+    int est_state;          /* 0 not estimated, 1 being estimated, 2 done */
+    int64_t est;            /* ops one expansion creates, at most (memoized) */
 } BlockDef;
 
 typedef struct Closure {
