@@ -459,8 +459,7 @@ IrValue *sema_apply_op(Sema *s, Env *env, const OpDef *op, const AstNode *call, 
         }
     } else if (chain_in && a0_tensor) {
         sema_error(s, a0->value->sp, "%s takes one input and already has one from '->'", op->name);
-        bad = true;
-        skip = 1;
+        return &s->errv;   /* the arguments are shifted: checking them would mislead */
     } else if (!chain_in && a0_tensor) {
         one[0] = sema_eval_tensor(s, env, a0->value);
         nin = skip = 1;
