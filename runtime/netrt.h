@@ -143,6 +143,73 @@ void nrt_init_constant(float *w, int64_t n, float value);
 
 /* ---- data sets: IDX files, gzip or raw (data.c) -------------------------- */
 
+/* IDX (http://yann.lecun.com/exdb/mnist/): bytes 00 00 <type> <rank>, then
+ * rank big-endian uint32 dimensions, then the elements, big-endian, row
+ * major. Read through zlib, so gzip'ed and plain files both work whatever
+ * their names. A file is refused (NRT_ERR_FORMAT, the message names the
+ * file and the defect) when it is empty, its header is short, the magic or
+ * type code is wrong, the rank is 0 or above NRT_IDX_MAX_RANK, the first
+ * dimension is over NRT_IDX_MAX_ITEMS or the data over NRT_IDX_MAX_BYTES,
+ * the data is shorter than the header promises (truncated) or longer
+ * (trailing data: a wrong header or two files glued together), or the
+ * gzip stream is corrupt. A missing path or a directory is NRT_ERR_IO. */
+enum { NRT_IDX_MAX_RANK = 8 };
+#define NRT_IDX_MAX_ITEMS ((int64_t)1 << 31)
+#define NRT_IDX_MAX_BYTES ((int64_t)16 << 30)
+
+typedef enum NrtIdxType {
+    NRT_IDX_U8 = 0x08, NRT_IDX_I8 = 0x09, NRT_IDX_I16 = 0x0B, NRT_IDX_I32 = 0x0C,
+    NRT_IDX_F32 = 0x0D, NRT_IDX_F64 = 0x0E,
+} NrtIdxType;
+
+typedef struct NrtIdx {
+    NrtIdxType type;
+    int rank;
+    int64_t dims[NRT_IDX_MAX_RANK];
+    int64_t count;        /* dims[0]: items */
+    int64_t item_size;    /* elements per item: product of dims[1..rank) (1 for rank 1) */
+    size_t elem_bytes;    /* 1, 2, 4 or 8 */
+    void *data;           /* count * item_size elements, host byte order; malloc'ed */
+} NrtIdx;
+
+NrtStatus nrt_idx_load(const char *path, NrtIdx *out, NrtError *err);
+void nrt_idx_free(NrtIdx *x);
+
+/* An image classification data set: uint8 images (count x item_size, as in
+ * the file; a rank-3 file count x H x W is C = 1) and int32 labels. Images
+ * stay uint8 (47 MB for Fashion-MNIST's training set, a quarter of the
+ * floats) and become floats x / 255 per batch (nrt_dataset_gather). */
+typedef struct NrtDataSplit {
+    int64_t count, item_size;
+    uint8_t *images;
+    int32_t *labels;
+} NrtDataSplit;
+
+typedef struct NrtDataset {
+    int64_t c, h, w;        /* item shape: images count x H x W -> (1, H, W);
+                             * count x C x H x W -> (C, H, W); count x D -> (1, 1, D) */
+    int32_t classes;        /* 1 + the largest label in either split */
+    NrtDataSplit train, test;
+} NrtDataset;
+
+/* Images must be U8 of rank 2 to 4, labels U8 or I32 of rank 1 with
+ * labels >= 0. Errors: NRT_ERR_MISMATCH when a split's image and label
+ * counts differ or the train and test images differ in shape, NRT_ERR_FORMAT
+ * for a wrong type, rank or a negative label, or the file's own error. */
+NrtStatus nrt_dataset_load_idx(const char *train_images, const char *train_labels,
+                               const char *test_images, const char *test_labels,
+                               NrtDataset *out, NrtError *err);
+/* dir/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz; dir NULL: the
+ * Debian dataset-fashion-mnist folder (NETC_FASHION_MNIST_DIR). */
+NrtStatus nrt_dataset_load_fashion_mnist(const char *dir, NrtDataset *out, NrtError *err);
+void nrt_dataset_free(NrtDataset *ds);
+/* x (n x item_size floats) = images[indices[i]] / 255 (the float division,
+ * as PyTorch's ToTensor), y (n labels, may be NULL) = labels[indices[i]].
+ * OpenMP over samples. NRT_ERR_ARG (and nothing written) for an index
+ * outside [0, count). */
+NrtStatus nrt_dataset_gather(const NrtDataSplit *s, const int64_t *indices, int64_t n, float *x,
+                             int32_t *y, NrtError *err);
+
 /* ---- checkpoints: safetensors (checkpoint.c) ----------------------------- */
 
 /* ---- dense and convolution math (gemm.c, conv.c) ------------------------- */
