@@ -103,6 +103,11 @@ static char *vformat(Arena *a, const char *fmt, va_list ap)
  * expansion chain, innermost first, as compilers do for templates. */
 Diag *sema_error(Sema *s, SrcSpan sp, const char *fmt, ...)
 {
+    if (diag_full(s->d)) {
+        s->d->nerrors++;   /* counted, not recorded (as diag_error does) */
+        s->d->truncated = true;
+        return NULL;
+    }
     va_list ap;
     va_start(ap, fmt);
     char *msg = vformat(s->a, fmt, ap);
@@ -442,6 +447,8 @@ static IrValue *unknown_name(Sema *s, Env *env, const AstNode *call, bool as_op)
 {
     const char *name = call->call.name;
     SrcSpan sp = call->call.name_sp;
+    if (diag_full(s->d))
+        return &s->errv;   /* past the error limit: no scans for hints */
     const AstStmt *later = as_op ? NULL : later_bind(s, env, name);
     if (later) {
         Diag *dg = sema_error(s, sp, "'%s' is used before its definition", name);
@@ -908,6 +915,8 @@ static void graph_statements(Sema *s)
         const AstStmt *st = f->stmts[i];
         if (!st)
             continue;
+        if (diag_full(s->d))
+            break;   /* the error limit: SQLite's nErr */
         if (st->kind == STMT_BIND)
             bind_stmt(s, &s->top, st);
         else if (st->kind == STMT_LOSS)
