@@ -6,8 +6,10 @@
  * x is (n, c, h, w), changed in place; all channels of a sample move
  * together. Geometric: output pixel (y, x) samples the flipped, translated
  * image at the rotated point, bilinearly, with 0 outside the image at every
- * stage (translate's and rotate's zero fill). One pass per sample through a
- * copy of it in the caller's scratch. Cutout zeroes one square (DeVries &
+ * stage (translate's and rotate's zero fill). Per sample, the translated,
+ * flipped image goes into the caller's scratch with a zero border of one
+ * pixel, and the bilinear taps read it without bounds checks; the plain
+ * nrt_augment_geometric_ref computes the same bits from the definition. Cutout zeroes one square (DeVries &
  * Taylor 2017, arXiv:1708.04552) in all channels; noise adds N(0, std^2).
  *
  * Randomness: every draw is Philox keyed by (seed, NRT_RNG_AUGMENT, step,
@@ -67,7 +69,7 @@ void nrt_augment_draw(const NrtAugmentSpec *spec, int64_t h, int64_t w, uint64_t
 
 size_t nrt_augment_scratch_floats(int64_t n, int64_t c, int64_t h, int64_t w)
 {
-    return (size_t)(n * c * h * w);
+    return (size_t)(n * c * (h + 2) * (w + 2));
 }
 
 /* Geometry of one sample: where pixel (y, x) of the flipped image comes
@@ -95,30 +97,35 @@ static float fetch(const float *plane, const AugMap *m, int64_t y, int64_t x)
     return i < 0 ? 0.0f : plane[i];
 }
 
-/* No rotation: every output pixel is one source pixel (or 0). */
-static void shift_flip(float *out, const float *src, int64_t c, const AugMap *m)
-{
-    int64_t hw = m->h * m->w;
-    for (int64_t y = 0; y < m->h; y++)
-        for (int64_t x = 0; x < m->w; x++) {
-            int64_t i = map_index(m, y, x);
-            for (int64_t ch = 0; ch < c; ch++)
-                out[ch * hw + y * m->w + x] = i < 0 ? 0.0f : src[ch * hw + i];
-        }
-}
+/* The inverse rotation about the center: output (x, y) samples the point
+ * (sx, sy) = center + R (x - cx, y - cy); its bilinear cell and weights. */
+typedef struct AugRot {
+    double cs, sn, cy, cx;
+} AugRot;
 
-/* Output (y, x) takes the bilinear value at the point the inverse rotation
- * about the center gives: (sx, sy) = center + R(angle) (x - cx, y - cy). */
-static void rotate_bilinear(float *out, const float *src, int64_t c, const AugMap *m)
+static AugRot rot_of(const AugMap *m)
 {
     double rad = m->d->angle * (3.14159265358979323846 / 180.0);
-    double cs = cos(rad), sn = sin(rad);
-    double cy = 0.5 * (double)(m->h - 1), cx = 0.5 * (double)(m->w - 1);
+    return (AugRot){cos(rad), sin(rad), 0.5 * (double)(m->h - 1), 0.5 * (double)(m->w - 1)};
+}
+
+static void rot_point(const AugRot *r, int64_t y, int64_t x, double *sy, double *sx)
+{
+    double u = (double)x - r->cx, v = (double)y - r->cy;
+    *sx = r->cx + u * r->cs - v * r->sn;
+    *sy = r->cy + u * r->sn + v * r->cs;
+}
+
+/* Reference: one sample, straight from the definition, every neighbour
+ * through map_index. out and src are (c, h, w), distinct. */
+static void geometric_one_ref(float *out, const float *src, int64_t c, const AugMap *m)
+{
+    AugRot r = rot_of(m);
     int64_t hw = m->h * m->w;
     for (int64_t y = 0; y < m->h; y++)
         for (int64_t x = 0; x < m->w; x++) {
-            double u = (double)x - cx, v = (double)y - cy;
-            double sx = cx + u * cs - v * sn, sy = cy + u * sn + v * cs;
+            double sx, sy;
+            rot_point(&r, y, x, &sy, &sx);
             double fx0 = floor(sx), fy0 = floor(sy);
             float ax = (float)(sx - fx0), ay = (float)(sy - fy0);
             int64_t x0 = (int64_t)fx0, y0 = (int64_t)fy0;
@@ -131,26 +138,102 @@ static void rotate_bilinear(float *out, const float *src, int64_t c, const AugMa
         }
 }
 
+/* pad (c, h+2, w+2) = the translated, flipped image inside a zero border,
+ * so bilinear taps need no bounds checks. */
+static void build_padded(float *pad, const float *img, int64_t c, const AugMap *m)
+{
+    int64_t pw = m->w + 2, ps = (m->h + 2) * pw, hw = m->h * m->w;
+    memset(pad, 0, (size_t)(c * ps) * sizeof *pad);
+    for (int64_t y = 0; y < m->h; y++)
+        for (int64_t x = 0; x < m->w; x++) {
+            int64_t i = map_index(m, y, x);
+            if (i >= 0)
+                for (int64_t ch = 0; ch < c; ch++)
+                    pad[ch * ps + (y + 1) * pw + x + 1] = img[ch * hw + i];
+        }
+}
+
+/* Rotation from the padded image: a point with sx in [-1, w) and sy in
+ * [-1, h) has its four taps inside the padding; any other point has all
+ * four outside the image, so 0. The same arithmetic as the reference. */
+static void rotate_padded(float *out, const float *pad, int64_t c, const AugMap *m)
+{
+    AugRot r = rot_of(m);
+    int64_t pw = m->w + 2, ps = (m->h + 2) * pw, hw = m->h * m->w;
+    for (int64_t y = 0; y < m->h; y++)
+        for (int64_t x = 0; x < m->w; x++) {
+            double sx, sy;
+            rot_point(&r, y, x, &sy, &sx);
+            if (!(sx >= -1.0 && sx < (double)m->w && sy >= -1.0 && sy < (double)m->h)) {
+                for (int64_t ch = 0; ch < c; ch++)
+                    out[ch * hw + y * m->w + x] = 0.0f;
+                continue;
+            }
+            double fx0 = floor(sx), fy0 = floor(sy);
+            float ax = (float)(sx - fx0), ay = (float)(sy - fy0);
+            const float *p = pad + ((int64_t)fy0 + 1) * pw + (int64_t)fx0 + 1;
+            for (int64_t ch = 0; ch < c; ch++, p += ps) {
+                float top = (1.0f - ax) * p[0] + ax * p[1];
+                float bot = (1.0f - ax) * p[pw] + ax * p[pw + 1];
+                out[ch * hw + y * m->w + x] = (1.0f - ay) * top + ay * bot;
+            }
+        }
+}
+
+static void geometric_one(float *img, float *pad, int64_t c, const AugMap *m)
+{
+    build_padded(pad, img, c, m);
+    if (m->d->angle != 0.0) {
+        rotate_padded(img, pad, c, m);
+        return;
+    }
+    int64_t pw = m->w + 2, ps = (m->h + 2) * pw;   /* no rotation: the interior */
+    for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t y = 0; y < m->h; y++)
+            memcpy(img + (ch * m->h + y) * m->w, pad + ch * ps + (y + 1) * pw + 1,
+                   (size_t)m->w * sizeof *img);
+}
+
+static bool draw_is_identity(const NrtAugmentDraw *d)
+{
+    return d->dx == 0 && d->dy == 0 && !d->flip && !d->flip_vertical && d->angle == 0.0;
+}
+
+static bool spec_has_geometric(const NrtAugmentSpec *spec)
+{
+    return spec->translate > 0 || spec->flip || spec->flip_vertical || spec->rotate > 0;
+}
+
 void nrt_augment_geometric(float *x, int64_t n, int64_t c, int64_t h, int64_t w,
                            const NrtAugmentSpec *spec, uint64_t seed, uint64_t step,
                            int64_t first_sample, float *scratch)
 {
-    if (spec->translate <= 0 && !spec->flip && !spec->flip_vertical && !(spec->rotate > 0))
+    if (!spec_has_geometric(spec))
         return;
-    int64_t size = c * h * w;
+    int64_t size = c * h * w, psize = c * (h + 2) * (w + 2);
 #pragma omp parallel for schedule(static) if (n * size >= AUG_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         NrtAugmentDraw d;
         nrt_augment_draw(spec, h, w, seed, step, first_sample + i, &d);
-        if (d.dx == 0 && d.dy == 0 && !d.flip && !d.flip_vertical && d.angle == 0.0)
-            continue;
-        float *img = x + i * size, *src = scratch + i * size;
-        memcpy(src, img, (size_t)size * sizeof *img);
         AugMap m = {h, w, &d};
-        if (d.angle == 0.0)
-            shift_flip(img, src, c, &m);
-        else
-            rotate_bilinear(img, src, c, &m);
+        if (!draw_is_identity(&d))
+            geometric_one(x + i * size, scratch + i * psize, c, &m);
+    }
+}
+
+void nrt_augment_geometric_ref(float *x, int64_t n, int64_t c, int64_t h, int64_t w,
+                               const NrtAugmentSpec *spec, uint64_t seed, uint64_t step,
+                               int64_t first_sample, float *scratch)
+{
+    if (!spec_has_geometric(spec))
+        return;
+    int64_t size = c * h * w;
+    for (int64_t i = 0; i < n; i++) {
+        NrtAugmentDraw d;
+        nrt_augment_draw(spec, h, w, seed, step, first_sample + i, &d);
+        AugMap m = {h, w, &d};
+        memcpy(scratch, x + i * size, (size_t)size * sizeof *x);
+        geometric_one_ref(x + i * size, scratch, c, &m);
     }
 }
 

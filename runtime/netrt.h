@@ -379,13 +379,17 @@ NrtStatus nrt_augment_spec_from_config(NrtAugmentSpec *spec, const NrtTrainConfi
                                        NrtError *err);
 void nrt_augment_draw(const NrtAugmentSpec *spec, int64_t h, int64_t w, uint64_t seed,
                       uint64_t step, int64_t sample, NrtAugmentDraw *d);
-/* Floats of scratch nrt_augment_geometric needs: n*c*h*w. */
+/* Floats of scratch nrt_augment_geometric needs: n*c*(h+2)*(w+2). */
 size_t nrt_augment_scratch_floats(int64_t n, int64_t c, int64_t h, int64_t w);
 /* translate, flip, flip(vertical), rotate on x (n, c, h, w) in place; all
  * channels of a sample move together. scratch: nrt_augment_scratch_floats. */
 void nrt_augment_geometric(float *x, int64_t n, int64_t c, int64_t h, int64_t w,
                            const NrtAugmentSpec *spec, uint64_t seed, uint64_t step,
                            int64_t first_sample, float *scratch);
+/* The same from the definition, one thread (scratch: c*h*w floats). */
+void nrt_augment_geometric_ref(float *x, int64_t n, int64_t c, int64_t h, int64_t w,
+                               const NrtAugmentSpec *spec, uint64_t seed, uint64_t step,
+                               int64_t first_sample, float *scratch);
 /* cutout, then noise, on the preprocessed x (n, c, h, w) in place. */
 void nrt_augment_post(float *x, int64_t n, int64_t c, int64_t h, int64_t w,
                       const NrtAugmentSpec *spec, uint64_t seed, uint64_t step,

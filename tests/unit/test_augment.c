@@ -3,13 +3,14 @@
  * Exact properties: a seed reproduces the batch bitwise, for 1 and 2
  * threads and for a batch split in two calls; flip twice is the identity;
  * translate moves a blob by exactly the drawn (dx, dy) and keeps its mass;
- * rotate by 0 is the identity, rotate by 90 degrees moves pixels as a
- * rotation does, and any angle keeps a centered blob's mass within
- * interpolation error; cutout zeroes exactly size*size pixels when inside
- * and its mean area over many samples matches the clipped-area formula;
- * noise has mean 0 and the asked std within statistical bounds; the spec
- * parser rejects bad amounts. PNG grids round-trip through libpng's reader
- * pixel for pixel, and failures leave no file behind.
+ * rotate by 0 is the identity, a point follows the drawn rotation, and any
+ * angle keeps a centered Gaussian blob's mass within interpolation error;
+ * the padded fast path equals the reference bitwise; cutout zeroes exactly
+ * the drawn square (size*size pixels when inside) and its mean area over
+ * many samples matches the clipped-area formula; noise has mean 0 and the
+ * asked std within statistical bounds; the spec parser rejects bad
+ * amounts. PNG grids round-trip through libpng's reader pixel for pixel,
+ * and a write that fails midway leaves no file behind.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -160,7 +161,8 @@ static void test_translate_exact(void **state)
 {
     (void)state;
     int64_t n = 200;
-    float *x = malloc((size_t)(n * HW) * sizeof *x), *scratch = malloc((size_t)(n * HW) * 4);
+    float *x = malloc((size_t)(n * HW) * sizeof *x), *scratch;
+    scratch = malloc(nrt_augment_scratch_floats(n, 1, H, W) * sizeof *scratch);
     for (int64_t i = 0; i < n; i++)
         blob(x + i * HW);
     float ref[HW];
@@ -203,7 +205,7 @@ static void test_translate_exact(void **state)
 static void test_rotate(void **state)
 {
     (void)state;
-    float img[HW], orig[HW], scratch[HW];
+    float img[HW], orig[HW], scratch[(H + 2) * (W + 2)];
     blob(img);
     memcpy(orig, img, sizeof img);
     NrtAugmentSpec zero = {.rotate = 0};
@@ -251,6 +253,33 @@ static void test_rotate(void **state)
         for (int k = 0; k < HW; k++)
             assert_true(img[k] >= 0.0f && img[k] <= 1.0f);
     }
+}
+
+/* The padded fast path against the definition, bitwise, over specs,
+ * channel counts and a non-square plane. */
+static void test_geometric_vs_ref(void **state)
+{
+    (void)state;
+    const NrtAugmentSpec specs[] = {
+        {.translate = 2}, {.flip = true}, {.flip_vertical = true}, {.rotate = 30},
+        {.translate = 4, .flip = true, .flip_vertical = true, .rotate = 180},
+        {.translate = 20, .rotate = 10},   /* shifts larger than the plane */
+    };
+    const int64_t shapes[2][3] = {{3, 9, 13}, {1, 28, 28}};
+    for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++)
+        for (int sh = 0; sh < 2; sh++) {
+            int64_t n = 24, c = shapes[sh][0], h = shapes[sh][1], w = shapes[sh][2];
+            size_t count = (size_t)(n * c * h * w);
+            float *a = malloc(count * sizeof *a), *b;
+            for (size_t i = 0; i < count; i++)
+                a[i] = (float)((i * 2654435761u) % 1000) / 999.0f;
+            b = copy_of(a, count);
+            float *scratch = malloc(nrt_augment_scratch_floats(n, c, h, w) * sizeof *scratch);
+            nrt_augment_geometric(a, n, c, h, w, &specs[k], 4, 2, 10, scratch);
+            nrt_augment_geometric_ref(b, n, c, h, w, &specs[k], 4, 2, 10, scratch);
+            assert_memory_equal(a, b, count * sizeof *a);
+            free(a), free(b), free(scratch);
+        }
 }
 
 static void test_cutout(void **state)
@@ -502,6 +531,7 @@ static void test_png_errors(void **state)
     signal(SIGXFSZ, prev);
     assert_int_equal(st, NRT_ERR_IO);
     assert_non_null(strstr(err.msg, path));
+    assert_true(strstr(err.msg, "Write Error") || strstr(err.msg, "write failed"));
     assert_int_equal(access(path, F_OK), -1);
     assert_int_equal(rmdir(dir), 0);   /* fails if a temp file was left */
     free(big);
@@ -515,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_flip_twice_identity),
         cmocka_unit_test(test_translate_exact),
         cmocka_unit_test(test_rotate),
+        cmocka_unit_test(test_geometric_vs_ref),
         cmocka_unit_test(test_cutout),
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_spec_from_config),
