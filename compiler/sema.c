@@ -86,6 +86,8 @@ bool strmap_put(Arena *a, StrMap *m, const char *key, void *val)
 
 /* ---- diagnostics ----------------------------------------------------- */
 
+static char *vformat(Arena *a, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static char *vformat(Arena *a, const char *fmt, va_list ap)
 {
     va_list ap2;
