@@ -212,6 +212,55 @@ NrtStatus nrt_dataset_gather(const NrtDataSplit *s, const int64_t *indices, int6
 
 /* ---- checkpoints: safetensors (checkpoint.c) ----------------------------- */
 
+/* A checkpoint is a safetensors file: 8-byte little-endian header length N,
+ * N bytes of JSON {"__metadata__": {"k": "v"}, "name": {"dtype": "F32",
+ * "shape": [...], "data_offsets": [b, e]}, ...} padded with spaces to a
+ * multiple of 8, then the little-endian data (offsets from its start).
+ * Tensors are laid out in the order given; the same input gives the same
+ * bytes. */
+typedef struct NrtTensorRef {
+    const char *name;
+    int rank;             /* 0..4 */
+    int64_t shape[4];
+    const float *data;    /* numel floats */
+} NrtTensorRef;
+
+typedef struct NrtKV {
+    const char *key;
+    const char *value;
+} NrtKV;
+
+/* Atomic: writes path.tmp.<pid> in the same directory, fflush, fsync,
+ * fclose, rename over path, fsync the directory. On failure (NRT_ERR_IO, or
+ * NRT_ERR_ARG for a bad name/shape/duplicate) the temporary file is removed
+ * and an existing file at path is left as it was. */
+NrtStatus nrt_checkpoint_save(const char *path, const NrtTensorRef *t, int n, const NrtKV *meta,
+                              int nmeta, NrtError *err);
+
+/* An opened checkpoint: the whole file in memory, validated. */
+typedef struct NrtCheckpoint NrtCheckpoint;
+
+/* Reads and validates the whole file: size >= 8, header length <= size - 8
+ * and <= 100 MiB, a JSON object without duplicate keys, every tensor F32
+ * with a shape of non-negative integers (rank <= 8) and data_offsets [b, e]
+ * with b <= e <= data size and e - b = 4 * numel, no two tensors sharing a
+ * byte, __metadata__ an object of strings. Any violation: NRT_ERR_FORMAT
+ * with the file and the tensor/field in the message (NRT_ERR_IO when the
+ * file cannot be read). *out is NULL on failure. */
+NrtStatus nrt_checkpoint_open(const char *path, NrtCheckpoint **out, NrtError *err);
+/* Copies tensor name into dst after checking it has exactly (rank, shape);
+ * a missing tensor or another shape is NRT_ERR_MISMATCH naming both shapes. */
+NrtStatus nrt_checkpoint_read(const NrtCheckpoint *ck, const char *name, int rank,
+                              const int64_t *shape, float *dst, NrtError *err);
+const char *nrt_checkpoint_meta(const NrtCheckpoint *ck, const char *key);   /* NULL: absent */
+bool nrt_checkpoint_has(const NrtCheckpoint *ck, const char *name);
+/* Listing for tools: tensors in header order; shape returns the rank (and
+ * fills shape[0..rank)) or -1 when there is no such tensor. */
+int nrt_checkpoint_count(const NrtCheckpoint *ck);
+const char *nrt_checkpoint_name(const NrtCheckpoint *ck, int i);
+int nrt_checkpoint_shape(const NrtCheckpoint *ck, const char *name, int64_t shape[8]);
+void nrt_checkpoint_close(NrtCheckpoint *ck);   /* NULL is fine */
+
 /* ---- dense and convolution math (gemm.c, conv.c) ------------------------- */
 
 /* Scratch space from the caller. Any float-aligned buffer works (kernels

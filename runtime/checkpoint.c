@@ -1,0 +1,576 @@
+/* checkpoint.c - checkpoints as safetensors files
+ * (https://github.com/huggingface/safetensors, "Format").
+ *
+ * Layout: an 8-byte little-endian header length N, N bytes of JSON
+ *   {"__metadata__": {"k": "v", ...},
+ *    "name": {"dtype": "F32", "shape": [d0, ...], "data_offsets": [b, e]}, ...}
+ * padded with spaces to a multiple of 8, then the raw little-endian data;
+ * offsets count from the first data byte. Only F32 tensors are written or read.
+ *
+ * Save is atomic: the bytes go to path.tmp.<pid> in the same directory,
+ * which is flushed, fsynced, closed and renamed over path, then the
+ * directory is fsynced; on any failure the temporary file is removed and a
+ * previous file at path is untouched. Open reads the whole file and
+ * validates everything before anything is used (sizes, JSON, dtypes,
+ * shapes, offsets in bounds, byte counts, no overlaps), so a truncated or
+ * hostile file gives NRT_ERR_FORMAT naming the file and the field, never a
+ * crash. The JSON is jansson's (no hand-written parser).
+ */
+#include "netrt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CK_MAX_HEADER ((uint64_t)100 << 20)   /* 100 MiB, as safetensors */
+enum { CK_MAX_RANK = 8 };
+
+typedef struct CkEntry {
+    char *name;
+    int rank;
+    int64_t shape[CK_MAX_RANK];
+    uint64_t begin, end;   /* byte range within the data */
+} CkEntry;
+
+struct NrtCheckpoint {
+    char *path;
+    unsigned char *buf;    /* the whole file */
+    const unsigned char *data;
+    uint64_t data_size;
+    CkEntry *entries;
+    int nentries;
+    char **meta;           /* key, value, key, value, ... */
+    int nmeta;
+};
+
+static bool host_little_endian(void)
+{
+    const uint32_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* "(3,4)": shape text for messages. */
+static void shape_text(int rank, const int64_t *shape, char *out, size_t size)
+{
+    size_t k = (size_t)snprintf(out, size, "(");
+    for (int i = 0; i < rank && k < size; i++)
+        k += (size_t)snprintf(out + k, size - k, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (k < size)
+        snprintf(out + k, size - k, ")");
+}
+
+/* ---- save ---------------------------------------------------------------- */
+
+static NrtStatus check_tensor_ref(const char *path, const NrtTensorRef *t, uint64_t *nbytes,
+                                  NrtError *err)
+{
+    if (!t->name || !t->name[0] || strcmp(t->name, "__metadata__") == 0)
+        return nrt_error_set(err, NRT_ERR_ARG, "%s: bad tensor name '%s'", path,
+                             t->name ? t->name : "(null)");
+    if (t->rank < 0 || t->rank > 4)
+        return nrt_error_set(err, NRT_ERR_ARG, "%s: tensor '%s' has rank %d (0..4 allowed)", path,
+                             t->name, t->rank);
+    uint64_t numel = 1;
+    for (int i = 0; i < t->rank; i++) {
+        if (t->shape[i] < 0 || (t->shape[i] > 0 && numel > (UINT64_MAX / 8) / (uint64_t)t->shape[i]))
+            return nrt_error_set(err, NRT_ERR_ARG, "%s: tensor '%s' has a bad shape", path, t->name);
+        numel *= (uint64_t)t->shape[i];
+    }
+    if (numel > 0 && !t->data)
+        return nrt_error_set(err, NRT_ERR_ARG, "%s: tensor '%s' has no data", path, t->name);
+    *nbytes = numel * 4;
+    return NRT_OK;
+}
+
+static json_t *tensor_json(const NrtTensorRef *t, uint64_t begin, uint64_t end)
+{
+    json_t *shape = json_array();
+    for (int i = 0; i < t->rank; i++)
+        json_array_append_new(shape, json_integer((json_int_t)t->shape[i]));
+    json_t *offs = json_array();
+    json_array_append_new(offs, json_integer((json_int_t)begin));
+    json_array_append_new(offs, json_integer((json_int_t)end));
+    json_t *o = json_object();
+    json_object_set_new(o, "dtype", json_string("F32"));
+    json_object_set_new(o, "shape", shape);
+    json_object_set_new(o, "data_offsets", offs);
+    return o;
+}
+
+/* The header JSON, padded with spaces to a multiple of 8; *total = data bytes. */
+static char *build_header(const char *path, const NrtTensorRef *t, int n, const NrtKV *meta,
+                          int nmeta, size_t *len, uint64_t *total, NrtError *err)
+{
+    json_t *root = json_object();
+    if (nmeta > 0) {
+        json_t *m = json_object();
+        for (int i = 0; i < nmeta; i++)
+            if (!meta[i].key || !meta[i].value
+                || json_object_set_new(m, meta[i].key, json_string(meta[i].value)) != 0) {
+                json_decref(m);
+                json_decref(root);
+                nrt_error_set(err, NRT_ERR_ARG, "%s: bad metadata entry %d (NULL or not UTF-8)",
+                              path, i);
+                return NULL;
+            }
+        json_object_set_new(root, "__metadata__", m);
+    }
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t nbytes = 0;
+        NrtStatus st = check_tensor_ref(path, &t[i], &nbytes, err);
+        if (st == NRT_OK && json_object_get(root, t[i].name))
+            st = nrt_error_set(err, NRT_ERR_ARG, "%s: tensor '%s' appears twice", path, t[i].name);
+        if (st == NRT_OK && json_object_set_new(root, t[i].name, tensor_json(&t[i], off, off + nbytes)))
+            st = nrt_error_set(err, NRT_ERR_ARG, "%s: tensor name %d is not UTF-8", path, i);
+        if (st != NRT_OK) {
+            json_decref(root);
+            return NULL;
+        }
+        off += nbytes;
+    }
+    char *js = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!js) {
+        nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory writing the header", path);
+        return NULL;
+    }
+    size_t jl = strlen(js), padded = (jl + 7) / 8 * 8;
+    char *h = malloc(padded ? padded : 8);
+    if (h) {
+        memcpy(h, js, jl);
+        memset(h + jl, ' ', padded - jl);
+    } else {
+        nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory writing the header", path);
+    }
+    free(js);
+    *len = padded;
+    *total = off;
+    return h;
+}
+
+/* Floats as little-endian bytes, converting in chunks on a big-endian host. */
+static bool write_floats(FILE *f, const float *x, uint64_t numel)
+{
+    if (host_little_endian())
+        return fwrite(x, 4, (size_t)numel, f) == (size_t)numel;
+    unsigned char chunk[4096];
+    for (uint64_t i = 0; i < numel;) {
+        size_t k = 0;
+        for (; k < sizeof chunk / 4 && i < numel; k++, i++) {
+            uint32_t v;
+            memcpy(&v, &x[i], 4);
+            for (int b = 0; b < 4; b++)
+                chunk[4 * k + (size_t)b] = (unsigned char)(v >> (8 * b));
+        }
+        if (fwrite(chunk, 4, k, f) != k)
+            return false;
+    }
+    return true;
+}
+
+static bool write_all(FILE *f, const char *header, size_t hlen, const NrtTensorRef *t, int n)
+{
+    unsigned char len8[8];
+    for (int b = 0; b < 8; b++)
+        len8[b] = (unsigned char)((uint64_t)hlen >> (8 * b));
+    if (fwrite(len8, 1, 8, f) != 8 || fwrite(header, 1, hlen, f) != hlen)
+        return false;
+    for (int i = 0; i < n; i++) {
+        uint64_t numel = 1;
+        for (int d = 0; d < t[i].rank; d++)
+            numel *= (uint64_t)t[i].shape[d];
+        if (numel > 0 && !write_floats(f, t[i].data, numel))
+            return false;
+    }
+    return fflush(f) == 0 && fsync(fileno(f)) == 0;
+}
+
+/* Best effort: make the rename durable. Some file systems refuse fsync on a
+ * directory; the file itself is complete either way. */
+static void fsync_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+NrtStatus nrt_checkpoint_save(const char *path, const NrtTensorRef *t, int n, const NrtKV *meta,
+                              int nmeta, NrtError *err)
+{
+    if (!path || n < 0 || nmeta < 0 || (n > 0 && !t) || (nmeta > 0 && !meta))
+        return nrt_error_set(err, NRT_ERR_ARG, "checkpoint save: bad arguments");
+    size_t hlen;
+    uint64_t total;
+    char *header = build_header(path, t, n, meta, nmeta, &hlen, &total, err);
+    if (!header)
+        return err ? err->code : NRT_ERR_ARG;
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        free(header);
+        return nrt_error_set(err, NRT_ERR_ARG, "%s: path too long", path);
+    }
+    NrtStatus st = NRT_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        st = nrt_error_set(err, NRT_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+    } else {
+        bool ok = write_all(f, header, hlen, t, n);
+        int saved = errno;
+        ok = (fclose(f) == 0) && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            if (ok)
+                saved = errno;
+            st = nrt_error_set(err, NRT_ERR_IO, "cannot write %s: %s", path, strerror(saved));
+            unlink(tmp);
+        } else {
+            fsync_dir_of(path);
+        }
+    }
+    free(header);
+    return st;
+}
+
+/* ---- open and validate --------------------------------------------------- */
+
+static NrtStatus read_file(const char *path, unsigned char **buf, uint64_t *size, NrtError *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return nrt_error_set(err, NRT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return nrt_error_set(err, NRT_ERR_IO, "cannot read %s: not a regular file", path);
+    }
+    *size = (uint64_t)sb.st_size;
+    *buf = malloc(*size ? (size_t)*size : 1);
+    if (!*buf) {
+        fclose(f);
+        return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory (%llu bytes)", path,
+                             (unsigned long long)*size);
+    }
+    size_t got = fread(*buf, 1, (size_t)*size, f);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (bad || got != (size_t)*size) {
+        free(*buf);
+        *buf = NULL;
+        return nrt_error_set(err, NRT_ERR_IO, "cannot read %s: %s", path,
+                             bad ? strerror(errno) : "file changed while reading");
+    }
+    return NRT_OK;
+}
+
+static NrtStatus parse_shape(const char *path, const char *name, json_t *shape, CkEntry *e,
+                             uint64_t *numel, NrtError *err)
+{
+    if (!json_is_array(shape))
+        return nrt_error_set(err, NRT_ERR_FORMAT, "%s: tensor '%s': \"shape\" is not an array",
+                             path, name);
+    size_t rank = json_array_size(shape);
+    if (rank > CK_MAX_RANK)
+        return nrt_error_set(err, NRT_ERR_FORMAT, "%s: tensor '%s': rank %zu (at most %d)", path,
+                             name, rank, CK_MAX_RANK);
+    e->rank = (int)rank;
+    *numel = 1;
+    for (size_t i = 0; i < rank; i++) {
+        json_t *d = json_array_get(shape, i);
+        if (!json_is_integer(d) || json_integer_value(d) < 0)
+            return nrt_error_set(err, NRT_ERR_FORMAT,
+                                 "%s: tensor '%s': shape[%zu] is not a non-negative integer", path,
+                                 name, i);
+        uint64_t v = (uint64_t)json_integer_value(d);
+        if (v > 0 && *numel > (UINT64_MAX / 8) / v)
+            return nrt_error_set(err, NRT_ERR_FORMAT, "%s: tensor '%s': the shape is too large",
+                                 path, name);
+        *numel *= v;
+        e->shape[i] = (int64_t)v;
+    }
+    return NRT_OK;
+}
+
+static NrtStatus parse_offsets(const char *path, const char *name, json_t *offs, uint64_t nbytes,
+                               uint64_t data_size, CkEntry *e, NrtError *err)
+{
+    json_t *b = json_array_get(offs, 0), *en = json_array_get(offs, 1);
+    if (!json_is_array(offs) || json_array_size(offs) != 2 || !json_is_integer(b)
+        || !json_is_integer(en) || json_integer_value(b) < 0 || json_integer_value(en) < 0)
+        return nrt_error_set(err, NRT_ERR_FORMAT,
+                             "%s: tensor '%s': \"data_offsets\" is not two non-negative integers",
+                             path, name);
+    e->begin = (uint64_t)json_integer_value(b);
+    e->end = (uint64_t)json_integer_value(en);
+    if (e->begin > e->end || e->end > data_size)
+        return nrt_error_set(err, NRT_ERR_FORMAT,
+                             "%s: tensor '%s': data_offsets [%llu, %llu] out of bounds (%llu data "
+                             "bytes; truncated file?)",
+                             path, name, (unsigned long long)e->begin, (unsigned long long)e->end,
+                             (unsigned long long)data_size);
+    if (e->end - e->begin != nbytes)
+        return nrt_error_set(err, NRT_ERR_FORMAT,
+                             "%s: tensor '%s': data_offsets span %llu bytes, the shape needs %llu",
+                             path, name, (unsigned long long)(e->end - e->begin),
+                             (unsigned long long)nbytes);
+    return NRT_OK;
+}
+
+static NrtStatus parse_tensor(const char *path, const char *name, json_t *v, uint64_t data_size,
+                              CkEntry *e, NrtError *err)
+{
+    if (!json_is_object(v))
+        return nrt_error_set(err, NRT_ERR_FORMAT, "%s: tensor '%s' is not a JSON object", path,
+                             name);
+    json_t *dt = json_object_get(v, "dtype");
+    if (!json_is_string(dt))
+        return nrt_error_set(err, NRT_ERR_FORMAT, "%s: tensor '%s': no \"dtype\" string", path,
+                             name);
+    if (strcmp(json_string_value(dt), "F32") != 0)
+        return nrt_error_set(err, NRT_ERR_FORMAT, "%s: tensor '%s': unsupported dtype \"%s\" (F32 only)",
+                             path, name, json_string_value(dt));
+    uint64_t numel = 0;
+    NrtStatus st = parse_shape(path, name, json_object_get(v, "shape"), e, &numel, err);
+    if (st != NRT_OK)
+        return st;
+    st = parse_offsets(path, name, json_object_get(v, "data_offsets"), numel * 4, data_size, e,
+                       err);
+    if (st != NRT_OK)
+        return st;
+    e->name = strdup(name);
+    return e->name ? NRT_OK : nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", path);
+}
+
+static NrtStatus parse_meta(NrtCheckpoint *ck, json_t *m, NrtError *err)
+{
+    if (!json_is_object(m))
+        return nrt_error_set(err, NRT_ERR_FORMAT, "%s: \"__metadata__\" is not a JSON object",
+                             ck->path);
+    ck->meta = calloc(2 * json_object_size(m) + 1, sizeof *ck->meta);
+    if (!ck->meta)
+        return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", ck->path);
+    const char *k;
+    json_t *v;
+    json_object_foreach(m, k, v) {
+        if (!json_is_string(v))
+            return nrt_error_set(err, NRT_ERR_FORMAT,
+                                 "%s: __metadata__ \"%s\" is not a string", ck->path, k);
+        ck->meta[2 * ck->nmeta] = strdup(k);
+        ck->meta[2 * ck->nmeta + 1] = strdup(json_string_value(v));
+        ck->nmeta++;
+        if (!ck->meta[2 * ck->nmeta - 2] || !ck->meta[2 * ck->nmeta - 1])
+            return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", ck->path);
+    }
+    return NRT_OK;
+}
+
+static int cmp_begin(const void *a, const void *b)
+{
+    const CkEntry *x = *(const CkEntry *const *)a, *y = *(const CkEntry *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* Non-empty byte ranges must not share a byte. */
+static NrtStatus check_overlaps(NrtCheckpoint *ck, NrtError *err)
+{
+    if (ck->nentries < 2)
+        return NRT_OK;
+    const CkEntry **order = malloc((size_t)ck->nentries * sizeof *order);
+    if (!order)
+        return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", ck->path);
+    int m = 0;
+    for (int i = 0; i < ck->nentries; i++)
+        if (ck->entries[i].end > ck->entries[i].begin)
+            order[m++] = &ck->entries[i];
+    qsort(order, (size_t)m, sizeof *order, cmp_begin);
+    NrtStatus st = NRT_OK;
+    for (int i = 1; i < m && st == NRT_OK; i++)
+        if (order[i]->begin < order[i - 1]->end)
+            st = nrt_error_set(err, NRT_ERR_FORMAT,
+                               "%s: tensors '%s' and '%s' overlap in the data", ck->path,
+                               order[i - 1]->name, order[i]->name);
+    free(order);
+    return st;
+}
+
+static NrtStatus parse_header(NrtCheckpoint *ck, json_t *root, NrtError *err)
+{
+    if (!json_is_object(root))
+        return nrt_error_set(err, NRT_ERR_FORMAT, "%s: the header is not a JSON object", ck->path);
+    ck->entries = calloc(json_object_size(root) + 1, sizeof *ck->entries);
+    if (!ck->entries)
+        return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", ck->path);
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        NrtStatus st;
+        if (strcmp(k, "__metadata__") == 0) {
+            st = ck->meta ? nrt_error_set(err, NRT_ERR_FORMAT, "%s: two __metadata__", ck->path)
+                          : parse_meta(ck, v, err);
+        } else {
+            st = parse_tensor(ck->path, k, v, ck->data_size, &ck->entries[ck->nentries], err);
+            if (st == NRT_OK)
+                ck->nentries++;
+        }
+        if (st != NRT_OK)
+            return st;
+    }
+    return check_overlaps(ck, err);
+}
+
+/* Sizes first, then the JSON. */
+static NrtStatus ck_validate(NrtCheckpoint *ck, uint64_t size, NrtError *err)
+{
+    if (size < 8)
+        return nrt_error_set(err, NRT_ERR_FORMAT,
+                             "%s: %llu bytes, too short for a safetensors file (truncated?)",
+                             ck->path, (unsigned long long)size);
+    uint64_t n = 0;
+    for (int b = 7; b >= 0; b--)
+        n = n << 8 | ck->buf[b];
+    if (n > CK_MAX_HEADER || n > size - 8)
+        return nrt_error_set(err, NRT_ERR_FORMAT,
+                             "%s: header length %llu is beyond the file's %llu bytes or 100 MiB "
+                             "(truncated or not a safetensors file?)",
+                             ck->path, (unsigned long long)n, (unsigned long long)size);
+    ck->data = ck->buf + 8 + n;
+    ck->data_size = size - 8 - n;
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)ck->buf + 8, (size_t)n,
+                          JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (!root)
+        return nrt_error_set(err, NRT_ERR_FORMAT, "%s: bad JSON header at byte %d: %s", ck->path,
+                             jerr.position, jerr.text);
+    NrtStatus st = parse_header(ck, root, err);
+    json_decref(root);
+    return st;
+}
+
+NrtStatus nrt_checkpoint_open(const char *path, NrtCheckpoint **out, NrtError *err)
+{
+    *out = NULL;
+    NrtCheckpoint *ck = calloc(1, sizeof *ck);
+    if (!ck || !(ck->path = strdup(path))) {
+        free(ck);
+        return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", path);
+    }
+    uint64_t size = 0;
+    NrtStatus st = read_file(path, &ck->buf, &size, err);
+    if (st == NRT_OK)
+        st = ck_validate(ck, size, err);
+    if (st != NRT_OK) {
+        nrt_checkpoint_close(ck);
+        return st;
+    }
+    *out = ck;
+    return NRT_OK;
+}
+
+void nrt_checkpoint_close(NrtCheckpoint *ck)
+{
+    if (!ck)
+        return;
+    for (int i = 0; i < ck->nentries; i++)
+        free(ck->entries[i].name);
+    for (int i = 0; i < 2 * ck->nmeta; i++)
+        free(ck->meta[i]);
+    free(ck->entries);
+    free(ck->meta);
+    free(ck->buf);
+    free(ck->path);
+    free(ck);
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+static const CkEntry *ck_find(const NrtCheckpoint *ck, const char *name)
+{
+    for (int i = 0; i < ck->nentries; i++)
+        if (strcmp(ck->entries[i].name, name) == 0)
+            return &ck->entries[i];
+    return NULL;
+}
+
+bool nrt_checkpoint_has(const NrtCheckpoint *ck, const char *name)
+{
+    return ck_find(ck, name) != NULL;
+}
+
+const char *nrt_checkpoint_meta(const NrtCheckpoint *ck, const char *key)
+{
+    for (int i = 0; i < ck->nmeta; i++)
+        if (strcmp(ck->meta[2 * i], key) == 0)
+            return ck->meta[2 * i + 1];
+    return NULL;
+}
+
+int nrt_checkpoint_count(const NrtCheckpoint *ck)
+{
+    return ck->nentries;
+}
+
+const char *nrt_checkpoint_name(const NrtCheckpoint *ck, int i)
+{
+    return i >= 0 && i < ck->nentries ? ck->entries[i].name : NULL;
+}
+
+int nrt_checkpoint_shape(const NrtCheckpoint *ck, const char *name, int64_t shape[8])
+{
+    const CkEntry *e = ck_find(ck, name);
+    if (!e)
+        return -1;
+    memcpy(shape, e->shape, (size_t)e->rank * sizeof *shape);
+    return e->rank;
+}
+
+NrtStatus nrt_checkpoint_read(const NrtCheckpoint *ck, const char *name, int rank,
+                              const int64_t *shape, float *dst, NrtError *err)
+{
+    char want[160], have[160];
+    shape_text(rank, shape, want, sizeof want);
+    const CkEntry *e = ck_find(ck, name);
+    if (!e)
+        return nrt_error_set(err, NRT_ERR_MISMATCH, "%s: no tensor '%s' (expected shape %s)",
+                             ck->path, name, want);
+    bool same = e->rank == rank;
+    for (int i = 0; same && i < rank; i++)
+        same = e->shape[i] == shape[i];
+    if (!same) {
+        shape_text(e->rank, e->shape, have, sizeof have);
+        return nrt_error_set(err, NRT_ERR_MISMATCH, "%s: tensor '%s' has shape %s, expected %s",
+                             ck->path, name, have, want);
+    }
+    const unsigned char *p = ck->data + e->begin;
+    uint64_t numel = (e->end - e->begin) / 4;
+    if (numel > 0 && host_little_endian()) {
+        memcpy(dst, p, (size_t)(e->end - e->begin));
+        return NRT_OK;
+    }
+    for (uint64_t i = 0; i < numel; i++) {
+        uint32_t v = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8
+                     | (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+        memcpy(&dst[i], &v, 4);
+    }
+    return NRT_OK;
+}
