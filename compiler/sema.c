@@ -894,8 +894,13 @@ static void default_outputs(Sema *s)
             seen |= g->outputs.items[k].value == v;
         if (seen || g->outputs.len >= SEMA_MAX_OUTPUTS)
             continue;
-        IrOutput o = {v->name, v, g->losses.items[i]->sp};
-        if (!vec_push(s->a, &g->outputs, o))
+        /* The value's name, made a C identifier: "res1.out" -> "res1_out". */
+        char *name = arena_printf(s->a, "%s%s", v->name, sema_is_c_keyword(v->name) ? "_out" : "");
+        for (char *p = name; p && *p; p++)
+            if (*p == '.')
+                *p = '_';
+        IrOutput o = {name, v, g->losses.items[i]->sp};
+        if (!name || !vec_push(s->a, &g->outputs, o))
             out_of_memory(s, o.sp);
     }
 }

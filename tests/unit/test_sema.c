@@ -320,6 +320,9 @@ static void test_sema_blocks_and_names(void **state)
     assert_int_equal(node("stage2.unit2.conv1")->conv.filters, 8);
     node("conv1");
     assert_ptr_equal(node("stage2.unit2.conv1")->scope, g->scopes.items[5]);
+    /* a default output named after a block's value is still a C identifier */
+    ok(HEAD "block head() {\n  out = in -> dense(10);\n}\nloss cross_entropy(x -> head, y);\n");
+    assert_string_equal(comp.graph->outputs.items[0].name, "head1_out");
 }
 
 static void test_sema_block_errors(void **state)
