@@ -388,6 +388,185 @@ void nrt_conv_backward_bias(const NrtConvShape *s, const float *dy, float *db, b
 
 /* ---- pooling, activations, batchnorm, dropout, losses, optimizers -------- */
 
+/* Conventions of this section (pool.c, activation.c, batchnorm.c,
+ * dropout.c, loss.c, optim.c): numel counts floats; a backward kernel with
+ * `accumulate` false overwrites its output and with true adds to it (a
+ * tensor read by several ops); inputs are never modified. Elementwise
+ * kernels allow y == x (and dx == dy when not accumulating). */
+
+/* Batch normalization (batchnorm.c), per channel over n and spatial: x and
+ * y are (n, c, spatial) with spatial = h*w (spatial = 1, c = D for an
+ * N x D input). Statistics are computed in double, in a fixed order.
+ * Training: batch mean and biased variance; save_mean, save_invstd (c)
+ * receive mean and 1/sqrt(var + eps) for the backward; running_mean and
+ * running_var (c, may both be NULL) become (1-momentum)*r + momentum*batch,
+ * the variance unbiased (M/(M-1), M = n*spatial), as in PyTorch. relu
+ * fuses max(0, .) into the output. */
+void nrt_batchnorm_forward_train(int64_t n, int64_t c, int64_t spatial, const float *x,
+                                 const float *gamma, const float *beta, double eps,
+                                 double momentum, float *running_mean, float *running_var,
+                                 bool relu, float *y, float *save_mean, float *save_invstd);
+/* Inference: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta. */
+void nrt_batchnorm_forward_infer(int64_t n, int64_t c, int64_t spatial, const float *x,
+                                 const float *gamma, const float *beta,
+                                 const float *running_mean, const float *running_var,
+                                 double eps, bool relu, float *y);
+/* PyTorch's backward: with g = dy (masked by y > 0 when y_relu, the fused
+ * forward's output, is not NULL), xhat = (x - mean) * invstd:
+ *   dbeta = sum g, dgamma = sum g*xhat,
+ *   dx = gamma*invstd * (g - dbeta/M - xhat*dgamma/M).
+ * dx (may be NULL: parameter gradients only): overwrite/accumulate by
+ * accumulate_dx; dgamma, dbeta (c) by accumulate_params. */
+void nrt_batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *dy,
+                            const float *x, const float *y_relu, const float *gamma,
+                            const float *save_mean, const float *save_invstd, float *dx,
+                            float *dgamma, float *dbeta, bool accumulate_dx,
+                            bool accumulate_params);
+
+/* Pooling (pool.c): x is (n, c, h, w), y is (n, c, oh, ow) with
+ * oh = (h + 2*pad - k) / stride + 1 (floor; ow alike), pad <= k/2. */
+typedef struct NrtPoolShape {
+    int64_t n, c, h, w;
+    int64_t k, stride, pad;
+} NrtPoolShape;
+
+int64_t nrt_pool_out_h(const NrtPoolShape *s);
+int64_t nrt_pool_out_w(const NrtPoolShape *s);
+/* Max over each window; padding never wins (-inf, as in PyTorch), NaN
+ * does. argmax (n, c, oh, ow; may be NULL at inference) receives the
+ * winner's index ih*w + iw within its plane, the first one on ties. */
+void nrt_maxpool_forward(const NrtPoolShape *s, const float *x, float *y, int32_t *argmax);
+/* dx[plane][argmax] += dy, per plane in output order. */
+void nrt_maxpool_backward(const NrtPoolShape *s, const float *dy, const int32_t *argmax,
+                          float *dx, bool accumulate);
+/* Average over the k*k window, padding counted as zeros
+ * (count_include_pad=True, PyTorch's default): divisor k*k always. */
+void nrt_avgpool_forward(const NrtPoolShape *s, const float *x, float *y);
+void nrt_avgpool_backward(const NrtPoolShape *s, const float *dy, float *dx, bool accumulate);
+/* x (n, c, spatial) -> y (n, c): the mean of each plane (double, in order). */
+void nrt_global_avgpool_forward(int64_t n, int64_t c, int64_t spatial, const float *x, float *y);
+void nrt_global_avgpool_backward(int64_t n, int64_t c, int64_t spatial, const float *dy,
+                                 float *dx, bool accumulate);
+
+/* Fractional max pooling (Graham 2014, pool.c). A region set holds, per
+ * output row i, the input rows [row_start[i], row_end[i]) and per output
+ * column j the columns [col_start[j], col_end[j]). */
+int64_t nrt_fracpool_out(int64_t in, double ratio);   /* floor(in / ratio), >= 1 */
+/* Graham's pseudo-random sequence as TensorFlow's fractional_max_pool
+ * draws it: alpha = in/out, K = floor(alpha), u = (1 - u01) * min((K+2)/alpha
+ * - 1, (in+1-K)/alpha - (out-1)), a_0 = 0, a_i = ceil(alpha*(i+u)) - 1 for
+ * 0 < i < out, a_out = in. Region i is [a_i, a_(i+1)) (lengths K or K+1);
+ * overlap adds the next boundary element: [a_i, min(a_(i+1) + 1, in)).
+ * u01 in [0, 1) is the caller's uniform draw. */
+void nrt_fracpool_regions(int64_t in, int64_t out, double u01, bool overlap, int32_t *start,
+                          int32_t *end);
+/* PyTorch's FractionalMaxPool2d(k) intervals for sample u in [0, 1):
+ * alpha = (float)(in - k) / (out - 1), start_i = (int)((i + u)*alpha) -
+ * (int)(u*alpha) in float arithmetic, start_(out-1) = in - k,
+ * end_i = start_i + k. (torch draws u per (sample, plane), [0] for the
+ * width, [1] for the height.) */
+void nrt_fracpool_regions_torch(int64_t in, int64_t out, int64_t k, float u, int32_t *start,
+                                int32_t *end);
+
+typedef enum NrtFracShare {
+    NRT_FRAC_SHARED = 0,       /* one region set for every plane (inference) */
+    NRT_FRAC_PER_SAMPLE = 1,   /* set i for all channels of sample i */
+    NRT_FRAC_PER_PLANE = 2,    /* set i*c + ch */
+} NrtFracShare;
+
+typedef struct NrtFracPool {
+    int64_t n, c, h, w, oh, ow;
+    NrtFracShare share;
+    const int32_t *row_start, *row_end;   /* (sets, oh) */
+    const int32_t *col_start, *col_end;   /* (sets, ow) */
+} NrtFracPool;
+
+/* Max over each region, NaN wins, first index on ties; argmax as maxpool. */
+void nrt_fracpool_forward(const NrtFracPool *p, const float *x, float *y, int32_t *argmax);
+void nrt_fracpool_backward(const NrtFracPool *p, const float *dy, const int32_t *argmax,
+                           float *dx, bool accumulate);
+
+/* Activations (activation.c), elementwise over numel floats. Backward
+ * kernels read the output y where that is the natural form (relu: y > 0,
+ * tanh: 1 - y^2, sigmoid: y (1 - y)) and the input x for leaky_relu
+ * (x > 0 ? 1 : slope, PyTorch's rule). */
+void nrt_relu_forward(int64_t numel, const float *x, float *y);
+void nrt_relu_backward(int64_t numel, const float *dy, const float *y, float *dx,
+                       bool accumulate);
+void nrt_leaky_relu_forward(int64_t numel, float slope, const float *x, float *y);
+void nrt_leaky_relu_backward(int64_t numel, float slope, const float *dy, const float *x,
+                             float *dx, bool accumulate);
+void nrt_tanh_forward(int64_t numel, const float *x, float *y);
+void nrt_tanh_backward(int64_t numel, const float *dy, const float *y, float *dx,
+                       bool accumulate);
+void nrt_sigmoid_forward(int64_t numel, const float *x, float *y);
+void nrt_sigmoid_backward(int64_t numel, const float *dy, const float *y, float *dx,
+                          bool accumulate);
+/* Row-wise over x (n, k), max-subtracted, sums in double. */
+void nrt_softmax_forward(int64_t n, int64_t k, const float *x, float *y);
+void nrt_log_softmax_forward(int64_t n, int64_t k, const float *x, float *y);
+/* dx = y * (dy - sum_j dy_j y_j) per row. */
+void nrt_softmax_backward(int64_t n, int64_t k, const float *dy, const float *y, float *dx,
+                          bool accumulate);
+
+/* Dropout, drop_path, gaussian noise (dropout.c). The randomness comes in
+ * as data: the caller draws 32 uniform bits per element (Philox, rng.c) or
+ * normals, so these kernels are pure and thread-count independent. A mask
+ * holds the multiplier itself: 1/(1-p) for a kept element, 0 for a dropped
+ * one (the same mask serves forward, backward and dropconnect). */
+/* Kept iff bits >= threshold = round(p * 2^32) (clamped to 2^32 - 1), so
+ * P(keep) = 1 - p up to 2^-32. */
+uint32_t nrt_dropout_threshold(double p);
+void nrt_dropout_mask(int64_t numel, const uint32_t *bits, double p, float *mask);
+void nrt_dropout_forward(int64_t numel, const float *x, const float *mask, float *y);
+void nrt_dropout_backward(int64_t numel, const float *dy, const float *mask, float *dx,
+                          bool accumulate);
+/* drop_path: x, y are (n, d), scale (n) is a mask from nrt_dropout_mask
+ * with one draw per sample: y[i] = scale[i] * x[i]; backward alike. */
+void nrt_drop_path_forward(int64_t n, int64_t d, const float *x, const float *scale, float *y);
+void nrt_drop_path_backward(int64_t n, int64_t d, const float *dy, const float *scale,
+                            float *dx, bool accumulate);
+/* y = x + std * normals (N(0,1) draws); its backward is the identity. */
+void nrt_gaussian_noise_forward(int64_t numel, const float *x, const float *normals, float std,
+                                float *y);
+
+/* Losses (loss.c). Each returns the mean loss over the batch (double sums
+ * in a fixed order, thread-count independent) and, when dgrad is not NULL,
+ * writes (or with accumulate adds) weight * d(mean loss)/d(input).
+ * Cross entropy over logits (n, k) with labels in [0, k), PyTorch's label
+ * smoothing s: per row (1-s)*(-log p_y) + s/k * sum_j (-log p_j). With
+ * labels_b (mixup/cutmix partner labels; NULL: none) the row loss is
+ * lambda * CE(labels) + (1 - lambda) * CE(labels_b). */
+double nrt_cross_entropy(int64_t n, int64_t k, const float *logits, const int32_t *labels,
+                         const int32_t *labels_b, double lambda, double smoothing,
+                         double weight, float *dlogits, bool accumulate);
+/* Mean squared error over n*d elements (PyTorch reduction='mean'); with
+ * target_b: lambda * mse(target) + (1 - lambda) * mse(target_b). */
+double nrt_mse(int64_t n, int64_t d, const float *pred, const float *target,
+               const float *target_b, double lambda, double weight, float *dpred,
+               bool accumulate);
+/* out[i] = index of the largest x[i][j] (the first on ties). */
+void nrt_argmax_rows(int64_t n, int64_t k, const float *x, int32_t *out);
+int64_t nrt_count_correct(int64_t n, int64_t k, const float *logits, const int32_t *labels);
+
+/* Optimizers and penalties (optim.c), PyTorch 1.13 semantics, float state.
+ * Penalties: J' = J + l1 * sum|w| + l2/2 * sum w^2, so g += l1*sign(w) +
+ * l2*w (sign(0) = 0); nrt_penalty_value gives the added term (double). */
+void nrt_penalty_grad(int64_t numel, const float *w, double l1, double l2, float *g);
+double nrt_penalty_value(int64_t numel, const float *w, double l1, double l2);
+/* SGD: v = momentum*v + g; update = nesterov ? g + momentum*v : v
+ * (v unused and may be NULL when momentum == 0: update = g); w -= lr*update.
+ * v starts at zeros (PyTorch's first step v = g is the same). */
+void nrt_sgd_step(int64_t numel, float *w, const float *g, float *v, double lr,
+                  double momentum, bool nesterov);
+/* Adam / AdamW, t = the 1-based number of this step, m and v start at 0:
+ *   AdamW (decoupled): w *= 1 - lr*weight_decay; Adam: g += weight_decay*w;
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *   w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). */
+void nrt_adam_step(int64_t numel, float *w, const float *g, float *m, float *v, double lr,
+                   double beta1, double beta2, double eps, double weight_decay, bool decoupled,
+                   int64_t t);
+
 /* ---- augmentation, mixing, images (augment.c, mix.c, png.c) ---- */
 
 /* Training-time augmentation (LANGUAGE.md, Regularization), per sample and

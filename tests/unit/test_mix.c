@@ -170,6 +170,31 @@ static void test_threads_and_off(void **state)
         assert_memory_equal(pa, pb, sizeof pa);
         assert_memory_equal(&ia, &ib, sizeof ia);
     }
+    /* a batch large enough for the parallel paths (mix.c's MIX_PAR_MIN) */
+    enum { BN = 128, BC = 4, BH = 64, BW = 64, BD = BC * BH * BW };
+    float *x1 = malloc(sizeof(float) * BN * BD), *x2 = malloc(sizeof(float) * BN * BD);
+    float *sc = malloc(sizeof(float) * BN * BD);
+    int64_t q1[BN], q2[BN];
+    assert_true(x1 && x2 && sc);
+    for (uint64_t step = 0; step < 8; step++)
+        for (int kind = 0; kind < 2; kind++) {
+            for (int i = 0; i < BN * BD; i++)
+                x1[i] = x2[i] = (float)(i % 9973) * 1e-3f;
+            nrt_set_threads(1);
+            if (kind == 0)
+                nrt_mixup(x1, BN, BD, 0.3, 8, step, q1, &ia, sc);
+            else
+                nrt_cutmix(x1, BN, BC, BH, BW, 0.3, 8, step, q1, &ia, sc);
+            nrt_set_threads(2);
+            if (kind == 0)
+                nrt_mixup(x2, BN, BD, 0.3, 8, step, q2, &ib, sc);
+            else
+                nrt_cutmix(x2, BN, BC, BH, BW, 0.3, 8, step, q2, &ib, sc);
+            assert_memory_equal(x1, x2, sizeof(float) * BN * BD);
+            assert_memory_equal(q1, q2, sizeof q1);
+            assert_memory_equal(&ia, &ib, sizeof ia);
+        }
+    free(x1), free(x2), free(sc);
     nrt_set_threads(threads);
     fill(a);
     memcpy(b, a, sizeof a);
