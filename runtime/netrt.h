@@ -210,6 +210,29 @@ void nrt_dataset_free(NrtDataset *ds);
 NrtStatus nrt_dataset_gather(const NrtDataSplit *s, const int64_t *indices, int64_t n, float *x,
                              int32_t *y, NrtError *err);
 
+/* Preprocessing statistics (preprocess_stats.c) of x = pixel / 255 over a
+ * uint8 training set, images count x d with d = c x hw (CHW per image).
+ * Sums are exact integers (any thread count gives the same bits), the
+ * rest is double. NRT_ERR_ARG for count < 1 or a bad size, NRT_ERR_NOMEM. */
+/* Per channel: mean and population std over count x hw values (c each). */
+NrtStatus nrt_stats_channels(const uint8_t *images, int64_t count, int64_t c, int64_t hw,
+                             double *mean, double *std, NrtError *err);
+/* The mean image (d values). */
+NrtStatus nrt_stats_mean_image(const uint8_t *images, int64_t count, int64_t d, double *mean,
+                               NrtError *err);
+/* ZCA whitening: mean (d) and W (d x d, row major) = U diag(1/sqrt(l + eps))
+ * U^T from the population covariance U diag(l) U^T (eigenvalues clamped at
+ * 0), so W (x - mean) has covariance ~ identity for eps -> 0. Cost: the
+ * covariance is count x d^2 / 2 integer multiply-adds, the Jacobi
+ * eigensolver about 10 d^3 flops (seconds at d = 784), d <= 4096. */
+NrtStatus nrt_stats_zca(const uint8_t *images, int64_t count, int64_t d, double eps, double *mean,
+                        double *w, NrtError *err);
+/* Symmetric eigendecomposition by cyclic Jacobi rotations: a (n x n, row
+ * major, destroyed) = V diag(lambda) V^T, V's columns the eigenvectors,
+ * lambda ascending. Returns the sweeps used, or -1 if 60 sweeps did not
+ * bring the off-diagonal mass below 1e-22 of the total. */
+int nrt_eigen_sym(int64_t n, double *a, double *lambda, double *v);
+
 /* ---- checkpoints: safetensors (checkpoint.c) ----------------------------- */
 
 /* A checkpoint is a safetensors file: 8-byte little-endian header length N,
