@@ -3,7 +3,8 @@
 
 Speaks xcheck_driver's protocol (`xcheck DIR STEPS`: reads DIR/batch.bin,
 writes init/step<k>.safetensors, results.safetensors, params.txt,
-config.txt) for the variant named in $XCHECK_VARIANT, so the harness itself
+config.txt) and follows netc's conventions (grad() includes the L2 term, the
+loss does not) for the variant named in $XCHECK_VARIANT, so the harness itself
 can be tested without netc: a correct float32 implementation must pass
 xcheck.py's tolerance (this is how 1e-4 was calibrated: PyTorch's own float32
 step sits at 1e-5 or below), and a deliberately wrong one
@@ -96,9 +97,10 @@ def main():
         loss = X.losses_of(spec, model(xp), yt)
         loss.backward()
         losses.append(float(loss))
-        for nm, _, _, t, tr in names:
-            if tr:
-                res[f"grad{s}.{nm}"] = t.grad.numpy().copy()
+        for nm, ln, k, t, tr in names:
+            if tr:  # as netc reports it: with the L2 term (nrt_penalty_grad)
+                wd = X.l2_of(cfg, ln, k)
+                res[f"grad{s}.{nm}"] = (t.grad + wd * t.detach()).numpy().copy()
         opt.step()
         st_write(os.path.join(work, f"step{s}.safetensors"), state())
     res.update({f"pred_final.{k}": p.numpy() for k, p in enumerate(X.predict(spec, model, xp))})

@@ -524,10 +524,12 @@ def main():
     ap.add_argument("--n", type=int, default=32, help="samples in the batch")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--tol", type=float, default=1e-4)
-    ap.add_argument("--grad-has-l2", type=int, default=0,
-                    help="1: netc's gradients include the L2 term")
+    ap.add_argument("--grad-has-l2", type=int, default=1,
+                    help="1 (netc's contract: nrt_penalty_grad adds l2 * w into the gradient "
+                         "buffer before the update): grad() includes the L2 term")
     ap.add_argument("--loss-has-l2", type=int, default=0,
-                    help="1: netc's loss includes the L2 penalty")
+                    help="1: the loss train_step returns includes the L2 penalty (netc's: no, "
+                         "it is the weighted data loss)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
