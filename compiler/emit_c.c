@@ -50,10 +50,14 @@ static const char *flt(char *buf, double v)
     return buf;
 }
 
-/* A double constant, round-trip exact. */
+/* A double constant, round-trip exact, in the fewest digits that are. */
 static const char *dbl(char *buf, double v)
 {
-    snprintf(buf, 40, "%.17g", v);
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, 40, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
     if (!strpbrk(buf, ".eni"))
         strcat(buf, ".0");
     return buf;
@@ -437,7 +441,7 @@ static void body_concat(Emit *E, const KStep *s)
         total += s->i[1 + k];
     out(E, "    enum { S = %" PRId64 ", CT = %" PRId64 " };    /* values per channel, channels out */\n",
         s->i[0], total);
-    decl(E, !fwd, fwd ? "y" : "dy", s->buf[fwd ? nin : 0]);
+    decl(E, fwd, fwd ? "y" : "dy", s->buf[fwd ? nin : 0]);
     char var[16];
     for (int k = 0, first = fwd ? 0 : 1; k < nin; k++) {
         if (s->buf[first + k] < 0)
@@ -604,9 +608,11 @@ static void emit_prelude(Emit *E, const char *h_name)
            " * and one activation arena (A(off)), both allocated by %s_create.\n"
            " */\n", E->m, E->m, NETC_VERSION, kp->source_name, h_name, E->m);
     out(E, "#include <math.h>\n#include <stdbool.h>\n#include <stdint.h>\n#include <stdlib.h>\n"
-           "#include <string.h>\n\n#include \"netrt.h\"\n#include \"%s\"\n\n", h_name);
+           "#include <stdio.h>\n#include <string.h>\n\n#include \"netrt.h\"\n#include \"%s\"\n\n", h_name);
     out(E, "#define BLOCK_FLOATS %" PRId64 "\n#define ARENA_FLOATS %" PRId64 "\n",
         kp->block_floats, kp->arena_floats);
+    out(E, "#define STRUCTURE_HASH_STR \"%016" PRIx64 "\"    /* %s_STRUCTURE_HASH in checkpoints */\n",
+        kp->structure_hash, E->M);
     out(E, "#define P(off) (m->block + (off))\n#define A(off) (m->arena + (off))\n\n");
     out(E, "struct NrtModel {\n"
            "    float *block;               /* BLOCK_FLOATS */\n"
@@ -919,19 +925,112 @@ static void emit_run(Emit *E)
 
 /* ---- checkpoints ----------------------------------------------------------- */
 
+/* Every tensor a checkpoint holds, in parameter order: parameters and
+ * running statistics, then optimizer state, then preprocessing statistics. */
+static void emit_ck_table(Emit *E)
+{
+    const KProgram *kp = E->kp;
+    const char *state_sfx = E->g->train.opt.kind == IR_OPT_SGD ? "momentum" : NULL;
+    int count = 0;
+    out(E, "/* Checkpoint tensors: name, rank, shape, offset in the block. */\n"
+           "static const struct {\n"
+           "    const char *name;\n"
+           "    int rank;\n"
+           "    int64_t shape[4];\n"
+           "    int64_t off;\n"
+           "} ck_tensors[] = {\n");
+    for (int pass = 0; pass < 3; pass++)
+        for (size_t i = 0; i < kp->params.len; i++) {
+            const KParam *q = &kp->params.items[i];
+            if (pass > 0 && (q->state[pass - 1] < 0))
+                continue;
+            const KBuf *b = kbuf(E, pass == 0 ? q->buf : q->state[pass - 1]);
+            const char *sfx = pass == 0 ? NULL : state_sfx ? state_sfx : pass == 1 ? "adam_m" : "adam_v";
+            out(E, "    {\"%s%s%s\", %d, {", q->p->name, sfx ? "." : "", sfx ? sfx : "", q->p->shape.rank);
+            for (int d = 0; d < 4; d++)
+                out(E, "%s%" PRId64, d ? ", " : "", d < q->p->shape.rank ? q->p->shape.d[d] : 0);
+            out(E, "}, %" PRId64 "},\n", b->off);
+            count++;
+        }
+    int pre[2] = {kp->pre_mean, kp->pre_std};
+    for (int k = 0; k < 2; k++) {
+        if (pre[k] < 0)
+            continue;
+        out(E, "    {\"%s\", 1, {%" PRId64 ", 0, 0, 0}, %" PRId64 "},\n", kbuf(E, pre[k])->name,
+            kp->pre_channels, kbuf(E, pre[k])->off);
+        count++;
+    }
+    out(E, "};\nenum { NCK = %d };\n\n", count);
+}
+
 static void emit_checkpoint(Emit *E)
 {
-    /* Filled in against runtime/checkpoint.c (see below). */
-    out(E, "NrtStatus %s_save(const NrtModel *m, const char *path, NrtError *err)\n"
+    emit_ck_table(E);
+    out(E, "/* Parameters, running and preprocessing statistics, optimizer state; in\n"
+           " * __metadata__ the model, its structure hash, the step and the seed. */\n"
+           "NrtStatus %s_save(const NrtModel *m, const char *path, NrtError *err)\n"
            "{\n"
-           "    (void)m;\n"
-           "    return nrt_error_set(err, NRT_ERR_IO, \"%%s: checkpoints are not available yet\", path);\n"
-           "}\n\n"
+           "    if (!m || !path)\n"
+           "        return nrt_error_set(err, NRT_ERR_ARG, \"%s_save: NULL argument\");\n"
+           "    NrtTensorRef t[NCK];\n"
+           "    for (int i = 0; i < NCK; i++) {\n"
+           "        t[i].name = ck_tensors[i].name;\n"
+           "        t[i].rank = ck_tensors[i].rank;\n"
+           "        memcpy(t[i].shape, ck_tensors[i].shape, sizeof t[i].shape);\n"
+           "        t[i].data = m->block + ck_tensors[i].off;\n"
+           "    }\n"
+           "    char step[24], seed[24];\n"
+           "    snprintf(step, sizeof step, \"%%llu\", (unsigned long long)m->step);\n"
+           "    snprintf(seed, sizeof seed, \"%%llu\", (unsigned long long)m->seed);\n"
+           "    const NrtKV meta[] = {\n"
+           "        {\"format\", \"netc\"}, {\"model\", \"%s\"}, {\"structure_hash\", STRUCTURE_HASH_STR},\n"
+           "        {\"step\", step}, {\"seed\", seed},\n"
+           "    };\n"
+           "    return nrt_checkpoint_save(path, t, NCK, meta, (int)(sizeof meta / sizeof *meta), err);\n"
+           "}\n\n", E->m, E->m, E->m);
+    out(E, "/* All or nothing: every tensor is read into a copy of the block, which\n"
+           " * replaces the model's only when all of them were there with the right\n"
+           " * shapes. */\n"
            "NrtStatus %s_load(NrtModel *m, const char *path, NrtError *err)\n"
            "{\n"
-           "    (void)m;\n"
-           "    return nrt_error_set(err, NRT_ERR_IO, \"%%s: checkpoints are not available yet\", path);\n"
-           "}\n\n", E->m, E->m);
+           "    if (!m || !path)\n"
+           "        return nrt_error_set(err, NRT_ERR_ARG, \"%s_load: NULL argument\");\n"
+           "    NrtCheckpoint *ck = NULL;\n"
+           "    NrtStatus st = nrt_checkpoint_open(path, &ck, err);\n"
+           "    if (st != NRT_OK)\n"
+           "        return st;\n"
+           "    const char *model = nrt_checkpoint_meta(ck, \"model\");\n"
+           "    const char *hash = nrt_checkpoint_meta(ck, \"structure_hash\");\n"
+           "    const char *step = nrt_checkpoint_meta(ck, \"step\"), *seed = nrt_checkpoint_meta(ck, \"seed\");\n"
+           "    if (!hash || strcmp(hash, STRUCTURE_HASH_STR) != 0) {\n"
+           "        st = nrt_error_set(err, NRT_ERR_MISMATCH,\n"
+           "                           \"%%s: a checkpoint of model '%%s' with structure %%s, not of this %s (structure %%s)\",\n"
+           "                           path, model ? model : \"?\", hash ? hash : \"(none)\", STRUCTURE_HASH_STR);\n"
+           "        nrt_checkpoint_close(ck);\n"
+           "        return st;\n"
+           "    }\n"
+           "    float *block = aligned_alloc(64, (size_t)BLOCK_FLOATS * sizeof(float));\n"
+           "    if (!block) {\n"
+           "        nrt_checkpoint_close(ck);\n"
+           "        return nrt_error_set(err, NRT_ERR_NOMEM, \"%%s: out of memory\", path);\n"
+           "    }\n"
+           "    memcpy(block, m->block, (size_t)BLOCK_FLOATS * sizeof(float));\n"
+           "    for (int i = 0; i < NCK && st == NRT_OK; i++)\n"
+           "        st = nrt_checkpoint_read(ck, ck_tensors[i].name, ck_tensors[i].rank, ck_tensors[i].shape,\n"
+           "                                 block + ck_tensors[i].off, err);\n"
+           "    if (st == NRT_OK && (!step || !seed))\n"
+           "        st = nrt_error_set(err, NRT_ERR_FORMAT, \"%%s: no step or seed in the metadata\", path);\n"
+           "    if (st == NRT_OK) {\n"
+           "        free(m->block);\n"
+           "        m->block = block;\n"
+           "        m->step = strtoull(step, NULL, 10);\n"
+           "        m->seed = strtoull(seed, NULL, 10);\n"
+           "    } else {\n"
+           "        free(block);\n"
+           "    }\n"
+           "    nrt_checkpoint_close(ck);\n"
+           "    return st;\n"
+           "}\n\n", E->m, E->m, E->m);
 }
 
 /* ---- the descriptor -------------------------------------------------------- */

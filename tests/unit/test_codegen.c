@@ -1,0 +1,281 @@
+/* test_codegen.c - the kernel program (lower.c, autodiff.c) and the C
+ * emitter (emit_c.c), through netc_compile() on small models.
+ *
+ * Checks what the golden files cannot show by themselves: the memory plan
+ * keeps buffers in bounds and apart, gradients of fanned-out values are
+ * overwritten once and accumulated after, values without trainable
+ * ancestors get no gradient, the optimizer state is contiguous, the
+ * structure hash follows the structure, unsupported constructs are located
+ * errors, and emission is byte-for-byte deterministic.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "emit_c.h"
+#include "frontend.h"
+#include "kernel.h"
+
+static NetcCompilation comp;
+
+/* body: graph statements; the model has input x [1, 8, 8] and target y. */
+static int lower_src(const char *body, const char *train, KProgram **kp)
+{
+    char src[4096];
+    snprintf(src, sizeof src,
+             "model m;\ninput x [1, 8, 8];\ntarget y classes(4);\n%s\n"
+             "train { data idx(train_images=\"a\", train_labels=\"b\"); %s }\n",
+             body, train ? train : "");
+    netc_compilation_free(&comp);
+    assert_true(netc_compilation_init(&comp, "t.net", src, strlen(src)));
+    if (netc_compile(&comp)) {
+        diag_print_all(&comp.diags, stderr, false);
+        fail_msg("the test model does not compile");
+    }
+    *kp = NULL;
+    return lower_program(comp.graph, "t.net", &comp.diags, kp);
+}
+
+static const char *residual =
+    "a = x -> conv(4, 3, pad=1) -> relu;\n"
+    "b = a -> conv(4, 3, pad=1) -> batchnorm;\n"
+    "c = relu(a + b) -> maxpool(2);\n"
+    "d = concat(c, c -> conv(2, 1)) -> global_avgpool -> dense(4);\n"
+    "loss cross_entropy(d, y);\n";
+
+static const KBuf *buf(const KProgram *kp, int id)
+{
+    assert_true(id >= 0 && (size_t)id < kp->bufs.len);
+    return &kp->bufs.items[id];
+}
+
+static int64_t floats(const KProgram *kp, const KBuf *b)
+{
+    return b->per_sample ? b->per_sample * kp->batch : b->fixed;
+}
+
+static void test_codegen_buffers_in_bounds_and_disjoint(void **state)
+{
+    (void)state;
+    KProgram *kp;
+    assert_int_equal(lower_src(residual, NULL, &kp), 0);
+    for (size_t i = 0; i < kp->bufs.len; i++) {
+        const KBuf *a = &kp->bufs.items[i];
+        int64_t top = a->space == KS_PARAMS ? kp->block_floats : kp->arena_floats;
+        assert_true(a->off >= 0 && a->off + floats(kp, a) <= top);
+        assert_int_equal(a->off % 16, 0);
+        /* Aggregate views ("parameters", "gradients", ...) span others. */
+        if (a->space == KS_PARAMS && strchr(a->name, ' '))
+            continue;
+        if (!strcmp(a->name, "parameters") || !strcmp(a->name, "gradients"))
+            continue;
+        for (size_t j = i + 1; j < kp->bufs.len; j++) {
+            const KBuf *b = &kp->bufs.items[j];
+            if (b->space != a->space || strchr(b->name, ' ') || !strcmp(b->name, "parameters")
+                || !strcmp(b->name, "gradients"))
+                continue;
+            bool apart = a->off + floats(kp, a) <= b->off || b->off + floats(kp, b) <= a->off;
+            if (!apart)
+                fail_msg("%s and %s overlap", a->name, b->name);
+        }
+    }
+}
+
+/* The gradient of `a` (used by the second conv and by the add) and of `c`
+ * (used twice by the concat branch) is overwritten first, then added to. */
+static void test_codegen_fanout_accumulates(void **state)
+{
+    (void)state;
+    KProgram *kp;
+    assert_int_equal(lower_src(residual, NULL, &kp), 0);
+    const char *fanned[] = {"a.grad", "c.grad"};
+    for (size_t k = 0; k < 2; k++) {
+        int writes = 0, firsts = 0;
+        for (size_t i = 0; i < kp->train.len; i++) {
+            const KStep *s = &kp->train.items[i];
+            for (int b = 0; b < s->nbuf; b++) {
+                if (s->buf[b] < 0 || strcmp(buf(kp, s->buf[b])->name, fanned[k]))
+                    continue;
+                bool is_dx = (s->op == K_CONV_BWD && b == 3) || (s->op == K_GRAD_COPY && b == 1)
+                          || (s->op == K_ACT_BWD && b == 3) || (s->op == K_MAXPOOL_BWD && b == 2)
+                          || (s->op == K_CONCAT_BWD && b >= 1) || (s->op == K_BN_BWD && b == 5);
+                if (!is_dx)
+                    continue;
+                bool acc = s->op == K_CONCAT_BWD ? (s->accmask >> (b - 1)) & 1 : s->acc;
+                writes++;
+                firsts += !acc;
+                if (writes == 1)
+                    assert_false(acc);
+            }
+        }
+        if (writes < 2 || firsts != 1)
+            fail_msg("%s: %d writes, %d overwrites", fanned[k], writes, firsts);
+    }
+}
+
+/* The input depends on no parameter: the first conv computes no dx. */
+static void test_codegen_no_gradient_for_input(void **state)
+{
+    (void)state;
+    KProgram *kp;
+    assert_int_equal(lower_src(residual, NULL, &kp), 0);
+    for (size_t i = 0; i < kp->bufs.len; i++)
+        assert_string_not_equal(kp->bufs.items[i].name, "x.grad");
+    const KStep *first_conv_bwd = NULL;
+    for (size_t i = 0; i < kp->train.len; i++)
+        if (kp->train.items[i].op == K_CONV_BWD)
+            first_conv_bwd = &kp->train.items[i];    /* the last one is conv1's */
+    assert_non_null(first_conv_bwd);
+    assert_int_equal(first_conv_bwd->buf[3], -1);
+}
+
+/* adam: parameters, gradients and both moments are contiguous runs in the
+ * same order, so the single update step covers exactly the trainables. */
+static void test_codegen_optimizer_state_contiguous(void **state)
+{
+    (void)state;
+    KProgram *kp;
+    assert_int_equal(lower_src(residual, "optimizer adam(lr=0.001);", &kp), 0);
+    const KStep *upd = &kp->train.items[kp->train.len - 1];
+    assert_int_equal(upd->op, K_OPT_ADAM);
+    int64_t total = 0, prev[4] = {-1, -1, -1, -1};
+    for (size_t i = 0; i < kp->params.len; i++) {
+        const KParam *q = &kp->params.items[i];
+        if (q->grad < 0) {
+            assert_false(q->p->trainable);
+            continue;
+        }
+        int ids[4] = {q->buf, q->grad, q->state[0], q->state[1]};
+        for (int k = 0; k < 4; k++) {
+            const KBuf *b = buf(kp, ids[k]);
+            const KBuf *run = buf(kp, upd->buf[k]);
+            assert_true(b->off >= run->off && b->off + b->fixed <= run->off + run->fixed);
+            assert_true(b->off > prev[k]);
+            prev[k] = b->off;
+        }
+        total += q->p->numel;
+    }
+    assert_true(upd->i[0] >= total);
+}
+
+static uint64_t hash_of(const char *body)
+{
+    KProgram *kp;
+    assert_int_equal(lower_src(body, NULL, &kp), 0);
+    return kp->structure_hash;
+}
+
+static void test_codegen_structure_hash(void **state)
+{
+    (void)state;
+    const char *a = "z = x -> dense(16) -> relu -> dense(4);\nloss cross_entropy(z, y);\n";
+    const char *b = "z = x -> dense(17) -> relu -> dense(4);\nloss cross_entropy(z, y);\n";
+    const char *c = "z = x -> dense(16) -> tanh -> dense(4);\nloss cross_entropy(z, y);\n";
+    uint64_t ha = hash_of(a);
+    assert_true(ha == hash_of(a));
+    assert_true(ha != hash_of(b));
+    assert_true(ha != hash_of(c));
+}
+
+static void expect_unsupported(const char *body, const char *train, const char *what, int line,
+                               int col)
+{
+    KProgram *kp;
+    assert_true(lower_src(body, train, &kp) > 0);
+    for (const Diag *d = comp.diags.first; d; d = d->next)
+        if (d->level == DIAG_ERROR && strstr(d->msg, what) && strstr(d->msg, "not supported")
+            && d->sp.line == line && d->sp.col == col)
+            return;
+    diag_print_all(&comp.diags, stderr, false);
+    fail_msg("no '%s is not supported' error at %d:%d", what, line, col);
+}
+
+static void test_codegen_unsupported_is_located(void **state)
+{
+    (void)state;
+    expect_unsupported("z = x -> gaussian_noise(0.1) -> dense(4);\nloss cross_entropy(z, y);",
+                       NULL, "gaussian_noise", 4, 10);
+    expect_unsupported("z = x -> dense(4, dropconnect=0.5);\nloss cross_entropy(z, y);", NULL,
+                       "dropconnect", 4, 10);
+    expect_unsupported("z = x -> fractional_maxpool(1.5) -> dense(4);\nloss cross_entropy(z, y);",
+                       NULL, "fractional_maxpool", 4, 10);
+    expect_unsupported("z = x -> dense(4);\nloss cross_entropy(z, y);", "mix mixup(0.2);",
+                       "mixup", 6, 59);
+}
+
+static char *emit_to_memory(const KProgram *kp, size_t *len)
+{
+    char *cbuf = NULL, *hbuf = NULL;
+    size_t clen = 0, hlen = 0;
+    FILE *c = open_memstream(&cbuf, &clen), *h = open_memstream(&hbuf, &hlen);
+    assert_true(c && h);
+    assert_true(emitc_print(kp, c, h, "m.h"));
+    fclose(c);
+    fclose(h);
+    char *all = malloc(clen + hlen + 1);
+    assert_non_null(all);
+    memcpy(all, hbuf, hlen);
+    memcpy(all + hlen, cbuf, clen + 1);
+    free(cbuf);
+    free(hbuf);
+    *len = clen + hlen;
+    return all;
+}
+
+static void test_codegen_emit_deterministic(void **state)
+{
+    (void)state;
+    KProgram *kp;
+    size_t l1, l2;
+    assert_int_equal(lower_src(residual, NULL, &kp), 0);
+    char *a = emit_to_memory(kp, &l1);
+    assert_int_equal(lower_src(residual, NULL, &kp), 0);
+    char *b = emit_to_memory(kp, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(a, b, l1);
+    /* readable: step functions named after nodes, located by source line */
+    assert_non_null(strstr(a, "static void t"));
+    assert_non_null(strstr(a, "_conv1_forward(NrtModel *m, int n)"));
+    assert_non_null(strstr(a, "/* t.net:4: conv(4, 3, pad=1) */"));
+    assert_null(strstr(a, "/tmp"));
+    free(a);
+    free(b);
+}
+
+static void test_codegen_header_path(void **state)
+{
+    (void)state;
+    char buf[256];
+    emitc_header_path("out/lenet.c", buf, sizeof buf);
+    assert_string_equal(buf, "out/lenet.h");
+    emitc_header_path("dir.x/model", buf, sizeof buf);
+    assert_string_equal(buf, "dir.x/model.h");
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    netc_compilation_free(&comp);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codegen_buffers_in_bounds_and_disjoint),
+        cmocka_unit_test(test_codegen_fanout_accumulates),
+        cmocka_unit_test(test_codegen_no_gradient_for_input),
+        cmocka_unit_test(test_codegen_optimizer_state_contiguous),
+        cmocka_unit_test(test_codegen_structure_hash),
+        cmocka_unit_test(test_codegen_unsupported_is_located),
+        cmocka_unit_test(test_codegen_emit_deterministic),
+        cmocka_unit_test(test_codegen_header_path),
+    };
+    return cmocka_run_group_tests(tests, NULL, teardown);
+}
