@@ -72,8 +72,16 @@ def main():
         f.write(f"n {n}\noptimizer {cfg['opt']}\nlr {cfg['lr']}\nmomentum {cfg.get('momentum', 0)}\n"
                 f"nesterov {int(cfg.get('nesterov', False))}\nbeta1 0.9\nbeta2 0.999\neps 1e-8\n")
 
-    def state():
-        return {nm: t.detach().numpy().copy() for nm, _, _, t, _ in names}
+    opt = None
+
+    def state():  # parameters, running statistics, optimizer state as netc names them
+        out = {nm: t.detach().numpy().copy() for nm, _, _, t, _ in names}
+        for nm, _, _, t, tr in names:
+            st = opt.state.get(t, {}) if opt is not None and tr else {}
+            for sfx, key in X.OPT_STATE[cfg["opt"]]:
+                if key in st:
+                    out[f"{nm}.{sfx}"] = st[key].numpy().copy()
+        return out
 
     st_write(os.path.join(work, "init.safetensors"), state())
     if fit:

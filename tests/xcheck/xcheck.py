@@ -8,8 +8,9 @@ runs the driver (which saves the initial checkpoint, trains STEPS steps on
 the batch, and saves gradients, checkpoints and predictions), then replays
 every step in PyTorch in float64 from netc's state before it (the initial
 weights come through the safetensors checkpoint) and compares: the loss,
-every gradient (before the update), every parameter and batchnorm running
-statistic after the update, the update itself (p_after - p_before, up to one
+every gradient (before the update), every parameter, batchnorm running
+statistic and optimizer state (momentum, Adam moments) after the update,
+the update itself (p_after - p_before, up to one
 float32 ulp of p_after), and predict() before and after training.
 
 How the update is checked: PyTorch's optimizer (SGD with momentum/Nesterov,
@@ -448,6 +449,7 @@ def replay(variant, args, table):
         opt.step()
         prev = state
         state, _ = st_read(os.path.join(work, f"step{step}.safetensors"))
+        compare_opt_state(table, opt, cfg, state, pairs, step)
         for name, mname, kind, t, tr in pairs:
             table.compare("param" if tr else "bnstat", f"step{step}.{name}", state.get(name),
                           t.detach().numpy())
@@ -478,6 +480,25 @@ def update_allowance(opt, cfg, t, wd, old):
         vhat = st["exp_avg_sq"].numpy() / (1 - 0.999 ** k)
         kappa = cfg["lr"] * 0.1 / (1 - 0.9 ** k) / (np.sqrt(vhat) + 1e-8)
     return ulp + kappa * 4 * 2.0 ** -24 * geff
+
+
+# netc's checkpoint names for optimizer state -> PyTorch's state keys.
+OPT_STATE = {"sgd": [("momentum", "momentum_buffer")],
+             "adam": [("adam_m", "exp_avg"), ("adam_v", "exp_avg_sq")]}
+
+
+def compare_opt_state(table, opt, cfg, state, pairs, step):
+    """Momentum buffers and Adam moments in netc's checkpoint against
+    PyTorch's optimizer state after the same step (both from netc's
+    gradients). Only where the optimizer keeps state: plain SGD has none."""
+    if cfg["opt"] == "sgd" and cfg["momentum"] == 0:
+        return
+    for name, _, _, t, tr in pairs:
+        if not tr:
+            continue
+        for sfx, key in OPT_STATE[cfg["opt"]]:
+            table.compare("optstate", f"step{step}.{name}.{sfx}", state.get(f"{name}.{sfx}"),
+                          opt.state[t][key].numpy())
 
 
 def feed_netc_grads(res, pairs, cfg, step, args):
