@@ -391,12 +391,13 @@ static int cmp_begin(const void *a, const void *b)
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
-/* Non-empty byte ranges must not share a byte. */
+/* Non-empty byte ranges must not share a byte, and together they must
+ * cover the data exactly: safetensors allows no holes and no bytes after
+ * the last tensor (a file with either was not written by a conforming
+ * writer, or was appended to). */
 static NrtStatus check_overlaps(NrtCheckpoint *ck, NrtError *err)
 {
-    if (ck->nentries < 2)
-        return NRT_OK;
-    const CkEntry **order = malloc((size_t)ck->nentries * sizeof *order);
+    const CkEntry **order = malloc((size_t)(ck->nentries + 1) * sizeof *order);
     if (!order)
         return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", ck->path);
     int m = 0;
@@ -410,6 +411,18 @@ static NrtStatus check_overlaps(NrtCheckpoint *ck, NrtError *err)
             st = nrt_error_set(err, NRT_ERR_FORMAT,
                                "%s: tensors '%s' and '%s' overlap in the data", ck->path,
                                order[i - 1]->name, order[i]->name);
+    uint64_t covered = 0;   /* bytes [0, covered) belong to tensors */
+    for (int i = 0; i < m && st == NRT_OK; i++) {
+        if (order[i]->begin > covered)
+            st = nrt_error_set(err, NRT_ERR_FORMAT, "%s: data bytes [%llu, %llu) belong to no "
+                               "tensor (holes are not allowed)", ck->path,
+                               (unsigned long long)covered, (unsigned long long)order[i]->begin);
+        covered = order[i]->end;
+    }
+    if (st == NRT_OK && covered < ck->data_size)
+        st = nrt_error_set(err, NRT_ERR_FORMAT, "%s: data bytes [%llu, %llu) belong to no tensor "
+                           "(trailing data after the last tensor)", ck->path,
+                           (unsigned long long)covered, (unsigned long long)ck->data_size);
     free(order);
     return st;
 }

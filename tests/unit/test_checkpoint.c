@@ -259,8 +259,8 @@ static void test_checkpoint_bad_json(void **state)
     path_in(p, sizeof p, "json.safetensors");
     static const char *const bad[] = {
         "{", "{\"a\":", "not json", "{\"a\":{\"dtype\":\"F32\",}}", "{} {}",
-        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-        "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",   /* duplicate */
+        ("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"),   /* duplicate */
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -356,6 +356,15 @@ static void test_checkpoint_bad_offsets(void **state)
          "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 16, "overlap"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
          "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8, "overlap"},
+        /* holes and trailing bytes: every data byte belongs to a tensor */
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12,
+         "data bytes [4, 8) belong to no tensor (holes"},
+        {T("\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]"), 8,
+         "data bytes [0, 4) belong to no tensor (holes"},
+        {T("\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]"), 9,
+         "data bytes [4, 9) belong to no tensor (trailing"},
+        {"{\"__metadata__\":{\"k\":\"v\"}}", 4, "data bytes [0, 4) belong to no tensor"},
     };
     run_bad_cases(c, sizeof c / sizeof *c);
     /* Adjacent ranges and empty tensors anywhere are fine. */
