@@ -830,28 +830,26 @@ static void emit_fit(Emit *E)
         return;
     }
     int64_t d = ir_shape_numel(E->g->input.shape), c = kp->pre_channels;
-    out(E, "    enum { C = %" PRId64 ", S = %" PRId64 " };\n", c, d / c);
-    out(E, "    if (count < 1)\n"
-           "        return nrt_error_set(err, NRT_ERR_ARG, \"%s_fit_preprocess: no images\");\n"
-           "    for (int64_t c = 0; c < C; c++) {\n"
-           "        double sum = 0, sq = 0;\n"
-           "        for (int64_t i = 0; i < count; i++)\n"
-           "            for (int64_t j = 0; j < S; j++) {\n"
-           "                const double v = images[(i * C + c) * S + j] / 255.0;\n"
-           "                sum += v;\n"
-           "                sq += v * v;\n"
-           "            }\n"
-           "        const double cnt = (double)count * S, mean = sum / cnt;\n"
-           "        P(%" PRId64 ")[c] = (float)mean;\n", E->m, kbuf(E, kp->pre_mean)->off);
+    bool image = E->g->pre.kind == IR_PRE_MEAN_IMAGE;
+    out(E, "    enum { C = %" PRId64 ", S = %" PRId64 " };    /* statistics channels, values each */\n",
+        c, d / c);
+    out(E, "    double *mean = malloc(2 * C * sizeof *mean);\n"
+           "    if (!mean)\n"
+           "        return nrt_error_set(err, NRT_ERR_NOMEM, \"%s_fit_preprocess: out of memory\");\n"
+           "%s"
+           "    NrtStatus st = %s;\n"
+           "    for (int64_t c = 0; c < C && st == NRT_OK; c++) {\n"
+           "        P(%" PRId64 ")[c] = (float)mean[c];\n",
+        E->m, image ? "" : "    double *sd = mean + C;\n",
+        image ? "nrt_stats_mean_image(images, count, C, mean, err)"
+                    : "nrt_stats_channels(images, count, C, S, mean, sd, err)",
+        kbuf(E, kp->pre_mean)->off);
     if (kp->pre_std >= 0)
-        out(E, "        const double var = sq / cnt - mean * mean;\n"
-               "        if (!(var > 1e-12))\n"
-               "            return nrt_error_set(err, NRT_ERR_NUMERIC,\n"
-               "                                 \"%s_fit_preprocess: channel %%d is constant (std 0)\", (int)c);\n"
-               "        P(%" PRId64 ")[c] = (float)sqrt(var);\n", E->m, kbuf(E, kp->pre_std)->off);
-    else
-        out(E, "        (void)sq;\n");
-    out(E, "    }\n    return NRT_OK;\n}\n\n");
+        out(E, "        if (!(sd[c] > 0))\n"
+               "            st = nrt_error_set(err, NRT_ERR_NUMERIC,\n"
+               "                               \"%s_fit_preprocess: channel %%d is constant (std 0)\", (int)c);\n"
+               "        P(%" PRId64 ")[c] = (float)sd[c];\n", E->m, kbuf(E, kp->pre_std)->off);
+    out(E, "    }\n    free(mean);\n    return st;\n}\n\n");
 }
 
 static void emit_run(Emit *E)

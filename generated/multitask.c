@@ -802,22 +802,17 @@ NrtStatus multitask_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t c
 {
     if (!m || (count > 0 && !images))
         return nrt_error_set(err, NRT_ERR_ARG, "multitask_fit_preprocess: NULL argument");
-    enum { C = 1, S = 784 };
-    if (count < 1)
-        return nrt_error_set(err, NRT_ERR_ARG, "multitask_fit_preprocess: no images");
-    for (int64_t c = 0; c < C; c++) {
-        double sum = 0, sq = 0;
-        for (int64_t i = 0; i < count; i++)
-            for (int64_t j = 0; j < S; j++) {
-                const double v = images[(i * C + c) * S + j] / 255.0;
-                sum += v;
-                sq += v * v;
-            }
-        const double cnt = (double)count * S, mean = sum / cnt;
-        P(841504)[c] = (float)mean;
-        (void)sq;
+    enum { C = 1, S = 784 };    /* statistics channels, values each */
+    double *mean = malloc(2 * C * sizeof *mean);
+    if (!mean)
+        return nrt_error_set(err, NRT_ERR_NOMEM, "multitask_fit_preprocess: out of memory");
+    double *sd = mean + C;
+    NrtStatus st = nrt_stats_channels(images, count, C, S, mean, sd, err);
+    for (int64_t c = 0; c < C && st == NRT_OK; c++) {
+        P(841504)[c] = (float)mean[c];
     }
-    return NRT_OK;
+    free(mean);
+    return st;
 }
 
 NrtStatus multitask_predict(NrtModel *m, const float *x, int n, float *const *outs, NrtError *err)
