@@ -111,6 +111,14 @@ static AugRot rot_of(const AugMap *m)
     return (AugRot){cos(rad), sin(rad), 0.5 * (double)(m->h - 1), 0.5 * (double)(m->w - 1)};
 }
 
+/* floor for |v| < 2^62 without a libm call (baseline x86-64 has no
+ * roundsd); exact, so the reference and the fast path agree. */
+static double floor_small(double v)
+{
+    double t = (double)(int64_t)v;
+    return t > v ? t - 1.0 : t;
+}
+
 static void rot_point(const AugRot *r, int64_t y, int64_t x, double *sy, double *sx)
 {
     double u = (double)x - r->cx, v = (double)y - r->cy;
@@ -128,7 +136,9 @@ static void geometric_one_ref(float *out, const float *src, int64_t c, const Aug
         for (int64_t x = 0; x < m->w; x++) {
             double sx, sy;
             rot_point(&r, y, x, &sy, &sx);
-            double fx0 = floor(sx), fy0 = floor(sy);
+            if (!(fabs(sx) < 1e9 && fabs(sy) < 1e9))   /* far outside (or NaN): 0 */
+                sx = sy = -2.0;
+            double fx0 = floor_small(sx), fy0 = floor_small(sy);
             float ax = (float)(sx - fx0), ay = (float)(sy - fy0);
             int64_t x0 = (int64_t)fx0, y0 = (int64_t)fy0;
             for (int64_t ch = 0; ch < c; ch++) {
@@ -171,7 +181,7 @@ static void rotate_padded(float *out, const float *pad, int64_t c, const AugMap 
                     out[ch * hw + y * m->w + x] = 0.0f;
                 continue;
             }
-            double fx0 = floor(sx), fy0 = floor(sy);
+            double fx0 = floor_small(sx), fy0 = floor_small(sy);
             float ax = (float)(sx - fx0), ay = (float)(sy - fy0);
             const float *p = pad + ((int64_t)fy0 + 1) * pw + (int64_t)fx0 + 1;
             for (int64_t ch = 0; ch < c; ch++, p += ps) {
