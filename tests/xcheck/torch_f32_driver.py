@@ -83,10 +83,13 @@ def main():
                     out[f"{nm}.{sfx}"] = st[key].numpy().copy()
         return out
 
-    st_write(os.path.join(work, "init.safetensors"), state())
     if fit:
         mean = float(np.round(x.astype(np.float64) * 255).mean() / 255)
         spec = dict(spec, pre=(spec["pre"][0], mean, 1.0))
+    pre = {"preprocess.mean": np.array([spec["pre"][1]], np.float32)}
+    if spec["pre"][0] == "standardize":
+        pre["preprocess.std"] = np.array([spec["pre"][2]], np.float32)
+    st_write(os.path.join(work, "init.safetensors"), dict(state(), **pre))
     xp = X.preprocess(spec, torch.from_numpy(x.copy()).view(n, *spec["input"])).float()
     yt = [torch.from_numpy(y.astype(np.int64)) for y in ys]
     res = {f"pred0.{k}": p.numpy() for k, p in enumerate(X.predict(spec, model, xp))}

@@ -122,20 +122,22 @@ COARSE_MAP = [0, 2, 0, 2, 0, 1, 0, 1, 2, 1]
 # Per model: the torch network; input shape; preprocessing (kind, mean, std;
 # mean None: fitted on the batch by fit_preprocess, one channel);
 # targets (classes, map or None); losses (head, target, weight, smoothing);
-# outputs: the head whose softmax each predict() output is.
+# outputs: (head, softmax?) per predict() output. Without `output`
+# statements netc returns each loss's input (the logits, docs/language.md).
 MODELS = {
     "mlp": dict(build=lambda: Heads(torch_models.mlp(p_drop=0.0)), input=[784],
                 pre=("standardize", 0.286, 0.353), targets=[(10, None)],
-                losses=[(0, 0, 1.0, 0.0)], outputs=[0]),
+                losses=[(0, 0, 1.0, 0.0)], outputs=[(0, False)]),
     "lenet_bn": dict(build=lambda: Heads(torch_models.lenet_bn(p_drop=0.0)), input=[1, 28, 28],
                      pre=("standardize", 0.286, 0.353), targets=[(10, None)],
-                     losses=[(0, 0, 1.0, 0.0)], outputs=[0]),
+                     losses=[(0, 0, 1.0, 0.0)], outputs=[(0, False)]),
     "resnet8": dict(build=lambda: Heads(torch_models.ResNet8()), input=[1, 28, 28],
                     pre=("standardize", 0.286, 0.353), targets=[(10, None)],
-                    losses=[(0, 0, 1.0, 0.0)], outputs=[0]),
+                    losses=[(0, 0, 1.0, 0.0)], outputs=[(0, False)]),
     "multitask": dict(build=MultiTask, input=[1, 28, 28], pre=("mean_channel", None, 1.0),
                       targets=[(10, None), (3, (0, COARSE_MAP))],
-                      losses=[(0, 0, 1.0, 0.1), (1, 1, 0.5, 0.0)], outputs=[0, 1]),
+                      losses=[(0, 0, 1.0, 0.1), (1, 1, 0.5, 0.0)],
+                      outputs=[(0, True), (1, True)]),
 }
 
 # The train sections of tests/xcheck/<variant>.net. layer_l2: a layer's own
@@ -339,7 +341,7 @@ def predict(spec, model, xp):
     with torch.no_grad():
         heads = model(xp)
     model.train()
-    return [torch.softmax(heads[h], dim=1) for h in spec["outputs"]]
+    return [torch.softmax(heads[h], dim=1) if sm else heads[h] for h, sm in spec["outputs"]]
 
 
 def make_optimizer(cfg, model, pairs):
@@ -384,6 +386,26 @@ def check_config(cfg, path, n):
     return conf
 
 
+def check_preprocess(table, spec, init):
+    """The preprocessing statistics netc stores ("preprocess.mean", ".std",
+    one per channel) against the literal or batch-fitted values; the replay
+    then uses netc's float32 values, so that a batch mean of
+    conv(x - mean), nearly zero when the mean was fitted on this very batch,
+    is not judged by the rounding of the mean to float32."""
+    kind, mean, std = spec["pre"]
+    want = {"preprocess.mean": mean, "preprocess.std": std if kind == "standardize" else None}
+    got = {}
+    for key, val in want.items():
+        if val is None:
+            continue
+        if key not in init:
+            table.add("prestat", key, float("inf"), float("inf"), "missing in netc's checkpoint")
+            continue
+        table.compare("prestat", key, init[key], [val])
+        got[key] = float(init[key].reshape(-1)[0])
+    return dict(spec, pre=(kind, got.get("preprocess.mean", mean), got.get("preprocess.std", std)))
+
+
 def load_state(pairs, tensors):
     """Parameters and running statistics from a netc checkpoint, widened to
     float64."""
@@ -425,6 +447,7 @@ def replay(variant, args, table):
         if isinstance(m, nn.BatchNorm2d):
             m.momentum, m.eps = 0.1, 1e-5
     res, _ = st_read(os.path.join(work, "results.safetensors"))
+    spec = check_preprocess(table, spec, init)
 
     xt = torch.from_numpy(x.astype(np.float64)).view(args.n, *spec["input"])
     xp = preprocess(spec, xt)
