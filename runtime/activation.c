@@ -31,16 +31,20 @@ static inline void act_store(float *dx, int64_t i, float v, bool accumulate)
 void nrt_relu_forward(int64_t numel, const float *x, float *y)
 {
     ACT_PARALLEL_FOR(numel >= ACT_PAR_MIN)
-    for (int64_t i = 0; i < numel; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (int64_t i = 0; i < numel; i++) {
+        float v = x[i];
+        y[i] = v > 0.0f ? v : 0.0f;
+    }
 }
 
 void nrt_relu_backward(int64_t numel, const float *dy, const float *y, float *dx,
                        bool accumulate)
 {
     ACT_PARALLEL_FOR(numel >= ACT_PAR_MIN)
-    for (int64_t i = 0; i < numel; i++)
-        act_store(dx, i, y[i] > 0.0f ? dy[i] : 0.0f, accumulate);
+    for (int64_t i = 0; i < numel; i++) {
+        float g = dy[i];   /* loaded unconditionally, so the choice is a select */
+        act_store(dx, i, y[i] > 0.0f ? g : 0.0f, accumulate);
+    }
 }
 
 void nrt_leaky_relu_forward(int64_t numel, float slope, const float *x, float *y)

@@ -7,13 +7,21 @@
  * variance unbiased); inference uses the running statistics. An optional
  * ReLU is fused into the output (conv -> batchnorm -> relu in one pass).
  *
+ * Statistics: one pass of shifted sums, s1 = sum(x - K), s2 = sum((x - K)^2)
+ * with K the channel's first value (so no cancellation: K lies within a
+ * few deviations of the mean), mean = K + s1/M, var = s2/M - (s1/M)^2. A
+ * plane is summed in float vectors of BN_VL lanes over chunks of at most
+ * BN_CHUNK values, each chunk's lanes then added in lane order in double;
+ * planes, then channel totals, in double. Backward sums alike.
+ *
  * Determinism: every channel is reduced by one thread, plane by plane in
- * sample order, each plane over 8 fixed lanes in double; channels are
- * split over threads. The result does not depend on the thread count.
+ * sample order, always in the same lanes and chunks; channels are split
+ * over threads. The result does not depend on the thread count.
  * For spatial == 1 (N x D), features are reduced in blocks of BN_BLOCK,
- * rows in order, so the loads stay contiguous.
+ * rows in order in double, so the loads stay contiguous.
  */
 #include <math.h>
+#include <string.h>
 
 #include "netrt.h"
 
@@ -24,42 +32,52 @@
 #define BN_PARALLEL_FOR(cond)
 #endif
 
-enum { BN_PAR_MIN = 1 << 15, BN_LANES = 8, BN_BLOCK = 64 };
+enum { BN_PAR_MIN = 1 << 15, BN_BLOCK = 64 };
 
-/* sum of p[0..len) over BN_LANES lanes, then the lanes in order. */
-static double lane_sum(const float *p, int64_t len)
+/* GNU vectors (gcc and clang) of 4 floats, native on any x86-64 (SSE2) and
+ * ARM (NEON); four of them in flight give BN_VL = 16 lanes. Unaligned loads
+ * go through memcpy. */
+typedef float BnVec __attribute__((vector_size(16)));
+typedef int32_t BnMask __attribute__((vector_size(16)));
+enum { BN_VL = 16, BN_CHUNK = 1024 };
+
+static inline BnVec bn_load(const float *p)
 {
-    double acc[BN_LANES] = {0};
-    int64_t j = 0;
-    for (; j + BN_LANES <= len; j += BN_LANES)
-        for (int l = 0; l < BN_LANES; l++)
-            acc[l] += p[j + l];
-    for (int l = 0; j < len; j++, l++)
-        acc[l] += p[j];
+    BnVec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Lanes of a0..a3 added in a fixed order, in double. */
+static double bn_hsum4(BnVec a0, BnVec a1, BnVec a2, BnVec a3)
+{
     double s = 0.0;
-    for (int l = 0; l < BN_LANES; l++)
-        s += acc[l];
+    for (int l = 0; l < 4; l++)
+        s += (double)a0[l] + (double)a1[l] + (double)a2[l] + (double)a3[l];
     return s;
 }
 
-/* sum of (p - mean)^2 over lanes. */
-static double lane_sqdev(const float *p, int64_t len, double mean)
+/* s1 += sum(p - K), s2 += sum((p - K)^2) over one plane. */
+static void bn_plane_moments(const float *p, int64_t len, float K, double *s1, double *s2)
 {
-    double acc[BN_LANES] = {0};
-    int64_t j = 0;
-    for (; j + BN_LANES <= len; j += BN_LANES)
-        for (int l = 0; l < BN_LANES; l++) {
-            double d = p[j + l] - mean;
-            acc[l] += d * d;
+    for (int64_t c0 = 0; c0 < len; c0 += BN_CHUNK) {
+        int64_t c1 = c0 + BN_CHUNK < len ? c0 + BN_CHUNK : len, j = c0;
+        BnVec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+        for (; j + BN_VL <= c1; j += BN_VL) {
+            BnVec d0 = bn_load(p + j) - K, d1 = bn_load(p + j + 4) - K;
+            BnVec d2 = bn_load(p + j + 8) - K, d3 = bn_load(p + j + 12) - K;
+            a0 += d0, a1 += d1, a2 += d2, a3 += d3;
+            b0 += d0 * d0, b1 += d1 * d1, b2 += d2 * d2, b3 += d3 * d3;
         }
-    for (int l = 0; j < len; j++, l++) {
-        double d = p[j] - mean;
-        acc[l] += d * d;
+        double ta = bn_hsum4(a0, a1, a2, a3), tb = bn_hsum4(b0, b1, b2, b3);
+        for (; j < c1; j++) {
+            double d = (double)p[j] - K;
+            ta += d;
+            tb += d * d;
+        }
+        *s1 += ta;
+        *s2 += tb;
     }
-    double s = 0.0;
-    for (int l = 0; l < BN_LANES; l++)
-        s += acc[l];
-    return s;
 }
 
 /* Saves the statistics of one channel and updates its running ones;
@@ -79,17 +97,19 @@ static double bn_finish_stats(int64_t ch, int64_t M, double mean, double var, do
     return invstd;
 }
 
-/* y = x*scale + shift over one plane, optionally clamped at 0. */
+/* y = x*scale + shift over one plane, optionally clamped at 0 (NaN too). */
 static void bn_affine(const float *x, float *y, int64_t len, float scale, float shift, bool relu)
 {
-    if (relu) {
-        for (int64_t j = 0; j < len; j++) {
-            float v = x[j] * scale + shift;
-            y[j] = v > 0.0f ? v : 0.0f;
-        }
-    } else {
-        for (int64_t j = 0; j < len; j++)
-            y[j] = x[j] * scale + shift;
+    int64_t j = 0;
+    for (; j + 4 <= len; j += 4) {
+        BnVec v = bn_load(x + j) * scale + shift;
+        if (relu)
+            v = (BnVec)((BnMask)v & (v > 0.0f));
+        memcpy(y + j, &v, sizeof v);
+    }
+    for (; j < len; j++) {
+        float v = x[j] * scale + shift;
+        y[j] = relu && !(v > 0.0f) ? 0.0f : v;
     }
 }
 
@@ -100,14 +120,13 @@ static void bn_train_channel(int64_t n, int64_t c, int64_t spatial, int64_t ch, 
                              float *save_mean, float *save_invstd)
 {
     int64_t M = n * spatial;
-    double sum = 0.0, sq = 0.0;
+    float K = x[ch * spatial];
+    double s1 = 0.0, s2 = 0.0;
     for (int64_t i = 0; i < n; i++)
-        sum += lane_sum(x + (i * c + ch) * spatial, spatial);
-    double mean = sum / (double)M;
-    for (int64_t i = 0; i < n; i++)
-        sq += lane_sqdev(x + (i * c + ch) * spatial, spatial, mean);
-    double invstd = bn_finish_stats(ch, M, mean, sq / (double)M, eps, momentum, running_mean,
-                                    running_var, save_mean, save_invstd);
+        bn_plane_moments(x + (i * c + ch) * spatial, spatial, K, &s1, &s2);
+    double d = s1 / (double)M, mean = K + d, var = s2 / (double)M - d * d;
+    double invstd = bn_finish_stats(ch, M, mean, var > 0.0 ? var : 0.0, eps, momentum,
+                                    running_mean, running_var, save_mean, save_invstd);
     double scale = gamma[ch] * invstd;
     float fscale = (float)scale, fshift = (float)(beta[ch] - mean * scale);
     for (int64_t i = 0; i < n; i++) {
@@ -194,29 +213,39 @@ void nrt_batchnorm_forward_infer(int64_t n, int64_t c, int64_t spatial, const fl
 /* The effective upstream gradient: dy, or 0 where the fused ReLU was off. */
 static inline float bn_grad(const float *dy, const float *yr, int64_t j)
 {
-    return yr && !(yr[j] > 0.0f) ? 0.0f : dy[j];
+    float d = dy[j];
+    return yr && !(yr[j] > 0.0f) ? 0.0f : d;
 }
 
-/* sum g and sum g*(x - mean) over one plane, 8 lanes each. */
-static void bn_plane_grad_sums(const float *dy, const float *x, const float *yr, int64_t len,
-                               double mean, double *sg, double *sgx)
+/* 4 lanes of g: dy, masked by the fused ReLU's output yr > 0. */
+static inline BnVec bn_load_grad(const float *dy, const float *yr, int64_t j)
 {
-    double a[BN_LANES] = {0}, b[BN_LANES] = {0};
-    int64_t j = 0;
-    for (; j + BN_LANES <= len; j += BN_LANES)
-        for (int l = 0; l < BN_LANES; l++) {
-            double g = bn_grad(dy, yr, j + l);
-            a[l] += g;
-            b[l] += g * (x[j + l] - mean);
+    BnVec g = bn_load(dy + j);
+    return yr ? (BnVec)((BnMask)g & (bn_load(yr + j) > 0.0f)) : g;
+}
+
+/* sg += sum g, sgx += sum g*(x - mean) over one plane. */
+static void bn_plane_grad_sums(const float *dy, const float *x, const float *yr, int64_t len,
+                               float mean, double *sg, double *sgx)
+{
+    for (int64_t c0 = 0; c0 < len; c0 += BN_CHUNK) {
+        int64_t c1 = c0 + BN_CHUNK < len ? c0 + BN_CHUNK : len, j = c0;
+        BnVec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+        for (; j + BN_VL <= c1; j += BN_VL) {
+            BnVec g0 = bn_load_grad(dy, yr, j), g1 = bn_load_grad(dy, yr, j + 4);
+            BnVec g2 = bn_load_grad(dy, yr, j + 8), g3 = bn_load_grad(dy, yr, j + 12);
+            a0 += g0, a1 += g1, a2 += g2, a3 += g3;
+            b0 += g0 * (bn_load(x + j) - mean), b1 += g1 * (bn_load(x + j + 4) - mean);
+            b2 += g2 * (bn_load(x + j + 8) - mean), b3 += g3 * (bn_load(x + j + 12) - mean);
         }
-    for (int l = 0; j < len; j++, l++) {
-        double g = bn_grad(dy, yr, j);
-        a[l] += g;
-        b[l] += g * (x[j] - mean);
-    }
-    for (int l = 0; l < BN_LANES; l++) {
-        *sg += a[l];
-        *sgx += b[l];
+        double ta = bn_hsum4(a0, a1, a2, a3), tb = bn_hsum4(b0, b1, b2, b3);
+        for (; j < c1; j++) {
+            double g = bn_grad(dy, yr, j);
+            ta += g;
+            tb += g * ((double)x[j] - mean);
+        }
+        *sg += ta;
+        *sgx += tb;
     }
 }
 
@@ -224,7 +253,14 @@ static void bn_plane_grad_sums(const float *dy, const float *x, const float *yr,
 static void bn_plane_dx(const float *dy, const float *x, const float *yr, int64_t len,
                         float mean, float mean_g, float k, float coef, float *dx, bool acc)
 {
-    for (int64_t j = 0; j < len; j++) {
+    int64_t j = 0;
+    for (; j + 4 <= len; j += 4) {
+        BnVec v = (bn_load_grad(dy, yr, j) - mean_g - (bn_load(x + j) - mean) * k) * coef;
+        if (acc)
+            v += bn_load(dx + j);
+        memcpy(dx + j, &v, sizeof v);
+    }
+    for (; j < len; j++) {
         float v = (bn_grad(dy, yr, j) - mean_g - (x[j] - mean) * k) * coef;
         dx[j] = acc ? dx[j] + v : v;
     }
@@ -241,7 +277,8 @@ static void bn_backward_channel(int64_t n, int64_t c, int64_t spatial, int64_t c
     double sg = 0.0, sgx = 0.0;
     for (int64_t i = 0; i < n; i++) {
         int64_t off = (i * c + ch) * spatial;
-        bn_plane_grad_sums(dy + off, x + off, yr ? yr + off : NULL, spatial, mean, &sg, &sgx);
+        bn_plane_grad_sums(dy + off, x + off, yr ? yr + off : NULL, spatial, (float)mean, &sg,
+                           &sgx);
     }
     float db = (float)sg, dg = (float)(sgx * invstd);
     dbeta[ch] = acc_params ? dbeta[ch] + db : db;
@@ -258,22 +295,51 @@ static void bn_backward_channel(int64_t n, int64_t c, int64_t spatial, int64_t c
     }
 }
 
+/* spatial == 1, one row i of features [f0, f0 + nf): the sums, or dx. The
+ * ReLU test is hoisted out of the loops so that they vectorize. */
+static void bn_row_sums(int64_t nf, const float *dy, const float *x, const float *yr,
+                        const double *mean, double *sg, double *sgx)
+{
+    if (yr) {
+        for (int64_t f = 0; f < nf; f++) {
+            float d = dy[f], g = yr[f] > 0.0f ? d : 0.0f;   /* unconditional loads: a select */
+            sg[f] += g;
+            sgx[f] += g * ((double)x[f] - mean[f]);
+        }
+    } else {
+        for (int64_t f = 0; f < nf; f++) {
+            sg[f] += dy[f];
+            sgx[f] += dy[f] * ((double)x[f] - mean[f]);
+        }
+    }
+}
+
+static void bn_row_dx(int64_t nf, const float *dy, const float *x, const float *yr,
+                      const float *mean, const float *mean_g, const float *k, const float *coef,
+                      float *dx, bool acc)
+{
+    for (int64_t f = 0; f < nf; f++) {
+        float d = dy[f], g = yr && !(yr[f] > 0.0f) ? 0.0f : d;
+        float v = (g - mean_g[f] - (x[f] - mean[f]) * k[f]) * coef[f];
+        dx[f] = acc ? dx[f] + v : v;
+    }
+}
+
 /* spatial == 1: features [f0, f1), rows in order. */
 static void bn_backward_rows(int64_t n, int64_t c, int64_t f0, int64_t f1, const float *dy,
                              const float *x, const float *yr, const float *gamma,
                              const float *save_mean, const float *save_invstd, float *dx,
                              float *dgamma, float *dbeta, bool acc_dx, bool acc_params)
 {
-    double sg[BN_BLOCK] = {0}, sgx[BN_BLOCK] = {0};
+    double sg[BN_BLOCK] = {0}, sgx[BN_BLOCK] = {0}, mean[BN_BLOCK];
     float mean_g[BN_BLOCK], k[BN_BLOCK], coef[BN_BLOCK];
     int64_t nf = f1 - f0;
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t f = 0; f < nf; f++) {
-            int64_t j = i * c + f0 + f;
-            double g = bn_grad(dy, yr, j);
-            sg[f] += g;
-            sgx[f] += g * (x[j] - (double)save_mean[f0 + f]);
-        }
+    for (int64_t f = 0; f < nf; f++)
+        mean[f] = save_mean[f0 + f];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t o = i * c + f0;
+        bn_row_sums(nf, dy + o, x + o, yr ? yr + o : NULL, mean, sg, sgx);
+    }
     for (int64_t f = 0; f < nf; f++) {
         double invstd = save_invstd[f0 + f];
         float db = (float)sg[f], dg = (float)(sgx[f] * invstd);
@@ -285,13 +351,11 @@ static void bn_backward_rows(int64_t n, int64_t c, int64_t f0, int64_t f1, const
     }
     if (!dx)
         return;
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t f = 0; f < nf; f++) {
-            int64_t j = i * c + f0 + f;
-            float v = (bn_grad(dy, yr, j) - mean_g[f] - (x[j] - save_mean[f0 + f]) * k[f])
-                      * coef[f];
-            dx[j] = acc_dx ? dx[j] + v : v;
-        }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t o = i * c + f0;
+        bn_row_dx(nf, dy + o, x + o, yr ? yr + o : NULL, save_mean + f0, mean_g, k, coef, dx + o,
+                  acc_dx);
+    }
 }
 
 void nrt_batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *dy,
