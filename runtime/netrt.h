@@ -419,7 +419,8 @@ void nrt_conv_backward_bias(const NrtConvShape *s, const float *dy, float *db, b
 
 /* Batch normalization (batchnorm.c), per channel over n and spatial: x and
  * y are (n, c, spatial) with spatial = h*w (spatial = 1, c = D for an
- * N x D input). Statistics are computed in double, in a fixed order.
+ * N x D input). Statistics: shifted sums, float vector lanes over chunks of
+ * at most 1024 values, every chunk added in double, in a fixed order.
  * Training: batch mean and biased variance; save_mean, save_invstd (c)
  * receive mean and 1/sqrt(var + eps) for the backward; running_mean and
  * running_var (c, may both be NULL) become (1-momentum)*r + momentum*batch,
