@@ -9,7 +9,9 @@
  * Every buffer is an offset (in floats) into one of two memory spaces: the
  * parameter block (parameters, running statistics, preprocessing
  * statistics, gradients, optimizer state) or the activation arena
- * (per-sample tensors sized for the model's batch, saved statistics).
+ * (per-sample tensors sized for the model's batch, saved statistics). An
+ * arena buffer belongs to one step list; buffers whose lifetimes (first to
+ * last use, inclusive) are disjoint may share memory.
  * Steps hold constant shapes and constant offsets only; the batch size n is
  * the one run-time quantity. The C emitter (emit_c.c) and a later LLVM
  * emitter print the same program, so they cannot drift.
@@ -115,7 +117,6 @@ typedef struct KProgram {
     KStepList train;
     int pre_mean, pre_std;      /* preprocessing statistics buffers, -1 when none */
     int64_t pre_channels;       /* entries of pre_mean / pre_std */
-    int input_buf;              /* the preprocessed input */
     int64_t block_floats;       /* parameter block size */
     int64_t arena_floats;       /* activation arena size (for the batch) */
     uint64_t structure_hash;

@@ -6,9 +6,11 @@
  *                     [preprocessing statistics][gradients][optimizer state]
  *     (trainable parameters, their gradients and each optimizer state are
  *     contiguous in parameter order, so one optimizer step covers them all);
- *   activation arena = one slot per value and per gradient (the simplest
- *     correct plan: nothing is reused, so every saved tensor is still there
- *     when the backward pass reads it).
+ *   activation arena = a slot per value, per gradient and per saved tensor,
+ *     placed by liveness (plan_arena): a buffer is live from the step that
+ *     first touches it to the step that last does, and only buffers with
+ *     disjoint lifetimes share memory. predict and train_step have buffers
+ *     of their own and share the arena.
  * Constructs the C backend cannot run yet are reported here, located at the
  * construct, instead of being silently dropped.
  */
@@ -277,8 +279,7 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
     }
     if (op == IR_OP_CROSS_ENTROPY || op == IR_OP_MSE || (train && op == IR_OP_SOFTMAX))
         return true;    /* losses: autodiff; softmax: outputs only */
-    int y = train || L->train_val[n->out->id] < 0
-                ? kp_buf_new(kp, n->name, KS_ARENA, numel, 0) : L->train_val[n->out->id];
+    int y = kp_buf_new(kp, n->name, KS_ARENA, numel, 0);
     map[n->out->id] = y;
     const char *fn = arena_printf(a, "%s_%s", n->name, train ? "forward" : "infer");
     KStep *s = NULL;
@@ -392,7 +393,7 @@ static bool lower_input(Lower *L, bool train, int *map)
 {
     KProgram *kp = L->kp;
     const IrGraph *g = kp->g;
-    int xb = kp->input_buf;
+    int xb = kp_buf_new(kp, g->input.name, KS_ARENA, ir_shape_numel(g->input.shape), 0);
     map[g->input.value->id] = xb;
     bool geo = false, post = false;
     for (int i = 0; train && i < g->train.naug; i++) {
@@ -495,6 +496,85 @@ static bool lower_update(KProgram *kp)
     return true;
 }
 
+/* ---- the activation arena: liveness-based reuse ---------------------------- */
+
+static int64_t arena_floats_of(const KProgram *kp, const KBuf *b)
+{
+    int64_t f = b->per_sample ? b->per_sample * kp->batch : b->fixed;
+    return (f + 15) / 16 * 16;
+}
+
+static int *int_table_tmp(KProgram *kp, size_t n)
+{
+    int *t = arena_array(kp->g->a, n ? n : 1, sizeof *t);
+    for (size_t i = 0; t && i < n; i++)
+        t[i] = -1;
+    return t;
+}
+
+typedef struct Live {
+    int buf;
+    int first, last;    /* step indices of the first and last use */
+} Live;
+
+/* Each arena buffer is used by one step list only (predict and train get
+ * their own), and lives from the step that first touches it to the step
+ * that last does, inclusive: a step never sees one of its buffers share
+ * memory with another live one. Buffers are placed in order of first use at
+ * the lowest offset free for their whole lifetime (first fit), which is
+ * deterministic and never worse than one slot each. */
+static int64_t plan_list(KProgram *kp, const KStepList *list, Live *live, int64_t *top)
+{
+    int nlive = 0;
+    int *slot = int_table_tmp(kp, kp->bufs.len);
+    if (!slot)
+        return -1;
+    for (size_t i = 0; i < list->len; i++)
+        for (int b = 0; b < list->items[i].nbuf; b++) {
+            int id = list->items[i].buf[b];
+            if (id < 0 || kp->bufs.items[id].space != KS_ARENA)
+                continue;
+            if (slot[id] < 0) {
+                slot[id] = nlive;
+                live[nlive++] = (Live){id, (int)i, (int)i};
+            }
+            live[slot[id]].last = (int)i;
+        }
+    /* live[] is in order of first use; place each against those before it. */
+    for (int i = 0; i < nlive; i++) {
+        KBuf *b = &kp->bufs.items[live[i].buf];
+        int64_t size = arena_floats_of(kp, b), off = 0;
+        for (bool moved = true; moved;) {
+            moved = false;
+            for (int j = 0; j < i; j++) {
+                const KBuf *o = &kp->bufs.items[live[j].buf];
+                bool overlap_time = live[j].last >= live[i].first;
+                bool overlap_mem = off < o->off + arena_floats_of(kp, o) && o->off < off + size;
+                if (overlap_time && overlap_mem) {
+                    off = o->off + arena_floats_of(kp, o);
+                    moved = true;
+                }
+            }
+        }
+        b->off = off;
+        if (off + size > *top)
+            *top = off + size;
+    }
+    return nlive;
+}
+
+static bool plan_arena(KProgram *kp)
+{
+    Live *live = arena_array(kp->g->a, kp->bufs.len + 1, sizeof *live);
+    if (!live)
+        return false;
+    int64_t top = 0;
+    if (plan_list(kp, &kp->train, live, &top) < 0 || plan_list(kp, &kp->predict, live, &top) < 0)
+        return false;
+    kp->arena_floats = top;
+    return true;
+}
+
 /* ---- the whole program --------------------------------------------------- */
 
 static int *int_table(Arena *a, size_t n)
@@ -524,12 +604,11 @@ int lower_program(const IrGraph *g, const char *source_name, DiagSink *d, KProgr
         L.aux[i][0] = L.aux[i][1] = -1;
     bool ok = L.train_val && L.pred_val && L.aux && plan_params(kp);
     if (ok) {
-        kp->input_buf = kp_buf_new(kp, g->input.name, KS_ARENA, ir_shape_numel(g->input.shape), 0);
         ok = lower_forward(&L, true);
     }
     if (ok && (nerr = ad_backward(kp, L.train_val, L.aux, d)) != 0)
         return nerr;
-    ok = ok && lower_update(kp) && lower_forward(&L, false) && lower_outputs(&L);
+    ok = ok && lower_update(kp) && lower_forward(&L, false) && lower_outputs(&L) && plan_arena(kp);
     if (!ok || a->failed)
         return diag_error(d, g->model_sp, "out of memory while generating code"), 1;
     *out = kp;

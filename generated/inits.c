@@ -15,7 +15,7 @@
 #include "inits.h"
 
 #define BLOCK_FLOATS 752832
-#define ARENA_FLOATS 10703104
+#define ARENA_FLOATS 6405120
 #define STRUCTURE_HASH_STR "a097368ad66c985e"    /* INITS_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -75,7 +75,7 @@ static void p03_conv2_infer(NrtModel *m, int n)
     const float *x = A(852992);    /* relu1 */
     const float *w = P(160);    /* conv2.weight */
     const float *b = P(2464);    /* conv2.bias */
-    float *y = A(1655808);    /* conv2 */
+    float *y = A(0);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -83,8 +83,8 @@ static void p03_conv2_infer(NrtModel *m, int n)
 static void p04_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(1655808);    /* conv2 */
-    float *y = A(2458624);    /* relu2 */
+    const float *x = A(0);    /* conv2 */
+    float *y = A(802816);    /* relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -92,8 +92,8 @@ static void p04_relu2_infer(NrtModel *m, int n)
 static void p05_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(2458624);    /* relu2 */
-    float *y = A(3261440);    /* maxpool1 */
+    const float *x = A(802816);    /* relu2 */
+    float *y = A(0);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
@@ -101,10 +101,10 @@ static void p05_maxpool1_infer(NrtModel *m, int n)
 static void p06_conv3_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3261440);    /* maxpool1 */
+    const float *x = A(0);    /* maxpool1 */
     const float *w = P(2480);    /* conv3.weight */
     const float *b = P(7088);    /* conv3.bias */
-    float *y = A(3662848);    /* conv3 */
+    float *y = A(200704);    /* conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -112,8 +112,8 @@ static void p06_conv3_infer(NrtModel *m, int n)
 static void p07_leaky_relu1_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x = A(3662848);    /* conv3 */
-    float *y = A(4064256);    /* leaky_relu1 */
+    const float *x = A(200704);    /* conv3 */
+    float *y = A(602112);    /* leaky_relu1 */
     nrt_leaky_relu_forward((int64_t)n * D, 0.100000001f, x, y);
 }
 
@@ -121,10 +121,10 @@ static void p07_leaky_relu1_infer(NrtModel *m, int n)
 static void p08_conv4_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(4064256);    /* leaky_relu1 */
+    const float *x = A(602112);    /* leaky_relu1 */
     const float *w = P(7120);    /* conv4.weight */
     const float *b = P(16336);    /* conv4.bias */
-    float *y = A(4465664);    /* conv4 */
+    float *y = A(0);    /* conv4 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -132,8 +132,8 @@ static void p08_conv4_infer(NrtModel *m, int n)
 static void p09_leaky_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x = A(4465664);    /* conv4 */
-    float *y = A(4867072);    /* leaky_relu2 */
+    const float *x = A(0);    /* conv4 */
+    float *y = A(401408);    /* leaky_relu2 */
     nrt_leaky_relu_forward((int64_t)n * D, 0.00999999978f, x, y);
 }
 
@@ -141,8 +141,8 @@ static void p09_leaky_relu2_infer(NrtModel *m, int n)
 static void p10_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(4867072);    /* leaky_relu2 */
-    float *y = A(5268480);    /* maxpool2 */
+    const float *x = A(401408);    /* leaky_relu2 */
+    float *y = A(0);    /* maxpool2 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
@@ -150,10 +150,10 @@ static void p10_maxpool2_infer(NrtModel *m, int n)
 static void p11_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *x = A(5268480);    /* maxpool2 */
+    const float *x = A(0);    /* maxpool2 */
     const float *w = P(16368);    /* dense1.weight */
     const float *b = P(217072);    /* dense1.bias */
-    float *y = A(5469184);    /* dense1 */
+    float *y = A(100352);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -161,8 +161,8 @@ static void p11_dense1_infer(NrtModel *m, int n)
 static void p12_tanh1_infer(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *x = A(5469184);    /* dense1 */
-    float *y = A(5477376);    /* tanh1 */
+    const float *x = A(100352);    /* dense1 */
+    float *y = A(0);    /* tanh1 */
     nrt_tanh_forward((int64_t)n * D, x, y);
 }
 
@@ -170,10 +170,10 @@ static void p12_tanh1_infer(NrtModel *m, int n)
 static void p13_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 128 };
-    const float *x = A(5477376);    /* tanh1 */
+    const float *x = A(0);    /* tanh1 */
     const float *w = P(217200);    /* dense2.weight */
     const float *b = P(233584);    /* dense2.bias */
-    float *y = A(5485568);    /* dense2 */
+    float *y = A(8192);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -181,8 +181,8 @@ static void p13_dense2_infer(NrtModel *m, int n)
 static void p14_tanh2_infer(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *x = A(5485568);    /* dense2 */
-    float *y = A(5493760);    /* tanh2 */
+    const float *x = A(8192);    /* dense2 */
+    float *y = A(0);    /* tanh2 */
     nrt_tanh_forward((int64_t)n * D, x, y);
 }
 
@@ -190,10 +190,10 @@ static void p14_tanh2_infer(NrtModel *m, int n)
 static void p15_dense3_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 64 };
-    const float *x = A(5493760);    /* tanh2 */
+    const float *x = A(0);    /* tanh2 */
     const float *w = P(233712);    /* dense3.weight */
     const float *b = P(241904);    /* dense3.bias */
-    float *y = A(5501952);    /* dense3 */
+    float *y = A(8192);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -201,8 +201,8 @@ static void p15_dense3_infer(NrtModel *m, int n)
 static void p16_sigmoid1_infer(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *x = A(5501952);    /* dense3 */
-    float *y = A(5506048);    /* sigmoid1 */
+    const float *x = A(8192);    /* dense3 */
+    float *y = A(0);    /* sigmoid1 */
     nrt_sigmoid_forward((int64_t)n * D, x, y);
 }
 
@@ -210,10 +210,10 @@ static void p16_sigmoid1_infer(NrtModel *m, int n)
 static void p17_dense4_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 64 };
-    const float *x = A(5506048);    /* sigmoid1 */
+    const float *x = A(0);    /* sigmoid1 */
     const float *w = P(241968);    /* dense4.weight */
     const float *b = P(246064);    /* dense4.bias */
-    float *y = A(5510144);    /* dense4 */
+    float *y = A(4096);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -221,8 +221,8 @@ static void p17_dense4_infer(NrtModel *m, int n)
 static void p18_relu3_infer(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *x = A(5510144);    /* dense4 */
-    float *y = A(5514240);    /* relu3 */
+    const float *x = A(4096);    /* dense4 */
+    float *y = A(0);    /* relu3 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -230,10 +230,10 @@ static void p18_relu3_infer(NrtModel *m, int n)
 static void p19_dense5_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 64 };
-    const float *x = A(5514240);    /* relu3 */
+    const float *x = A(0);    /* relu3 */
     const float *w = P(246128);    /* dense5.weight */
     const float *b = P(250224);    /* dense5.bias */
-    float *y = A(5518336);    /* dense5 */
+    float *y = A(4096);    /* dense5 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -241,8 +241,8 @@ static void p19_dense5_infer(NrtModel *m, int n)
 static void p20_relu4_infer(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *x = A(5518336);    /* dense5 */
-    float *y = A(5522432);    /* relu4 */
+    const float *x = A(4096);    /* dense5 */
+    float *y = A(0);    /* relu4 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -250,10 +250,10 @@ static void p20_relu4_infer(NrtModel *m, int n)
 static void p21_dense6_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *x = A(5522432);    /* relu4 */
+    const float *x = A(0);    /* relu4 */
     const float *w = P(250288);    /* dense6.weight */
     const float *b = P(250928);    /* dense6.bias */
-    float *y = A(5526528);    /* dense6 */
+    float *y = A(4096);    /* dense6 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -261,7 +261,7 @@ static void p21_dense6_infer(NrtModel *m, int n)
 static void p22_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
-    const float *y = A(5526528);    /* dense6 */
+    const float *y = A(4096);    /* dense6 */
     memcpy(m->outs[0], y, (size_t)n * D * sizeof *y);
 }
 
@@ -534,7 +534,7 @@ static void t25_dense5_backward(NrtModel *m, int n)
     const float *dy = A(5531904);    /* dense5.grad */
     const float *x = A(5514240);    /* relu3 */
     const float *w = P(246128);    /* dense5.weight */
-    float *dx = A(5536000);    /* relu3.grad */
+    float *dx = A(5518336);    /* relu3.grad */
     float *dw = P(497072);    /* dense5.weight.grad */
     float *db = P(501168);    /* dense5.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -546,9 +546,9 @@ static void t25_dense5_backward(NrtModel *m, int n)
 static void t26_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *dy = A(5536000);    /* relu3.grad */
+    const float *dy = A(5518336);    /* relu3.grad */
     const float *y = A(5514240);    /* relu3 */
-    float *dx = A(5540096);    /* dense4.grad */
+    float *dx = A(5522432);    /* dense4.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -556,10 +556,10 @@ static void t26_relu3_backward(NrtModel *m, int n)
 static void t27_dense4_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 64 };
-    const float *dy = A(5540096);    /* dense4.grad */
+    const float *dy = A(5522432);    /* dense4.grad */
     const float *x = A(5506048);    /* sigmoid1 */
     const float *w = P(241968);    /* dense4.weight */
-    float *dx = A(5544192);    /* sigmoid1.grad */
+    float *dx = A(5510144);    /* sigmoid1.grad */
     float *dw = P(492912);    /* dense4.weight.grad */
     float *db = P(497008);    /* dense4.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -571,9 +571,9 @@ static void t27_dense4_backward(NrtModel *m, int n)
 static void t28_sigmoid1_backward(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *dy = A(5544192);    /* sigmoid1.grad */
+    const float *dy = A(5510144);    /* sigmoid1.grad */
     const float *y = A(5506048);    /* sigmoid1 */
-    float *dx = A(5548288);    /* dense3.grad */
+    float *dx = A(5514240);    /* dense3.grad */
     nrt_sigmoid_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -581,10 +581,10 @@ static void t28_sigmoid1_backward(NrtModel *m, int n)
 static void t29_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 64 };
-    const float *dy = A(5548288);    /* dense3.grad */
+    const float *dy = A(5514240);    /* dense3.grad */
     const float *x = A(5493760);    /* tanh2 */
     const float *w = P(233712);    /* dense3.weight */
-    float *dx = A(5552384);    /* tanh2.grad */
+    float *dx = A(5501952);    /* tanh2.grad */
     float *dw = P(484656);    /* dense3.weight.grad */
     float *db = P(492848);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -596,9 +596,9 @@ static void t29_dense3_backward(NrtModel *m, int n)
 static void t30_tanh2_backward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *dy = A(5552384);    /* tanh2.grad */
+    const float *dy = A(5501952);    /* tanh2.grad */
     const float *y = A(5493760);    /* tanh2 */
-    float *dx = A(5560576);    /* dense2.grad */
+    float *dx = A(5510144);    /* dense2.grad */
     nrt_tanh_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -606,10 +606,10 @@ static void t30_tanh2_backward(NrtModel *m, int n)
 static void t31_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 128 };
-    const float *dy = A(5560576);    /* dense2.grad */
+    const float *dy = A(5510144);    /* dense2.grad */
     const float *x = A(5477376);    /* tanh1 */
     const float *w = P(217200);    /* dense2.weight */
-    float *dx = A(5568768);    /* tanh1.grad */
+    float *dx = A(5485568);    /* tanh1.grad */
     float *dw = P(468144);    /* dense2.weight.grad */
     float *db = P(484528);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -621,9 +621,9 @@ static void t31_dense2_backward(NrtModel *m, int n)
 static void t32_tanh1_backward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *dy = A(5568768);    /* tanh1.grad */
+    const float *dy = A(5485568);    /* tanh1.grad */
     const float *y = A(5477376);    /* tanh1 */
-    float *dx = A(5576960);    /* dense1.grad */
+    float *dx = A(5493760);    /* dense1.grad */
     nrt_tanh_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -631,10 +631,10 @@ static void t32_tanh1_backward(NrtModel *m, int n)
 static void t33_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *dy = A(5576960);    /* dense1.grad */
+    const float *dy = A(5493760);    /* dense1.grad */
     const float *x = A(5268480);    /* maxpool2 */
     const float *w = P(16368);    /* dense1.weight */
-    float *dx = A(5585152);    /* b.grad */
+    float *dx = A(5501952);    /* b.grad */
     float *dw = P(267312);    /* dense1.weight.grad */
     float *db = P(468016);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -646,9 +646,9 @@ static void t33_dense1_backward(NrtModel *m, int n)
 static void t34_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *dy = A(5585152);    /* b.grad */
+    const float *dy = A(5501952);    /* b.grad */
     const float *argmax = A(5368832);    /* maxpool2.argmax */
-    float *dx = A(5685504);    /* leaky_relu2.grad */
+    float *dx = A(5602304);    /* leaky_relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -656,9 +656,9 @@ static void t34_maxpool2_backward(NrtModel *m, int n)
 static void t35_leaky_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(5685504);    /* leaky_relu2.grad */
+    const float *dy = A(5602304);    /* leaky_relu2.grad */
     const float *x = A(4465664);    /* conv4 */
-    float *dx = A(6086912);    /* conv4.grad */
+    float *dx = A(6003712);    /* conv4.grad */
     nrt_leaky_relu_backward((int64_t)n * D, 0.00999999978f, dy, x, dx, false);
 }
 
@@ -666,10 +666,10 @@ static void t35_leaky_relu2_backward(NrtModel *m, int n)
 static void t36_conv4_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(6086912);    /* conv4.grad */
+    const float *dy = A(6003712);    /* conv4.grad */
     const float *x = A(4064256);    /* leaky_relu1 */
     const float *w = P(7120);    /* conv4.weight */
-    float *dx = A(6488320);    /* leaky_relu1.grad */
+    float *dx = A(4465664);    /* leaky_relu1.grad */
     float *dw = P(258064);    /* conv4.weight.grad */
     float *db = P(267280);    /* conv4.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -681,9 +681,9 @@ static void t36_conv4_backward(NrtModel *m, int n)
 static void t37_leaky_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(6488320);    /* leaky_relu1.grad */
+    const float *dy = A(4465664);    /* leaky_relu1.grad */
     const float *x = A(3662848);    /* conv3 */
-    float *dx = A(6889728);    /* conv3.grad */
+    float *dx = A(4867072);    /* conv3.grad */
     nrt_leaky_relu_backward((int64_t)n * D, 0.100000001f, dy, x, dx, false);
 }
 
@@ -691,10 +691,10 @@ static void t37_leaky_relu1_backward(NrtModel *m, int n)
 static void t38_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(6889728);    /* conv3.grad */
+    const float *dy = A(4867072);    /* conv3.grad */
     const float *x = A(3261440);    /* maxpool1 */
     const float *w = P(2480);    /* conv3.weight */
-    float *dx = A(7291136);    /* a.grad */
+    float *dx = A(3662848);    /* a.grad */
     float *dw = P(253424);    /* conv3.weight.grad */
     float *db = P(258032);    /* conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -706,9 +706,9 @@ static void t38_conv3_backward(NrtModel *m, int n)
 static void t39_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(7291136);    /* a.grad */
+    const float *dy = A(3662848);    /* a.grad */
     const float *argmax = A(3462144);    /* maxpool1.argmax */
-    float *dx = A(7491840);    /* relu2.grad */
+    float *dx = A(3863552);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -716,9 +716,9 @@ static void t39_maxpool1_backward(NrtModel *m, int n)
 static void t40_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(7491840);    /* relu2.grad */
+    const float *dy = A(3863552);    /* relu2.grad */
     const float *y = A(2458624);    /* relu2 */
-    float *dx = A(8294656);    /* conv2.grad */
+    float *dx = A(4666368);    /* conv2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -726,10 +726,10 @@ static void t40_relu2_backward(NrtModel *m, int n)
 static void t41_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(8294656);    /* conv2.grad */
+    const float *dy = A(4666368);    /* conv2.grad */
     const float *x = A(852992);    /* relu1 */
     const float *w = P(160);    /* conv2.weight */
-    float *dx = A(9097472);    /* relu1.grad */
+    float *dx = A(1655808);    /* relu1.grad */
     float *dw = P(251104);    /* conv2.weight.grad */
     float *db = P(253408);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -741,9 +741,9 @@ static void t41_conv2_backward(NrtModel *m, int n)
 static void t42_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(9097472);    /* relu1.grad */
+    const float *dy = A(1655808);    /* relu1.grad */
     const float *y = A(852992);    /* relu1 */
-    float *dx = A(9900288);    /* conv1.grad */
+    float *dx = A(2458624);    /* conv1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -751,7 +751,7 @@ static void t42_relu1_backward(NrtModel *m, int n)
 static void t43_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(9900288);    /* conv1.grad */
+    const float *dy = A(2458624);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(250944);    /* conv1.weight.grad */
     float *db = P(251088);    /* conv1.bias.grad */

@@ -15,7 +15,7 @@
 #include "lenet.h"
 
 #define BLOCK_FLOATS 185568
-#define ARENA_FLOATS 2866880
+#define ARENA_FLOATS 1781280
 #define STRUCTURE_HASH_STR "7626ca62cb851257"    /* LENET_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -78,7 +78,7 @@ static void p03_relu1_infer(NrtModel *m, int n)
 {
     enum { D = 4704 };
     const float *x = A(351232);    /* batchnorm1 */
-    float *y = A(652320);    /* relu1 */
+    float *y = A(0);    /* relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -86,8 +86,8 @@ static void p03_relu1_infer(NrtModel *m, int n)
 static void p04_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 6, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(652320);    /* relu1 */
-    float *y = A(953376);    /* maxpool1 */
+    const float *x = A(0);    /* relu1 */
+    float *y = A(301056);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
@@ -95,10 +95,10 @@ static void p04_maxpool1_infer(NrtModel *m, int n)
 static void p05_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(953376);    /* maxpool1 */
+    const float *x = A(301056);    /* maxpool1 */
     const float *w = P(208);    /* conv2.weight */
     const float *b = P(2608);    /* conv2.bias */
-    float *y = A(1103904);    /* conv2 */
+    float *y = A(0);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -106,12 +106,12 @@ static void p05_conv2_infer(NrtModel *m, int n)
 static void p06_batchnorm2_infer(NrtModel *m, int n)
 {
     enum { C = 16, S = 100 };    /* channels, values per channel */
-    const float *x = A(1103904);    /* conv2 */
+    const float *x = A(0);    /* conv2 */
     const float *gamma = P(2624);    /* batchnorm2.gamma */
     const float *beta = P(2640);    /* batchnorm2.beta */
     const float *rmean = P(61856);    /* batchnorm2.running_mean */
     const float *rvar = P(61872);    /* batchnorm2.running_var */
-    float *y = A(1206304);    /* batchnorm2 */
+    float *y = A(102400);    /* batchnorm2 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -119,8 +119,8 @@ static void p06_batchnorm2_infer(NrtModel *m, int n)
 static void p07_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 1600 };
-    const float *x = A(1206304);    /* batchnorm2 */
-    float *y = A(1308736);    /* relu2 */
+    const float *x = A(102400);    /* batchnorm2 */
+    float *y = A(0);    /* relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -128,8 +128,8 @@ static void p07_relu2_infer(NrtModel *m, int n)
 static void p08_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 10, 10, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 5 x 5 out */
-    const float *x = A(1308736);    /* relu2 */
-    float *y = A(1411136);    /* maxpool2 */
+    const float *x = A(0);    /* relu2 */
+    float *y = A(102400);    /* maxpool2 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
@@ -137,10 +137,10 @@ static void p08_maxpool2_infer(NrtModel *m, int n)
 static void p09_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 400, OUT = 120 };
-    const float *x = A(1411136);    /* maxpool2 */
+    const float *x = A(102400);    /* maxpool2 */
     const float *w = P(2656);    /* dense1.weight */
     const float *b = P(50656);    /* dense1.bias */
-    float *y = A(1462336);    /* dense1 */
+    float *y = A(0);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -148,8 +148,8 @@ static void p09_dense1_infer(NrtModel *m, int n)
 static void p10_relu3_infer(NrtModel *m, int n)
 {
     enum { D = 120 };
-    const float *x = A(1462336);    /* dense1 */
-    float *y = A(1470016);    /* relu3 */
+    const float *x = A(0);    /* dense1 */
+    float *y = A(7680);    /* relu3 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -157,10 +157,10 @@ static void p10_relu3_infer(NrtModel *m, int n)
 static void p11_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 120, OUT = 84 };
-    const float *x = A(1470016);    /* relu3 */
+    const float *x = A(7680);    /* relu3 */
     const float *w = P(50784);    /* dense2.weight */
     const float *b = P(60864);    /* dense2.bias */
-    float *y = A(1493056);    /* dense2 */
+    float *y = A(0);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -168,8 +168,8 @@ static void p11_dense2_infer(NrtModel *m, int n)
 static void p12_relu4_infer(NrtModel *m, int n)
 {
     enum { D = 84 };
-    const float *x = A(1493056);    /* dense2 */
-    float *y = A(1498432);    /* relu4 */
+    const float *x = A(0);    /* dense2 */
+    float *y = A(5376);    /* relu4 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -177,10 +177,10 @@ static void p12_relu4_infer(NrtModel *m, int n)
 static void p13_dense3_infer(NrtModel *m, int n)
 {
     enum { IN = 84, OUT = 10 };
-    const float *x = A(1498432);    /* relu4 */
+    const float *x = A(5376);    /* relu4 */
     const float *w = P(60960);    /* dense3.weight */
     const float *b = P(61808);    /* dense3.bias */
-    float *y = A(1514560);    /* dense3 */
+    float *y = A(0);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -188,8 +188,8 @@ static void p13_dense3_infer(NrtModel *m, int n)
 static void p14_softmax1_infer(NrtModel *m, int n)
 {
     enum { K = 10 };
-    const float *x = A(1514560);    /* dense3 */
-    float *y = A(2866240);    /* softmax1 */
+    const float *x = A(0);    /* dense3 */
+    float *y = A(640);    /* softmax1 */
     nrt_softmax_forward(n, K, x, y);
 }
 
@@ -197,7 +197,7 @@ static void p14_softmax1_infer(NrtModel *m, int n)
 static void p15_output_probs(NrtModel *m, int n)
 {
     enum { D = 10 };
-    const float *y = A(2866240);    /* softmax1 */
+    const float *y = A(640);    /* softmax1 */
     memcpy(m->outs[0], y, (size_t)n * D * sizeof *y);
 }
 
@@ -420,7 +420,7 @@ static void t18_dropout2_backward(NrtModel *m, int n)
     enum { D = 84 };    /* values per sample */
     const float *dy = A(1515840);    /* dropout2.grad */
     const float *mask = A(1509184);    /* dropout2.mask */
-    float *dx = A(1521216);    /* relu4.grad */
+    float *dx = A(1503808);    /* relu4.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
@@ -428,9 +428,9 @@ static void t18_dropout2_backward(NrtModel *m, int n)
 static void t19_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 84 };
-    const float *dy = A(1521216);    /* relu4.grad */
+    const float *dy = A(1503808);    /* relu4.grad */
     const float *y = A(1498432);    /* relu4 */
-    float *dx = A(1526592);    /* dense2.grad */
+    float *dx = A(1509184);    /* dense2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -438,10 +438,10 @@ static void t19_relu4_backward(NrtModel *m, int n)
 static void t20_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 120, OUT = 84 };
-    const float *dy = A(1526592);    /* dense2.grad */
+    const float *dy = A(1509184);    /* dense2.grad */
     const float *x = A(1477696);    /* dropout1 */
     const float *w = P(50784);    /* dense2.weight */
-    float *dx = A(1531968);    /* dropout1.grad */
+    float *dx = A(1493056);    /* dropout1.grad */
     float *dw = P(112704);    /* dense2.weight.grad */
     float *db = P(122784);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -453,9 +453,9 @@ static void t20_dense2_backward(NrtModel *m, int n)
 static void t21_dropout1_backward(NrtModel *m, int n)
 {
     enum { D = 120 };    /* values per sample */
-    const float *dy = A(1531968);    /* dropout1.grad */
+    const float *dy = A(1493056);    /* dropout1.grad */
     const float *mask = A(1485376);    /* dropout1.mask */
-    float *dx = A(1539648);    /* relu3.grad */
+    float *dx = A(1477696);    /* relu3.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
@@ -463,9 +463,9 @@ static void t21_dropout1_backward(NrtModel *m, int n)
 static void t22_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 120 };
-    const float *dy = A(1539648);    /* relu3.grad */
+    const float *dy = A(1477696);    /* relu3.grad */
     const float *y = A(1470016);    /* relu3 */
-    float *dx = A(1547328);    /* dense1.grad */
+    float *dx = A(1485376);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -473,10 +473,10 @@ static void t22_relu3_backward(NrtModel *m, int n)
 static void t23_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 400, OUT = 120 };
-    const float *dy = A(1547328);    /* dense1.grad */
+    const float *dy = A(1485376);    /* dense1.grad */
     const float *x = A(1411136);    /* maxpool2 */
     const float *w = P(2656);    /* dense1.weight */
-    float *dx = A(1555008);    /* maxpool2.grad */
+    float *dx = A(1493056);    /* maxpool2.grad */
     float *dw = P(64576);    /* dense1.weight.grad */
     float *db = P(112576);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -488,9 +488,9 @@ static void t23_dense1_backward(NrtModel *m, int n)
 static void t24_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 10, 10, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 5 x 5 out */
-    const float *dy = A(1555008);    /* maxpool2.grad */
+    const float *dy = A(1493056);    /* maxpool2.grad */
     const float *argmax = A(1436736);    /* maxpool2.argmax */
-    float *dx = A(1580608);    /* relu2.grad */
+    float *dx = A(1518656);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -498,9 +498,9 @@ static void t24_maxpool2_backward(NrtModel *m, int n)
 static void t25_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 1600 };
-    const float *dy = A(1580608);    /* relu2.grad */
+    const float *dy = A(1518656);    /* relu2.grad */
     const float *y = A(1308736);    /* relu2 */
-    float *dx = A(1683008);    /* batchnorm2.grad */
+    float *dx = A(1411136);    /* batchnorm2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -508,12 +508,12 @@ static void t25_relu2_backward(NrtModel *m, int n)
 static void t26_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 100 };    /* channels, values per channel */
-    const float *dy = A(1683008);    /* batchnorm2.grad */
+    const float *dy = A(1411136);    /* batchnorm2.grad */
     const float *x = A(1103904);    /* conv2 */
     const float *gamma = P(2624);    /* batchnorm2.gamma */
     const float *mean = A(1308704);    /* batchnorm2.mean */
     const float *invstd = A(1308720);    /* batchnorm2.invstd */
-    float *dx = A(1785408);    /* conv2.grad */
+    float *dx = A(1206304);    /* conv2.grad */
     float *dgamma = P(64544);    /* batchnorm2.gamma.grad */
     float *dbeta = P(64560);    /* batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -524,10 +524,10 @@ static void t26_batchnorm2_backward(NrtModel *m, int n)
 static void t27_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(1785408);    /* conv2.grad */
+    const float *dy = A(1206304);    /* conv2.grad */
     const float *x = A(953376);    /* maxpool1 */
     const float *w = P(208);    /* conv2.weight */
-    float *dx = A(1887808);    /* maxpool1.grad */
+    float *dx = A(1103904);    /* maxpool1.grad */
     float *dw = P(62128);    /* conv2.weight.grad */
     float *db = P(64528);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -539,9 +539,9 @@ static void t27_conv2_backward(NrtModel *m, int n)
 static void t28_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 6, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(1887808);    /* maxpool1.grad */
+    const float *dy = A(1103904);    /* maxpool1.grad */
     const float *argmax = A(1028640);    /* maxpool1.argmax */
-    float *dx = A(1963072);    /* relu1.grad */
+    float *dx = A(1179168);    /* relu1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -549,9 +549,9 @@ static void t28_maxpool1_backward(NrtModel *m, int n)
 static void t29_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 4704 };
-    const float *dy = A(1963072);    /* relu1.grad */
+    const float *dy = A(1179168);    /* relu1.grad */
     const float *y = A(652320);    /* relu1 */
-    float *dx = A(2264128);    /* batchnorm1.grad */
+    float *dx = A(1480224);    /* batchnorm1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -559,12 +559,12 @@ static void t29_relu1_backward(NrtModel *m, int n)
 static void t30_batchnorm1_backward(NrtModel *m, int n)
 {
     enum { C = 6, S = 784 };    /* channels, values per channel */
-    const float *dy = A(2264128);    /* batchnorm1.grad */
+    const float *dy = A(1480224);    /* batchnorm1.grad */
     const float *x = A(50176);    /* conv1 */
     const float *gamma = P(176);    /* batchnorm1.gamma */
     const float *mean = A(652288);    /* batchnorm1.mean */
     const float *invstd = A(652304);    /* batchnorm1.invstd */
-    float *dx = A(2565184);    /* conv1.grad */
+    float *dx = A(351232);    /* conv1.grad */
     float *dgamma = P(62096);    /* batchnorm1.gamma.grad */
     float *dbeta = P(62112);    /* batchnorm1.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -575,7 +575,7 @@ static void t30_batchnorm1_backward(NrtModel *m, int n)
 static void t31_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 6, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(2565184);    /* conv1.grad */
+    const float *dy = A(351232);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(61920);    /* conv1.weight.grad */
     float *db = P(62080);    /* conv1.bias.grad */

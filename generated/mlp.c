@@ -15,7 +15,7 @@
 #include "mlp.h"
 
 #define BLOCK_FLOATS 1607504
-#define ARENA_FLOATS 395520
+#define ARENA_FLOATS 264448
 #define STRUCTURE_HASH_STR "d137396b853aa884"    /* MLP_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -65,7 +65,7 @@ static void p02_relu1_infer(NrtModel *m, int n)
 {
     enum { D = 512 };
     const float *x = A(50176);    /* dense1 */
-    float *y = A(82944);    /* relu1 */
+    float *y = A(0);    /* relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -73,10 +73,10 @@ static void p02_relu1_infer(NrtModel *m, int n)
 static void p03_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 512, OUT = 256 };
-    const float *x = A(82944);    /* relu1 */
+    const float *x = A(0);    /* relu1 */
     const float *w = P(401920);    /* dense2.weight */
     const float *b = P(532992);    /* dense2.bias */
-    float *y = A(181248);    /* dense2 */
+    float *y = A(32768);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -84,8 +84,8 @@ static void p03_dense2_infer(NrtModel *m, int n)
 static void p04_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 256 };
-    const float *x = A(181248);    /* dense2 */
-    float *y = A(197632);    /* relu2 */
+    const float *x = A(32768);    /* dense2 */
+    float *y = A(0);    /* relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -93,10 +93,10 @@ static void p04_relu2_infer(NrtModel *m, int n)
 static void p05_dense3_infer(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *x = A(197632);    /* relu2 */
+    const float *x = A(0);    /* relu2 */
     const float *w = P(533248);    /* dense3.weight */
     const float *b = P(535808);    /* dense3.bias */
-    float *y = A(246784);    /* dense3 */
+    float *y = A(16384);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -104,7 +104,7 @@ static void p05_dense3_infer(NrtModel *m, int n)
 static void p06_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
-    const float *y = A(246784);    /* dense3 */
+    const float *y = A(16384);    /* dense3 */
     memcpy(m->outs[0], y, (size_t)n * D * sizeof *y);
 }
 
@@ -235,7 +235,7 @@ static void t10_dropout2_backward(NrtModel *m, int n)
     enum { D = 256 };    /* values per sample */
     const float *dy = A(248064);    /* dropout2.grad */
     const float *mask = A(230400);    /* dropout2.mask */
-    float *dx = A(264448);    /* relu2.grad */
+    float *dx = A(214016);    /* relu2.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
@@ -243,9 +243,9 @@ static void t10_dropout2_backward(NrtModel *m, int n)
 static void t11_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 256 };
-    const float *dy = A(264448);    /* relu2.grad */
+    const float *dy = A(214016);    /* relu2.grad */
     const float *y = A(197632);    /* relu2 */
-    float *dx = A(280832);    /* dense2.grad */
+    float *dx = A(230400);    /* dense2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -253,10 +253,10 @@ static void t11_relu2_backward(NrtModel *m, int n)
 static void t12_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 512, OUT = 256 };
-    const float *dy = A(280832);    /* dense2.grad */
+    const float *dy = A(230400);    /* dense2.grad */
     const float *x = A(115712);    /* dropout1 */
     const float *w = P(401920);    /* dense2.weight */
-    float *dx = A(297216);    /* dropout1.grad */
+    float *dx = A(181248);    /* dropout1.grad */
     float *dw = P(937776);    /* dense2.weight.grad */
     float *db = P(1068848);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -268,9 +268,9 @@ static void t12_dense2_backward(NrtModel *m, int n)
 static void t13_dropout1_backward(NrtModel *m, int n)
 {
     enum { D = 512 };    /* values per sample */
-    const float *dy = A(297216);    /* dropout1.grad */
+    const float *dy = A(181248);    /* dropout1.grad */
     const float *mask = A(148480);    /* dropout1.mask */
-    float *dx = A(329984);    /* relu1.grad */
+    float *dx = A(115712);    /* relu1.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
@@ -278,9 +278,9 @@ static void t13_dropout1_backward(NrtModel *m, int n)
 static void t14_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 512 };
-    const float *dy = A(329984);    /* relu1.grad */
+    const float *dy = A(115712);    /* relu1.grad */
     const float *y = A(82944);    /* relu1 */
-    float *dx = A(362752);    /* dense1.grad */
+    float *dx = A(148480);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -288,7 +288,7 @@ static void t14_relu1_backward(NrtModel *m, int n)
 static void t15_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 784, OUT = 512 };
-    const float *dy = A(362752);    /* dense1.grad */
+    const float *dy = A(148480);    /* dense1.grad */
     const float *x = A(0);    /* pixels */
     float *dw = P(535856);    /* dense1.weight.grad */
     float *db = P(937264);    /* dense1.bias.grad */

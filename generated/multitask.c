@@ -15,7 +15,7 @@
 #include "multitask.h"
 
 #define BLOCK_FLOATS 3365456
-#define ARENA_FLOATS 16491136
+#define ARENA_FLOATS 10351808
 #define STRUCTURE_HASH_STR "d8ab62389d212354"    /* MULTITASK_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -55,7 +55,7 @@ static void p01_conv1_infer(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(288);    /* conv1.bias */
-    float *y = A(100352);    /* conv1 */
+    float *y = A(50176);    /* conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -63,12 +63,12 @@ static void p01_conv1_infer(NrtModel *m, int n)
 static void p02_batchnorm1_infer(NrtModel *m, int n)
 {
     enum { C = 32, S = 784 };    /* channels, values per channel */
-    const float *x = A(100352);    /* conv1 */
+    const float *x = A(50176);    /* conv1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *beta = P(352);    /* batchnorm1.beta */
     const float *rmean = P(841312);    /* batchnorm1.running_mean */
     const float *rvar = P(841344);    /* batchnorm1.running_var */
-    float *y = A(1705984);    /* batchnorm1 */
+    float *y = A(1655808);    /* batchnorm1 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -76,8 +76,8 @@ static void p02_batchnorm1_infer(NrtModel *m, int n)
 static void p03_relu1_infer(NrtModel *m, int n)
 {
     enum { D = 25088 };
-    const float *x = A(1705984);    /* batchnorm1 */
-    float *y = A(3311680);    /* relu1 */
+    const float *x = A(1655808);    /* batchnorm1 */
+    float *y = A(0);    /* relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -85,8 +85,8 @@ static void p03_relu1_infer(NrtModel *m, int n)
 static void p04_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(3311680);    /* relu1 */
-    float *y = A(4917312);    /* maxpool1 */
+    const float *x = A(0);    /* relu1 */
+    float *y = A(1605632);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
@@ -94,10 +94,10 @@ static void p04_maxpool1_infer(NrtModel *m, int n)
 static void p05_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(4917312);    /* maxpool1 */
+    const float *x = A(1605632);    /* maxpool1 */
     const float *w = P(384);    /* conv2.weight */
     const float *b = P(18816);    /* conv2.bias */
-    float *y = A(5720128);    /* conv2 */
+    float *y = A(0);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -105,12 +105,12 @@ static void p05_conv2_infer(NrtModel *m, int n)
 static void p06_batchnorm2_infer(NrtModel *m, int n)
 {
     enum { C = 64, S = 196 };    /* channels, values per channel */
-    const float *x = A(5720128);    /* conv2 */
+    const float *x = A(0);    /* conv2 */
     const float *gamma = P(18880);    /* batchnorm2.gamma */
     const float *beta = P(18944);    /* batchnorm2.beta */
     const float *rmean = P(841376);    /* batchnorm2.running_mean */
     const float *rvar = P(841440);    /* batchnorm2.running_var */
-    float *y = A(6522944);    /* batchnorm2 */
+    float *y = A(802816);    /* batchnorm2 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -118,8 +118,8 @@ static void p06_batchnorm2_infer(NrtModel *m, int n)
 static void p07_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(6522944);    /* batchnorm2 */
-    float *y = A(7325888);    /* relu2 */
+    const float *x = A(802816);    /* batchnorm2 */
+    float *y = A(0);    /* relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -127,8 +127,8 @@ static void p07_relu2_infer(NrtModel *m, int n)
 static void p08_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 64, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(7325888);    /* relu2 */
-    float *y = A(8128704);    /* maxpool2 */
+    const float *x = A(0);    /* relu2 */
+    float *y = A(802816);    /* maxpool2 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
@@ -136,10 +136,10 @@ static void p08_maxpool2_infer(NrtModel *m, int n)
 static void p09_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 3136, OUT = 256 };
-    const float *x = A(8128704);    /* maxpool2 */
+    const float *x = A(802816);    /* maxpool2 */
     const float *w = P(19008);    /* dense1.weight */
     const float *b = P(821824);    /* dense1.bias */
-    float *y = A(8530112);    /* dense1 */
+    float *y = A(0);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -147,8 +147,8 @@ static void p09_dense1_infer(NrtModel *m, int n)
 static void p10_relu3_infer(NrtModel *m, int n)
 {
     enum { D = 256 };
-    const float *x = A(8530112);    /* dense1 */
-    float *y = A(8546496);    /* relu3 */
+    const float *x = A(0);    /* dense1 */
+    float *y = A(16384);    /* relu3 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -156,10 +156,10 @@ static void p10_relu3_infer(NrtModel *m, int n)
 static void p11_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *x = A(8546496);    /* relu3 */
+    const float *x = A(16384);    /* relu3 */
     const float *w = P(822080);    /* dense2.weight */
     const float *b = P(824640);    /* dense2.bias */
-    float *y = A(8595648);    /* dense2 */
+    float *y = A(0);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -167,10 +167,10 @@ static void p11_dense2_infer(NrtModel *m, int n)
 static void p12_dense3_infer(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 64 };
-    const float *x = A(8546496);    /* relu3 */
+    const float *x = A(16384);    /* relu3 */
     const float *w = P(824656);    /* dense3.weight */
     const float *b = P(841040);    /* dense3.bias */
-    float *y = A(8596288);    /* dense3 */
+    float *y = A(640);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -178,8 +178,8 @@ static void p12_dense3_infer(NrtModel *m, int n)
 static void p13_relu4_infer(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *x = A(8596288);    /* dense3 */
-    float *y = A(8600384);    /* relu4 */
+    const float *x = A(640);    /* dense3 */
+    float *y = A(4736);    /* relu4 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -187,10 +187,10 @@ static void p13_relu4_infer(NrtModel *m, int n)
 static void p14_dense4_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 3 };
-    const float *x = A(8600384);    /* relu4 */
+    const float *x = A(4736);    /* relu4 */
     const float *w = P(841104);    /* dense4.weight */
     const float *b = P(841296);    /* dense4.bias */
-    float *y = A(8604480);    /* dense4 */
+    float *y = A(640);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -198,8 +198,8 @@ static void p14_dense4_infer(NrtModel *m, int n)
 static void p15_softmax1_infer(NrtModel *m, int n)
 {
     enum { K = 10 };
-    const float *x = A(8595648);    /* dense2 */
-    float *y = A(16490304);    /* softmax1 */
+    const float *x = A(0);    /* dense2 */
+    float *y = A(832);    /* softmax1 */
     nrt_softmax_forward(n, K, x, y);
 }
 
@@ -207,8 +207,8 @@ static void p15_softmax1_infer(NrtModel *m, int n)
 static void p16_softmax2_infer(NrtModel *m, int n)
 {
     enum { K = 3 };
-    const float *x = A(8604480);    /* dense4 */
-    float *y = A(16490944);    /* softmax2 */
+    const float *x = A(640);    /* dense4 */
+    float *y = A(0);    /* softmax2 */
     nrt_softmax_forward(n, K, x, y);
 }
 
@@ -216,7 +216,7 @@ static void p16_softmax2_infer(NrtModel *m, int n)
 static void p17_output_fine(NrtModel *m, int n)
 {
     enum { D = 10 };
-    const float *y = A(16490304);    /* softmax1 */
+    const float *y = A(832);    /* softmax1 */
     memcpy(m->outs[0], y, (size_t)n * D * sizeof *y);
 }
 
@@ -224,7 +224,7 @@ static void p17_output_fine(NrtModel *m, int n)
 static void p18_output_coarse_probs(NrtModel *m, int n)
 {
     enum { D = 3 };
-    const float *y = A(16490944);    /* softmax2 */
+    const float *y = A(0);    /* softmax2 */
     memcpy(m->outs[1], y, (size_t)n * D * sizeof *y);
 }
 
@@ -261,7 +261,7 @@ static void t02_conv1_forward(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(288);    /* conv1.bias */
-    float *y = A(100352);    /* conv1 */
+    float *y = A(50176);    /* conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -269,14 +269,14 @@ static void t02_conv1_forward(NrtModel *m, int n)
 static void t03_batchnorm1_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 784 };    /* channels, values per channel */
-    const float *x = A(100352);    /* conv1 */
+    const float *x = A(50176);    /* conv1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *beta = P(352);    /* batchnorm1.beta */
     float *rmean = P(841312);    /* batchnorm1.running_mean */
     float *rvar = P(841344);    /* batchnorm1.running_var */
-    float *y = A(1705984);    /* batchnorm1 */
-    float *mean = A(3311616);    /* batchnorm1.mean */
-    float *invstd = A(3311648);    /* batchnorm1.invstd */
+    float *y = A(1655808);    /* batchnorm1 */
+    float *mean = A(3261440);    /* batchnorm1.mean */
+    float *invstd = A(3261472);    /* batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -285,8 +285,8 @@ static void t03_batchnorm1_forward(NrtModel *m, int n)
 static void t04_relu1_forward(NrtModel *m, int n)
 {
     enum { D = 25088 };
-    const float *x = A(1705984);    /* batchnorm1 */
-    float *y = A(3311680);    /* relu1 */
+    const float *x = A(1655808);    /* batchnorm1 */
+    float *y = A(3261504);    /* relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -294,9 +294,9 @@ static void t04_relu1_forward(NrtModel *m, int n)
 static void t05_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(3311680);    /* relu1 */
-    float *y = A(4917312);    /* maxpool1 */
-    float *argmax = A(5318720);    /* maxpool1.argmax */
+    const float *x = A(3261504);    /* relu1 */
+    float *y = A(4867136);    /* maxpool1 */
+    float *argmax = A(5268544);    /* maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -304,10 +304,10 @@ static void t05_maxpool1_forward(NrtModel *m, int n)
 static void t06_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(4917312);    /* maxpool1 */
+    const float *x = A(4867136);    /* maxpool1 */
     const float *w = P(384);    /* conv2.weight */
     const float *b = P(18816);    /* conv2.bias */
-    float *y = A(5720128);    /* conv2 */
+    float *y = A(5669952);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -315,14 +315,14 @@ static void t06_conv2_forward(NrtModel *m, int n)
 static void t07_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 196 };    /* channels, values per channel */
-    const float *x = A(5720128);    /* conv2 */
+    const float *x = A(5669952);    /* conv2 */
     const float *gamma = P(18880);    /* batchnorm2.gamma */
     const float *beta = P(18944);    /* batchnorm2.beta */
     float *rmean = P(841376);    /* batchnorm2.running_mean */
     float *rvar = P(841440);    /* batchnorm2.running_var */
-    float *y = A(6522944);    /* batchnorm2 */
-    float *mean = A(7325760);    /* batchnorm2.mean */
-    float *invstd = A(7325824);    /* batchnorm2.invstd */
+    float *y = A(6472768);    /* batchnorm2 */
+    float *mean = A(7275584);    /* batchnorm2.mean */
+    float *invstd = A(7275648);    /* batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -331,8 +331,8 @@ static void t07_batchnorm2_forward(NrtModel *m, int n)
 static void t08_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(6522944);    /* batchnorm2 */
-    float *y = A(7325888);    /* relu2 */
+    const float *x = A(6472768);    /* batchnorm2 */
+    float *y = A(7275712);    /* relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -340,9 +340,9 @@ static void t08_relu2_forward(NrtModel *m, int n)
 static void t09_maxpool2_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 64, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(7325888);    /* relu2 */
-    float *y = A(8128704);    /* maxpool2 */
-    float *argmax = A(8329408);    /* maxpool2.argmax */
+    const float *x = A(7275712);    /* relu2 */
+    float *y = A(8078528);    /* maxpool2 */
+    float *argmax = A(8279232);    /* maxpool2.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -350,10 +350,10 @@ static void t09_maxpool2_forward(NrtModel *m, int n)
 static void t10_dense1_forward(NrtModel *m, int n)
 {
     enum { IN = 3136, OUT = 256 };
-    const float *x = A(8128704);    /* maxpool2 */
+    const float *x = A(8078528);    /* maxpool2 */
     const float *w = P(19008);    /* dense1.weight */
     const float *b = P(821824);    /* dense1.bias */
-    float *y = A(8530112);    /* dense1 */
+    float *y = A(8479936);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -361,8 +361,8 @@ static void t10_dense1_forward(NrtModel *m, int n)
 static void t11_relu3_forward(NrtModel *m, int n)
 {
     enum { D = 256 };
-    const float *x = A(8530112);    /* dense1 */
-    float *y = A(8546496);    /* relu3 */
+    const float *x = A(8479936);    /* dense1 */
+    float *y = A(8496320);    /* relu3 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -370,9 +370,9 @@ static void t11_relu3_forward(NrtModel *m, int n)
 static void t12_dropout1_forward(NrtModel *m, int n)
 {
     enum { D = 256 };    /* values per sample */
-    const float *x = A(8546496);    /* relu3 */
-    float *y = A(8562880);    /* dropout1 */
-    float *mask = A(8579264);    /* dropout1.mask */
+    const float *x = A(8496320);    /* relu3 */
+    float *y = A(8512704);    /* dropout1 */
+    float *mask = A(8529088);    /* dropout1.mask */
     const uint64_t stream = (uint64_t)11 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPOUT, m->step, (uint64_t)i, stream, D, 0.3,
@@ -384,10 +384,10 @@ static void t12_dropout1_forward(NrtModel *m, int n)
 static void t13_dense2_forward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *x = A(8562880);    /* dropout1 */
+    const float *x = A(8512704);    /* dropout1 */
     const float *w = P(822080);    /* dense2.weight */
     const float *b = P(824640);    /* dense2.bias */
-    float *y = A(8595648);    /* dense2 */
+    float *y = A(8545472);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -395,10 +395,10 @@ static void t13_dense2_forward(NrtModel *m, int n)
 static void t14_dense3_forward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 64 };
-    const float *x = A(8562880);    /* dropout1 */
+    const float *x = A(8512704);    /* dropout1 */
     const float *w = P(824656);    /* dense3.weight */
     const float *b = P(841040);    /* dense3.bias */
-    float *y = A(8596288);    /* dense3 */
+    float *y = A(8546112);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -406,8 +406,8 @@ static void t14_dense3_forward(NrtModel *m, int n)
 static void t15_relu4_forward(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *x = A(8596288);    /* dense3 */
-    float *y = A(8600384);    /* relu4 */
+    const float *x = A(8546112);    /* dense3 */
+    float *y = A(8550208);    /* relu4 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -415,10 +415,10 @@ static void t15_relu4_forward(NrtModel *m, int n)
 static void t16_dense4_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 3 };
-    const float *x = A(8600384);    /* relu4 */
+    const float *x = A(8550208);    /* relu4 */
     const float *w = P(841104);    /* dense4.weight */
     const float *b = P(841296);    /* dense4.bias */
-    float *y = A(8604480);    /* dense4 */
+    float *y = A(8554304);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -426,8 +426,8 @@ static void t16_dense4_forward(NrtModel *m, int n)
 static void t17_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(8595648);    /* dense2 */
-    float *dx = A(8604672);    /* fine_logits.grad */
+    const float *x = A(8545472);    /* dense2 */
+    float *dx = A(8554496);    /* fine_logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.1,
                                           weight, dx, false);
@@ -437,8 +437,8 @@ static void t17_cross_entropy1_loss(NrtModel *m, int n)
 static void t18_cross_entropy2_loss(NrtModel *m, int n)
 {
     enum { K = 3, TARGET = 1 };
-    const float *x = A(8604480);    /* dense4 */
-    float *dx = A(8605312);    /* coarse_logits.grad */
+    const float *x = A(8554304);    /* dense4 */
+    float *dx = A(8545472);    /* coarse_logits.grad */
     const double weight = 0.5;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
@@ -448,10 +448,10 @@ static void t18_cross_entropy2_loss(NrtModel *m, int n)
 static void t19_dense4_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 3 };
-    const float *dy = A(8605312);    /* coarse_logits.grad */
-    const float *x = A(8600384);    /* relu4 */
+    const float *dy = A(8545472);    /* coarse_logits.grad */
+    const float *x = A(8550208);    /* relu4 */
     const float *w = P(841104);    /* dense4.weight */
-    float *dx = A(8605504);    /* relu4.grad */
+    float *dx = A(8555136);    /* relu4.grad */
     float *dw = P(1682624);    /* dense4.weight.grad */
     float *db = P(1682816);    /* dense4.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -463,9 +463,9 @@ static void t19_dense4_backward(NrtModel *m, int n)
 static void t20_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *dy = A(8605504);    /* relu4.grad */
-    const float *y = A(8600384);    /* relu4 */
-    float *dx = A(8609600);    /* dense3.grad */
+    const float *dy = A(8555136);    /* relu4.grad */
+    const float *y = A(8550208);    /* relu4 */
+    float *dx = A(8559232);    /* dense3.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -473,10 +473,10 @@ static void t20_relu4_backward(NrtModel *m, int n)
 static void t21_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 64 };
-    const float *dy = A(8609600);    /* dense3.grad */
-    const float *x = A(8562880);    /* dropout1 */
+    const float *dy = A(8559232);    /* dense3.grad */
+    const float *x = A(8512704);    /* dropout1 */
     const float *w = P(824656);    /* dense3.weight */
-    float *dx = A(8613696);    /* trunk.grad */
+    float *dx = A(8563328);    /* trunk.grad */
     float *dw = P(1666176);    /* dense3.weight.grad */
     float *db = P(1682560);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -488,10 +488,10 @@ static void t21_dense3_backward(NrtModel *m, int n)
 static void t22_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *dy = A(8604672);    /* fine_logits.grad */
-    const float *x = A(8562880);    /* dropout1 */
+    const float *dy = A(8554496);    /* fine_logits.grad */
+    const float *x = A(8512704);    /* dropout1 */
     const float *w = P(822080);    /* dense2.weight */
-    float *dx = A(8613696);    /* trunk.grad */
+    float *dx = A(8563328);    /* trunk.grad */
     float *dw = P(1663600);    /* dense2.weight.grad */
     float *db = P(1666160);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -503,9 +503,9 @@ static void t22_dense2_backward(NrtModel *m, int n)
 static void t23_dropout1_backward(NrtModel *m, int n)
 {
     enum { D = 256 };    /* values per sample */
-    const float *dy = A(8613696);    /* trunk.grad */
-    const float *mask = A(8579264);    /* dropout1.mask */
-    float *dx = A(8630080);    /* relu3.grad */
+    const float *dy = A(8563328);    /* trunk.grad */
+    const float *mask = A(8529088);    /* dropout1.mask */
+    float *dx = A(8512704);    /* relu3.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
@@ -513,9 +513,9 @@ static void t23_dropout1_backward(NrtModel *m, int n)
 static void t24_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 256 };
-    const float *dy = A(8630080);    /* relu3.grad */
-    const float *y = A(8546496);    /* relu3 */
-    float *dx = A(8646464);    /* dense1.grad */
+    const float *dy = A(8512704);    /* relu3.grad */
+    const float *y = A(8496320);    /* relu3 */
+    float *dx = A(8529088);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -523,10 +523,10 @@ static void t24_relu3_backward(NrtModel *m, int n)
 static void t25_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 3136, OUT = 256 };
-    const float *dy = A(8646464);    /* dense1.grad */
-    const float *x = A(8128704);    /* maxpool2 */
+    const float *dy = A(8529088);    /* dense1.grad */
+    const float *x = A(8078528);    /* maxpool2 */
     const float *w = P(19008);    /* dense1.weight */
-    float *dx = A(8662848);    /* maxpool2.grad */
+    float *dx = A(8545472);    /* maxpool2.grad */
     float *dw = P(860528);    /* dense1.weight.grad */
     float *db = P(1663344);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -538,9 +538,9 @@ static void t25_dense1_backward(NrtModel *m, int n)
 static void t26_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 64, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *dy = A(8662848);    /* maxpool2.grad */
-    const float *argmax = A(8329408);    /* maxpool2.argmax */
-    float *dx = A(8863552);    /* relu2.grad */
+    const float *dy = A(8545472);    /* maxpool2.grad */
+    const float *argmax = A(8279232);    /* maxpool2.argmax */
+    float *dx = A(8746176);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -548,9 +548,9 @@ static void t26_maxpool2_backward(NrtModel *m, int n)
 static void t27_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(8863552);    /* relu2.grad */
-    const float *y = A(7325888);    /* relu2 */
-    float *dx = A(9666368);    /* batchnorm2.grad */
+    const float *dy = A(8746176);    /* relu2.grad */
+    const float *y = A(7275712);    /* relu2 */
+    float *dx = A(9548992);    /* batchnorm2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -558,12 +558,12 @@ static void t27_relu2_backward(NrtModel *m, int n)
 static void t28_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 196 };    /* channels, values per channel */
-    const float *dy = A(9666368);    /* batchnorm2.grad */
-    const float *x = A(5720128);    /* conv2 */
+    const float *dy = A(9548992);    /* batchnorm2.grad */
+    const float *x = A(5669952);    /* conv2 */
     const float *gamma = P(18880);    /* batchnorm2.gamma */
-    const float *mean = A(7325760);    /* batchnorm2.mean */
-    const float *invstd = A(7325824);    /* batchnorm2.invstd */
-    float *dx = A(10469184);    /* conv2.grad */
+    const float *mean = A(7275584);    /* batchnorm2.mean */
+    const float *invstd = A(7275648);    /* batchnorm2.invstd */
+    float *dx = A(6472768);    /* conv2.grad */
     float *dgamma = P(860400);    /* batchnorm2.gamma.grad */
     float *dbeta = P(860464);    /* batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -574,10 +574,10 @@ static void t28_batchnorm2_backward(NrtModel *m, int n)
 static void t29_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(10469184);    /* conv2.grad */
-    const float *x = A(4917312);    /* maxpool1 */
+    const float *dy = A(6472768);    /* conv2.grad */
+    const float *x = A(4867136);    /* maxpool1 */
     const float *w = P(384);    /* conv2.weight */
-    float *dx = A(11272000);    /* maxpool1.grad */
+    float *dx = A(5669952);    /* maxpool1.grad */
     float *dw = P(841904);    /* conv2.weight.grad */
     float *db = P(860336);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -589,9 +589,9 @@ static void t29_conv2_backward(NrtModel *m, int n)
 static void t30_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(11272000);    /* maxpool1.grad */
-    const float *argmax = A(5318720);    /* maxpool1.argmax */
-    float *dx = A(11673408);    /* relu1.grad */
+    const float *dy = A(5669952);    /* maxpool1.grad */
+    const float *argmax = A(5268544);    /* maxpool1.argmax */
+    float *dx = A(6071360);    /* relu1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -599,9 +599,9 @@ static void t30_maxpool1_backward(NrtModel *m, int n)
 static void t31_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 25088 };
-    const float *dy = A(11673408);    /* relu1.grad */
-    const float *y = A(3311680);    /* relu1 */
-    float *dx = A(13279040);    /* batchnorm1.grad */
+    const float *dy = A(6071360);    /* relu1.grad */
+    const float *y = A(3261504);    /* relu1 */
+    float *dx = A(7676992);    /* batchnorm1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -609,12 +609,12 @@ static void t31_relu1_backward(NrtModel *m, int n)
 static void t32_batchnorm1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 784 };    /* channels, values per channel */
-    const float *dy = A(13279040);    /* batchnorm1.grad */
-    const float *x = A(100352);    /* conv1 */
+    const float *dy = A(7676992);    /* batchnorm1.grad */
+    const float *x = A(50176);    /* conv1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
-    const float *mean = A(3311616);    /* batchnorm1.mean */
-    const float *invstd = A(3311648);    /* batchnorm1.invstd */
-    float *dx = A(14884672);    /* conv1.grad */
+    const float *mean = A(3261440);    /* batchnorm1.mean */
+    const float *invstd = A(3261472);    /* batchnorm1.invstd */
+    float *dx = A(1655808);    /* conv1.grad */
     float *dgamma = P(841840);    /* batchnorm1.gamma.grad */
     float *dbeta = P(841872);    /* batchnorm1.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -625,7 +625,7 @@ static void t32_batchnorm1_backward(NrtModel *m, int n)
 static void t33_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(14884672);    /* conv1.grad */
+    const float *dy = A(1655808);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(841520);    /* conv1.weight.grad */
     float *db = P(841808);    /* conv1.bias.grad */

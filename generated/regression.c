@@ -15,7 +15,7 @@
 #include "regression.h"
 
 #define BLOCK_FLOATS 836608
-#define ARENA_FLOATS 8268000
+#define ARENA_FLOATS 5206496
 #define STRUCTURE_HASH_STR "2eb0f01831a207a0"    /* REGRESSION_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -56,7 +56,7 @@ static void p01_conv1_infer(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(144);    /* conv1.bias */
-    float *y = A(100352);    /* conv1 */
+    float *y = A(50176);    /* conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -64,12 +64,12 @@ static void p01_conv1_infer(NrtModel *m, int n)
 static void p02_batchnorm1_infer(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(100352);    /* conv1 */
+    const float *x = A(50176);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *beta = P(176);    /* batchnorm1.beta */
     const float *rmean = P(209120);    /* batchnorm1.running_mean */
     const float *rvar = P(209136);    /* batchnorm1.running_var */
-    float *y = A(903168);    /* batchnorm1 */
+    float *y = A(852992);    /* batchnorm1 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -77,8 +77,8 @@ static void p02_batchnorm1_infer(NrtModel *m, int n)
 static void p03_relu1_infer(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(903168);    /* batchnorm1 */
-    float *y = A(1706016);    /* relu1 */
+    const float *x = A(852992);    /* batchnorm1 */
+    float *y = A(0);    /* relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -86,8 +86,8 @@ static void p03_relu1_infer(NrtModel *m, int n)
 static void p04_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(1706016);    /* relu1 */
-    float *y = A(2508832);    /* maxpool1 */
+    const float *x = A(0);    /* relu1 */
+    float *y = A(802816);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
@@ -95,10 +95,10 @@ static void p04_maxpool1_infer(NrtModel *m, int n)
 static void p05_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(2508832);    /* maxpool1 */
+    const float *x = A(802816);    /* maxpool1 */
     const float *w = P(192);    /* conv2.weight */
     const float *b = P(4800);    /* conv2.bias */
-    float *y = A(2910240);    /* conv2 */
+    float *y = A(0);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -106,12 +106,12 @@ static void p05_conv2_infer(NrtModel *m, int n)
 static void p06_batchnorm2_infer(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(2910240);    /* conv2 */
+    const float *x = A(0);    /* conv2 */
     const float *gamma = P(4832);    /* batchnorm2.gamma */
     const float *beta = P(4864);    /* batchnorm2.beta */
     const float *rmean = P(209152);    /* batchnorm2.running_mean */
     const float *rvar = P(209184);    /* batchnorm2.running_var */
-    float *y = A(3311648);    /* batchnorm2 */
+    float *y = A(401408);    /* batchnorm2 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -119,8 +119,8 @@ static void p06_batchnorm2_infer(NrtModel *m, int n)
 static void p07_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x = A(3311648);    /* batchnorm2 */
-    float *y = A(3713120);    /* relu2 */
+    const float *x = A(401408);    /* batchnorm2 */
+    float *y = A(0);    /* relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -128,8 +128,8 @@ static void p07_relu2_infer(NrtModel *m, int n)
 static void p08_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(3713120);    /* relu2 */
-    float *y = A(4114528);    /* maxpool2 */
+    const float *x = A(0);    /* relu2 */
+    float *y = A(401408);    /* maxpool2 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
@@ -137,10 +137,10 @@ static void p08_maxpool2_infer(NrtModel *m, int n)
 static void p09_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *x = A(4114528);    /* maxpool2 */
+    const float *x = A(401408);    /* maxpool2 */
     const float *w = P(4896);    /* dense1.weight */
     const float *b = P(205600);    /* dense1.bias */
-    float *y = A(4315232);    /* dense1 */
+    float *y = A(0);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -148,8 +148,8 @@ static void p09_dense1_infer(NrtModel *m, int n)
 static void p10_relu3_infer(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *x = A(4315232);    /* dense1 */
-    float *y = A(4323424);    /* relu3 */
+    const float *x = A(0);    /* dense1 */
+    float *y = A(8192);    /* relu3 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -157,10 +157,10 @@ static void p10_relu3_infer(NrtModel *m, int n)
 static void p11_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *x = A(4323424);    /* relu3 */
+    const float *x = A(8192);    /* relu3 */
     const float *w = P(205728);    /* dense2.weight */
     const float *b = P(207008);    /* dense2.bias */
-    float *y = A(4331616);    /* dense2 */
+    float *y = A(0);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -168,10 +168,10 @@ static void p11_dense2_infer(NrtModel *m, int n)
 static void p12_dense3_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 16 };
-    const float *x = A(4323424);    /* relu3 */
+    const float *x = A(8192);    /* relu3 */
     const float *w = P(207024);    /* dense3.weight */
     const float *b = P(209072);    /* dense3.bias */
-    float *y = A(4332256);    /* dense3 */
+    float *y = A(640);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -179,8 +179,8 @@ static void p12_dense3_infer(NrtModel *m, int n)
 static void p13_relu4_infer(NrtModel *m, int n)
 {
     enum { D = 16 };
-    const float *x = A(4332256);    /* dense3 */
-    float *y = A(4333280);    /* relu4 */
+    const float *x = A(640);    /* dense3 */
+    float *y = A(1664);    /* relu4 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -188,10 +188,10 @@ static void p13_relu4_infer(NrtModel *m, int n)
 static void p14_dense4_infer(NrtModel *m, int n)
 {
     enum { IN = 16, OUT = 1 };
-    const float *x = A(4333280);    /* relu4 */
+    const float *x = A(1664);    /* relu4 */
     const float *w = P(209088);    /* dense4.weight */
     const float *b = P(209104);    /* dense4.bias */
-    float *y = A(4334304);    /* dense4 */
+    float *y = A(640);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -199,8 +199,8 @@ static void p14_dense4_infer(NrtModel *m, int n)
 static void p15_sigmoid1_infer(NrtModel *m, int n)
 {
     enum { D = 1 };
-    const float *x = A(4334304);    /* dense4 */
-    float *y = A(4334368);    /* sigmoid1 */
+    const float *x = A(640);    /* dense4 */
+    float *y = A(704);    /* sigmoid1 */
     nrt_sigmoid_forward((int64_t)n * D, x, y);
 }
 
@@ -208,8 +208,8 @@ static void p15_sigmoid1_infer(NrtModel *m, int n)
 static void p16_softmax1_infer(NrtModel *m, int n)
 {
     enum { K = 10 };
-    const float *x = A(4331616);    /* dense2 */
-    float *y = A(8267360);    /* softmax1 */
+    const float *x = A(0);    /* dense2 */
+    float *y = A(768);    /* softmax1 */
     nrt_softmax_forward(n, K, x, y);
 }
 
@@ -217,7 +217,7 @@ static void p16_softmax1_infer(NrtModel *m, int n)
 static void p17_output_classes(NrtModel *m, int n)
 {
     enum { D = 10 };
-    const float *y = A(8267360);    /* softmax1 */
+    const float *y = A(768);    /* softmax1 */
     memcpy(m->outs[0], y, (size_t)n * D * sizeof *y);
 }
 
@@ -225,7 +225,7 @@ static void p17_output_classes(NrtModel *m, int n)
 static void p18_output_ink_estimate(NrtModel *m, int n)
 {
     enum { D = 1 };
-    const float *y = A(4334368);    /* sigmoid1 */
+    const float *y = A(704);    /* sigmoid1 */
     memcpy(m->outs[1], y, (size_t)n * D * sizeof *y);
 }
 
@@ -263,7 +263,7 @@ static void t02_conv1_forward(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(144);    /* conv1.bias */
-    float *y = A(100352);    /* conv1 */
+    float *y = A(50176);    /* conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -271,14 +271,14 @@ static void t02_conv1_forward(NrtModel *m, int n)
 static void t03_batchnorm1_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(100352);    /* conv1 */
+    const float *x = A(50176);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *beta = P(176);    /* batchnorm1.beta */
     float *rmean = P(209120);    /* batchnorm1.running_mean */
     float *rvar = P(209136);    /* batchnorm1.running_var */
-    float *y = A(903168);    /* batchnorm1 */
-    float *mean = A(1705984);    /* batchnorm1.mean */
-    float *invstd = A(1706000);    /* batchnorm1.invstd */
+    float *y = A(852992);    /* batchnorm1 */
+    float *mean = A(1655808);    /* batchnorm1.mean */
+    float *invstd = A(1655824);    /* batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -287,8 +287,8 @@ static void t03_batchnorm1_forward(NrtModel *m, int n)
 static void t04_relu1_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(903168);    /* batchnorm1 */
-    float *y = A(1706016);    /* relu1 */
+    const float *x = A(852992);    /* batchnorm1 */
+    float *y = A(1655840);    /* relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -296,9 +296,9 @@ static void t04_relu1_forward(NrtModel *m, int n)
 static void t05_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(1706016);    /* relu1 */
-    float *y = A(2508832);    /* maxpool1 */
-    float *argmax = A(2709536);    /* maxpool1.argmax */
+    const float *x = A(1655840);    /* relu1 */
+    float *y = A(2458656);    /* maxpool1 */
+    float *argmax = A(2659360);    /* maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -306,10 +306,10 @@ static void t05_maxpool1_forward(NrtModel *m, int n)
 static void t06_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(2508832);    /* maxpool1 */
+    const float *x = A(2458656);    /* maxpool1 */
     const float *w = P(192);    /* conv2.weight */
     const float *b = P(4800);    /* conv2.bias */
-    float *y = A(2910240);    /* conv2 */
+    float *y = A(2860064);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -317,14 +317,14 @@ static void t06_conv2_forward(NrtModel *m, int n)
 static void t07_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(2910240);    /* conv2 */
+    const float *x = A(2860064);    /* conv2 */
     const float *gamma = P(4832);    /* batchnorm2.gamma */
     const float *beta = P(4864);    /* batchnorm2.beta */
     float *rmean = P(209152);    /* batchnorm2.running_mean */
     float *rvar = P(209184);    /* batchnorm2.running_var */
-    float *y = A(3311648);    /* batchnorm2 */
-    float *mean = A(3713056);    /* batchnorm2.mean */
-    float *invstd = A(3713088);    /* batchnorm2.invstd */
+    float *y = A(3261472);    /* batchnorm2 */
+    float *mean = A(3662880);    /* batchnorm2.mean */
+    float *invstd = A(3662912);    /* batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -333,8 +333,8 @@ static void t07_batchnorm2_forward(NrtModel *m, int n)
 static void t08_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x = A(3311648);    /* batchnorm2 */
-    float *y = A(3713120);    /* relu2 */
+    const float *x = A(3261472);    /* batchnorm2 */
+    float *y = A(3662944);    /* relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -342,9 +342,9 @@ static void t08_relu2_forward(NrtModel *m, int n)
 static void t09_maxpool2_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(3713120);    /* relu2 */
-    float *y = A(4114528);    /* maxpool2 */
-    float *argmax = A(4214880);    /* maxpool2.argmax */
+    const float *x = A(3662944);    /* relu2 */
+    float *y = A(4064352);    /* maxpool2 */
+    float *argmax = A(4164704);    /* maxpool2.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -352,10 +352,10 @@ static void t09_maxpool2_forward(NrtModel *m, int n)
 static void t10_dense1_forward(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *x = A(4114528);    /* maxpool2 */
+    const float *x = A(4064352);    /* maxpool2 */
     const float *w = P(4896);    /* dense1.weight */
     const float *b = P(205600);    /* dense1.bias */
-    float *y = A(4315232);    /* dense1 */
+    float *y = A(4265056);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -363,8 +363,8 @@ static void t10_dense1_forward(NrtModel *m, int n)
 static void t11_relu3_forward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *x = A(4315232);    /* dense1 */
-    float *y = A(4323424);    /* relu3 */
+    const float *x = A(4265056);    /* dense1 */
+    float *y = A(4273248);    /* relu3 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -372,10 +372,10 @@ static void t11_relu3_forward(NrtModel *m, int n)
 static void t12_dense2_forward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *x = A(4323424);    /* relu3 */
+    const float *x = A(4273248);    /* relu3 */
     const float *w = P(205728);    /* dense2.weight */
     const float *b = P(207008);    /* dense2.bias */
-    float *y = A(4331616);    /* dense2 */
+    float *y = A(4281440);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -383,10 +383,10 @@ static void t12_dense2_forward(NrtModel *m, int n)
 static void t13_dense3_forward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 16 };
-    const float *x = A(4323424);    /* relu3 */
+    const float *x = A(4273248);    /* relu3 */
     const float *w = P(207024);    /* dense3.weight */
     const float *b = P(209072);    /* dense3.bias */
-    float *y = A(4332256);    /* dense3 */
+    float *y = A(4282080);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -394,8 +394,8 @@ static void t13_dense3_forward(NrtModel *m, int n)
 static void t14_relu4_forward(NrtModel *m, int n)
 {
     enum { D = 16 };
-    const float *x = A(4332256);    /* dense3 */
-    float *y = A(4333280);    /* relu4 */
+    const float *x = A(4282080);    /* dense3 */
+    float *y = A(4283104);    /* relu4 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -403,10 +403,10 @@ static void t14_relu4_forward(NrtModel *m, int n)
 static void t15_dense4_forward(NrtModel *m, int n)
 {
     enum { IN = 16, OUT = 1 };
-    const float *x = A(4333280);    /* relu4 */
+    const float *x = A(4283104);    /* relu4 */
     const float *w = P(209088);    /* dense4.weight */
     const float *b = P(209104);    /* dense4.bias */
-    float *y = A(4334304);    /* dense4 */
+    float *y = A(4284128);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -414,8 +414,8 @@ static void t15_dense4_forward(NrtModel *m, int n)
 static void t16_sigmoid1_forward(NrtModel *m, int n)
 {
     enum { D = 1 };
-    const float *x = A(4334304);    /* dense4 */
-    float *y = A(4334368);    /* sigmoid1 */
+    const float *x = A(4284128);    /* dense4 */
+    float *y = A(4284192);    /* sigmoid1 */
     nrt_sigmoid_forward((int64_t)n * D, x, y);
 }
 
@@ -423,8 +423,8 @@ static void t16_sigmoid1_forward(NrtModel *m, int n)
 static void t17_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(4331616);    /* dense2 */
-    float *dx = A(4334432);    /* logits.grad */
+    const float *x = A(4281440);    /* dense2 */
+    float *dx = A(4284256);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
@@ -434,8 +434,8 @@ static void t17_cross_entropy1_loss(NrtModel *m, int n)
 static void t18_mse1_loss(NrtModel *m, int n)
 {
     enum { D = 1, TARGET = 1 };
-    const float *x = A(4334368);    /* sigmoid1 */
-    float *dx = A(4335072);    /* ink_pred.grad */
+    const float *x = A(4284192);    /* sigmoid1 */
+    float *dx = A(4281440);    /* ink_pred.grad */
     const double weight = 1e+01;
     m->loss += weight * nrt_mse(n, D, x, m->batch->values[TARGET], NULL, 1.0, weight, dx, false);
 }
@@ -444,9 +444,9 @@ static void t18_mse1_loss(NrtModel *m, int n)
 static void t19_sigmoid1_backward(NrtModel *m, int n)
 {
     enum { D = 1 };
-    const float *dy = A(4335072);    /* ink_pred.grad */
-    const float *y = A(4334368);    /* sigmoid1 */
-    float *dx = A(4335136);    /* dense4.grad */
+    const float *dy = A(4281440);    /* ink_pred.grad */
+    const float *y = A(4284192);    /* sigmoid1 */
+    float *dx = A(4281504);    /* dense4.grad */
     nrt_sigmoid_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -454,10 +454,10 @@ static void t19_sigmoid1_backward(NrtModel *m, int n)
 static void t20_dense4_backward(NrtModel *m, int n)
 {
     enum { IN = 16, OUT = 1 };
-    const float *dy = A(4335136);    /* dense4.grad */
-    const float *x = A(4333280);    /* relu4 */
+    const float *dy = A(4281504);    /* dense4.grad */
+    const float *x = A(4283104);    /* relu4 */
     const float *w = P(209088);    /* dense4.weight */
-    float *dx = A(4335200);    /* relu4.grad */
+    float *dx = A(4284896);    /* relu4.grad */
     float *dw = P(418336);    /* dense4.weight.grad */
     float *db = P(418352);    /* dense4.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -469,9 +469,9 @@ static void t20_dense4_backward(NrtModel *m, int n)
 static void t21_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 16 };
-    const float *dy = A(4335200);    /* relu4.grad */
-    const float *y = A(4333280);    /* relu4 */
-    float *dx = A(4336224);    /* dense3.grad */
+    const float *dy = A(4284896);    /* relu4.grad */
+    const float *y = A(4283104);    /* relu4 */
+    float *dx = A(4285920);    /* dense3.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -479,10 +479,10 @@ static void t21_relu4_backward(NrtModel *m, int n)
 static void t22_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 16 };
-    const float *dy = A(4336224);    /* dense3.grad */
-    const float *x = A(4323424);    /* relu3 */
+    const float *dy = A(4285920);    /* dense3.grad */
+    const float *x = A(4273248);    /* relu3 */
     const float *w = P(207024);    /* dense3.weight */
-    float *dx = A(4337248);    /* trunk.grad */
+    float *dx = A(4286944);    /* trunk.grad */
     float *dw = P(416272);    /* dense3.weight.grad */
     float *db = P(418320);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -494,10 +494,10 @@ static void t22_dense3_backward(NrtModel *m, int n)
 static void t23_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *dy = A(4334432);    /* logits.grad */
-    const float *x = A(4323424);    /* relu3 */
+    const float *dy = A(4284256);    /* logits.grad */
+    const float *x = A(4273248);    /* relu3 */
     const float *w = P(205728);    /* dense2.weight */
-    float *dx = A(4337248);    /* trunk.grad */
+    float *dx = A(4286944);    /* trunk.grad */
     float *dw = P(414976);    /* dense2.weight.grad */
     float *db = P(416256);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -509,9 +509,9 @@ static void t23_dense2_backward(NrtModel *m, int n)
 static void t24_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *dy = A(4337248);    /* trunk.grad */
-    const float *y = A(4323424);    /* relu3 */
-    float *dx = A(4345440);    /* dense1.grad */
+    const float *dy = A(4286944);    /* trunk.grad */
+    const float *y = A(4273248);    /* relu3 */
+    float *dx = A(4295136);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -519,10 +519,10 @@ static void t24_relu3_backward(NrtModel *m, int n)
 static void t25_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *dy = A(4345440);    /* dense1.grad */
-    const float *x = A(4114528);    /* maxpool2 */
+    const float *dy = A(4295136);    /* dense1.grad */
+    const float *x = A(4064352);    /* maxpool2 */
     const float *w = P(4896);    /* dense1.weight */
-    float *dx = A(4353632);    /* maxpool2.grad */
+    float *dx = A(4303328);    /* maxpool2.grad */
     float *dw = P(214144);    /* dense1.weight.grad */
     float *db = P(414848);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -534,9 +534,9 @@ static void t25_dense1_backward(NrtModel *m, int n)
 static void t26_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *dy = A(4353632);    /* maxpool2.grad */
-    const float *argmax = A(4214880);    /* maxpool2.argmax */
-    float *dx = A(4453984);    /* relu2.grad */
+    const float *dy = A(4303328);    /* maxpool2.grad */
+    const float *argmax = A(4164704);    /* maxpool2.argmax */
+    float *dx = A(4403680);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -544,9 +544,9 @@ static void t26_maxpool2_backward(NrtModel *m, int n)
 static void t27_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(4453984);    /* relu2.grad */
-    const float *y = A(3713120);    /* relu2 */
-    float *dx = A(4855392);    /* batchnorm2.grad */
+    const float *dy = A(4403680);    /* relu2.grad */
+    const float *y = A(3662944);    /* relu2 */
+    float *dx = A(4805088);    /* batchnorm2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -554,12 +554,12 @@ static void t27_relu2_backward(NrtModel *m, int n)
 static void t28_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(4855392);    /* batchnorm2.grad */
-    const float *x = A(2910240);    /* conv2 */
+    const float *dy = A(4805088);    /* batchnorm2.grad */
+    const float *x = A(2860064);    /* conv2 */
     const float *gamma = P(4832);    /* batchnorm2.gamma */
-    const float *mean = A(3713056);    /* batchnorm2.mean */
-    const float *invstd = A(3713088);    /* batchnorm2.invstd */
-    float *dx = A(5256800);    /* conv2.grad */
+    const float *mean = A(3662880);    /* batchnorm2.mean */
+    const float *invstd = A(3662912);    /* batchnorm2.invstd */
+    float *dx = A(3261472);    /* conv2.grad */
     float *dgamma = P(214080);    /* batchnorm2.gamma.grad */
     float *dbeta = P(214112);    /* batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -570,10 +570,10 @@ static void t28_batchnorm2_backward(NrtModel *m, int n)
 static void t29_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(5256800);    /* conv2.grad */
-    const float *x = A(2508832);    /* maxpool1 */
+    const float *dy = A(3261472);    /* conv2.grad */
+    const float *x = A(2458656);    /* maxpool1 */
     const float *w = P(192);    /* conv2.weight */
-    float *dx = A(5658208);    /* maxpool1.grad */
+    float *dx = A(2860064);    /* maxpool1.grad */
     float *dw = P(209440);    /* conv2.weight.grad */
     float *db = P(214048);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -585,9 +585,9 @@ static void t29_conv2_backward(NrtModel *m, int n)
 static void t30_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(5658208);    /* maxpool1.grad */
-    const float *argmax = A(2709536);    /* maxpool1.argmax */
-    float *dx = A(5858912);    /* relu1.grad */
+    const float *dy = A(2860064);    /* maxpool1.grad */
+    const float *argmax = A(2659360);    /* maxpool1.argmax */
+    float *dx = A(3060768);    /* relu1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -595,9 +595,9 @@ static void t30_maxpool1_backward(NrtModel *m, int n)
 static void t31_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(5858912);    /* relu1.grad */
-    const float *y = A(1706016);    /* relu1 */
-    float *dx = A(6661728);    /* batchnorm1.grad */
+    const float *dy = A(3060768);    /* relu1.grad */
+    const float *y = A(1655840);    /* relu1 */
+    float *dx = A(3863584);    /* batchnorm1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -605,12 +605,12 @@ static void t31_relu1_backward(NrtModel *m, int n)
 static void t32_batchnorm1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(6661728);    /* batchnorm1.grad */
-    const float *x = A(100352);    /* conv1 */
+    const float *dy = A(3863584);    /* batchnorm1.grad */
+    const float *x = A(50176);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
-    const float *mean = A(1705984);    /* batchnorm1.mean */
-    const float *invstd = A(1706000);    /* batchnorm1.invstd */
-    float *dx = A(7464544);    /* conv1.grad */
+    const float *mean = A(1655808);    /* batchnorm1.mean */
+    const float *invstd = A(1655824);    /* batchnorm1.invstd */
+    float *dx = A(852992);    /* conv1.grad */
     float *dgamma = P(209408);    /* batchnorm1.gamma.grad */
     float *dbeta = P(209424);    /* batchnorm1.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -621,7 +621,7 @@ static void t32_batchnorm1_backward(NrtModel *m, int n)
 static void t33_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(7464544);    /* conv1.grad */
+    const float *dy = A(852992);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(209248);    /* conv1.weight.grad */
     float *db = P(209392);    /* conv1.bias.grad */

@@ -15,7 +15,7 @@
 #include "resnet8.h"
 
 #define BLOCK_FLOATS 234992
-#define ARENA_FLOATS 54008992
+#define ARENA_FLOATS 23784096
 #define STRUCTURE_HASH_STR "61b04b8541df2cf1"    /* RESNET8_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -56,7 +56,7 @@ static void p01_conv1_infer(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(144);    /* conv1.bias */
-    float *y = A(200704);    /* conv1 */
+    float *y = A(100352);    /* conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -64,12 +64,12 @@ static void p01_conv1_infer(NrtModel *m, int n)
 static void p02_batchnorm1_infer(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(200704);    /* conv1 */
+    const float *x = A(100352);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *beta = P(176);    /* batchnorm1.beta */
     const float *rmean = P(78096);    /* batchnorm1.running_mean */
     const float *rvar = P(78112);    /* batchnorm1.running_var */
-    float *y = A(1806336);    /* batchnorm1 */
+    float *y = A(1705984);    /* batchnorm1 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -77,8 +77,8 @@ static void p02_batchnorm1_infer(NrtModel *m, int n)
 static void p03_relu1_infer(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(1806336);    /* batchnorm1 */
-    float *y = A(3412000);    /* relu1 */
+    const float *x = A(1705984);    /* batchnorm1 */
+    float *y = A(0);    /* relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -86,10 +86,10 @@ static void p03_relu1_infer(NrtModel *m, int n)
 static void p04_basic1_conv1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3412000);    /* relu1 */
+    const float *x = A(0);    /* relu1 */
     const float *w = P(192);    /* basic1.conv1.weight */
     const float *b = P(2496);    /* basic1.conv1.bias */
-    float *y = A(5017632);    /* basic1.conv1 */
+    float *y = A(1605632);    /* basic1.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -97,12 +97,12 @@ static void p04_basic1_conv1_infer(NrtModel *m, int n)
 static void p05_basic1_batchnorm1_infer(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(5017632);    /* basic1.conv1 */
+    const float *x = A(1605632);    /* basic1.conv1 */
     const float *gamma = P(2512);    /* basic1.batchnorm1.gamma */
     const float *beta = P(2528);    /* basic1.batchnorm1.beta */
     const float *rmean = P(78128);    /* basic1.batchnorm1.running_mean */
     const float *rvar = P(78144);    /* basic1.batchnorm1.running_var */
-    float *y = A(6623264);    /* basic1.batchnorm1 */
+    float *y = A(3211264);    /* basic1.batchnorm1 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -110,8 +110,8 @@ static void p05_basic1_batchnorm1_infer(NrtModel *m, int n)
 static void p06_basic1_relu1_infer(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(6623264);    /* basic1.batchnorm1 */
-    float *y = A(8228928);    /* basic1.relu1 */
+    const float *x = A(3211264);    /* basic1.batchnorm1 */
+    float *y = A(1605632);    /* basic1.relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -119,10 +119,10 @@ static void p06_basic1_relu1_infer(NrtModel *m, int n)
 static void p07_basic1_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(8228928);    /* basic1.relu1 */
+    const float *x = A(1605632);    /* basic1.relu1 */
     const float *w = P(2544);    /* basic1.conv2.weight */
     const float *b = P(4848);    /* basic1.conv2.bias */
-    float *y = A(9834560);    /* basic1.conv2 */
+    float *y = A(3211264);    /* basic1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -130,12 +130,12 @@ static void p07_basic1_conv2_infer(NrtModel *m, int n)
 static void p08_basic1_batchnorm2_infer(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(9834560);    /* basic1.conv2 */
+    const float *x = A(3211264);    /* basic1.conv2 */
     const float *gamma = P(4864);    /* basic1.batchnorm2.gamma */
     const float *beta = P(4880);    /* basic1.batchnorm2.beta */
     const float *rmean = P(78160);    /* basic1.batchnorm2.running_mean */
     const float *rvar = P(78176);    /* basic1.batchnorm2.running_var */
-    float *y = A(11440192);    /* basic1.batchnorm2 */
+    float *y = A(1605632);    /* basic1.batchnorm2 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -143,9 +143,9 @@ static void p08_basic1_batchnorm2_infer(NrtModel *m, int n)
 static void p09_basic1_add1_infer(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x0 = A(11440192);    /* basic1.batchnorm2 */
-    const float *x1 = A(3412000);    /* relu1 */
-    float *y = A(13045856);    /* basic1.add1 */
+    const float *x0 = A(1605632);    /* basic1.batchnorm2 */
+    const float *x1 = A(0);    /* relu1 */
+    float *y = A(3211264);    /* basic1.add1 */
     for (int64_t i = 0; i < (int64_t)n * D; i++)
         y[i] = x0[i] + x1[i];
 }
@@ -154,8 +154,8 @@ static void p09_basic1_add1_infer(NrtModel *m, int n)
 static void p10_basic1_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(13045856);    /* basic1.add1 */
-    float *y = A(14651488);    /* basic1.relu2 */
+    const float *x = A(3211264);    /* basic1.add1 */
+    float *y = A(0);    /* basic1.relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -163,10 +163,10 @@ static void p10_basic1_relu2_infer(NrtModel *m, int n)
 static void p11_down1_conv1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14651488);    /* basic1.relu2 */
+    const float *x = A(0);    /* basic1.relu2 */
     const float *w = P(4896);    /* down1.conv1.weight */
     const float *b = P(9504);    /* down1.conv1.bias */
-    float *y = A(16257120);    /* down1.conv1 */
+    float *y = A(1605632);    /* down1.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -174,12 +174,12 @@ static void p11_down1_conv1_infer(NrtModel *m, int n)
 static void p12_down1_batchnorm1_infer(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(16257120);    /* down1.conv1 */
+    const float *x = A(1605632);    /* down1.conv1 */
     const float *gamma = P(9536);    /* down1.batchnorm1.gamma */
     const float *beta = P(9568);    /* down1.batchnorm1.beta */
     const float *rmean = P(78192);    /* down1.batchnorm1.running_mean */
     const float *rvar = P(78224);    /* down1.batchnorm1.running_var */
-    float *y = A(17059936);    /* down1.batchnorm1 */
+    float *y = A(2408448);    /* down1.batchnorm1 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -187,8 +187,8 @@ static void p12_down1_batchnorm1_infer(NrtModel *m, int n)
 static void p13_down1_relu1_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x = A(17059936);    /* down1.batchnorm1 */
-    float *y = A(17862816);    /* down1.relu1 */
+    const float *x = A(2408448);    /* down1.batchnorm1 */
+    float *y = A(1605632);    /* down1.relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -196,10 +196,10 @@ static void p13_down1_relu1_infer(NrtModel *m, int n)
 static void p14_down1_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(17862816);    /* down1.relu1 */
+    const float *x = A(1605632);    /* down1.relu1 */
     const float *w = P(9600);    /* down1.conv2.weight */
     const float *b = P(18816);    /* down1.conv2.bias */
-    float *y = A(18665632);    /* down1.conv2 */
+    float *y = A(2408448);    /* down1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -207,12 +207,12 @@ static void p14_down1_conv2_infer(NrtModel *m, int n)
 static void p15_down1_batchnorm2_infer(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(18665632);    /* down1.conv2 */
+    const float *x = A(2408448);    /* down1.conv2 */
     const float *gamma = P(18848);    /* down1.batchnorm2.gamma */
     const float *beta = P(18880);    /* down1.batchnorm2.beta */
     const float *rmean = P(78256);    /* down1.batchnorm2.running_mean */
     const float *rvar = P(78288);    /* down1.batchnorm2.running_var */
-    float *y = A(19468448);    /* down1.batchnorm2 */
+    float *y = A(1605632);    /* down1.batchnorm2 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -220,10 +220,10 @@ static void p15_down1_batchnorm2_infer(NrtModel *m, int n)
 static void p16_down1_conv3_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14651488);    /* basic1.relu2 */
+    const float *x = A(0);    /* basic1.relu2 */
     const float *w = P(18912);    /* down1.conv3.weight */
     const float *b = P(19424);    /* down1.conv3.bias */
-    float *y = A(20271328);    /* down1.conv3 */
+    float *y = A(2408448);    /* down1.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -231,12 +231,12 @@ static void p16_down1_conv3_infer(NrtModel *m, int n)
 static void p17_down1_batchnorm3_infer(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(20271328);    /* down1.conv3 */
+    const float *x = A(2408448);    /* down1.conv3 */
     const float *gamma = P(19456);    /* down1.batchnorm3.gamma */
     const float *beta = P(19488);    /* down1.batchnorm3.beta */
     const float *rmean = P(78320);    /* down1.batchnorm3.running_mean */
     const float *rvar = P(78352);    /* down1.batchnorm3.running_var */
-    float *y = A(21074144);    /* down1.batchnorm3 */
+    float *y = A(0);    /* down1.batchnorm3 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -244,9 +244,9 @@ static void p17_down1_batchnorm3_infer(NrtModel *m, int n)
 static void p18_down1_add1_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x0 = A(19468448);    /* down1.batchnorm2 */
-    const float *x1 = A(21074144);    /* down1.batchnorm3 */
-    float *y = A(21877024);    /* down1.add1 */
+    const float *x0 = A(1605632);    /* down1.batchnorm2 */
+    const float *x1 = A(0);    /* down1.batchnorm3 */
+    float *y = A(802816);    /* down1.add1 */
     for (int64_t i = 0; i < (int64_t)n * D; i++)
         y[i] = x0[i] + x1[i];
 }
@@ -255,8 +255,8 @@ static void p18_down1_add1_infer(NrtModel *m, int n)
 static void p19_down1_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x = A(21877024);    /* down1.add1 */
-    float *y = A(22679840);    /* down1.relu2 */
+    const float *x = A(802816);    /* down1.add1 */
+    float *y = A(0);    /* down1.relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -264,10 +264,10 @@ static void p19_down1_relu2_infer(NrtModel *m, int n)
 static void p20_down2_conv1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(22679840);    /* down1.relu2 */
+    const float *x = A(0);    /* down1.relu2 */
     const float *w = P(19520);    /* down2.conv1.weight */
     const float *b = P(37952);    /* down2.conv1.bias */
-    float *y = A(23482656);    /* down2.conv1 */
+    float *y = A(802816);    /* down2.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -275,12 +275,12 @@ static void p20_down2_conv1_infer(NrtModel *m, int n)
 static void p21_down2_batchnorm1_infer(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(23482656);    /* down2.conv1 */
+    const float *x = A(802816);    /* down2.conv1 */
     const float *gamma = P(38016);    /* down2.batchnorm1.gamma */
     const float *beta = P(38080);    /* down2.batchnorm1.beta */
     const float *rmean = P(78384);    /* down2.batchnorm1.running_mean */
     const float *rvar = P(78448);    /* down2.batchnorm1.running_var */
-    float *y = A(23884064);    /* down2.batchnorm1 */
+    float *y = A(1204224);    /* down2.batchnorm1 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -288,8 +288,8 @@ static void p21_down2_batchnorm1_infer(NrtModel *m, int n)
 static void p22_down2_relu1_infer(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x = A(23884064);    /* down2.batchnorm1 */
-    float *y = A(24285600);    /* down2.relu1 */
+    const float *x = A(1204224);    /* down2.batchnorm1 */
+    float *y = A(802816);    /* down2.relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -297,10 +297,10 @@ static void p22_down2_relu1_infer(NrtModel *m, int n)
 static void p23_down2_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(24285600);    /* down2.relu1 */
+    const float *x = A(802816);    /* down2.relu1 */
     const float *w = P(38144);    /* down2.conv2.weight */
     const float *b = P(75008);    /* down2.conv2.bias */
-    float *y = A(24687008);    /* down2.conv2 */
+    float *y = A(1204224);    /* down2.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -308,12 +308,12 @@ static void p23_down2_conv2_infer(NrtModel *m, int n)
 static void p24_down2_batchnorm2_infer(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(24687008);    /* down2.conv2 */
+    const float *x = A(1204224);    /* down2.conv2 */
     const float *gamma = P(75072);    /* down2.batchnorm2.gamma */
     const float *beta = P(75136);    /* down2.batchnorm2.beta */
     const float *rmean = P(78512);    /* down2.batchnorm2.running_mean */
     const float *rvar = P(78576);    /* down2.batchnorm2.running_var */
-    float *y = A(25088416);    /* down2.batchnorm2 */
+    float *y = A(802816);    /* down2.batchnorm2 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -321,10 +321,10 @@ static void p24_down2_batchnorm2_infer(NrtModel *m, int n)
 static void p25_down2_conv3_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(22679840);    /* down1.relu2 */
+    const float *x = A(0);    /* down1.relu2 */
     const float *w = P(75200);    /* down2.conv3.weight */
     const float *b = P(77248);    /* down2.conv3.bias */
-    float *y = A(25489952);    /* down2.conv3 */
+    float *y = A(1204224);    /* down2.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -332,12 +332,12 @@ static void p25_down2_conv3_infer(NrtModel *m, int n)
 static void p26_down2_batchnorm3_infer(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(25489952);    /* down2.conv3 */
+    const float *x = A(1204224);    /* down2.conv3 */
     const float *gamma = P(77312);    /* down2.batchnorm3.gamma */
     const float *beta = P(77376);    /* down2.batchnorm3.beta */
     const float *rmean = P(78640);    /* down2.batchnorm3.running_mean */
     const float *rvar = P(78704);    /* down2.batchnorm3.running_var */
-    float *y = A(25891360);    /* down2.batchnorm3 */
+    float *y = A(0);    /* down2.batchnorm3 */
     nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
 }
 
@@ -345,9 +345,9 @@ static void p26_down2_batchnorm3_infer(NrtModel *m, int n)
 static void p27_down2_add1_infer(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(25088416);    /* down2.batchnorm2 */
-    const float *x1 = A(25891360);    /* down2.batchnorm3 */
-    float *y = A(26292896);    /* down2.add1 */
+    const float *x0 = A(802816);    /* down2.batchnorm2 */
+    const float *x1 = A(0);    /* down2.batchnorm3 */
+    float *y = A(401408);    /* down2.add1 */
     for (int64_t i = 0; i < (int64_t)n * D; i++)
         y[i] = x0[i] + x1[i];
 }
@@ -356,8 +356,8 @@ static void p27_down2_add1_infer(NrtModel *m, int n)
 static void p28_down2_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x = A(26292896);    /* down2.add1 */
-    float *y = A(26694304);    /* down2.relu2 */
+    const float *x = A(401408);    /* down2.add1 */
+    float *y = A(0);    /* down2.relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -365,8 +365,8 @@ static void p28_down2_relu2_infer(NrtModel *m, int n)
 static void p29_global_avgpool1_infer(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(26694304);    /* down2.relu2 */
-    float *y = A(27095712);    /* global_avgpool1 */
+    const float *x = A(0);    /* down2.relu2 */
+    float *y = A(401408);    /* global_avgpool1 */
     nrt_global_avgpool_forward(n, C, S, x, y);
 }
 
@@ -374,10 +374,10 @@ static void p29_global_avgpool1_infer(NrtModel *m, int n)
 static void p30_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *x = A(27095712);    /* global_avgpool1 */
+    const float *x = A(401408);    /* global_avgpool1 */
     const float *w = P(77440);    /* dense1.weight */
     const float *b = P(78080);    /* dense1.bias */
-    float *y = A(27103904);    /* dense1 */
+    float *y = A(0);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -385,7 +385,7 @@ static void p30_dense1_infer(NrtModel *m, int n)
 static void p31_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
-    const float *y = A(27103904);    /* dense1 */
+    const float *y = A(0);    /* dense1 */
     memcpy(m->outs[0], y, (size_t)n * D * sizeof *y);
 }
 
@@ -423,7 +423,7 @@ static void t02_conv1_forward(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(144);    /* conv1.bias */
-    float *y = A(200704);    /* conv1 */
+    float *y = A(100352);    /* conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -431,14 +431,14 @@ static void t02_conv1_forward(NrtModel *m, int n)
 static void t03_batchnorm1_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(200704);    /* conv1 */
+    const float *x = A(100352);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *beta = P(176);    /* batchnorm1.beta */
     float *rmean = P(78096);    /* batchnorm1.running_mean */
     float *rvar = P(78112);    /* batchnorm1.running_var */
-    float *y = A(1806336);    /* batchnorm1 */
-    float *mean = A(3411968);    /* batchnorm1.mean */
-    float *invstd = A(3411984);    /* batchnorm1.invstd */
+    float *y = A(1705984);    /* batchnorm1 */
+    float *mean = A(3311616);    /* batchnorm1.mean */
+    float *invstd = A(3311632);    /* batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -447,8 +447,8 @@ static void t03_batchnorm1_forward(NrtModel *m, int n)
 static void t04_relu1_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(1806336);    /* batchnorm1 */
-    float *y = A(3412000);    /* relu1 */
+    const float *x = A(1705984);    /* batchnorm1 */
+    float *y = A(3311648);    /* relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -456,10 +456,10 @@ static void t04_relu1_forward(NrtModel *m, int n)
 static void t05_basic1_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3412000);    /* relu1 */
+    const float *x = A(3311648);    /* relu1 */
     const float *w = P(192);    /* basic1.conv1.weight */
     const float *b = P(2496);    /* basic1.conv1.bias */
-    float *y = A(5017632);    /* basic1.conv1 */
+    float *y = A(4917280);    /* basic1.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -467,14 +467,14 @@ static void t05_basic1_conv1_forward(NrtModel *m, int n)
 static void t06_basic1_batchnorm1_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(5017632);    /* basic1.conv1 */
+    const float *x = A(4917280);    /* basic1.conv1 */
     const float *gamma = P(2512);    /* basic1.batchnorm1.gamma */
     const float *beta = P(2528);    /* basic1.batchnorm1.beta */
     float *rmean = P(78128);    /* basic1.batchnorm1.running_mean */
     float *rvar = P(78144);    /* basic1.batchnorm1.running_var */
-    float *y = A(6623264);    /* basic1.batchnorm1 */
-    float *mean = A(8228896);    /* basic1.batchnorm1.mean */
-    float *invstd = A(8228912);    /* basic1.batchnorm1.invstd */
+    float *y = A(6522912);    /* basic1.batchnorm1 */
+    float *mean = A(8128544);    /* basic1.batchnorm1.mean */
+    float *invstd = A(8128560);    /* basic1.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -483,8 +483,8 @@ static void t06_basic1_batchnorm1_forward(NrtModel *m, int n)
 static void t07_basic1_relu1_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(6623264);    /* basic1.batchnorm1 */
-    float *y = A(8228928);    /* basic1.relu1 */
+    const float *x = A(6522912);    /* basic1.batchnorm1 */
+    float *y = A(8128576);    /* basic1.relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -492,10 +492,10 @@ static void t07_basic1_relu1_forward(NrtModel *m, int n)
 static void t08_basic1_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(8228928);    /* basic1.relu1 */
+    const float *x = A(8128576);    /* basic1.relu1 */
     const float *w = P(2544);    /* basic1.conv2.weight */
     const float *b = P(4848);    /* basic1.conv2.bias */
-    float *y = A(9834560);    /* basic1.conv2 */
+    float *y = A(9734208);    /* basic1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -503,14 +503,14 @@ static void t08_basic1_conv2_forward(NrtModel *m, int n)
 static void t09_basic1_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(9834560);    /* basic1.conv2 */
+    const float *x = A(9734208);    /* basic1.conv2 */
     const float *gamma = P(4864);    /* basic1.batchnorm2.gamma */
     const float *beta = P(4880);    /* basic1.batchnorm2.beta */
     float *rmean = P(78160);    /* basic1.batchnorm2.running_mean */
     float *rvar = P(78176);    /* basic1.batchnorm2.running_var */
-    float *y = A(11440192);    /* basic1.batchnorm2 */
-    float *mean = A(13045824);    /* basic1.batchnorm2.mean */
-    float *invstd = A(13045840);    /* basic1.batchnorm2.invstd */
+    float *y = A(11339840);    /* basic1.batchnorm2 */
+    float *mean = A(12945472);    /* basic1.batchnorm2.mean */
+    float *invstd = A(12945488);    /* basic1.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -519,9 +519,9 @@ static void t09_basic1_batchnorm2_forward(NrtModel *m, int n)
 static void t10_basic1_add1_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x0 = A(11440192);    /* basic1.batchnorm2 */
-    const float *x1 = A(3412000);    /* relu1 */
-    float *y = A(13045856);    /* basic1.add1 */
+    const float *x0 = A(11339840);    /* basic1.batchnorm2 */
+    const float *x1 = A(3311648);    /* relu1 */
+    float *y = A(12945504);    /* basic1.add1 */
     for (int64_t i = 0; i < (int64_t)n * D; i++)
         y[i] = x0[i] + x1[i];
 }
@@ -530,8 +530,8 @@ static void t10_basic1_add1_forward(NrtModel *m, int n)
 static void t11_basic1_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x = A(13045856);    /* basic1.add1 */
-    float *y = A(14651488);    /* basic1.relu2 */
+    const float *x = A(12945504);    /* basic1.add1 */
+    float *y = A(11339840);    /* basic1.relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -539,10 +539,10 @@ static void t11_basic1_relu2_forward(NrtModel *m, int n)
 static void t12_down1_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14651488);    /* basic1.relu2 */
+    const float *x = A(11339840);    /* basic1.relu2 */
     const float *w = P(4896);    /* down1.conv1.weight */
     const float *b = P(9504);    /* down1.conv1.bias */
-    float *y = A(16257120);    /* down1.conv1 */
+    float *y = A(14551136);    /* down1.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -550,14 +550,14 @@ static void t12_down1_conv1_forward(NrtModel *m, int n)
 static void t13_down1_batchnorm1_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(16257120);    /* down1.conv1 */
+    const float *x = A(14551136);    /* down1.conv1 */
     const float *gamma = P(9536);    /* down1.batchnorm1.gamma */
     const float *beta = P(9568);    /* down1.batchnorm1.beta */
     float *rmean = P(78192);    /* down1.batchnorm1.running_mean */
     float *rvar = P(78224);    /* down1.batchnorm1.running_var */
-    float *y = A(17059936);    /* down1.batchnorm1 */
-    float *mean = A(17862752);    /* down1.batchnorm1.mean */
-    float *invstd = A(17862784);    /* down1.batchnorm1.invstd */
+    float *y = A(15353952);    /* down1.batchnorm1 */
+    float *mean = A(16156768);    /* down1.batchnorm1.mean */
+    float *invstd = A(16156800);    /* down1.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -566,8 +566,8 @@ static void t13_down1_batchnorm1_forward(NrtModel *m, int n)
 static void t14_down1_relu1_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x = A(17059936);    /* down1.batchnorm1 */
-    float *y = A(17862816);    /* down1.relu1 */
+    const float *x = A(15353952);    /* down1.batchnorm1 */
+    float *y = A(16156832);    /* down1.relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -575,10 +575,10 @@ static void t14_down1_relu1_forward(NrtModel *m, int n)
 static void t15_down1_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(17862816);    /* down1.relu1 */
+    const float *x = A(16156832);    /* down1.relu1 */
     const float *w = P(9600);    /* down1.conv2.weight */
     const float *b = P(18816);    /* down1.conv2.bias */
-    float *y = A(18665632);    /* down1.conv2 */
+    float *y = A(16959648);    /* down1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -586,14 +586,14 @@ static void t15_down1_conv2_forward(NrtModel *m, int n)
 static void t16_down1_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(18665632);    /* down1.conv2 */
+    const float *x = A(16959648);    /* down1.conv2 */
     const float *gamma = P(18848);    /* down1.batchnorm2.gamma */
     const float *beta = P(18880);    /* down1.batchnorm2.beta */
     float *rmean = P(78256);    /* down1.batchnorm2.running_mean */
     float *rvar = P(78288);    /* down1.batchnorm2.running_var */
-    float *y = A(19468448);    /* down1.batchnorm2 */
-    float *mean = A(20271264);    /* down1.batchnorm2.mean */
-    float *invstd = A(20271296);    /* down1.batchnorm2.invstd */
+    float *y = A(17762464);    /* down1.batchnorm2 */
+    float *mean = A(18565280);    /* down1.batchnorm2.mean */
+    float *invstd = A(18565312);    /* down1.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -602,10 +602,10 @@ static void t16_down1_batchnorm2_forward(NrtModel *m, int n)
 static void t17_down1_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14651488);    /* basic1.relu2 */
+    const float *x = A(11339840);    /* basic1.relu2 */
     const float *w = P(18912);    /* down1.conv3.weight */
     const float *b = P(19424);    /* down1.conv3.bias */
-    float *y = A(20271328);    /* down1.conv3 */
+    float *y = A(18565344);    /* down1.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -613,14 +613,14 @@ static void t17_down1_conv3_forward(NrtModel *m, int n)
 static void t18_down1_batchnorm3_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(20271328);    /* down1.conv3 */
+    const float *x = A(18565344);    /* down1.conv3 */
     const float *gamma = P(19456);    /* down1.batchnorm3.gamma */
     const float *beta = P(19488);    /* down1.batchnorm3.beta */
     float *rmean = P(78320);    /* down1.batchnorm3.running_mean */
     float *rvar = P(78352);    /* down1.batchnorm3.running_var */
-    float *y = A(21074144);    /* down1.batchnorm3 */
-    float *mean = A(21876960);    /* down1.batchnorm3.mean */
-    float *invstd = A(21876992);    /* down1.batchnorm3.invstd */
+    float *y = A(19368160);    /* down1.batchnorm3 */
+    float *mean = A(20170976);    /* down1.batchnorm3.mean */
+    float *invstd = A(20171008);    /* down1.batchnorm3.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -629,9 +629,9 @@ static void t18_down1_batchnorm3_forward(NrtModel *m, int n)
 static void t19_down1_add1_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x0 = A(19468448);    /* down1.batchnorm2 */
-    const float *x1 = A(21074144);    /* down1.batchnorm3 */
-    float *y = A(21877024);    /* down1.add1 */
+    const float *x0 = A(17762464);    /* down1.batchnorm2 */
+    const float *x1 = A(19368160);    /* down1.batchnorm3 */
+    float *y = A(20171040);    /* down1.add1 */
     for (int64_t i = 0; i < (int64_t)n * D; i++)
         y[i] = x0[i] + x1[i];
 }
@@ -640,8 +640,8 @@ static void t19_down1_add1_forward(NrtModel *m, int n)
 static void t20_down1_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x = A(21877024);    /* down1.add1 */
-    float *y = A(22679840);    /* down1.relu2 */
+    const float *x = A(20171040);    /* down1.add1 */
+    float *y = A(17762464);    /* down1.relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -649,10 +649,10 @@ static void t20_down1_relu2_forward(NrtModel *m, int n)
 static void t21_down2_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(22679840);    /* down1.relu2 */
+    const float *x = A(17762464);    /* down1.relu2 */
     const float *w = P(19520);    /* down2.conv1.weight */
     const float *b = P(37952);    /* down2.conv1.bias */
-    float *y = A(23482656);    /* down2.conv1 */
+    float *y = A(19368160);    /* down2.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -660,14 +660,14 @@ static void t21_down2_conv1_forward(NrtModel *m, int n)
 static void t22_down2_batchnorm1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(23482656);    /* down2.conv1 */
+    const float *x = A(19368160);    /* down2.conv1 */
     const float *gamma = P(38016);    /* down2.batchnorm1.gamma */
     const float *beta = P(38080);    /* down2.batchnorm1.beta */
     float *rmean = P(78384);    /* down2.batchnorm1.running_mean */
     float *rvar = P(78448);    /* down2.batchnorm1.running_var */
-    float *y = A(23884064);    /* down2.batchnorm1 */
-    float *mean = A(24285472);    /* down2.batchnorm1.mean */
-    float *invstd = A(24285536);    /* down2.batchnorm1.invstd */
+    float *y = A(19769568);    /* down2.batchnorm1 */
+    float *mean = A(20973856);    /* down2.batchnorm1.mean */
+    float *invstd = A(20973920);    /* down2.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -676,8 +676,8 @@ static void t22_down2_batchnorm1_forward(NrtModel *m, int n)
 static void t23_down2_relu1_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x = A(23884064);    /* down2.batchnorm1 */
-    float *y = A(24285600);    /* down2.relu1 */
+    const float *x = A(19769568);    /* down2.batchnorm1 */
+    float *y = A(20973984);    /* down2.relu1 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -685,10 +685,10 @@ static void t23_down2_relu1_forward(NrtModel *m, int n)
 static void t24_down2_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(24285600);    /* down2.relu1 */
+    const float *x = A(20973984);    /* down2.relu1 */
     const float *w = P(38144);    /* down2.conv2.weight */
     const float *b = P(75008);    /* down2.conv2.bias */
-    float *y = A(24687008);    /* down2.conv2 */
+    float *y = A(21375392);    /* down2.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -696,14 +696,14 @@ static void t24_down2_conv2_forward(NrtModel *m, int n)
 static void t25_down2_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(24687008);    /* down2.conv2 */
+    const float *x = A(21375392);    /* down2.conv2 */
     const float *gamma = P(75072);    /* down2.batchnorm2.gamma */
     const float *beta = P(75136);    /* down2.batchnorm2.beta */
     float *rmean = P(78512);    /* down2.batchnorm2.running_mean */
     float *rvar = P(78576);    /* down2.batchnorm2.running_var */
-    float *y = A(25088416);    /* down2.batchnorm2 */
-    float *mean = A(25489824);    /* down2.batchnorm2.mean */
-    float *invstd = A(25489888);    /* down2.batchnorm2.invstd */
+    float *y = A(21776800);    /* down2.batchnorm2 */
+    float *mean = A(22178208);    /* down2.batchnorm2.mean */
+    float *invstd = A(22178272);    /* down2.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -712,10 +712,10 @@ static void t25_down2_batchnorm2_forward(NrtModel *m, int n)
 static void t26_down2_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(22679840);    /* down1.relu2 */
+    const float *x = A(17762464);    /* down1.relu2 */
     const float *w = P(75200);    /* down2.conv3.weight */
     const float *b = P(77248);    /* down2.conv3.bias */
-    float *y = A(25489952);    /* down2.conv3 */
+    float *y = A(22178336);    /* down2.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -723,14 +723,14 @@ static void t26_down2_conv3_forward(NrtModel *m, int n)
 static void t27_down2_batchnorm3_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(25489952);    /* down2.conv3 */
+    const float *x = A(22178336);    /* down2.conv3 */
     const float *gamma = P(77312);    /* down2.batchnorm3.gamma */
     const float *beta = P(77376);    /* down2.batchnorm3.beta */
     float *rmean = P(78640);    /* down2.batchnorm3.running_mean */
     float *rvar = P(78704);    /* down2.batchnorm3.running_var */
-    float *y = A(25891360);    /* down2.batchnorm3 */
-    float *mean = A(26292768);    /* down2.batchnorm3.mean */
-    float *invstd = A(26292832);    /* down2.batchnorm3.invstd */
+    float *y = A(22579744);    /* down2.batchnorm3 */
+    float *mean = A(22981152);    /* down2.batchnorm3.mean */
+    float *invstd = A(22981216);    /* down2.batchnorm3.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -739,9 +739,9 @@ static void t27_down2_batchnorm3_forward(NrtModel *m, int n)
 static void t28_down2_add1_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(25088416);    /* down2.batchnorm2 */
-    const float *x1 = A(25891360);    /* down2.batchnorm3 */
-    float *y = A(26292896);    /* down2.add1 */
+    const float *x0 = A(21776800);    /* down2.batchnorm2 */
+    const float *x1 = A(22579744);    /* down2.batchnorm3 */
+    float *y = A(22981280);    /* down2.add1 */
     for (int64_t i = 0; i < (int64_t)n * D; i++)
         y[i] = x0[i] + x1[i];
 }
@@ -750,8 +750,8 @@ static void t28_down2_add1_forward(NrtModel *m, int n)
 static void t29_down2_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x = A(26292896);    /* down2.add1 */
-    float *y = A(26694304);    /* down2.relu2 */
+    const float *x = A(22981280);    /* down2.add1 */
+    float *y = A(21776800);    /* down2.relu2 */
     nrt_relu_forward((int64_t)n * D, x, y);
 }
 
@@ -759,8 +759,8 @@ static void t29_down2_relu2_forward(NrtModel *m, int n)
 static void t30_global_avgpool1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(26694304);    /* down2.relu2 */
-    float *y = A(27095712);    /* global_avgpool1 */
+    const float *x = A(21776800);    /* down2.relu2 */
+    float *y = A(22579744);    /* global_avgpool1 */
     nrt_global_avgpool_forward(n, C, S, x, y);
 }
 
@@ -768,10 +768,10 @@ static void t30_global_avgpool1_forward(NrtModel *m, int n)
 static void t31_dense1_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *x = A(27095712);    /* global_avgpool1 */
+    const float *x = A(22579744);    /* global_avgpool1 */
     const float *w = P(77440);    /* dense1.weight */
     const float *b = P(78080);    /* dense1.bias */
-    float *y = A(27103904);    /* dense1 */
+    float *y = A(22587936);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -779,8 +779,8 @@ static void t31_dense1_forward(NrtModel *m, int n)
 static void t32_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(27103904);    /* dense1 */
-    float *dx = A(27105184);    /* logits.grad */
+    const float *x = A(22587936);    /* dense1 */
+    float *dx = A(22589216);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
@@ -790,10 +790,10 @@ static void t32_cross_entropy1_loss(NrtModel *m, int n)
 static void t33_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *dy = A(27105184);    /* logits.grad */
-    const float *x = A(27095712);    /* global_avgpool1 */
+    const float *dy = A(22589216);    /* logits.grad */
+    const float *x = A(22579744);    /* global_avgpool1 */
     const float *w = P(77440);    /* dense1.weight */
-    float *dx = A(27106464);    /* global_avgpool1.grad */
+    float *dx = A(22590496);    /* global_avgpool1.grad */
     float *dw = P(156240);    /* dense1.weight.grad */
     float *db = P(156880);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -805,8 +805,8 @@ static void t33_dense1_backward(NrtModel *m, int n)
 static void t34_global_avgpool1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(27106464);    /* global_avgpool1.grad */
-    float *dx = A(27114656);    /* down2.out.grad */
+    const float *dy = A(22590496);    /* global_avgpool1.grad */
+    float *dx = A(23382688);    /* down2.out.grad */
     nrt_global_avgpool_backward(n, C, S, dy, dx, false);
 }
 
@@ -814,9 +814,9 @@ static void t34_global_avgpool1_backward(NrtModel *m, int n)
 static void t35_down2_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(27114656);    /* down2.out.grad */
-    const float *y = A(26694304);    /* down2.relu2 */
-    float *dx = A(27516064);    /* down2.add1.grad */
+    const float *dy = A(23382688);    /* down2.out.grad */
+    const float *y = A(21776800);    /* down2.relu2 */
+    float *dx = A(22579744);    /* down2.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -824,8 +824,8 @@ static void t35_down2_relu2_backward(NrtModel *m, int n)
 static void t36_down2_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(27516064);    /* down2.add1.grad */
-    float *dx = A(27917472);    /* down2.branch.grad */
+    const float *dy = A(22579744);    /* down2.add1.grad */
+    float *dx = A(21776800);    /* down2.branch.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -833,8 +833,8 @@ static void t36_down2_add1_backward_in0(NrtModel *m, int n)
 static void t37_down2_add1_backward_in1(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(27516064);    /* down2.add1.grad */
-    float *dx = A(28318880);    /* down2.shortcut.grad */
+    const float *dy = A(22579744);    /* down2.add1.grad */
+    float *dx = A(22981280);    /* down2.shortcut.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -842,12 +842,12 @@ static void t37_down2_add1_backward_in1(NrtModel *m, int n)
 static void t38_down2_batchnorm3_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(28318880);    /* down2.shortcut.grad */
-    const float *x = A(25489952);    /* down2.conv3 */
+    const float *dy = A(22981280);    /* down2.shortcut.grad */
+    const float *x = A(22178336);    /* down2.conv3 */
     const float *gamma = P(77312);    /* down2.batchnorm3.gamma */
-    const float *mean = A(26292768);    /* down2.batchnorm3.mean */
-    const float *invstd = A(26292832);    /* down2.batchnorm3.invstd */
-    float *dx = A(28720288);    /* down2.conv3.grad */
+    const float *mean = A(22981152);    /* down2.batchnorm3.mean */
+    const float *invstd = A(22981216);    /* down2.batchnorm3.invstd */
+    float *dx = A(22579744);    /* down2.conv3.grad */
     float *dgamma = P(156112);    /* down2.batchnorm3.gamma.grad */
     float *dbeta = P(156176);    /* down2.batchnorm3.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -858,10 +858,10 @@ static void t38_down2_batchnorm3_backward(NrtModel *m, int n)
 static void t39_down2_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(28720288);    /* down2.conv3.grad */
-    const float *x = A(22679840);    /* down1.relu2 */
+    const float *dy = A(22579744);    /* down2.conv3.grad */
+    const float *x = A(17762464);    /* down1.relu2 */
     const float *w = P(75200);    /* down2.conv3.weight */
-    float *dx = A(29121696);    /* down1.out.grad */
+    float *dx = A(22981152);    /* down1.out.grad */
     float *dw = P(154000);    /* down2.conv3.weight.grad */
     float *db = P(156048);    /* down2.conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -873,12 +873,12 @@ static void t39_down2_conv3_backward(NrtModel *m, int n)
 static void t40_down2_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(27917472);    /* down2.branch.grad */
-    const float *x = A(24687008);    /* down2.conv2 */
+    const float *dy = A(21776800);    /* down2.branch.grad */
+    const float *x = A(21375392);    /* down2.conv2 */
     const float *gamma = P(75072);    /* down2.batchnorm2.gamma */
-    const float *mean = A(25489824);    /* down2.batchnorm2.mean */
-    const float *invstd = A(25489888);    /* down2.batchnorm2.invstd */
-    float *dx = A(29924512);    /* down2.conv2.grad */
+    const float *mean = A(22178208);    /* down2.batchnorm2.mean */
+    const float *invstd = A(22178272);    /* down2.batchnorm2.invstd */
+    float *dx = A(22178336);    /* down2.conv2.grad */
     float *dgamma = P(153872);    /* down2.batchnorm2.gamma.grad */
     float *dbeta = P(153936);    /* down2.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -889,10 +889,10 @@ static void t40_down2_batchnorm2_backward(NrtModel *m, int n)
 static void t41_down2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(29924512);    /* down2.conv2.grad */
-    const float *x = A(24285600);    /* down2.relu1 */
+    const float *dy = A(22178336);    /* down2.conv2.grad */
+    const float *x = A(20973984);    /* down2.relu1 */
     const float *w = P(38144);    /* down2.conv2.weight */
-    float *dx = A(30325920);    /* down2.relu1.grad */
+    float *dx = A(21375392);    /* down2.relu1.grad */
     float *dw = P(116944);    /* down2.conv2.weight.grad */
     float *db = P(153808);    /* down2.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -904,9 +904,9 @@ static void t41_down2_conv2_backward(NrtModel *m, int n)
 static void t42_down2_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(30325920);    /* down2.relu1.grad */
-    const float *y = A(24285600);    /* down2.relu1 */
-    float *dx = A(30727328);    /* down2.batchnorm1.grad */
+    const float *dy = A(21375392);    /* down2.relu1.grad */
+    const float *y = A(20973984);    /* down2.relu1 */
+    float *dx = A(21776800);    /* down2.batchnorm1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -914,12 +914,12 @@ static void t42_down2_relu1_backward(NrtModel *m, int n)
 static void t43_down2_batchnorm1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(30727328);    /* down2.batchnorm1.grad */
-    const float *x = A(23482656);    /* down2.conv1 */
+    const float *dy = A(21776800);    /* down2.batchnorm1.grad */
+    const float *x = A(19368160);    /* down2.conv1 */
     const float *gamma = P(38016);    /* down2.batchnorm1.gamma */
-    const float *mean = A(24285472);    /* down2.batchnorm1.mean */
-    const float *invstd = A(24285536);    /* down2.batchnorm1.invstd */
-    float *dx = A(31128736);    /* down2.conv1.grad */
+    const float *mean = A(20973856);    /* down2.batchnorm1.mean */
+    const float *invstd = A(20973920);    /* down2.batchnorm1.invstd */
+    float *dx = A(19769568);    /* down2.conv1.grad */
     float *dgamma = P(116816);    /* down2.batchnorm1.gamma.grad */
     float *dbeta = P(116880);    /* down2.batchnorm1.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -930,10 +930,10 @@ static void t43_down2_batchnorm1_backward(NrtModel *m, int n)
 static void t44_down2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(31128736);    /* down2.conv1.grad */
-    const float *x = A(22679840);    /* down1.relu2 */
+    const float *dy = A(19769568);    /* down2.conv1.grad */
+    const float *x = A(17762464);    /* down1.relu2 */
     const float *w = P(19520);    /* down2.conv1.weight */
-    float *dx = A(29121696);    /* down1.out.grad */
+    float *dx = A(22981152);    /* down1.out.grad */
     float *dw = P(98320);    /* down2.conv1.weight.grad */
     float *db = P(116752);    /* down2.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -945,9 +945,9 @@ static void t44_down2_conv1_backward(NrtModel *m, int n)
 static void t45_down1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(29121696);    /* down1.out.grad */
-    const float *y = A(22679840);    /* down1.relu2 */
-    float *dx = A(31530144);    /* down1.add1.grad */
+    const float *dy = A(22981152);    /* down1.out.grad */
+    const float *y = A(17762464);    /* down1.relu2 */
+    float *dx = A(19368160);    /* down1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -955,8 +955,8 @@ static void t45_down1_relu2_backward(NrtModel *m, int n)
 static void t46_down1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(31530144);    /* down1.add1.grad */
-    float *dx = A(32332960);    /* down1.branch.grad */
+    const float *dy = A(19368160);    /* down1.add1.grad */
+    float *dx = A(17762464);    /* down1.branch.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -964,8 +964,8 @@ static void t46_down1_add1_backward_in0(NrtModel *m, int n)
 static void t47_down1_add1_backward_in1(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(31530144);    /* down1.add1.grad */
-    float *dx = A(33135776);    /* down1.shortcut.grad */
+    const float *dy = A(19368160);    /* down1.add1.grad */
+    float *dx = A(20171040);    /* down1.shortcut.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -973,12 +973,12 @@ static void t47_down1_add1_backward_in1(NrtModel *m, int n)
 static void t48_down1_batchnorm3_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(33135776);    /* down1.shortcut.grad */
-    const float *x = A(20271328);    /* down1.conv3 */
+    const float *dy = A(20171040);    /* down1.shortcut.grad */
+    const float *x = A(18565344);    /* down1.conv3 */
     const float *gamma = P(19456);    /* down1.batchnorm3.gamma */
-    const float *mean = A(21876960);    /* down1.batchnorm3.mean */
-    const float *invstd = A(21876992);    /* down1.batchnorm3.invstd */
-    float *dx = A(33938592);    /* down1.conv3.grad */
+    const float *mean = A(20170976);    /* down1.batchnorm3.mean */
+    const float *invstd = A(20171008);    /* down1.batchnorm3.invstd */
+    float *dx = A(19368160);    /* down1.conv3.grad */
     float *dgamma = P(98256);    /* down1.batchnorm3.gamma.grad */
     float *dbeta = P(98288);    /* down1.batchnorm3.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -989,10 +989,10 @@ static void t48_down1_batchnorm3_backward(NrtModel *m, int n)
 static void t49_down1_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(33938592);    /* down1.conv3.grad */
-    const float *x = A(14651488);    /* basic1.relu2 */
+    const float *dy = A(19368160);    /* down1.conv3.grad */
+    const float *x = A(11339840);    /* basic1.relu2 */
     const float *w = P(18912);    /* down1.conv3.weight */
-    float *dx = A(34741408);    /* basic1.out.grad */
+    float *dx = A(20170976);    /* basic1.out.grad */
     float *dw = P(97712);    /* down1.conv3.weight.grad */
     float *db = P(98224);    /* down1.conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1004,12 +1004,12 @@ static void t49_down1_conv3_backward(NrtModel *m, int n)
 static void t50_down1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(32332960);    /* down1.branch.grad */
-    const float *x = A(18665632);    /* down1.conv2 */
+    const float *dy = A(17762464);    /* down1.branch.grad */
+    const float *x = A(16959648);    /* down1.conv2 */
     const float *gamma = P(18848);    /* down1.batchnorm2.gamma */
-    const float *mean = A(20271264);    /* down1.batchnorm2.mean */
-    const float *invstd = A(20271296);    /* down1.batchnorm2.invstd */
-    float *dx = A(36347040);    /* down1.conv2.grad */
+    const float *mean = A(18565280);    /* down1.batchnorm2.mean */
+    const float *invstd = A(18565312);    /* down1.batchnorm2.invstd */
+    float *dx = A(18565344);    /* down1.conv2.grad */
     float *dgamma = P(97648);    /* down1.batchnorm2.gamma.grad */
     float *dbeta = P(97680);    /* down1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1020,10 +1020,10 @@ static void t50_down1_batchnorm2_backward(NrtModel *m, int n)
 static void t51_down1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(36347040);    /* down1.conv2.grad */
-    const float *x = A(17862816);    /* down1.relu1 */
+    const float *dy = A(18565344);    /* down1.conv2.grad */
+    const float *x = A(16156832);    /* down1.relu1 */
     const float *w = P(9600);    /* down1.conv2.weight */
-    float *dx = A(37149856);    /* down1.relu1.grad */
+    float *dx = A(16959648);    /* down1.relu1.grad */
     float *dw = P(88400);    /* down1.conv2.weight.grad */
     float *db = P(97616);    /* down1.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1035,9 +1035,9 @@ static void t51_down1_conv2_backward(NrtModel *m, int n)
 static void t52_down1_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(37149856);    /* down1.relu1.grad */
-    const float *y = A(17862816);    /* down1.relu1 */
-    float *dx = A(37952672);    /* down1.batchnorm1.grad */
+    const float *dy = A(16959648);    /* down1.relu1.grad */
+    const float *y = A(16156832);    /* down1.relu1 */
+    float *dx = A(17762464);    /* down1.batchnorm1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1045,12 +1045,12 @@ static void t52_down1_relu1_backward(NrtModel *m, int n)
 static void t53_down1_batchnorm1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(37952672);    /* down1.batchnorm1.grad */
-    const float *x = A(16257120);    /* down1.conv1 */
+    const float *dy = A(17762464);    /* down1.batchnorm1.grad */
+    const float *x = A(14551136);    /* down1.conv1 */
     const float *gamma = P(9536);    /* down1.batchnorm1.gamma */
-    const float *mean = A(17862752);    /* down1.batchnorm1.mean */
-    const float *invstd = A(17862784);    /* down1.batchnorm1.invstd */
-    float *dx = A(38755488);    /* down1.conv1.grad */
+    const float *mean = A(16156768);    /* down1.batchnorm1.mean */
+    const float *invstd = A(16156800);    /* down1.batchnorm1.invstd */
+    float *dx = A(15353952);    /* down1.conv1.grad */
     float *dgamma = P(88336);    /* down1.batchnorm1.gamma.grad */
     float *dbeta = P(88368);    /* down1.batchnorm1.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1061,10 +1061,10 @@ static void t53_down1_batchnorm1_backward(NrtModel *m, int n)
 static void t54_down1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(38755488);    /* down1.conv1.grad */
-    const float *x = A(14651488);    /* basic1.relu2 */
+    const float *dy = A(15353952);    /* down1.conv1.grad */
+    const float *x = A(11339840);    /* basic1.relu2 */
     const float *w = P(4896);    /* down1.conv1.weight */
-    float *dx = A(34741408);    /* basic1.out.grad */
+    float *dx = A(20170976);    /* basic1.out.grad */
     float *dw = P(83696);    /* down1.conv1.weight.grad */
     float *db = P(88304);    /* down1.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1076,9 +1076,9 @@ static void t54_down1_conv1_backward(NrtModel *m, int n)
 static void t55_basic1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(34741408);    /* basic1.out.grad */
-    const float *y = A(14651488);    /* basic1.relu2 */
-    float *dx = A(39558304);    /* basic1.add1.grad */
+    const float *dy = A(20170976);    /* basic1.out.grad */
+    const float *y = A(11339840);    /* basic1.relu2 */
+    float *dx = A(14551136);    /* basic1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1086,8 +1086,8 @@ static void t55_basic1_relu2_backward(NrtModel *m, int n)
 static void t56_basic1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(39558304);    /* basic1.add1.grad */
-    float *dx = A(41163936);    /* basic1.branch.grad */
+    const float *dy = A(14551136);    /* basic1.add1.grad */
+    float *dx = A(11339840);    /* basic1.branch.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -1095,8 +1095,8 @@ static void t56_basic1_add1_backward_in0(NrtModel *m, int n)
 static void t57_basic1_add1_backward_in1(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(39558304);    /* basic1.add1.grad */
-    float *dx = A(42769568);    /* stem.grad */
+    const float *dy = A(14551136);    /* basic1.add1.grad */
+    float *dx = A(12945504);    /* stem.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -1104,12 +1104,12 @@ static void t57_basic1_add1_backward_in1(NrtModel *m, int n)
 static void t58_basic1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(41163936);    /* basic1.branch.grad */
-    const float *x = A(9834560);    /* basic1.conv2 */
+    const float *dy = A(11339840);    /* basic1.branch.grad */
+    const float *x = A(9734208);    /* basic1.conv2 */
     const float *gamma = P(4864);    /* basic1.batchnorm2.gamma */
-    const float *mean = A(13045824);    /* basic1.batchnorm2.mean */
-    const float *invstd = A(13045840);    /* basic1.batchnorm2.invstd */
-    float *dx = A(44375200);    /* basic1.conv2.grad */
+    const float *mean = A(12945472);    /* basic1.batchnorm2.mean */
+    const float *invstd = A(12945488);    /* basic1.batchnorm2.invstd */
+    float *dx = A(14551136);    /* basic1.conv2.grad */
     float *dgamma = P(83664);    /* basic1.batchnorm2.gamma.grad */
     float *dbeta = P(83680);    /* basic1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1120,10 +1120,10 @@ static void t58_basic1_batchnorm2_backward(NrtModel *m, int n)
 static void t59_basic1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(44375200);    /* basic1.conv2.grad */
-    const float *x = A(8228928);    /* basic1.relu1 */
+    const float *dy = A(14551136);    /* basic1.conv2.grad */
+    const float *x = A(8128576);    /* basic1.relu1 */
     const float *w = P(2544);    /* basic1.conv2.weight */
-    float *dx = A(45980832);    /* basic1.relu1.grad */
+    float *dx = A(9734208);    /* basic1.relu1.grad */
     float *dw = P(81344);    /* basic1.conv2.weight.grad */
     float *db = P(83648);    /* basic1.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1135,9 +1135,9 @@ static void t59_basic1_conv2_backward(NrtModel *m, int n)
 static void t60_basic1_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(45980832);    /* basic1.relu1.grad */
-    const float *y = A(8228928);    /* basic1.relu1 */
-    float *dx = A(47586464);    /* basic1.batchnorm1.grad */
+    const float *dy = A(9734208);    /* basic1.relu1.grad */
+    const float *y = A(8128576);    /* basic1.relu1 */
+    float *dx = A(11339840);    /* basic1.batchnorm1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1145,12 +1145,12 @@ static void t60_basic1_relu1_backward(NrtModel *m, int n)
 static void t61_basic1_batchnorm1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(47586464);    /* basic1.batchnorm1.grad */
-    const float *x = A(5017632);    /* basic1.conv1 */
+    const float *dy = A(11339840);    /* basic1.batchnorm1.grad */
+    const float *x = A(4917280);    /* basic1.conv1 */
     const float *gamma = P(2512);    /* basic1.batchnorm1.gamma */
-    const float *mean = A(8228896);    /* basic1.batchnorm1.mean */
-    const float *invstd = A(8228912);    /* basic1.batchnorm1.invstd */
-    float *dx = A(49192096);    /* basic1.conv1.grad */
+    const float *mean = A(8128544);    /* basic1.batchnorm1.mean */
+    const float *invstd = A(8128560);    /* basic1.batchnorm1.invstd */
+    float *dx = A(6522912);    /* basic1.conv1.grad */
     float *dgamma = P(81312);    /* basic1.batchnorm1.gamma.grad */
     float *dbeta = P(81328);    /* basic1.batchnorm1.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1161,10 +1161,10 @@ static void t61_basic1_batchnorm1_backward(NrtModel *m, int n)
 static void t62_basic1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(49192096);    /* basic1.conv1.grad */
-    const float *x = A(3412000);    /* relu1 */
+    const float *dy = A(6522912);    /* basic1.conv1.grad */
+    const float *x = A(3311648);    /* relu1 */
     const float *w = P(192);    /* basic1.conv1.weight */
-    float *dx = A(42769568);    /* stem.grad */
+    float *dx = A(12945504);    /* stem.grad */
     float *dw = P(78992);    /* basic1.conv1.weight.grad */
     float *db = P(81296);    /* basic1.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1176,9 +1176,9 @@ static void t62_basic1_conv1_backward(NrtModel *m, int n)
 static void t63_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(42769568);    /* stem.grad */
-    const float *y = A(3412000);    /* relu1 */
-    float *dx = A(50797728);    /* batchnorm1.grad */
+    const float *dy = A(12945504);    /* stem.grad */
+    const float *y = A(3311648);    /* relu1 */
+    float *dx = A(4917280);    /* batchnorm1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1186,12 +1186,12 @@ static void t63_relu1_backward(NrtModel *m, int n)
 static void t64_batchnorm1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(50797728);    /* batchnorm1.grad */
-    const float *x = A(200704);    /* conv1 */
+    const float *dy = A(4917280);    /* batchnorm1.grad */
+    const float *x = A(100352);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
-    const float *mean = A(3411968);    /* batchnorm1.mean */
-    const float *invstd = A(3411984);    /* batchnorm1.invstd */
-    float *dx = A(52403360);    /* conv1.grad */
+    const float *mean = A(3311616);    /* batchnorm1.mean */
+    const float *invstd = A(3311632);    /* batchnorm1.invstd */
+    float *dx = A(1705984);    /* conv1.grad */
     float *dgamma = P(78960);    /* batchnorm1.gamma.grad */
     float *dbeta = P(78976);    /* batchnorm1.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1202,7 +1202,7 @@ static void t64_batchnorm1_backward(NrtModel *m, int n)
 static void t65_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(52403360);    /* conv1.grad */
+    const float *dy = A(1705984);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(78800);    /* conv1.weight.grad */
     float *db = P(78944);    /* conv1.bias.grad */

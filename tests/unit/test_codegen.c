@@ -60,31 +60,58 @@ static int64_t floats(const KProgram *kp, const KBuf *b)
     return b->per_sample ? b->per_sample * kp->batch : b->fixed;
 }
 
+/* Lifetimes in one step list: first[b]..last[b], -1 when unused there. */
+static void lifetimes(const KProgram *kp, const KStepList *list, int *first, int *last)
+{
+    for (size_t i = 0; i < kp->bufs.len; i++)
+        first[i] = last[i] = -1;
+    for (size_t i = 0; i < list->len; i++)
+        for (int k = 0; k < list->items[i].nbuf; k++) {
+            int id = list->items[i].buf[k];
+            if (id < 0)
+                continue;
+            if (first[id] < 0)
+                first[id] = (int)i;
+            last[id] = (int)i;
+        }
+}
+
 static void test_codegen_buffers_in_bounds_and_disjoint(void **state)
 {
     (void)state;
     KProgram *kp;
     assert_int_equal(lower_src(residual, NULL, &kp), 0);
-    for (size_t i = 0; i < kp->bufs.len; i++) {
+    size_t nb = kp->bufs.len;
+    int *f1 = calloc(nb, sizeof(int)), *l1 = calloc(nb, sizeof(int));
+    int *f2 = calloc(nb, sizeof(int)), *l2 = calloc(nb, sizeof(int));
+    assert_true(f1 && l1 && f2 && l2);
+    lifetimes(kp, &kp->train, f1, l1);
+    lifetimes(kp, &kp->predict, f2, l2);
+    int shared = 0;
+    for (size_t i = 0; i < nb; i++) {
         const KBuf *a = &kp->bufs.items[i];
         int64_t top = a->space == KS_PARAMS ? kp->block_floats : kp->arena_floats;
         assert_true(a->off >= 0 && a->off + floats(kp, a) <= top);
         assert_int_equal(a->off % 16, 0);
-        /* Aggregate views ("parameters", "gradients", ...) span others. */
-        if (a->space == KS_PARAMS && strchr(a->name, ' '))
+        if (a->space != KS_ARENA)
             continue;
-        if (!strcmp(a->name, "parameters") || !strcmp(a->name, "gradients"))
-            continue;
-        for (size_t j = i + 1; j < kp->bufs.len; j++) {
+        /* an arena buffer belongs to one list */
+        assert_false(f1[i] >= 0 && f2[i] >= 0);
+        for (size_t j = i + 1; j < nb; j++) {
             const KBuf *b = &kp->bufs.items[j];
-            if (b->space != a->space || strchr(b->name, ' ') || !strcmp(b->name, "parameters")
-                || !strcmp(b->name, "gradients"))
+            if (b->space != KS_ARENA)
                 continue;
             bool apart = a->off + floats(kp, a) <= b->off || b->off + floats(kp, b) <= a->off;
-            if (!apart)
-                fail_msg("%s and %s overlap", a->name, b->name);
+            bool live1 = f1[i] >= 0 && f1[j] >= 0 && f1[i] <= l1[j] && f1[j] <= l1[i];
+            bool live2 = f2[i] >= 0 && f2[j] >= 0 && f2[i] <= l2[j] && f2[j] <= l2[i];
+            if ((live1 || live2) && !apart)
+                fail_msg("%s and %s are live together and overlap", a->name, b->name);
+            shared += !apart;
         }
     }
+    /* the plan does reuse memory (gradients die early, predict reuses train's) */
+    assert_true(shared > 0);
+    free(f1), free(l1), free(f2), free(l2);
 }
 
 /* The gradient of `a` (used by the second conv and by the add) and of `c`
