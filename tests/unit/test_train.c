@@ -334,13 +334,13 @@ static void test_train_data_rejects_bad_files(void **state)
     memcpy(bad, images, sizeof images);
     bad[2] = 0x42;                                           /* wrong type byte */
     write_set(bad, sizeof images, labels, sizeof labels);
-    expect_error(NRT_ERR_FORMAT, "not an IDX file");
+    expect_error(NRT_ERR_FORMAT, "unknown IDX type code 0x42");
     write_set(images, sizeof images - 1, labels, sizeof labels);
     expect_error(NRT_ERR_FORMAT, "truncated");
     memcpy(bad, images, sizeof images);
     bad[sizeof images] = 7;
     write_set(bad, sizeof images + 1, labels, sizeof labels);
-    expect_error(NRT_ERR_FORMAT, "more data");
+    expect_error(NRT_ERR_FORMAT, "trailing data: 1 bytes");
     memcpy(bad, images, sizeof images);
     bad[15] = 1;                                             /* 3 x 2 x 1 images */
     write_set(bad, sizeof images - 6, labels, sizeof labels);
