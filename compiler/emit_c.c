@@ -755,19 +755,18 @@ static void emit_workspace(Emit *E)
     out(E, "/* The largest scratch any dense or conv step asks for at the full batch. */\n"
            "static size_t workspace_floats(void)\n"
            "{\n"
-           "    size_t f = 16, k;\n");
+           "    size_t f = 16;\n");
     for (size_t i = 0; i < E->kp->train.len; i++) {
         const KStep *s = &E->kp->train.items[i];
         if (s->op == K_DENSE_FWD || s->op == K_DENSE_BWD) {
-            out(E, "    k = nrt_dense_workspace_floats(%s_BATCH, %" PRId64 ", %" PRId64 ");    /* %s */\n",
-                E->M, s->i[0], s->i[1], s->fn);
-            out(E, "    f = k > f ? k : f;\n");
+            out(E, "    {\n        size_t k = nrt_dense_workspace_floats(%s_BATCH, %" PRId64 ", %" PRId64
+                   ");    /* %s */\n        f = k > f ? k : f;\n    }\n", E->M, s->i[0], s->i[1], s->fn);
         } else if (s->op == K_CONV_FWD || s->op == K_CONV_BWD) {
             char batch[160];
             snprintf(batch, sizeof batch, "%s_BATCH", E->M);
             out(E, "    {\n    ");
             out_conv_shape(E, s, batch);
-            out(E, "        k = nrt_conv_workspace_floats(&s);    /* %s */\n", s->fn);
+            out(E, "        size_t k = nrt_conv_workspace_floats(&s);    /* %s */\n", s->fn);
             out(E, "        f = k > f ? k : f;\n    }\n");
         }
     }
@@ -1201,9 +1200,18 @@ static void emit_header(Emit *E)
     out(E, "#define %s_STRUCTURE_HASH UINT64_C(0x%016" PRIx64 ")\n\n", E->M, kp->structure_hash);
     out(E, "/* Parameter indices for %s_param / %s_grad and %s_info()->params. */\nenum {\n",
         E->m, E->m, E->m);
-    char buf[256];
-    for (size_t i = 0; i < kp->params.len; i++)
-        out(E, "    %s = %zu,\n", param_enum(E, kp->params.items[i].p, buf, sizeof buf), i);
+    char buf[256], prev[256];
+    for (size_t i = 0; i < kp->params.len; i++) {
+        param_enum(E, kp->params.items[i].p, buf, sizeof buf);
+        /* "a.b_c" and "a_b.c" would both be A_B_C: later ones get their index */
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !strcmp(buf, param_enum(E, kp->params.items[j].p, prev, sizeof prev));
+        if (dup)
+            out(E, "    %s_%zu = %zu,\n", buf, i, i);
+        else
+            out(E, "    %s = %zu,\n", buf, i);
+    }
     out(E, "};\n\n");
     out(E, "NrtStatus %s_create(NrtModel **out, uint64_t seed, NrtError *err);\n"
            "void %s_free(NrtModel *m);\n"

@@ -102,6 +102,10 @@ static int check_graph(const IrGraph *g, DiagSink *d)
                    g->train.mix.kind == IR_MIX_MIXUP ? "mixup" : "cutmix");
         nerr++;
     }
+    if (g->params.len == 0) {
+        diag_error(d, g->model_sp, "model '%s' has no parameters to train", g->model);
+        nerr++;
+    }
     if (g->input.shape.rank != 1 && g->input.shape.rank != 3) {
         diag_error(d, g->input.sp, "an input of rank %d is not supported by the C backend yet",
                    g->input.shape.rank);

@@ -842,69 +842,93 @@ static void init_params(NrtModel *m)
 /* The largest scratch any dense or conv step asks for at the full batch. */
 static size_t workspace_floats(void)
 {
-    size_t f = 16, k;
+    size_t f = 16;
     {
         const NrtConvShape s = {INITS_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t01_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t01_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t03_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t03_conv2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t06_conv3_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t06_conv3_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t08_conv4_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t08_conv4_forward */
         f = k > f ? k : f;
     }
-    k = nrt_dense_workspace_floats(INITS_BATCH, 1568, 128);    /* t11_dense1_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 128, 128);    /* t13_dense2_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 128, 64);    /* t15_dense3_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t17_dense4_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t19_dense5_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 64, 10);    /* t21_dense6_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 64, 10);    /* t23_dense6_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t25_dense5_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t27_dense4_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 128, 64);    /* t29_dense3_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 128, 128);    /* t31_dense2_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(INITS_BATCH, 1568, 128);    /* t33_dense1_backward */
-    f = k > f ? k : f;
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 1568, 128);    /* t11_dense1_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 128);    /* t13_dense2_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 64);    /* t15_dense3_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t17_dense4_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t19_dense5_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 10);    /* t21_dense6_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 10);    /* t23_dense6_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t25_dense5_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t27_dense4_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 64);    /* t29_dense3_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 128);    /* t31_dense2_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 1568, 128);    /* t33_dense1_backward */
+        f = k > f ? k : f;
+    }
     {
         const NrtConvShape s = {INITS_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t36_conv4_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t36_conv4_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t38_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t38_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t41_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t41_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t43_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t43_conv1_backward */
         f = k > f ? k : f;
     }
     return f;

@@ -683,37 +683,49 @@ static void init_params(NrtModel *m)
 /* The largest scratch any dense or conv step asks for at the full batch. */
 static size_t workspace_floats(void)
 {
-    size_t f = 16, k;
+    size_t f = 16;
     {
         const NrtConvShape s = {LENET_BN_BATCH, 1, 28, 28, 6, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t01_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t01_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {LENET_BN_BATCH, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t05_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t05_conv2_forward */
         f = k > f ? k : f;
     }
-    k = nrt_dense_workspace_floats(LENET_BN_BATCH, 400, 120);    /* t09_dense1_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(LENET_BN_BATCH, 120, 84);    /* t12_dense2_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(LENET_BN_BATCH, 84, 10);    /* t14_dense3_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(LENET_BN_BATCH, 84, 10);    /* t16_dense3_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(LENET_BN_BATCH, 120, 84);    /* t18_dense2_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(LENET_BN_BATCH, 400, 120);    /* t21_dense1_backward */
-    f = k > f ? k : f;
+    {
+        size_t k = nrt_dense_workspace_floats(LENET_BN_BATCH, 400, 120);    /* t09_dense1_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(LENET_BN_BATCH, 120, 84);    /* t12_dense2_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(LENET_BN_BATCH, 84, 10);    /* t14_dense3_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(LENET_BN_BATCH, 84, 10);    /* t16_dense3_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(LENET_BN_BATCH, 120, 84);    /* t18_dense2_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(LENET_BN_BATCH, 400, 120);    /* t21_dense1_backward */
+        f = k > f ? k : f;
+    }
     {
         const NrtConvShape s = {LENET_BN_BATCH, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t25_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t25_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {LENET_BN_BATCH, 1, 28, 28, 6, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t29_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t29_conv1_backward */
         f = k > f ? k : f;
     }
     return f;

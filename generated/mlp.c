@@ -385,19 +385,31 @@ static void init_params(NrtModel *m)
 /* The largest scratch any dense or conv step asks for at the full batch. */
 static size_t workspace_floats(void)
 {
-    size_t f = 16, k;
-    k = nrt_dense_workspace_floats(MLP_BATCH, 784, 512);    /* t01_dense1_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MLP_BATCH, 512, 256);    /* t04_dense2_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MLP_BATCH, 256, 10);    /* t07_dense3_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MLP_BATCH, 256, 10);    /* t09_dense3_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MLP_BATCH, 512, 256);    /* t12_dense2_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MLP_BATCH, 784, 512);    /* t15_dense1_backward */
-    f = k > f ? k : f;
+    size_t f = 16;
+    {
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 784, 512);    /* t01_dense1_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 512, 256);    /* t04_dense2_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 256, 10);    /* t07_dense3_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 256, 10);    /* t09_dense3_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 512, 256);    /* t12_dense2_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 784, 512);    /* t15_dense1_backward */
+        f = k > f ? k : f;
+    }
     return f;
 }
 

@@ -720,41 +720,57 @@ static void init_params(NrtModel *m)
 /* The largest scratch any dense or conv step asks for at the full batch. */
 static size_t workspace_floats(void)
 {
-    size_t f = 16, k;
+    size_t f = 16;
     {
         const NrtConvShape s = {MULTITASK_BATCH, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t02_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t02_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {MULTITASK_BATCH, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t06_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t06_conv2_forward */
         f = k > f ? k : f;
     }
-    k = nrt_dense_workspace_floats(MULTITASK_BATCH, 3136, 256);    /* t10_dense1_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 10);    /* t13_dense2_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 64);    /* t14_dense3_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MULTITASK_BATCH, 64, 3);    /* t16_dense4_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MULTITASK_BATCH, 64, 3);    /* t19_dense4_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 64);    /* t21_dense3_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 10);    /* t22_dense2_backward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(MULTITASK_BATCH, 3136, 256);    /* t25_dense1_backward */
-    f = k > f ? k : f;
+    {
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 3136, 256);    /* t10_dense1_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 10);    /* t13_dense2_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 64);    /* t14_dense3_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 64, 3);    /* t16_dense4_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 64, 3);    /* t19_dense4_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 64);    /* t21_dense3_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 10);    /* t22_dense2_backward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 3136, 256);    /* t25_dense1_backward */
+        f = k > f ? k : f;
+    }
     {
         const NrtConvShape s = {MULTITASK_BATCH, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t29_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t29_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {MULTITASK_BATCH, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t33_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t33_conv1_backward */
         f = k > f ? k : f;
     }
     return f;

@@ -1469,99 +1469,103 @@ static void init_params(NrtModel *m)
 /* The largest scratch any dense or conv step asks for at the full batch. */
 static size_t workspace_floats(void)
 {
-    size_t f = 16, k;
+    size_t f = 16;
     {
         const NrtConvShape s = {RESNET8_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t02_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t02_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t05_basic1_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t05_basic1_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t08_basic1_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t08_basic1_conv2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t12_down1_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t12_down1_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t15_down1_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t15_down1_conv2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t17_down1_conv3_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t17_down1_conv3_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t21_down2_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t21_down2_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t24_down2_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t24_down2_conv2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t26_down2_conv3_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t26_down2_conv3_forward */
         f = k > f ? k : f;
     }
-    k = nrt_dense_workspace_floats(RESNET8_BATCH, 64, 10);    /* t31_dense1_forward */
-    f = k > f ? k : f;
-    k = nrt_dense_workspace_floats(RESNET8_BATCH, 64, 10);    /* t33_dense1_backward */
-    f = k > f ? k : f;
+    {
+        size_t k = nrt_dense_workspace_floats(RESNET8_BATCH, 64, 10);    /* t31_dense1_forward */
+        f = k > f ? k : f;
+    }
+    {
+        size_t k = nrt_dense_workspace_floats(RESNET8_BATCH, 64, 10);    /* t33_dense1_backward */
+        f = k > f ? k : f;
+    }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t39_down2_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t39_down2_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t41_down2_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t41_down2_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t44_down2_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t44_down2_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t49_down1_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t49_down1_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t51_down1_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t51_down1_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t54_down1_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t54_down1_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t59_basic1_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t59_basic1_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t62_basic1_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t62_basic1_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        k = nrt_conv_workspace_floats(&s);    /* t65_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t65_conv1_backward */
         f = k > f ? k : f;
     }
     return f;

@@ -12,11 +12,14 @@
  *   - every trainable parameter has a gradient, and predict writes finite
  *     outputs of the advertised sizes for n = batch and n = 1;
  *   - save then load into a fresh model gives bitwise-equal predictions;
+ *     load refuses another structure hash and a wrong shape
+ *     (NRT_ERR_MISMATCH) and then leaves the model as it was;
  *   - the same steps with 1 and with 2 threads give bitwise-equal parameters.
  * Prints one line with the losses on success.
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +155,47 @@ static bool same_outputs(const NrtModelInfo *info, float **a, float **b, int n)
     return true;
 }
 
+/* A checkpoint written here from m's parameters: hash_ok picks the
+ * model's structure hash or another one; bad_shape gives the first
+ * parameter a shape of one more element. load must refuse both kinds of
+ * file the right way and leave the model as it was. */
+static void refused_load(const NrtModelInfo *info, NrtModel *m, const char *dir, bool hash_ok,
+                         bool bad_shape, NrtStatus want)
+{
+    NrtTensorRef *t = xcalloc((size_t)info->nparams, sizeof *t);
+    float *big = xcalloc((size_t)info->params[0].numel + 1, sizeof(float));
+    for (int i = 0; i < info->nparams; i++) {
+        t[i].name = info->params[i].name;
+        t[i].rank = info->params[i].rank;
+        for (int d = 0; d < t[i].rank; d++)
+            t[i].shape[d] = info->params[i].shape[d];
+        t[i].data = info->param(m, i);
+    }
+    if (bad_shape) {
+        t[0].rank = 1;
+        t[0].shape[0] = info->params[0].numel + 1;
+        t[0].data = big;
+    }
+    char hash[32], path[4096];
+    snprintf(hash, sizeof hash, "%016llx",
+             (unsigned long long)(hash_ok ? info->structure_hash : info->structure_hash ^ 1));
+    NrtKV meta[] = {{"format", "netc"}, {"model", info->name}, {"structure_hash", hash},
+                    {"step", "3"}, {"seed", "1"}};
+    snprintf(path, sizeof path, "%s/%s-bad.safetensors", dir, info->name);
+    NrtError err;
+    check(nrt_checkpoint_save(path, t, info->nparams, meta, 5, &err), &err, "checkpoint_save");
+    uint64_t before = *info->step(m);
+    NrtStatus st = info->load(m, path, &err);
+    if (st != want)
+        fail("load of a checkpoint with %s: got %s (%s), expected %s",
+             bad_shape ? "a wrong shape" : "another structure hash", nrt_status_name(st), err.msg,
+             nrt_status_name(want));
+    if (*info->step(m) != before)
+        fail("a refused load changed the model's step");
+    free(big);
+    free(t);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2)
@@ -204,6 +248,11 @@ int main(int argc, char **argv)
         fail("predictions differ after save and load");
     if (*info->step(r) != STEPS)
         fail("load restored step %llu, expected %d", (unsigned long long)*info->step(r), STEPS);
+    refused_load(info, r, argv[1], false, false, NRT_ERR_MISMATCH);
+    refused_load(info, r, argv[1], true, true, NRT_ERR_MISMATCH);
+    predict(info, r, &d, (int)info->batch, o2);
+    if (!same_outputs(info, o1, o2, (int)info->batch))
+        fail("a refused load changed the predictions");
     info->destroy(r);
 
     nrt_set_threads(2);
