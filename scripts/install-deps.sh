@@ -9,6 +9,7 @@ packages=(
   zlib1g-dev libjansson-dev libpng-dev                     # runtime: gzip IDX, safetensors, PNG
   llvm-dev clang libclang-rt-14-dev                        # JIT, clang build, libFuzzer, sanitizers
   dataset-fashion-mnist                                    # the embedded default data set
+  graphviz                                                 # tests check netc graph output with dot
   python3-torch python3-torchvision python3-numpy          # PyTorch cross-checks
 )
 

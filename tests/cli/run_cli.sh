@@ -1,0 +1,89 @@
+#!/bin/sh
+# run_cli.sh NETC SOURCE_ROOT - the driver's contract: exit codes (0 ok,
+# 1 input errors, 2 usage or unreadable file), --help/--version, the
+# `netc check` table (its figures checked against hand-computed ones), and
+# `netc graph` output (valid DOT when Graphviz is installed).
+set -u
+netc=$1
+root=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+# expect STATUS DESCRIPTION COMMAND...: runs COMMAND, keeps its output in
+# $tmp/out and $tmp/err, and checks the exit status.
+expect() {
+    want=$1 what=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    if [ "$got" -eq "$want" ]; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL $what: exit $got, expected $want"
+        sed 's/^/    | /' "$tmp/err" | head -5
+    fi
+}
+
+# contains FILE TEXT DESCRIPTION
+contains() {
+    if grep -qF -- "$2" "$1"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL $3: '$2' not in output"
+    fi
+}
+
+ex=$root/dsl-examples
+
+expect 0 "--help" "$netc" --help
+contains "$tmp/out" "usage: netc" "--help text"
+expect 0 "--version" "$netc" --version
+contains "$tmp/out" "netc 0." "--version text"
+expect 2 "no arguments" "$netc"
+expect 2 "unknown option" "$netc" check --frobnicate "$ex/mlp.net"
+contains "$tmp/err" "unknown option '--frobnicate'" "unknown option message"
+expect 2 "missing file" "$netc" check "$tmp/none.net"
+contains "$tmp/err" "cannot open" "missing file message"
+expect 2 "a directory as the model" "$netc" check "$tmp"
+expect 2 "two model files" "$netc" check "$ex/mlp.net" "$ex/lenet.net"
+expect 2 "-o without a file" "$netc" graph "$ex/mlp.net" -o
+expect 2 "bad color mode" "$netc" check --color=sometimes "$ex/mlp.net"
+expect 2 "--ir with graph" "$netc" graph --ir "$ex/mlp.net"
+expect 2 "C output without -o" "$netc" "$ex/mlp.net"
+
+# The LeNet-BN table: PyTorch's lenet_bn has 61,750 trainable parameters
+# (conv 156 + bn 12 + conv 2,416 + bn 32 + dense 48,120 + 10,164 + 850).
+expect 0 "check lenet_bn" "$netc" check "$ex/lenet_bn.net"
+contains "$tmp/out" "parameters:              61750" "lenet_bn parameter total"
+contains "$tmp/out" "[6, 28, 28]" "conv1 output shape"
+contains "$tmp/out" "[16, 5, 5]" "second pool output shape"
+contains "$tmp/out" "forward FLOPs / sample" "FLOPs total"
+contains "$tmp/out" "activations / sample" "activation memory"
+# mlp: 784*512+512 + 512*256+256 + 256*10+10 = 535,818.
+expect 0 "check mlp" "$netc" check "$ex/mlp.net"
+contains "$tmp/out" "parameters:              535818" "mlp parameter total"
+
+# Input errors exit 1 and say where.
+printf 'model m;\ninput x [4];\nh = x -> dense(0);\n' >"$tmp/bad.net"
+expect 1 "bad model" "$netc" check "$tmp/bad.net"
+contains "$tmp/err" "bad.net:3:" "error location"
+expect 1 "bad model, graph" "$netc" graph "$tmp/bad.net" -o "$tmp/bad.dot"
+[ ! -e "$tmp/bad.dot" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: graph wrote a file for a bad model"; }
+
+# Graph output, for every example; checked by Graphviz when it is there.
+for f in "$ex"/*.net; do
+    name=$(basename "$f" .net)
+    expect 0 "graph $name" "$netc" graph "$f" -o "$tmp/$name.dot"
+    contains "$tmp/$name.dot" "digraph \"" "DOT header of $name"
+    if command -v dot >/dev/null 2>&1; then
+        expect 0 "dot accepts $name" dot -Tsvg "$tmp/$name.dot" -o "$tmp/$name.svg"
+    fi
+done
+contains "$tmp/resnet.dot" "subgraph cluster_" "blocks drawn as clusters"
+expect 2 "graph to an unwritable path" "$netc" graph "$ex/mlp.net" -o "$tmp/no/such/dir/m.dot"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
