@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cc_backend.h"
+#include "emit_c.h"
 #include "frontend.h"
 #include "netc_config.h"
 #include "progress.h"
@@ -291,7 +292,10 @@ static char *read_source(const char *path, size_t *len)
 
 typedef struct EmitCtx {
     const IrGraph *g;
+    const char *source_path;   /* the .net file, for the generated header comment */
     const char *c_source;      /* --c-source: copied instead of generated */
+    Arena *arena;              /* the compilation's, for the C backend's diagnostics */
+    bool color;
 } EmitCtx;
 
 static bool copy_file(const char *from, const char *to, char *err, size_t errsize)
@@ -313,13 +317,20 @@ static bool copy_file(const char *from, const char *to, char *err, size_t errsiz
 }
 
 /* The model's C from the emitter. */
-static bool train_emit_c(const IrGraph *g, const char *c_path, const char *h_path, char *err,
+/* Generates the model's C through the C backend. Unsupported constructs are
+ * reported with their locations here, as `netc model.net -o model.c` would. */
+static bool train_emit_c(const EmitCtx *e, const char *c_path, const char *h_path, char *err,
                          size_t errsize)
 {
-    (void)c_path, (void)h_path;
-    snprintf(err, errsize, "cannot train '%s': this netc has no C code generator yet "
-             "(compiler/emit_c.c); --c-source FILE trains a hand-written model", g->model);
-    return false;
+    DiagSink d;
+    diag_init(&d, e->arena);
+    int rc = emitc_files(e->g, e->source_path, c_path, h_path, &d, err, errsize);
+    if (rc == EMITC_ERR_INPUT) {
+        diag_print_all(&d, stderr, e->color);
+        snprintf(err, errsize, "cannot generate C for model '%s' (%d error%s above)",
+                 e->g->model, d.nerrors, d.nerrors == 1 ? "" : "s");
+    }
+    return rc == EMITC_OK;
 }
 
 static bool emit_model(void *ctx, const char *c_path, const char *h_path, char *err,
@@ -328,7 +339,7 @@ static bool emit_model(void *ctx, const char *c_path, const char *h_path, char *
     const EmitCtx *e = ctx;
     if (e->c_source)
         return copy_file(e->c_source, c_path, err, errsize);
-    return train_emit_c(e->g, c_path, h_path, err, errsize);
+    return train_emit_c(e, c_path, h_path, err, errsize);
 }
 
 typedef struct Session {
@@ -383,7 +394,8 @@ static int open_backend(Session *s)
     char variant[64];
     snprintf(variant, sizeof variant, "batch=%" PRId64 "%s", s->comp.graph->train.batch,
              s->args.c_source ? ";hand-written" : "");
-    EmitCtx ectx = {s->comp.graph, s->args.c_source};
+    EmitCtx ectx = {s->comp.graph, s->args.model_path, s->args.c_source, &s->comp.arena,
+                   s->color};
     CcbRequest req = {s->comp.graph->model, s->text, s->len, variant, emit_model, &ectx};
     /* A hand-written C file is keyed by its own bytes. */
     char *c_text = NULL;
