@@ -15,6 +15,7 @@
  *   relu, leaky_relu, tanh, sigmoid: dy * f'(x) (from x or y)
  *   batchnorm  the batch-statistics rule with the saved mean and 1/std
  *   dropout    dy * mask (the mask already holds 0 or 1/(1-p))
+ *   relu fused into batchnorm: no step; batchnorm's rule masks dy itself
  * A value's gradient buffer is overwritten by the first rule that reaches
  * it and accumulated into by the others (fan-out). Values that depend on no
  * trainable parameter get no gradient at all (the input, constant
@@ -147,8 +148,13 @@ static bool rule_unary(Ad *A, const IrNode *n, KOp op, int dy)
     int dx = take_in(A, n, 0, &acc);
     if (dx < 0)
         return true;
-    const KStep *f = forward_step(A, n);
-    KStep fwd = *f;
+    KStep fwd = {0};
+    if (A->kp->fused_into[n->id]) {     /* relu in a dense/conv epilogue: no step of its own */
+        fwd.i[0] = KACT_RELU;
+        fwd.i[1] = ir_shape_numel(n->out->shape);
+    } else {
+        fwd = *forward_step(A, n);
+    }
     KStep *s = step(A, op, n, "backward");
     if (!s)
         return false;
@@ -168,19 +174,24 @@ static bool rule_unary(Ad *A, const IrNode *n, KOp op, int dy)
     return true;
 }
 
+/* A fused relu after batchnorm has no step of its own: batchnorm's
+ * backward masks dy with the fused output (y > 0). */
 static bool rule_batchnorm(Ad *A, const IrNode *n, int dy)
 {
     bool acc;
     int dx = take_in(A, n, 0, &acc);
     const KStep *f = forward_step(A, n);
     KStep fwd = *f;
-    KStep *s = step(A, K_BN_BWD, n, "backward");
+    const IrNode *r = A->kp->relu_of[n->id];
+    const char *fn = r ? arena_printf(A->kp->g->a, "%s_backward", r->name) : "backward";
+    KStep *s = fn ? step(A, K_BN_BWD, n, fn) : NULL;
     if (!s)
         return false;
-    int b[8] = {dy, A->val[n->in[0]->id], pdata(A, n->gamma), A->aux[n->id][0],
-                A->aux[n->id][1], dx, pgrad(A, n->gamma), pgrad(A, n->beta)};
+    int b[9] = {dy, A->val[n->in[0]->id], pdata(A, n->gamma), A->aux[n->id][0],
+                A->aux[n->id][1], dx, pgrad(A, n->gamma), pgrad(A, n->beta),
+                r ? A->val[r->out->id] : -1};
     memcpy(s->buf, b, sizeof b);
-    s->nbuf = 8;
+    s->nbuf = 9;
     s->acc = acc;
     copy_ints(s, &fwd);
     return true;
@@ -236,6 +247,13 @@ static bool backward_node(Ad *A, const IrNode *n)
 {
     if (n->op == IR_OP_INPUT || !A->written[n->out->id])
         return true;
+    const IrNode *p = n->in[0]->producer;
+    if (A->kp->fused_into[n->id] && p->op == IR_OP_BATCHNORM) {
+        /* batchnorm's rule takes the relu's gradient as its own dy */
+        A->grad[p->out->id] = A->grad[n->out->id];
+        A->written[p->out->id] = true;
+        return true;
+    }
     int dy = A->grad[n->out->id];
     switch (n->op) {
     case IR_OP_DENSE: return rule_params(A, n, K_DENSE_BWD, dy);

@@ -215,7 +215,8 @@ static void body_dense(Emit *E, const KStep *s)
         decl(E, false, "w", s->buf[1]);
         decl(E, false, "b", s->buf[2]);
         decl(E, true, "y", s->buf[3]);
-        out(E, "    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);\n");
+        out(E, "    nrt_dense_forward(n, IN, OUT, x, w, b, %s, y, &m->ws);\n",
+            s->i[2] ? "NRT_ACT_RELU" : "NRT_ACT_NONE");
         return;
     }
     decl(E, false, "dy", s->buf[0]);
@@ -250,7 +251,8 @@ static void body_conv(Emit *E, const KStep *s)
         decl(E, false, "w", s->buf[1]);
         decl(E, false, "b", s->buf[2]);
         decl(E, true, "y", s->buf[3]);
-        out(E, "    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);\n");
+        out(E, "    nrt_conv_forward(&s, x, w, b, %s, y, &m->ws);\n",
+            s->i[7] ? "NRT_ACT_RELU" : "NRT_ACT_NONE");
         return;
     }
     decl(E, false, "dy", s->buf[0]);
@@ -362,11 +364,12 @@ static void body_bn(Emit *E, const KStep *s)
         if (tr) {
             decl(E, true, "mean", s->buf[6]);
             decl(E, true, "invstd", s->buf[7]);
-            out(E, "    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, %s, %s, rmean, rvar, false, y,\n"
-                   "                                mean, invstd);\n", dbl(b1, s->f[1]), dbl(b2, s->f[0]));
+            out(E, "    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, %s, %s, rmean, rvar, %s, y,\n"
+                   "                                mean, invstd);\n", dbl(b1, s->f[1]), dbl(b2, s->f[0]),
+                s->i[2] ? "true" : "false");
         } else {
-            out(E, "    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, %s, false, y);\n",
-                dbl(b1, s->f[1]));
+            out(E, "    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, %s, %s, y);\n",
+                dbl(b1, s->f[1]), s->i[2] ? "true" : "false");
         }
         return;
     }
@@ -378,8 +381,10 @@ static void body_bn(Emit *E, const KStep *s)
     decl(E, true, "dx", s->buf[5]);
     decl(E, true, "dgamma", s->buf[6]);
     decl(E, true, "dbeta", s->buf[7]);
-    out(E, "    nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, %s,\n"
-           "                           false);\n", acc_str(s));
+    if (s->buf[8] >= 0)
+        decl(E, false, "y", s->buf[8]);
+    out(E, "    nrt_batchnorm_backward(n, C, S, dy, x, %s, gamma, mean, invstd, dx, dgamma, dbeta, %s,\n"
+           "                           false);\n", s->buf[8] >= 0 ? "y" : "NULL", acc_str(s));
 }
 
 /* Masks from (seed, NRT_RNG_DROPOUT, step, sample i, element STREAM << 32 | j):

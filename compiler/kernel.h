@@ -49,9 +49,9 @@ typedef enum KOp {
     K_PREPROCESS,       /* b0 = pre(x): x is the caller's raw input; b1 mean, b2 std (or -1) */
     K_AUGMENT_GEO,      /* b0 = translate/flip/rotate(x), b1 scratch (train only) */
     K_AUGMENT_POST,     /* in place on b0: cutout, noise (train only) */
-    K_DENSE_FWD,        /* b0 x, b1 w, b2 b|-1 -> b3 y; i0 in, i1 out, i2 act */
+    K_DENSE_FWD,        /* b0 x, b1 w, b2 b|-1 -> b3 y; i0 in, i1 out, i2 fused relu */
     K_DENSE_BWD,        /* b0 dy, b1 x, b2 w -> b3 dx|-1 (acc), b4 dw, b5 db|-1 */
-    K_CONV_FWD,         /* b0 x, b1 w, b2 b|-1 -> b3 y; conv shape in i0..i6, i7 act */
+    K_CONV_FWD,         /* b0 x, b1 w, b2 b|-1 -> b3 y; conv shape in i0..i6, i7 fused relu */
     K_CONV_BWD,         /* b0 dy, b1 x, b2 w -> b3 dx|-1 (acc), b4 dw, b5 db|-1 */
     K_MAXPOOL_FWD,      /* b0 x -> b1 y, b2 argmax (int32, train only); pool shape i0 c, i1 h,
                          * i2 w, i3 size, i4 stride, i5 pad, i6 oh, i7 ow */
@@ -61,9 +61,10 @@ typedef enum KOp {
     K_ACT_FWD,          /* b0 x -> b1 y; i0 KAct, i1 numel, f0 slope */
     K_ACT_BWD,          /* b0 dy, b1 x, b2 y -> b3 dx (acc) */
     K_BN_FWD_TRAIN,     /* b0 x, b1 gamma, b2 beta, b3 rmean, b4 rvar -> b5 y, b6 mean, b7 invstd;
-                         * i0 c, i1 spatial; f0 momentum, f1 eps */
+                         * i0 c, i1 spatial, i2 fused relu; f0 momentum, f1 eps */
     K_BN_FWD_INFER,     /* b0 x, b1 gamma, b2 beta, b3 rmean, b4 rvar -> b5 y */
-    K_BN_BWD,           /* b0 dy, b1 x, b2 gamma, b3 mean, b4 invstd -> b5 dx (acc), b6 dgamma, b7 dbeta */
+    K_BN_BWD,           /* b0 dy, b1 x, b2 gamma, b3 mean, b4 invstd -> b5 dx (acc), b6 dgamma,
+                         * b7 dbeta; b8 the fused relu's output (masks dy) or -1 */
     K_DROPOUT_FWD,      /* b0 x -> b1 y, b2 mask; i0 numel, i1 node id (RNG stream); f0 p */
     K_DROPOUT_BWD,      /* b0 dy, b1 mask -> b2 dx (acc) */
     K_ADD_FWD,          /* b0.. inputs (nbuf-1) -> last buf y; i0 numel */
@@ -115,6 +116,11 @@ typedef struct KProgram {
     Vec(KParam) params;         /* in IrParam order */
     KStepList predict;
     KStepList train;
+    /* Fusion (node id ->): the relu folded into a dense/conv/batchnorm node's
+     * step, or NULL; fused_into: true for such a relu (it has no forward
+     * step; after a batchnorm no backward step either). */
+    const IrNode **relu_of;
+    bool *fused_into;
     int pre_mean, pre_std;      /* preprocessing statistics buffers, -1 when none */
     int64_t pre_channels;       /* entries of pre_mean / pre_std */
     int64_t block_floats;       /* parameter block size */

@@ -229,6 +229,44 @@ static int pbuf(const KProgram *kp, const IrParam *p)
     return p ? kparam(kp, p)->buf : -1;
 }
 
+/* ---- fusion: dense/conv/batchnorm + relu -> one step ---------------------- */
+
+/* x -> dense|conv|batchnorm -> relu, where the relu is the only use of the
+ * first output (no other consumer, not an output): the relu goes into the
+ * kernel's epilogue (the GEMM's, or batchnorm's relu flag), which saves a
+ * pass over the tensor and its buffer. */
+static bool plan_fusion(KProgram *kp)
+{
+    const IrGraph *g = kp->g;
+    Arena *a = g->a;
+    size_t nn = g->nodes.len ? g->nodes.len : 1, nv = g->values.len ? g->values.len : 1;
+    int *uses = arena_array(a, nv, sizeof *uses);
+    const IrNode **consumer = arena_array(a, nv, sizeof *consumer);
+    kp->relu_of = arena_array(a, nn, sizeof *kp->relu_of);
+    kp->fused_into = arena_array(a, nn, sizeof *kp->fused_into);
+    if (!uses || !consumer || !kp->relu_of || !kp->fused_into)
+        return false;
+    for (size_t i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = g->nodes.items[i];
+        for (int k = 0; k < n->nin; k++) {
+            uses[n->in[k]->id]++;
+            consumer[n->in[k]->id] = n;
+        }
+    }
+    for (size_t k = 0; k < g->outputs.len; k++)
+        uses[g->outputs.items[k].value->id]++;
+    for (size_t i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = g->nodes.items[i];
+        bool host = n->op == IR_OP_DENSE || n->op == IR_OP_CONV || n->op == IR_OP_BATCHNORM;
+        const IrNode *r = consumer[n->out->id];
+        if (host && uses[n->out->id] == 1 && r->op == IR_OP_RELU) {
+            kp->relu_of[n->id] = r;
+            kp->fused_into[r->id] = true;
+        }
+    }
+    return true;
+}
+
 /* ---- forward ------------------------------------------------------------- */
 
 typedef struct Lower {
@@ -281,11 +319,16 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         map[n->out->id] = x;
         return true;
     }
-    if (op == IR_OP_CROSS_ENTROPY || op == IR_OP_MSE || (train && op == IR_OP_SOFTMAX))
-        return true;    /* losses: autodiff; softmax: outputs only */
-    int y = kp_buf_new(kp, n->name, KS_ARENA, numel, 0);
+    if (op == IR_OP_CROSS_ENTROPY || op == IR_OP_MSE || (train && op == IR_OP_SOFTMAX)
+        || kp->fused_into[n->id])
+        return true;    /* losses: autodiff; softmax: outputs only; fused relus: done */
+    const IrNode *relu = kp->relu_of[n->id];
+    int y = kp_buf_new(kp, relu ? relu->name : n->name, KS_ARENA, numel, 0);
     map[n->out->id] = y;
-    const char *fn = arena_printf(a, "%s_%s", n->name, train ? "forward" : "infer");
+    if (relu)
+        map[relu->out->id] = y;
+    const char *fn = arena_printf(a, "%s%s%s_%s", n->name, relu ? "_" : "", relu ? relu->name : "",
+                                  train ? "forward" : "infer");
     KStep *s = NULL;
     switch (op) {
     case IR_OP_DENSE:
@@ -293,6 +336,7 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         if (s) {
             step_bufs(s, 4, (int[]){x, pbuf(kp, n->weight), pbuf(kp, n->bias), y});
             s->i[0] = ir_shape_numel(n->in[0]->shape), s->i[1] = numel;
+            s->i[2] = relu != NULL;
         }
         break;
     case IR_OP_CONV:
@@ -300,6 +344,7 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         if (s) {
             step_bufs(s, 4, (int[]){x, pbuf(kp, n->weight), pbuf(kp, n->bias), y});
             conv_ints(s, n);
+            s->i[7] = relu != NULL;
         }
         break;
     case IR_OP_MAXPOOL:
@@ -350,6 +395,7 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
             s->nbuf = 8;
         }
         bn_ints(s, n);
+        s->i[2] = relu != NULL;
         break;
     }
     case IR_OP_DROPOUT:
@@ -606,7 +652,7 @@ int lower_program(const IrGraph *g, const char *source_name, DiagSink *d, KProgr
                arena_array(a, g->nodes.len + 1, sizeof *L.aux)};
     for (size_t i = 0; L.aux && i < g->nodes.len; i++)
         L.aux[i][0] = L.aux[i][1] = -1;
-    bool ok = L.train_val && L.pred_val && L.aux && plan_params(kp);
+    bool ok = L.train_val && L.pred_val && L.aux && plan_params(kp) && plan_fusion(kp);
     if (ok) {
         ok = lower_forward(&L, true);
     }

@@ -15,7 +15,7 @@
 #include "inits.h"
 
 #define BLOCK_FLOATS 752832
-#define ARENA_FLOATS 6405120
+#define ARENA_FLOATS 4799488
 #define STRUCTURE_HASH_STR "a097368ad66c985e"    /* INITS_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -49,56 +49,38 @@ static void p00_preprocess(NrtModel *m, int n)
 }
 
 /* inits.net:27: conv(16, 3, pad=1, init=kaiming(fan=out)) */
-static void p01_conv1_infer(NrtModel *m, int n)
+static void p01_conv1_relu1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(144);    /* conv1.bias */
-    float *y = A(50176);    /* conv1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* inits.net:27: relu */
-static void p02_relu1_infer(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(50176);    /* conv1 */
-    float *y = A(852992);    /* relu1 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(50176);    /* relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* inits.net:28: conv(16, 3, pad=1, init=he, bias_init=zeros) */
-static void p03_conv2_infer(NrtModel *m, int n)
+static void p02_conv2_relu2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(852992);    /* relu1 */
+    const float *x = A(50176);    /* relu1 */
     const float *w = P(160);    /* conv2.weight */
     const float *b = P(2464);    /* conv2.bias */
-    float *y = A(0);    /* conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* inits.net:28: relu */
-static void p04_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(0);    /* conv2 */
-    float *y = A(802816);    /* relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(852992);    /* relu2 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* inits.net:28: maxpool(2) */
-static void p05_maxpool1_infer(NrtModel *m, int n)
+static void p03_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(802816);    /* relu2 */
+    const float *x = A(852992);    /* relu2 */
     float *y = A(0);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* inits.net:31: conv(32, 3, pad=1, init=kaiming(slope=0.1)) */
-static void p06_conv3_infer(NrtModel *m, int n)
+static void p04_conv3_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(0);    /* maxpool1 */
@@ -109,7 +91,7 @@ static void p06_conv3_infer(NrtModel *m, int n)
 }
 
 /* inits.net:31: leaky_relu(slope=0.1) */
-static void p07_leaky_relu1_infer(NrtModel *m, int n)
+static void p05_leaky_relu1_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
     const float *x = A(200704);    /* conv3 */
@@ -118,7 +100,7 @@ static void p07_leaky_relu1_infer(NrtModel *m, int n)
 }
 
 /* inits.net:32: conv(32, 3, pad=1, init=kaiming_uniform) */
-static void p08_conv4_infer(NrtModel *m, int n)
+static void p06_conv4_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(602112);    /* leaky_relu1 */
@@ -129,7 +111,7 @@ static void p08_conv4_infer(NrtModel *m, int n)
 }
 
 /* inits.net:32: leaky_relu */
-static void p09_leaky_relu2_infer(NrtModel *m, int n)
+static void p07_leaky_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
     const float *x = A(0);    /* conv4 */
@@ -138,7 +120,7 @@ static void p09_leaky_relu2_infer(NrtModel *m, int n)
 }
 
 /* inits.net:33: maxpool(2) */
-static void p10_maxpool2_infer(NrtModel *m, int n)
+static void p08_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
     const float *x = A(401408);    /* leaky_relu2 */
@@ -147,7 +129,7 @@ static void p10_maxpool2_infer(NrtModel *m, int n)
 }
 
 /* inits.net:36: dense(128, init=xavier) */
-static void p11_dense1_infer(NrtModel *m, int n)
+static void p09_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
     const float *x = A(0);    /* maxpool2 */
@@ -158,7 +140,7 @@ static void p11_dense1_infer(NrtModel *m, int n)
 }
 
 /* inits.net:36: tanh */
-static void p12_tanh1_infer(NrtModel *m, int n)
+static void p10_tanh1_infer(NrtModel *m, int n)
 {
     enum { D = 128 };
     const float *x = A(100352);    /* dense1 */
@@ -167,7 +149,7 @@ static void p12_tanh1_infer(NrtModel *m, int n)
 }
 
 /* inits.net:37: dense(128, init=xavier_uniform) */
-static void p13_dense2_infer(NrtModel *m, int n)
+static void p11_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 128 };
     const float *x = A(0);    /* tanh1 */
@@ -178,7 +160,7 @@ static void p13_dense2_infer(NrtModel *m, int n)
 }
 
 /* inits.net:37: tanh */
-static void p14_tanh2_infer(NrtModel *m, int n)
+static void p12_tanh2_infer(NrtModel *m, int n)
 {
     enum { D = 128 };
     const float *x = A(8192);    /* dense2 */
@@ -187,7 +169,7 @@ static void p14_tanh2_infer(NrtModel *m, int n)
 }
 
 /* inits.net:38: dense(64, init=glorot) */
-static void p15_dense3_infer(NrtModel *m, int n)
+static void p13_dense3_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 64 };
     const float *x = A(0);    /* tanh2 */
@@ -198,7 +180,7 @@ static void p15_dense3_infer(NrtModel *m, int n)
 }
 
 /* inits.net:38: sigmoid */
-static void p16_sigmoid1_infer(NrtModel *m, int n)
+static void p14_sigmoid1_infer(NrtModel *m, int n)
 {
     enum { D = 64 };
     const float *x = A(8192);    /* dense3 */
@@ -207,47 +189,29 @@ static void p16_sigmoid1_infer(NrtModel *m, int n)
 }
 
 /* inits.net:39: dense(64, init=uniform(0.05), bias_init=constant(0.0)) */
-static void p17_dense4_infer(NrtModel *m, int n)
+static void p15_dense4_relu3_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 64 };
     const float *x = A(0);    /* sigmoid1 */
     const float *w = P(241968);    /* dense4.weight */
     const float *b = P(246064);    /* dense4.bias */
-    float *y = A(4096);    /* dense4 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* inits.net:39: relu */
-static void p18_relu3_infer(NrtModel *m, int n)
-{
-    enum { D = 64 };
-    const float *x = A(4096);    /* dense4 */
-    float *y = A(0);    /* relu3 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(4096);    /* relu3 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* inits.net:40: dense(64, init=kaiming) */
-static void p19_dense5_infer(NrtModel *m, int n)
+static void p16_dense5_relu4_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 64 };
-    const float *x = A(0);    /* relu3 */
+    const float *x = A(4096);    /* relu3 */
     const float *w = P(246128);    /* dense5.weight */
     const float *b = P(250224);    /* dense5.bias */
-    float *y = A(4096);    /* dense5 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* inits.net:40: relu */
-static void p20_relu4_infer(NrtModel *m, int n)
-{
-    enum { D = 64 };
-    const float *x = A(4096);    /* dense5 */
     float *y = A(0);    /* relu4 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* inits.net:42: dense(10, init=normal(0.001), bias_init=zeros) */
-static void p21_dense6_infer(NrtModel *m, int n)
+static void p17_dense6_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
     const float *x = A(0);    /* relu4 */
@@ -258,7 +222,7 @@ static void p21_dense6_infer(NrtModel *m, int n)
 }
 
 /* inits.net:42: dense(10, init=normal(0.001), bias_init=zeros) */
-static void p22_output_logits(NrtModel *m, int n)
+static void p18_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(4096);    /* dense6 */
@@ -281,235 +245,199 @@ static void t00_preprocess(NrtModel *m, int n)
 }
 
 /* inits.net:27: conv(16, 3, pad=1, init=kaiming(fan=out)) */
-static void t01_conv1_forward(NrtModel *m, int n)
+static void t01_conv1_relu1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(144);    /* conv1.bias */
-    float *y = A(50176);    /* conv1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* inits.net:27: relu */
-static void t02_relu1_forward(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(50176);    /* conv1 */
-    float *y = A(852992);    /* relu1 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(50176);    /* relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* inits.net:28: conv(16, 3, pad=1, init=he, bias_init=zeros) */
-static void t03_conv2_forward(NrtModel *m, int n)
+static void t02_conv2_relu2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(852992);    /* relu1 */
+    const float *x = A(50176);    /* relu1 */
     const float *w = P(160);    /* conv2.weight */
     const float *b = P(2464);    /* conv2.bias */
-    float *y = A(1655808);    /* conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* inits.net:28: relu */
-static void t04_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(1655808);    /* conv2 */
-    float *y = A(2458624);    /* relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(852992);    /* relu2 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* inits.net:28: maxpool(2) */
-static void t05_maxpool1_forward(NrtModel *m, int n)
+static void t03_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(2458624);    /* relu2 */
-    float *y = A(3261440);    /* maxpool1 */
-    float *argmax = A(3462144);    /* maxpool1.argmax */
+    const float *x = A(852992);    /* relu2 */
+    float *y = A(1655808);    /* maxpool1 */
+    float *argmax = A(1856512);    /* maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
 /* inits.net:31: conv(32, 3, pad=1, init=kaiming(slope=0.1)) */
-static void t06_conv3_forward(NrtModel *m, int n)
+static void t04_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3261440);    /* maxpool1 */
+    const float *x = A(1655808);    /* maxpool1 */
     const float *w = P(2480);    /* conv3.weight */
     const float *b = P(7088);    /* conv3.bias */
-    float *y = A(3662848);    /* conv3 */
+    float *y = A(2057216);    /* conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* inits.net:31: leaky_relu(slope=0.1) */
-static void t07_leaky_relu1_forward(NrtModel *m, int n)
+static void t05_leaky_relu1_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x = A(3662848);    /* conv3 */
-    float *y = A(4064256);    /* leaky_relu1 */
+    const float *x = A(2057216);    /* conv3 */
+    float *y = A(2458624);    /* leaky_relu1 */
     nrt_leaky_relu_forward((int64_t)n * D, 0.100000001f, x, y);
 }
 
 /* inits.net:32: conv(32, 3, pad=1, init=kaiming_uniform) */
-static void t08_conv4_forward(NrtModel *m, int n)
+static void t06_conv4_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(4064256);    /* leaky_relu1 */
+    const float *x = A(2458624);    /* leaky_relu1 */
     const float *w = P(7120);    /* conv4.weight */
     const float *b = P(16336);    /* conv4.bias */
-    float *y = A(4465664);    /* conv4 */
+    float *y = A(2860032);    /* conv4 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* inits.net:32: leaky_relu */
-static void t09_leaky_relu2_forward(NrtModel *m, int n)
+static void t07_leaky_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x = A(4465664);    /* conv4 */
-    float *y = A(4867072);    /* leaky_relu2 */
+    const float *x = A(2860032);    /* conv4 */
+    float *y = A(3261440);    /* leaky_relu2 */
     nrt_leaky_relu_forward((int64_t)n * D, 0.00999999978f, x, y);
 }
 
 /* inits.net:33: maxpool(2) */
-static void t10_maxpool2_forward(NrtModel *m, int n)
+static void t08_maxpool2_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(4867072);    /* leaky_relu2 */
-    float *y = A(5268480);    /* maxpool2 */
-    float *argmax = A(5368832);    /* maxpool2.argmax */
+    const float *x = A(3261440);    /* leaky_relu2 */
+    float *y = A(3662848);    /* maxpool2 */
+    float *argmax = A(3763200);    /* maxpool2.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
 /* inits.net:36: dense(128, init=xavier) */
-static void t11_dense1_forward(NrtModel *m, int n)
+static void t09_dense1_forward(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *x = A(5268480);    /* maxpool2 */
+    const float *x = A(3662848);    /* maxpool2 */
     const float *w = P(16368);    /* dense1.weight */
     const float *b = P(217072);    /* dense1.bias */
-    float *y = A(5469184);    /* dense1 */
+    float *y = A(3863552);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* inits.net:36: tanh */
-static void t12_tanh1_forward(NrtModel *m, int n)
+static void t10_tanh1_forward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *x = A(5469184);    /* dense1 */
-    float *y = A(5477376);    /* tanh1 */
+    const float *x = A(3863552);    /* dense1 */
+    float *y = A(3871744);    /* tanh1 */
     nrt_tanh_forward((int64_t)n * D, x, y);
 }
 
 /* inits.net:37: dense(128, init=xavier_uniform) */
-static void t13_dense2_forward(NrtModel *m, int n)
+static void t11_dense2_forward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 128 };
-    const float *x = A(5477376);    /* tanh1 */
+    const float *x = A(3871744);    /* tanh1 */
     const float *w = P(217200);    /* dense2.weight */
     const float *b = P(233584);    /* dense2.bias */
-    float *y = A(5485568);    /* dense2 */
+    float *y = A(3879936);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* inits.net:37: tanh */
-static void t14_tanh2_forward(NrtModel *m, int n)
+static void t12_tanh2_forward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *x = A(5485568);    /* dense2 */
-    float *y = A(5493760);    /* tanh2 */
+    const float *x = A(3879936);    /* dense2 */
+    float *y = A(3888128);    /* tanh2 */
     nrt_tanh_forward((int64_t)n * D, x, y);
 }
 
 /* inits.net:38: dense(64, init=glorot) */
-static void t15_dense3_forward(NrtModel *m, int n)
+static void t13_dense3_forward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 64 };
-    const float *x = A(5493760);    /* tanh2 */
+    const float *x = A(3888128);    /* tanh2 */
     const float *w = P(233712);    /* dense3.weight */
     const float *b = P(241904);    /* dense3.bias */
-    float *y = A(5501952);    /* dense3 */
+    float *y = A(3896320);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* inits.net:38: sigmoid */
-static void t16_sigmoid1_forward(NrtModel *m, int n)
+static void t14_sigmoid1_forward(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *x = A(5501952);    /* dense3 */
-    float *y = A(5506048);    /* sigmoid1 */
+    const float *x = A(3896320);    /* dense3 */
+    float *y = A(3900416);    /* sigmoid1 */
     nrt_sigmoid_forward((int64_t)n * D, x, y);
 }
 
 /* inits.net:39: dense(64, init=uniform(0.05), bias_init=constant(0.0)) */
-static void t17_dense4_forward(NrtModel *m, int n)
+static void t15_dense4_relu3_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 64 };
-    const float *x = A(5506048);    /* sigmoid1 */
+    const float *x = A(3900416);    /* sigmoid1 */
     const float *w = P(241968);    /* dense4.weight */
     const float *b = P(246064);    /* dense4.bias */
-    float *y = A(5510144);    /* dense4 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* inits.net:39: relu */
-static void t18_relu3_forward(NrtModel *m, int n)
-{
-    enum { D = 64 };
-    const float *x = A(5510144);    /* dense4 */
-    float *y = A(5514240);    /* relu3 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(3904512);    /* relu3 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* inits.net:40: dense(64, init=kaiming) */
-static void t19_dense5_forward(NrtModel *m, int n)
+static void t16_dense5_relu4_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 64 };
-    const float *x = A(5514240);    /* relu3 */
+    const float *x = A(3904512);    /* relu3 */
     const float *w = P(246128);    /* dense5.weight */
     const float *b = P(250224);    /* dense5.bias */
-    float *y = A(5518336);    /* dense5 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* inits.net:40: relu */
-static void t20_relu4_forward(NrtModel *m, int n)
-{
-    enum { D = 64 };
-    const float *x = A(5518336);    /* dense5 */
-    float *y = A(5522432);    /* relu4 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(3908608);    /* relu4 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* inits.net:42: dense(10, init=normal(0.001), bias_init=zeros) */
-static void t21_dense6_forward(NrtModel *m, int n)
+static void t17_dense6_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *x = A(5522432);    /* relu4 */
+    const float *x = A(3908608);    /* relu4 */
     const float *w = P(250288);    /* dense6.weight */
     const float *b = P(250928);    /* dense6.bias */
-    float *y = A(5526528);    /* dense6 */
+    float *y = A(3912704);    /* dense6 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* inits.net:44: cross_entropy(logits, label) */
-static void t22_cross_entropy1_loss(NrtModel *m, int n)
+static void t18_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(5526528);    /* dense6 */
-    float *dx = A(5527168);    /* logits.grad */
+    const float *x = A(3912704);    /* dense6 */
+    float *dx = A(3913344);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
 }
 
 /* inits.net:42: dense(10, init=normal(0.001), bias_init=zeros) */
-static void t23_dense6_backward(NrtModel *m, int n)
+static void t19_dense6_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *dy = A(5527168);    /* logits.grad */
-    const float *x = A(5522432);    /* relu4 */
+    const float *dy = A(3913344);    /* logits.grad */
+    const float *x = A(3908608);    /* relu4 */
     const float *w = P(250288);    /* dense6.weight */
-    float *dx = A(5527808);    /* c.grad */
+    float *dx = A(3913984);    /* c.grad */
     float *dw = P(501232);    /* dense6.weight.grad */
     float *db = P(501872);    /* dense6.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -518,23 +446,23 @@ static void t23_dense6_backward(NrtModel *m, int n)
 }
 
 /* inits.net:40: relu */
-static void t24_relu4_backward(NrtModel *m, int n)
+static void t20_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *dy = A(5527808);    /* c.grad */
-    const float *y = A(5522432);    /* relu4 */
-    float *dx = A(5531904);    /* dense5.grad */
+    const float *dy = A(3913984);    /* c.grad */
+    const float *y = A(3908608);    /* relu4 */
+    float *dx = A(3918080);    /* dense5.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* inits.net:40: dense(64, init=kaiming) */
-static void t25_dense5_backward(NrtModel *m, int n)
+static void t21_dense5_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 64 };
-    const float *dy = A(5531904);    /* dense5.grad */
-    const float *x = A(5514240);    /* relu3 */
+    const float *dy = A(3918080);    /* dense5.grad */
+    const float *x = A(3904512);    /* relu3 */
     const float *w = P(246128);    /* dense5.weight */
-    float *dx = A(5518336);    /* relu3.grad */
+    float *dx = A(3908608);    /* relu3.grad */
     float *dw = P(497072);    /* dense5.weight.grad */
     float *db = P(501168);    /* dense5.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -543,23 +471,23 @@ static void t25_dense5_backward(NrtModel *m, int n)
 }
 
 /* inits.net:39: relu */
-static void t26_relu3_backward(NrtModel *m, int n)
+static void t22_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *dy = A(5518336);    /* relu3.grad */
-    const float *y = A(5514240);    /* relu3 */
-    float *dx = A(5522432);    /* dense4.grad */
+    const float *dy = A(3908608);    /* relu3.grad */
+    const float *y = A(3904512);    /* relu3 */
+    float *dx = A(3912704);    /* dense4.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* inits.net:39: dense(64, init=uniform(0.05), bias_init=constant(0.0)) */
-static void t27_dense4_backward(NrtModel *m, int n)
+static void t23_dense4_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 64 };
-    const float *dy = A(5522432);    /* dense4.grad */
-    const float *x = A(5506048);    /* sigmoid1 */
+    const float *dy = A(3912704);    /* dense4.grad */
+    const float *x = A(3900416);    /* sigmoid1 */
     const float *w = P(241968);    /* dense4.weight */
-    float *dx = A(5510144);    /* sigmoid1.grad */
+    float *dx = A(3904512);    /* sigmoid1.grad */
     float *dw = P(492912);    /* dense4.weight.grad */
     float *db = P(497008);    /* dense4.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -568,23 +496,23 @@ static void t27_dense4_backward(NrtModel *m, int n)
 }
 
 /* inits.net:38: sigmoid */
-static void t28_sigmoid1_backward(NrtModel *m, int n)
+static void t24_sigmoid1_backward(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *dy = A(5510144);    /* sigmoid1.grad */
-    const float *y = A(5506048);    /* sigmoid1 */
-    float *dx = A(5514240);    /* dense3.grad */
+    const float *dy = A(3904512);    /* sigmoid1.grad */
+    const float *y = A(3900416);    /* sigmoid1 */
+    float *dx = A(3908608);    /* dense3.grad */
     nrt_sigmoid_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* inits.net:38: dense(64, init=glorot) */
-static void t29_dense3_backward(NrtModel *m, int n)
+static void t25_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 64 };
-    const float *dy = A(5514240);    /* dense3.grad */
-    const float *x = A(5493760);    /* tanh2 */
+    const float *dy = A(3908608);    /* dense3.grad */
+    const float *x = A(3888128);    /* tanh2 */
     const float *w = P(233712);    /* dense3.weight */
-    float *dx = A(5501952);    /* tanh2.grad */
+    float *dx = A(3896320);    /* tanh2.grad */
     float *dw = P(484656);    /* dense3.weight.grad */
     float *db = P(492848);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -593,23 +521,23 @@ static void t29_dense3_backward(NrtModel *m, int n)
 }
 
 /* inits.net:37: tanh */
-static void t30_tanh2_backward(NrtModel *m, int n)
+static void t26_tanh2_backward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *dy = A(5501952);    /* tanh2.grad */
-    const float *y = A(5493760);    /* tanh2 */
-    float *dx = A(5510144);    /* dense2.grad */
+    const float *dy = A(3896320);    /* tanh2.grad */
+    const float *y = A(3888128);    /* tanh2 */
+    float *dx = A(3904512);    /* dense2.grad */
     nrt_tanh_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* inits.net:37: dense(128, init=xavier_uniform) */
-static void t31_dense2_backward(NrtModel *m, int n)
+static void t27_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 128 };
-    const float *dy = A(5510144);    /* dense2.grad */
-    const float *x = A(5477376);    /* tanh1 */
+    const float *dy = A(3904512);    /* dense2.grad */
+    const float *x = A(3871744);    /* tanh1 */
     const float *w = P(217200);    /* dense2.weight */
-    float *dx = A(5485568);    /* tanh1.grad */
+    float *dx = A(3879936);    /* tanh1.grad */
     float *dw = P(468144);    /* dense2.weight.grad */
     float *db = P(484528);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -618,23 +546,23 @@ static void t31_dense2_backward(NrtModel *m, int n)
 }
 
 /* inits.net:36: tanh */
-static void t32_tanh1_backward(NrtModel *m, int n)
+static void t28_tanh1_backward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *dy = A(5485568);    /* tanh1.grad */
-    const float *y = A(5477376);    /* tanh1 */
-    float *dx = A(5493760);    /* dense1.grad */
+    const float *dy = A(3879936);    /* tanh1.grad */
+    const float *y = A(3871744);    /* tanh1 */
+    float *dx = A(3888128);    /* dense1.grad */
     nrt_tanh_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* inits.net:36: dense(128, init=xavier) */
-static void t33_dense1_backward(NrtModel *m, int n)
+static void t29_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *dy = A(5493760);    /* dense1.grad */
-    const float *x = A(5268480);    /* maxpool2 */
+    const float *dy = A(3888128);    /* dense1.grad */
+    const float *x = A(3662848);    /* maxpool2 */
     const float *w = P(16368);    /* dense1.weight */
-    float *dx = A(5501952);    /* b.grad */
+    float *dx = A(3896320);    /* b.grad */
     float *dw = P(267312);    /* dense1.weight.grad */
     float *db = P(468016);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -643,33 +571,33 @@ static void t33_dense1_backward(NrtModel *m, int n)
 }
 
 /* inits.net:33: maxpool(2) */
-static void t34_maxpool2_backward(NrtModel *m, int n)
+static void t30_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *dy = A(5501952);    /* b.grad */
-    const float *argmax = A(5368832);    /* maxpool2.argmax */
-    float *dx = A(5602304);    /* leaky_relu2.grad */
+    const float *dy = A(3896320);    /* b.grad */
+    const float *argmax = A(3763200);    /* maxpool2.argmax */
+    float *dx = A(3996672);    /* leaky_relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
 /* inits.net:32: leaky_relu */
-static void t35_leaky_relu2_backward(NrtModel *m, int n)
+static void t31_leaky_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(5602304);    /* leaky_relu2.grad */
-    const float *x = A(4465664);    /* conv4 */
-    float *dx = A(6003712);    /* conv4.grad */
+    const float *dy = A(3996672);    /* leaky_relu2.grad */
+    const float *x = A(2860032);    /* conv4 */
+    float *dx = A(4398080);    /* conv4.grad */
     nrt_leaky_relu_backward((int64_t)n * D, 0.00999999978f, dy, x, dx, false);
 }
 
 /* inits.net:32: conv(32, 3, pad=1, init=kaiming_uniform) */
-static void t36_conv4_backward(NrtModel *m, int n)
+static void t32_conv4_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(6003712);    /* conv4.grad */
-    const float *x = A(4064256);    /* leaky_relu1 */
+    const float *dy = A(4398080);    /* conv4.grad */
+    const float *x = A(2458624);    /* leaky_relu1 */
     const float *w = P(7120);    /* conv4.weight */
-    float *dx = A(4465664);    /* leaky_relu1.grad */
+    float *dx = A(2860032);    /* leaky_relu1.grad */
     float *dw = P(258064);    /* conv4.weight.grad */
     float *db = P(267280);    /* conv4.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -678,23 +606,23 @@ static void t36_conv4_backward(NrtModel *m, int n)
 }
 
 /* inits.net:31: leaky_relu(slope=0.1) */
-static void t37_leaky_relu1_backward(NrtModel *m, int n)
+static void t33_leaky_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(4465664);    /* leaky_relu1.grad */
-    const float *x = A(3662848);    /* conv3 */
-    float *dx = A(4867072);    /* conv3.grad */
+    const float *dy = A(2860032);    /* leaky_relu1.grad */
+    const float *x = A(2057216);    /* conv3 */
+    float *dx = A(3261440);    /* conv3.grad */
     nrt_leaky_relu_backward((int64_t)n * D, 0.100000001f, dy, x, dx, false);
 }
 
 /* inits.net:31: conv(32, 3, pad=1, init=kaiming(slope=0.1)) */
-static void t38_conv3_backward(NrtModel *m, int n)
+static void t34_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(4867072);    /* conv3.grad */
-    const float *x = A(3261440);    /* maxpool1 */
+    const float *dy = A(3261440);    /* conv3.grad */
+    const float *x = A(1655808);    /* maxpool1 */
     const float *w = P(2480);    /* conv3.weight */
-    float *dx = A(3662848);    /* a.grad */
+    float *dx = A(2057216);    /* a.grad */
     float *dw = P(253424);    /* conv3.weight.grad */
     float *db = P(258032);    /* conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -703,33 +631,33 @@ static void t38_conv3_backward(NrtModel *m, int n)
 }
 
 /* inits.net:28: maxpool(2) */
-static void t39_maxpool1_backward(NrtModel *m, int n)
+static void t35_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(3662848);    /* a.grad */
-    const float *argmax = A(3462144);    /* maxpool1.argmax */
-    float *dx = A(3863552);    /* relu2.grad */
+    const float *dy = A(2057216);    /* a.grad */
+    const float *argmax = A(1856512);    /* maxpool1.argmax */
+    float *dx = A(2257920);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
 /* inits.net:28: relu */
-static void t40_relu2_backward(NrtModel *m, int n)
+static void t36_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(3863552);    /* relu2.grad */
-    const float *y = A(2458624);    /* relu2 */
-    float *dx = A(4666368);    /* conv2.grad */
+    const float *dy = A(2257920);    /* relu2.grad */
+    const float *y = A(852992);    /* relu2 */
+    float *dx = A(3060736);    /* conv2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* inits.net:28: conv(16, 3, pad=1, init=he, bias_init=zeros) */
-static void t41_conv2_backward(NrtModel *m, int n)
+static void t37_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(4666368);    /* conv2.grad */
-    const float *x = A(852992);    /* relu1 */
+    const float *dy = A(3060736);    /* conv2.grad */
+    const float *x = A(50176);    /* relu1 */
     const float *w = P(160);    /* conv2.weight */
-    float *dx = A(1655808);    /* relu1.grad */
+    float *dx = A(852992);    /* relu1.grad */
     float *dw = P(251104);    /* conv2.weight.grad */
     float *db = P(253408);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -738,20 +666,20 @@ static void t41_conv2_backward(NrtModel *m, int n)
 }
 
 /* inits.net:27: relu */
-static void t42_relu1_backward(NrtModel *m, int n)
+static void t38_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(1655808);    /* relu1.grad */
-    const float *y = A(852992);    /* relu1 */
-    float *dx = A(2458624);    /* conv1.grad */
+    const float *dy = A(852992);    /* relu1.grad */
+    const float *y = A(50176);    /* relu1 */
+    float *dx = A(1655808);    /* conv1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* inits.net:27: conv(16, 3, pad=1, init=kaiming(fan=out)) */
-static void t43_conv1_backward(NrtModel *m, int n)
+static void t39_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(2458624);    /* conv1.grad */
+    const float *dy = A(1655808);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(250944);    /* conv1.weight.grad */
     float *db = P(251088);    /* conv1.bias.grad */
@@ -760,7 +688,7 @@ static void t43_conv1_backward(NrtModel *m, int n)
 }
 
 /* opt_sgd */
-static void t44_sgd_update(NrtModel *m, int n)
+static void t40_sgd_update(NrtModel *m, int n)
 {
     enum { D = 250938 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -845,90 +773,90 @@ static size_t workspace_floats(void)
     size_t f = 16;
     {
         const NrtConvShape s = {INITS_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t01_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t01_conv1_relu1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t03_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t02_conv2_relu2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t06_conv3_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t04_conv3_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t08_conv4_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t06_conv4_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 1568, 128);    /* t11_dense1_forward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 1568, 128);    /* t09_dense1_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 128);    /* t13_dense2_forward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 128);    /* t11_dense2_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 64);    /* t15_dense3_forward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 64);    /* t13_dense3_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t17_dense4_forward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t15_dense4_relu3_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t19_dense5_forward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t16_dense5_relu4_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 10);    /* t21_dense6_forward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 10);    /* t17_dense6_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 10);    /* t23_dense6_backward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 10);    /* t19_dense6_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t25_dense5_backward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t21_dense5_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t27_dense4_backward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 64, 64);    /* t23_dense4_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 64);    /* t29_dense3_backward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 64);    /* t25_dense3_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 128);    /* t31_dense2_backward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 128, 128);    /* t27_dense2_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 1568, 128);    /* t33_dense1_backward */
+        size_t k = nrt_dense_workspace_floats(INITS_BATCH, 1568, 128);    /* t29_dense1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t36_conv4_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t32_conv4_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t38_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t34_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t41_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t37_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {INITS_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t43_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t39_conv1_backward */
         f = k > f ? k : f;
     }
     return f;
@@ -989,28 +917,24 @@ NrtStatus inits_predict(NrtModel *m, const float *x, int n, float *const *outs, 
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_infer(m, n);
-    p02_relu1_infer(m, n);
-    p03_conv2_infer(m, n);
-    p04_relu2_infer(m, n);
-    p05_maxpool1_infer(m, n);
-    p06_conv3_infer(m, n);
-    p07_leaky_relu1_infer(m, n);
-    p08_conv4_infer(m, n);
-    p09_leaky_relu2_infer(m, n);
-    p10_maxpool2_infer(m, n);
-    p11_dense1_infer(m, n);
-    p12_tanh1_infer(m, n);
-    p13_dense2_infer(m, n);
-    p14_tanh2_infer(m, n);
-    p15_dense3_infer(m, n);
-    p16_sigmoid1_infer(m, n);
-    p17_dense4_infer(m, n);
-    p18_relu3_infer(m, n);
-    p19_dense5_infer(m, n);
-    p20_relu4_infer(m, n);
-    p21_dense6_infer(m, n);
-    p22_output_logits(m, n);
+    p01_conv1_relu1_infer(m, n);
+    p02_conv2_relu2_infer(m, n);
+    p03_maxpool1_infer(m, n);
+    p04_conv3_infer(m, n);
+    p05_leaky_relu1_infer(m, n);
+    p06_conv4_infer(m, n);
+    p07_leaky_relu2_infer(m, n);
+    p08_maxpool2_infer(m, n);
+    p09_dense1_infer(m, n);
+    p10_tanh1_infer(m, n);
+    p11_dense2_infer(m, n);
+    p12_tanh2_infer(m, n);
+    p13_dense3_infer(m, n);
+    p14_sigmoid1_infer(m, n);
+    p15_dense4_relu3_infer(m, n);
+    p16_dense5_relu4_infer(m, n);
+    p17_dense6_infer(m, n);
+    p18_output_logits(m, n);
     return NRT_OK;
 }
 
@@ -1032,50 +956,46 @@ NrtStatus inits_train_step(NrtModel *m, const NrtBatch *b, float lr, float *loss
     m->lr = lr;
     m->loss = 0;
     t00_preprocess(m, n);
-    t01_conv1_forward(m, n);
-    t02_relu1_forward(m, n);
-    t03_conv2_forward(m, n);
-    t04_relu2_forward(m, n);
-    t05_maxpool1_forward(m, n);
-    t06_conv3_forward(m, n);
-    t07_leaky_relu1_forward(m, n);
-    t08_conv4_forward(m, n);
-    t09_leaky_relu2_forward(m, n);
-    t10_maxpool2_forward(m, n);
-    t11_dense1_forward(m, n);
-    t12_tanh1_forward(m, n);
-    t13_dense2_forward(m, n);
-    t14_tanh2_forward(m, n);
-    t15_dense3_forward(m, n);
-    t16_sigmoid1_forward(m, n);
-    t17_dense4_forward(m, n);
-    t18_relu3_forward(m, n);
-    t19_dense5_forward(m, n);
-    t20_relu4_forward(m, n);
-    t21_dense6_forward(m, n);
-    t22_cross_entropy1_loss(m, n);
-    t23_dense6_backward(m, n);
-    t24_relu4_backward(m, n);
-    t25_dense5_backward(m, n);
-    t26_relu3_backward(m, n);
-    t27_dense4_backward(m, n);
-    t28_sigmoid1_backward(m, n);
-    t29_dense3_backward(m, n);
-    t30_tanh2_backward(m, n);
-    t31_dense2_backward(m, n);
-    t32_tanh1_backward(m, n);
-    t33_dense1_backward(m, n);
-    t34_maxpool2_backward(m, n);
-    t35_leaky_relu2_backward(m, n);
-    t36_conv4_backward(m, n);
-    t37_leaky_relu1_backward(m, n);
-    t38_conv3_backward(m, n);
-    t39_maxpool1_backward(m, n);
-    t40_relu2_backward(m, n);
-    t41_conv2_backward(m, n);
-    t42_relu1_backward(m, n);
-    t43_conv1_backward(m, n);
-    t44_sgd_update(m, n);
+    t01_conv1_relu1_forward(m, n);
+    t02_conv2_relu2_forward(m, n);
+    t03_maxpool1_forward(m, n);
+    t04_conv3_forward(m, n);
+    t05_leaky_relu1_forward(m, n);
+    t06_conv4_forward(m, n);
+    t07_leaky_relu2_forward(m, n);
+    t08_maxpool2_forward(m, n);
+    t09_dense1_forward(m, n);
+    t10_tanh1_forward(m, n);
+    t11_dense2_forward(m, n);
+    t12_tanh2_forward(m, n);
+    t13_dense3_forward(m, n);
+    t14_sigmoid1_forward(m, n);
+    t15_dense4_relu3_forward(m, n);
+    t16_dense5_relu4_forward(m, n);
+    t17_dense6_forward(m, n);
+    t18_cross_entropy1_loss(m, n);
+    t19_dense6_backward(m, n);
+    t20_relu4_backward(m, n);
+    t21_dense5_backward(m, n);
+    t22_relu3_backward(m, n);
+    t23_dense4_backward(m, n);
+    t24_sigmoid1_backward(m, n);
+    t25_dense3_backward(m, n);
+    t26_tanh2_backward(m, n);
+    t27_dense2_backward(m, n);
+    t28_tanh1_backward(m, n);
+    t29_dense1_backward(m, n);
+    t30_maxpool2_backward(m, n);
+    t31_leaky_relu2_backward(m, n);
+    t32_conv4_backward(m, n);
+    t33_leaky_relu1_backward(m, n);
+    t34_conv3_backward(m, n);
+    t35_maxpool1_backward(m, n);
+    t36_relu2_backward(m, n);
+    t37_conv2_backward(m, n);
+    t38_relu1_backward(m, n);
+    t39_conv1_backward(m, n);
+    t40_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

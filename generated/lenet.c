@@ -15,7 +15,7 @@
 #include "lenet.h"
 
 #define BLOCK_FLOATS 185568
-#define ARENA_FLOATS 1781280
+#define ARENA_FLOATS 1480224
 #define STRUCTURE_HASH_STR "7626ca62cb851257"    /* LENET_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -61,7 +61,7 @@ static void p01_conv1_infer(NrtModel *m, int n)
 }
 
 /* lenet.net:23: batchnorm */
-static void p02_batchnorm1_infer(NrtModel *m, int n)
+static void p02_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
     enum { C = 6, S = 784 };    /* channels, values per channel */
     const float *x = A(50176);    /* conv1 */
@@ -69,135 +69,99 @@ static void p02_batchnorm1_infer(NrtModel *m, int n)
     const float *beta = P(192);    /* batchnorm1.beta */
     const float *rmean = P(61824);    /* batchnorm1.running_mean */
     const float *rvar = P(61840);    /* batchnorm1.running_var */
-    float *y = A(351232);    /* batchnorm1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
-}
-
-/* lenet.net:23: relu */
-static void p03_relu1_infer(NrtModel *m, int n)
-{
-    enum { D = 4704 };
-    const float *x = A(351232);    /* batchnorm1 */
-    float *y = A(0);    /* relu1 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(351232);    /* relu1 */
+    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
 }
 
 /* lenet.net:23: maxpool(2) */
-static void p04_maxpool1_infer(NrtModel *m, int n)
+static void p03_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 6, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(0);    /* relu1 */
-    float *y = A(301056);    /* maxpool1 */
+    const float *x = A(351232);    /* relu1 */
+    float *y = A(0);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* lenet.net:24: conv(16, 5) */
-static void p05_conv2_infer(NrtModel *m, int n)
+static void p04_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(301056);    /* maxpool1 */
+    const float *x = A(0);    /* maxpool1 */
     const float *w = P(208);    /* conv2.weight */
     const float *b = P(2608);    /* conv2.bias */
-    float *y = A(0);    /* conv2 */
+    float *y = A(75264);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* lenet.net:24: batchnorm */
-static void p06_batchnorm2_infer(NrtModel *m, int n)
+static void p05_batchnorm2_relu2_infer(NrtModel *m, int n)
 {
     enum { C = 16, S = 100 };    /* channels, values per channel */
-    const float *x = A(0);    /* conv2 */
+    const float *x = A(75264);    /* conv2 */
     const float *gamma = P(2624);    /* batchnorm2.gamma */
     const float *beta = P(2640);    /* batchnorm2.beta */
     const float *rmean = P(61856);    /* batchnorm2.running_mean */
     const float *rvar = P(61872);    /* batchnorm2.running_var */
-    float *y = A(102400);    /* batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
-}
-
-/* lenet.net:24: relu */
-static void p07_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 1600 };
-    const float *x = A(102400);    /* batchnorm2 */
-    float *y = A(0);    /* relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(177664);    /* relu2 */
+    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
 }
 
 /* lenet.net:24: maxpool(2) */
-static void p08_maxpool2_infer(NrtModel *m, int n)
+static void p06_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 10, 10, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 5 x 5 out */
-    const float *x = A(0);    /* relu2 */
-    float *y = A(102400);    /* maxpool2 */
+    const float *x = A(177664);    /* relu2 */
+    float *y = A(0);    /* maxpool2 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* lenet.net:25: dense(120) */
-static void p09_dense1_infer(NrtModel *m, int n)
+static void p07_dense1_relu3_infer(NrtModel *m, int n)
 {
     enum { IN = 400, OUT = 120 };
-    const float *x = A(102400);    /* maxpool2 */
+    const float *x = A(0);    /* maxpool2 */
     const float *w = P(2656);    /* dense1.weight */
     const float *b = P(50656);    /* dense1.bias */
-    float *y = A(0);    /* dense1 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* lenet.net:25: relu */
-static void p10_relu3_infer(NrtModel *m, int n)
-{
-    enum { D = 120 };
-    const float *x = A(0);    /* dense1 */
-    float *y = A(7680);    /* relu3 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(25600);    /* relu3 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* lenet.net:26: dense(84) */
-static void p11_dense2_infer(NrtModel *m, int n)
+static void p08_dense2_relu4_infer(NrtModel *m, int n)
 {
     enum { IN = 120, OUT = 84 };
-    const float *x = A(7680);    /* relu3 */
+    const float *x = A(25600);    /* relu3 */
     const float *w = P(50784);    /* dense2.weight */
     const float *b = P(60864);    /* dense2.bias */
-    float *y = A(0);    /* dense2 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* lenet.net:26: relu */
-static void p12_relu4_infer(NrtModel *m, int n)
-{
-    enum { D = 84 };
-    const float *x = A(0);    /* dense2 */
-    float *y = A(5376);    /* relu4 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(0);    /* relu4 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* lenet.net:27: dense(10, init=xavier) */
-static void p13_dense3_infer(NrtModel *m, int n)
+static void p09_dense3_infer(NrtModel *m, int n)
 {
     enum { IN = 84, OUT = 10 };
-    const float *x = A(5376);    /* relu4 */
+    const float *x = A(0);    /* relu4 */
     const float *w = P(60960);    /* dense3.weight */
     const float *b = P(61808);    /* dense3.bias */
-    float *y = A(0);    /* dense3 */
+    float *y = A(5376);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* lenet.net:30: softmax(logits) */
-static void p14_softmax1_infer(NrtModel *m, int n)
+static void p10_softmax1_infer(NrtModel *m, int n)
 {
     enum { K = 10 };
-    const float *x = A(0);    /* dense3 */
-    float *y = A(640);    /* softmax1 */
+    const float *x = A(5376);    /* dense3 */
+    float *y = A(0);    /* softmax1 */
     nrt_softmax_forward(n, K, x, y);
 }
 
 /* lenet.net:30: softmax(logits) */
-static void p15_output_probs(NrtModel *m, int n)
+static void p11_output_probs(NrtModel *m, int n)
 {
     enum { D = 10 };
-    const float *y = A(640);    /* softmax1 */
+    const float *y = A(0);    /* softmax1 */
     memcpy(m->outs[0], y, (size_t)n * D * sizeof *y);
 }
 
@@ -229,7 +193,7 @@ static void t01_conv1_forward(NrtModel *m, int n)
 }
 
 /* lenet.net:23: batchnorm */
-static void t02_batchnorm1_forward(NrtModel *m, int n)
+static void t02_batchnorm1_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 6, S = 784 };    /* channels, values per channel */
     const float *x = A(50176);    /* conv1 */
@@ -237,105 +201,78 @@ static void t02_batchnorm1_forward(NrtModel *m, int n)
     const float *beta = P(192);    /* batchnorm1.beta */
     float *rmean = P(61824);    /* batchnorm1.running_mean */
     float *rvar = P(61840);    /* batchnorm1.running_var */
-    float *y = A(351232);    /* batchnorm1 */
+    float *y = A(351232);    /* relu1 */
     float *mean = A(652288);    /* batchnorm1.mean */
     float *invstd = A(652304);    /* batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
+    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
-/* lenet.net:23: relu */
-static void t03_relu1_forward(NrtModel *m, int n)
-{
-    enum { D = 4704 };
-    const float *x = A(351232);    /* batchnorm1 */
-    float *y = A(652320);    /* relu1 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
 /* lenet.net:23: maxpool(2) */
-static void t04_maxpool1_forward(NrtModel *m, int n)
+static void t03_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 6, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(652320);    /* relu1 */
-    float *y = A(953376);    /* maxpool1 */
-    float *argmax = A(1028640);    /* maxpool1.argmax */
+    const float *x = A(351232);    /* relu1 */
+    float *y = A(652320);    /* maxpool1 */
+    float *argmax = A(727584);    /* maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
 /* lenet.net:24: conv(16, 5) */
-static void t05_conv2_forward(NrtModel *m, int n)
+static void t04_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(953376);    /* maxpool1 */
+    const float *x = A(652320);    /* maxpool1 */
     const float *w = P(208);    /* conv2.weight */
     const float *b = P(2608);    /* conv2.bias */
-    float *y = A(1103904);    /* conv2 */
+    float *y = A(802848);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* lenet.net:24: batchnorm */
-static void t06_batchnorm2_forward(NrtModel *m, int n)
+static void t05_batchnorm2_relu2_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 100 };    /* channels, values per channel */
-    const float *x = A(1103904);    /* conv2 */
+    const float *x = A(802848);    /* conv2 */
     const float *gamma = P(2624);    /* batchnorm2.gamma */
     const float *beta = P(2640);    /* batchnorm2.beta */
     float *rmean = P(61856);    /* batchnorm2.running_mean */
     float *rvar = P(61872);    /* batchnorm2.running_var */
-    float *y = A(1206304);    /* batchnorm2 */
-    float *mean = A(1308704);    /* batchnorm2.mean */
-    float *invstd = A(1308720);    /* batchnorm2.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
+    float *y = A(905248);    /* relu2 */
+    float *mean = A(1007648);    /* batchnorm2.mean */
+    float *invstd = A(1007664);    /* batchnorm2.invstd */
+    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
-/* lenet.net:24: relu */
-static void t07_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 1600 };
-    const float *x = A(1206304);    /* batchnorm2 */
-    float *y = A(1308736);    /* relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
 /* lenet.net:24: maxpool(2) */
-static void t08_maxpool2_forward(NrtModel *m, int n)
+static void t06_maxpool2_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 10, 10, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 5 x 5 out */
-    const float *x = A(1308736);    /* relu2 */
-    float *y = A(1411136);    /* maxpool2 */
-    float *argmax = A(1436736);    /* maxpool2.argmax */
+    const float *x = A(905248);    /* relu2 */
+    float *y = A(1007680);    /* maxpool2 */
+    float *argmax = A(1033280);    /* maxpool2.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
 /* lenet.net:25: dense(120) */
-static void t09_dense1_forward(NrtModel *m, int n)
+static void t07_dense1_relu3_forward(NrtModel *m, int n)
 {
     enum { IN = 400, OUT = 120 };
-    const float *x = A(1411136);    /* maxpool2 */
+    const float *x = A(1007680);    /* maxpool2 */
     const float *w = P(2656);    /* dense1.weight */
     const float *b = P(50656);    /* dense1.bias */
-    float *y = A(1462336);    /* dense1 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* lenet.net:25: relu */
-static void t10_relu3_forward(NrtModel *m, int n)
-{
-    enum { D = 120 };
-    const float *x = A(1462336);    /* dense1 */
-    float *y = A(1470016);    /* relu3 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(1058880);    /* relu3 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* lenet.net:25: dropout(0.2) */
-static void t11_dropout1_forward(NrtModel *m, int n)
+static void t08_dropout1_forward(NrtModel *m, int n)
 {
     enum { D = 120 };    /* values per sample */
-    const float *x = A(1470016);    /* relu3 */
-    float *y = A(1477696);    /* dropout1 */
-    float *mask = A(1485376);    /* dropout1.mask */
+    const float *x = A(1058880);    /* relu3 */
+    float *y = A(1066560);    /* dropout1 */
+    float *mask = A(1074240);    /* dropout1.mask */
     const uint64_t stream = (uint64_t)11 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPOUT, m->step, (uint64_t)i, stream, D, 0.2,
@@ -344,32 +281,23 @@ static void t11_dropout1_forward(NrtModel *m, int n)
 }
 
 /* lenet.net:26: dense(84) */
-static void t12_dense2_forward(NrtModel *m, int n)
+static void t09_dense2_relu4_forward(NrtModel *m, int n)
 {
     enum { IN = 120, OUT = 84 };
-    const float *x = A(1477696);    /* dropout1 */
+    const float *x = A(1066560);    /* dropout1 */
     const float *w = P(50784);    /* dense2.weight */
     const float *b = P(60864);    /* dense2.bias */
-    float *y = A(1493056);    /* dense2 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* lenet.net:26: relu */
-static void t13_relu4_forward(NrtModel *m, int n)
-{
-    enum { D = 84 };
-    const float *x = A(1493056);    /* dense2 */
-    float *y = A(1498432);    /* relu4 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(1081920);    /* relu4 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* lenet.net:26: dropout(0.2) */
-static void t14_dropout2_forward(NrtModel *m, int n)
+static void t10_dropout2_forward(NrtModel *m, int n)
 {
     enum { D = 84 };    /* values per sample */
-    const float *x = A(1498432);    /* relu4 */
-    float *y = A(1503808);    /* dropout2 */
-    float *mask = A(1509184);    /* dropout2.mask */
+    const float *x = A(1081920);    /* relu4 */
+    float *y = A(1087296);    /* dropout2 */
+    float *mask = A(1092672);    /* dropout2.mask */
     const uint64_t stream = (uint64_t)14 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPOUT, m->step, (uint64_t)i, stream, D, 0.2,
@@ -378,35 +306,35 @@ static void t14_dropout2_forward(NrtModel *m, int n)
 }
 
 /* lenet.net:27: dense(10, init=xavier) */
-static void t15_dense3_forward(NrtModel *m, int n)
+static void t11_dense3_forward(NrtModel *m, int n)
 {
     enum { IN = 84, OUT = 10 };
-    const float *x = A(1503808);    /* dropout2 */
+    const float *x = A(1087296);    /* dropout2 */
     const float *w = P(60960);    /* dense3.weight */
     const float *b = P(61808);    /* dense3.bias */
-    float *y = A(1514560);    /* dense3 */
+    float *y = A(1098048);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* lenet.net:29: cross_entropy(logits, label) */
-static void t16_cross_entropy1_loss(NrtModel *m, int n)
+static void t12_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(1514560);    /* dense3 */
-    float *dx = A(1515200);    /* logits.grad */
+    const float *x = A(1098048);    /* dense3 */
+    float *dx = A(1098688);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
 }
 
 /* lenet.net:27: dense(10, init=xavier) */
-static void t17_dense3_backward(NrtModel *m, int n)
+static void t13_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 84, OUT = 10 };
-    const float *dy = A(1515200);    /* logits.grad */
-    const float *x = A(1503808);    /* dropout2 */
+    const float *dy = A(1098688);    /* logits.grad */
+    const float *x = A(1087296);    /* dropout2 */
     const float *w = P(60960);    /* dense3.weight */
-    float *dx = A(1515840);    /* dropout2.grad */
+    float *dx = A(1099328);    /* dropout2.grad */
     float *dw = P(122880);    /* dense3.weight.grad */
     float *db = P(123728);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -415,33 +343,33 @@ static void t17_dense3_backward(NrtModel *m, int n)
 }
 
 /* lenet.net:26: dropout(0.2) */
-static void t18_dropout2_backward(NrtModel *m, int n)
+static void t14_dropout2_backward(NrtModel *m, int n)
 {
     enum { D = 84 };    /* values per sample */
-    const float *dy = A(1515840);    /* dropout2.grad */
-    const float *mask = A(1509184);    /* dropout2.mask */
-    float *dx = A(1503808);    /* relu4.grad */
+    const float *dy = A(1099328);    /* dropout2.grad */
+    const float *mask = A(1092672);    /* dropout2.mask */
+    float *dx = A(1087296);    /* relu4.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
 /* lenet.net:26: relu */
-static void t19_relu4_backward(NrtModel *m, int n)
+static void t15_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 84 };
-    const float *dy = A(1503808);    /* relu4.grad */
-    const float *y = A(1498432);    /* relu4 */
-    float *dx = A(1509184);    /* dense2.grad */
+    const float *dy = A(1087296);    /* relu4.grad */
+    const float *y = A(1081920);    /* relu4 */
+    float *dx = A(1092672);    /* dense2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* lenet.net:26: dense(84) */
-static void t20_dense2_backward(NrtModel *m, int n)
+static void t16_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 120, OUT = 84 };
-    const float *dy = A(1509184);    /* dense2.grad */
-    const float *x = A(1477696);    /* dropout1 */
+    const float *dy = A(1092672);    /* dense2.grad */
+    const float *x = A(1066560);    /* dropout1 */
     const float *w = P(50784);    /* dense2.weight */
-    float *dx = A(1493056);    /* dropout1.grad */
+    float *dx = A(1081920);    /* dropout1.grad */
     float *dw = P(112704);    /* dense2.weight.grad */
     float *db = P(122784);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -450,33 +378,33 @@ static void t20_dense2_backward(NrtModel *m, int n)
 }
 
 /* lenet.net:25: dropout(0.2) */
-static void t21_dropout1_backward(NrtModel *m, int n)
+static void t17_dropout1_backward(NrtModel *m, int n)
 {
     enum { D = 120 };    /* values per sample */
-    const float *dy = A(1493056);    /* dropout1.grad */
-    const float *mask = A(1485376);    /* dropout1.mask */
-    float *dx = A(1477696);    /* relu3.grad */
+    const float *dy = A(1081920);    /* dropout1.grad */
+    const float *mask = A(1074240);    /* dropout1.mask */
+    float *dx = A(1066560);    /* relu3.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
 /* lenet.net:25: relu */
-static void t22_relu3_backward(NrtModel *m, int n)
+static void t18_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 120 };
-    const float *dy = A(1477696);    /* relu3.grad */
-    const float *y = A(1470016);    /* relu3 */
-    float *dx = A(1485376);    /* dense1.grad */
+    const float *dy = A(1066560);    /* relu3.grad */
+    const float *y = A(1058880);    /* relu3 */
+    float *dx = A(1074240);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* lenet.net:25: dense(120) */
-static void t23_dense1_backward(NrtModel *m, int n)
+static void t19_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 400, OUT = 120 };
-    const float *dy = A(1485376);    /* dense1.grad */
-    const float *x = A(1411136);    /* maxpool2 */
+    const float *dy = A(1074240);    /* dense1.grad */
+    const float *x = A(1007680);    /* maxpool2 */
     const float *w = P(2656);    /* dense1.weight */
-    float *dx = A(1493056);    /* maxpool2.grad */
+    float *dx = A(1081920);    /* maxpool2.grad */
     float *dw = P(64576);    /* dense1.weight.grad */
     float *db = P(112576);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -485,49 +413,40 @@ static void t23_dense1_backward(NrtModel *m, int n)
 }
 
 /* lenet.net:24: maxpool(2) */
-static void t24_maxpool2_backward(NrtModel *m, int n)
+static void t20_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 10, 10, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 5 x 5 out */
-    const float *dy = A(1493056);    /* maxpool2.grad */
-    const float *argmax = A(1436736);    /* maxpool2.argmax */
-    float *dx = A(1518656);    /* relu2.grad */
+    const float *dy = A(1081920);    /* maxpool2.grad */
+    const float *argmax = A(1033280);    /* maxpool2.argmax */
+    float *dx = A(1107520);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
-/* lenet.net:24: relu */
-static void t25_relu2_backward(NrtModel *m, int n)
-{
-    enum { D = 1600 };
-    const float *dy = A(1518656);    /* relu2.grad */
-    const float *y = A(1308736);    /* relu2 */
-    float *dx = A(1411136);    /* batchnorm2.grad */
-    nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
-}
-
 /* lenet.net:24: batchnorm */
-static void t26_batchnorm2_backward(NrtModel *m, int n)
+static void t21_batchnorm2_relu2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 100 };    /* channels, values per channel */
-    const float *dy = A(1411136);    /* batchnorm2.grad */
-    const float *x = A(1103904);    /* conv2 */
+    const float *dy = A(1107520);    /* relu2.grad */
+    const float *x = A(802848);    /* conv2 */
     const float *gamma = P(2624);    /* batchnorm2.gamma */
-    const float *mean = A(1308704);    /* batchnorm2.mean */
-    const float *invstd = A(1308720);    /* batchnorm2.invstd */
-    float *dx = A(1206304);    /* conv2.grad */
+    const float *mean = A(1007648);    /* batchnorm2.mean */
+    const float *invstd = A(1007664);    /* batchnorm2.invstd */
+    float *dx = A(1209920);    /* conv2.grad */
     float *dgamma = P(64544);    /* batchnorm2.gamma.grad */
     float *dbeta = P(64560);    /* batchnorm2.beta.grad */
-    nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
+    const float *y = A(905248);    /* relu2 */
+    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* lenet.net:24: conv(16, 5) */
-static void t27_conv2_backward(NrtModel *m, int n)
+static void t22_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(1206304);    /* conv2.grad */
-    const float *x = A(953376);    /* maxpool1 */
+    const float *dy = A(1209920);    /* conv2.grad */
+    const float *x = A(652320);    /* maxpool1 */
     const float *w = P(208);    /* conv2.weight */
-    float *dx = A(1103904);    /* maxpool1.grad */
+    float *dx = A(802848);    /* maxpool1.grad */
     float *dw = P(62128);    /* conv2.weight.grad */
     float *db = P(64528);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -536,46 +455,37 @@ static void t27_conv2_backward(NrtModel *m, int n)
 }
 
 /* lenet.net:23: maxpool(2) */
-static void t28_maxpool1_backward(NrtModel *m, int n)
+static void t23_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 6, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(1103904);    /* maxpool1.grad */
-    const float *argmax = A(1028640);    /* maxpool1.argmax */
-    float *dx = A(1179168);    /* relu1.grad */
+    const float *dy = A(802848);    /* maxpool1.grad */
+    const float *argmax = A(727584);    /* maxpool1.argmax */
+    float *dx = A(878112);    /* relu1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
-/* lenet.net:23: relu */
-static void t29_relu1_backward(NrtModel *m, int n)
-{
-    enum { D = 4704 };
-    const float *dy = A(1179168);    /* relu1.grad */
-    const float *y = A(652320);    /* relu1 */
-    float *dx = A(1480224);    /* batchnorm1.grad */
-    nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
-}
-
 /* lenet.net:23: batchnorm */
-static void t30_batchnorm1_backward(NrtModel *m, int n)
+static void t24_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 6, S = 784 };    /* channels, values per channel */
-    const float *dy = A(1480224);    /* batchnorm1.grad */
+    const float *dy = A(878112);    /* relu1.grad */
     const float *x = A(50176);    /* conv1 */
     const float *gamma = P(176);    /* batchnorm1.gamma */
     const float *mean = A(652288);    /* batchnorm1.mean */
     const float *invstd = A(652304);    /* batchnorm1.invstd */
-    float *dx = A(351232);    /* conv1.grad */
+    float *dx = A(1179168);    /* conv1.grad */
     float *dgamma = P(62096);    /* batchnorm1.gamma.grad */
     float *dbeta = P(62112);    /* batchnorm1.beta.grad */
-    nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
+    const float *y = A(351232);    /* relu1 */
+    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* lenet.net:23: conv(6, 5, pad=2) */
-static void t31_conv1_backward(NrtModel *m, int n)
+static void t25_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 6, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(351232);    /* conv1.grad */
+    const float *dy = A(1179168);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(61920);    /* conv1.weight.grad */
     float *db = P(62080);    /* conv1.bias.grad */
@@ -584,7 +494,7 @@ static void t31_conv1_backward(NrtModel *m, int n)
 }
 
 /* lenet.net:23: conv(6, 5, pad=2) */
-static void t32_conv1_penalty(NrtModel *m, int n)
+static void t26_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 150 };
     const float *w = P(0);    /* conv1.weight */
@@ -594,7 +504,7 @@ static void t32_conv1_penalty(NrtModel *m, int n)
 }
 
 /* lenet.net:24: conv(16, 5) */
-static void t33_conv2_penalty(NrtModel *m, int n)
+static void t27_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 2400 };
     const float *w = P(208);    /* conv2.weight */
@@ -604,7 +514,7 @@ static void t33_conv2_penalty(NrtModel *m, int n)
 }
 
 /* lenet.net:25: dense(120) */
-static void t34_dense1_penalty(NrtModel *m, int n)
+static void t28_dense1_penalty(NrtModel *m, int n)
 {
     enum { D = 48000 };
     const float *w = P(2656);    /* dense1.weight */
@@ -614,7 +524,7 @@ static void t34_dense1_penalty(NrtModel *m, int n)
 }
 
 /* lenet.net:26: dense(84) */
-static void t35_dense2_penalty(NrtModel *m, int n)
+static void t29_dense2_penalty(NrtModel *m, int n)
 {
     enum { D = 10080 };
     const float *w = P(50784);    /* dense2.weight */
@@ -624,7 +534,7 @@ static void t35_dense2_penalty(NrtModel *m, int n)
 }
 
 /* lenet.net:27: dense(10, init=xavier) */
-static void t36_dense3_penalty(NrtModel *m, int n)
+static void t30_dense3_penalty(NrtModel *m, int n)
 {
     enum { D = 840 };
     const float *w = P(60960);    /* dense3.weight */
@@ -634,7 +544,7 @@ static void t36_dense3_penalty(NrtModel *m, int n)
 }
 
 /* opt_sgd */
-static void t37_sgd_update(NrtModel *m, int n)
+static void t31_sgd_update(NrtModel *m, int n)
 {
     enum { D = 61818 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -724,41 +634,41 @@ static size_t workspace_floats(void)
     }
     {
         const NrtConvShape s = {LENET_BATCH, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t05_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t04_conv2_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 400, 120);    /* t09_dense1_forward */
+        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 400, 120);    /* t07_dense1_relu3_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 120, 84);    /* t12_dense2_forward */
+        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 120, 84);    /* t09_dense2_relu4_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 84, 10);    /* t15_dense3_forward */
+        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 84, 10);    /* t11_dense3_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 84, 10);    /* t17_dense3_backward */
+        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 84, 10);    /* t13_dense3_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 120, 84);    /* t20_dense2_backward */
+        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 120, 84);    /* t16_dense2_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 400, 120);    /* t23_dense1_backward */
+        size_t k = nrt_dense_workspace_floats(LENET_BATCH, 400, 120);    /* t19_dense1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {LENET_BATCH, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t27_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t22_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {LENET_BATCH, 1, 28, 28, 6, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t31_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t25_conv1_backward */
         f = k > f ? k : f;
     }
     return f;
@@ -833,20 +743,16 @@ NrtStatus lenet_predict(NrtModel *m, const float *x, int n, float *const *outs, 
     m->outs = outs;
     p00_preprocess(m, n);
     p01_conv1_infer(m, n);
-    p02_batchnorm1_infer(m, n);
-    p03_relu1_infer(m, n);
-    p04_maxpool1_infer(m, n);
-    p05_conv2_infer(m, n);
-    p06_batchnorm2_infer(m, n);
-    p07_relu2_infer(m, n);
-    p08_maxpool2_infer(m, n);
-    p09_dense1_infer(m, n);
-    p10_relu3_infer(m, n);
-    p11_dense2_infer(m, n);
-    p12_relu4_infer(m, n);
-    p13_dense3_infer(m, n);
-    p14_softmax1_infer(m, n);
-    p15_output_probs(m, n);
+    p02_batchnorm1_relu1_infer(m, n);
+    p03_maxpool1_infer(m, n);
+    p04_conv2_infer(m, n);
+    p05_batchnorm2_relu2_infer(m, n);
+    p06_maxpool2_infer(m, n);
+    p07_dense1_relu3_infer(m, n);
+    p08_dense2_relu4_infer(m, n);
+    p09_dense3_infer(m, n);
+    p10_softmax1_infer(m, n);
+    p11_output_probs(m, n);
     return NRT_OK;
 }
 
@@ -869,42 +775,36 @@ NrtStatus lenet_train_step(NrtModel *m, const NrtBatch *b, float lr, float *loss
     m->loss = 0;
     t00_preprocess(m, n);
     t01_conv1_forward(m, n);
-    t02_batchnorm1_forward(m, n);
-    t03_relu1_forward(m, n);
-    t04_maxpool1_forward(m, n);
-    t05_conv2_forward(m, n);
-    t06_batchnorm2_forward(m, n);
-    t07_relu2_forward(m, n);
-    t08_maxpool2_forward(m, n);
-    t09_dense1_forward(m, n);
-    t10_relu3_forward(m, n);
-    t11_dropout1_forward(m, n);
-    t12_dense2_forward(m, n);
-    t13_relu4_forward(m, n);
-    t14_dropout2_forward(m, n);
-    t15_dense3_forward(m, n);
-    t16_cross_entropy1_loss(m, n);
-    t17_dense3_backward(m, n);
-    t18_dropout2_backward(m, n);
-    t19_relu4_backward(m, n);
-    t20_dense2_backward(m, n);
-    t21_dropout1_backward(m, n);
-    t22_relu3_backward(m, n);
-    t23_dense1_backward(m, n);
-    t24_maxpool2_backward(m, n);
-    t25_relu2_backward(m, n);
-    t26_batchnorm2_backward(m, n);
-    t27_conv2_backward(m, n);
-    t28_maxpool1_backward(m, n);
-    t29_relu1_backward(m, n);
-    t30_batchnorm1_backward(m, n);
-    t31_conv1_backward(m, n);
-    t32_conv1_penalty(m, n);
-    t33_conv2_penalty(m, n);
-    t34_dense1_penalty(m, n);
-    t35_dense2_penalty(m, n);
-    t36_dense3_penalty(m, n);
-    t37_sgd_update(m, n);
+    t02_batchnorm1_relu1_forward(m, n);
+    t03_maxpool1_forward(m, n);
+    t04_conv2_forward(m, n);
+    t05_batchnorm2_relu2_forward(m, n);
+    t06_maxpool2_forward(m, n);
+    t07_dense1_relu3_forward(m, n);
+    t08_dropout1_forward(m, n);
+    t09_dense2_relu4_forward(m, n);
+    t10_dropout2_forward(m, n);
+    t11_dense3_forward(m, n);
+    t12_cross_entropy1_loss(m, n);
+    t13_dense3_backward(m, n);
+    t14_dropout2_backward(m, n);
+    t15_relu4_backward(m, n);
+    t16_dense2_backward(m, n);
+    t17_dropout1_backward(m, n);
+    t18_relu3_backward(m, n);
+    t19_dense1_backward(m, n);
+    t20_maxpool2_backward(m, n);
+    t21_batchnorm2_relu2_backward(m, n);
+    t22_conv2_backward(m, n);
+    t23_maxpool1_backward(m, n);
+    t24_batchnorm1_relu1_backward(m, n);
+    t25_conv1_backward(m, n);
+    t26_conv1_penalty(m, n);
+    t27_conv2_penalty(m, n);
+    t28_dense1_penalty(m, n);
+    t29_dense2_penalty(m, n);
+    t30_dense3_penalty(m, n);
+    t31_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -15,7 +15,7 @@
 #include "mlp.h"
 
 #define BLOCK_FLOATS 1607504
-#define ARENA_FLOATS 264448
+#define ARENA_FLOATS 215296
 #define STRUCTURE_HASH_STR "d137396b853aa884"    /* MLP_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -50,47 +50,29 @@ static void p00_preprocess(NrtModel *m, int n)
 }
 
 /* mlp.net:18: dense(512) */
-static void p01_dense1_infer(NrtModel *m, int n)
+static void p01_dense1_relu1_infer(NrtModel *m, int n)
 {
     enum { IN = 784, OUT = 512 };
     const float *x = A(0);    /* pixels */
     const float *w = P(0);    /* dense1.weight */
     const float *b = P(401408);    /* dense1.bias */
-    float *y = A(50176);    /* dense1 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* mlp.net:18: relu */
-static void p02_relu1_infer(NrtModel *m, int n)
-{
-    enum { D = 512 };
-    const float *x = A(50176);    /* dense1 */
-    float *y = A(0);    /* relu1 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(50176);    /* relu1 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* mlp.net:19: dense(256) */
-static void p03_dense2_infer(NrtModel *m, int n)
+static void p02_dense2_relu2_infer(NrtModel *m, int n)
 {
     enum { IN = 512, OUT = 256 };
-    const float *x = A(0);    /* relu1 */
+    const float *x = A(50176);    /* relu1 */
     const float *w = P(401920);    /* dense2.weight */
     const float *b = P(532992);    /* dense2.bias */
-    float *y = A(32768);    /* dense2 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* mlp.net:19: relu */
-static void p04_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 256 };
-    const float *x = A(32768);    /* dense2 */
     float *y = A(0);    /* relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* mlp.net:20: dense(10) */
-static void p05_dense3_infer(NrtModel *m, int n)
+static void p03_dense3_infer(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
     const float *x = A(0);    /* relu2 */
@@ -101,7 +83,7 @@ static void p05_dense3_infer(NrtModel *m, int n)
 }
 
 /* mlp.net:20: dense(10) */
-static void p06_output_logits(NrtModel *m, int n)
+static void p04_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(16384);    /* dense3 */
@@ -125,32 +107,23 @@ static void t00_preprocess(NrtModel *m, int n)
 }
 
 /* mlp.net:18: dense(512) */
-static void t01_dense1_forward(NrtModel *m, int n)
+static void t01_dense1_relu1_forward(NrtModel *m, int n)
 {
     enum { IN = 784, OUT = 512 };
     const float *x = A(0);    /* pixels */
     const float *w = P(0);    /* dense1.weight */
     const float *b = P(401408);    /* dense1.bias */
-    float *y = A(50176);    /* dense1 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* mlp.net:18: relu */
-static void t02_relu1_forward(NrtModel *m, int n)
-{
-    enum { D = 512 };
-    const float *x = A(50176);    /* dense1 */
-    float *y = A(82944);    /* relu1 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(50176);    /* relu1 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* mlp.net:18: dropout(0.5) */
-static void t03_dropout1_forward(NrtModel *m, int n)
+static void t02_dropout1_forward(NrtModel *m, int n)
 {
     enum { D = 512 };    /* values per sample */
-    const float *x = A(82944);    /* relu1 */
-    float *y = A(115712);    /* dropout1 */
-    float *mask = A(148480);    /* dropout1.mask */
+    const float *x = A(50176);    /* relu1 */
+    float *y = A(82944);    /* dropout1 */
+    float *mask = A(115712);    /* dropout1.mask */
     const uint64_t stream = (uint64_t)3 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPOUT, m->step, (uint64_t)i, stream, D, 0.5,
@@ -159,32 +132,23 @@ static void t03_dropout1_forward(NrtModel *m, int n)
 }
 
 /* mlp.net:19: dense(256) */
-static void t04_dense2_forward(NrtModel *m, int n)
+static void t03_dense2_relu2_forward(NrtModel *m, int n)
 {
     enum { IN = 512, OUT = 256 };
-    const float *x = A(115712);    /* dropout1 */
+    const float *x = A(82944);    /* dropout1 */
     const float *w = P(401920);    /* dense2.weight */
     const float *b = P(532992);    /* dense2.bias */
-    float *y = A(181248);    /* dense2 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* mlp.net:19: relu */
-static void t05_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 256 };
-    const float *x = A(181248);    /* dense2 */
-    float *y = A(197632);    /* relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(148480);    /* relu2 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* mlp.net:19: dropout(0.5) */
-static void t06_dropout2_forward(NrtModel *m, int n)
+static void t04_dropout2_forward(NrtModel *m, int n)
 {
     enum { D = 256 };    /* values per sample */
-    const float *x = A(197632);    /* relu2 */
-    float *y = A(214016);    /* dropout2 */
-    float *mask = A(230400);    /* dropout2.mask */
+    const float *x = A(148480);    /* relu2 */
+    float *y = A(164864);    /* dropout2 */
+    float *mask = A(181248);    /* dropout2.mask */
     const uint64_t stream = (uint64_t)6 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPOUT, m->step, (uint64_t)i, stream, D, 0.5,
@@ -193,35 +157,35 @@ static void t06_dropout2_forward(NrtModel *m, int n)
 }
 
 /* mlp.net:20: dense(10) */
-static void t07_dense3_forward(NrtModel *m, int n)
+static void t05_dense3_forward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *x = A(214016);    /* dropout2 */
+    const float *x = A(164864);    /* dropout2 */
     const float *w = P(533248);    /* dense3.weight */
     const float *b = P(535808);    /* dense3.bias */
-    float *y = A(246784);    /* dense3 */
+    float *y = A(197632);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* mlp.net:22: cross_entropy(logits, label) */
-static void t08_cross_entropy1_loss(NrtModel *m, int n)
+static void t06_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(246784);    /* dense3 */
-    float *dx = A(247424);    /* logits.grad */
+    const float *x = A(197632);    /* dense3 */
+    float *dx = A(198272);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
 }
 
 /* mlp.net:20: dense(10) */
-static void t09_dense3_backward(NrtModel *m, int n)
+static void t07_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *dy = A(247424);    /* logits.grad */
-    const float *x = A(214016);    /* dropout2 */
+    const float *dy = A(198272);    /* logits.grad */
+    const float *x = A(164864);    /* dropout2 */
     const float *w = P(533248);    /* dense3.weight */
-    float *dx = A(248064);    /* dropout2.grad */
+    float *dx = A(198912);    /* dropout2.grad */
     float *dw = P(1069104);    /* dense3.weight.grad */
     float *db = P(1071664);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -230,33 +194,33 @@ static void t09_dense3_backward(NrtModel *m, int n)
 }
 
 /* mlp.net:19: dropout(0.5) */
-static void t10_dropout2_backward(NrtModel *m, int n)
+static void t08_dropout2_backward(NrtModel *m, int n)
 {
     enum { D = 256 };    /* values per sample */
-    const float *dy = A(248064);    /* dropout2.grad */
-    const float *mask = A(230400);    /* dropout2.mask */
-    float *dx = A(214016);    /* relu2.grad */
+    const float *dy = A(198912);    /* dropout2.grad */
+    const float *mask = A(181248);    /* dropout2.mask */
+    float *dx = A(164864);    /* relu2.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
 /* mlp.net:19: relu */
-static void t11_relu2_backward(NrtModel *m, int n)
+static void t09_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 256 };
-    const float *dy = A(214016);    /* relu2.grad */
-    const float *y = A(197632);    /* relu2 */
-    float *dx = A(230400);    /* dense2.grad */
+    const float *dy = A(164864);    /* relu2.grad */
+    const float *y = A(148480);    /* relu2 */
+    float *dx = A(181248);    /* dense2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* mlp.net:19: dense(256) */
-static void t12_dense2_backward(NrtModel *m, int n)
+static void t10_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 512, OUT = 256 };
-    const float *dy = A(230400);    /* dense2.grad */
-    const float *x = A(115712);    /* dropout1 */
+    const float *dy = A(181248);    /* dense2.grad */
+    const float *x = A(82944);    /* dropout1 */
     const float *w = P(401920);    /* dense2.weight */
-    float *dx = A(181248);    /* dropout1.grad */
+    float *dx = A(148480);    /* dropout1.grad */
     float *dw = P(937776);    /* dense2.weight.grad */
     float *db = P(1068848);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -265,30 +229,30 @@ static void t12_dense2_backward(NrtModel *m, int n)
 }
 
 /* mlp.net:18: dropout(0.5) */
-static void t13_dropout1_backward(NrtModel *m, int n)
+static void t11_dropout1_backward(NrtModel *m, int n)
 {
     enum { D = 512 };    /* values per sample */
-    const float *dy = A(181248);    /* dropout1.grad */
-    const float *mask = A(148480);    /* dropout1.mask */
-    float *dx = A(115712);    /* relu1.grad */
+    const float *dy = A(148480);    /* dropout1.grad */
+    const float *mask = A(115712);    /* dropout1.mask */
+    float *dx = A(82944);    /* relu1.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
 /* mlp.net:18: relu */
-static void t14_relu1_backward(NrtModel *m, int n)
+static void t12_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 512 };
-    const float *dy = A(115712);    /* relu1.grad */
-    const float *y = A(82944);    /* relu1 */
-    float *dx = A(148480);    /* dense1.grad */
+    const float *dy = A(82944);    /* relu1.grad */
+    const float *y = A(50176);    /* relu1 */
+    float *dx = A(115712);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* mlp.net:18: dense(512) */
-static void t15_dense1_backward(NrtModel *m, int n)
+static void t13_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 784, OUT = 512 };
-    const float *dy = A(148480);    /* dense1.grad */
+    const float *dy = A(115712);    /* dense1.grad */
     const float *x = A(0);    /* pixels */
     float *dw = P(535856);    /* dense1.weight.grad */
     float *db = P(937264);    /* dense1.bias.grad */
@@ -297,7 +261,7 @@ static void t15_dense1_backward(NrtModel *m, int n)
 }
 
 /* mlp.net:18: dense(512) */
-static void t16_dense1_penalty(NrtModel *m, int n)
+static void t14_dense1_penalty(NrtModel *m, int n)
 {
     enum { D = 401408 };
     const float *w = P(0);    /* dense1.weight */
@@ -307,7 +271,7 @@ static void t16_dense1_penalty(NrtModel *m, int n)
 }
 
 /* mlp.net:19: dense(256) */
-static void t17_dense2_penalty(NrtModel *m, int n)
+static void t15_dense2_penalty(NrtModel *m, int n)
 {
     enum { D = 131072 };
     const float *w = P(401920);    /* dense2.weight */
@@ -317,7 +281,7 @@ static void t17_dense2_penalty(NrtModel *m, int n)
 }
 
 /* mlp.net:20: dense(10) */
-static void t18_dense3_penalty(NrtModel *m, int n)
+static void t16_dense3_penalty(NrtModel *m, int n)
 {
     enum { D = 2560 };
     const float *w = P(533248);    /* dense3.weight */
@@ -327,7 +291,7 @@ static void t18_dense3_penalty(NrtModel *m, int n)
 }
 
 /* opt_sgd */
-static void t19_sgd_update(NrtModel *m, int n)
+static void t17_sgd_update(NrtModel *m, int n)
 {
     enum { D = 535818 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -387,27 +351,27 @@ static size_t workspace_floats(void)
 {
     size_t f = 16;
     {
-        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 784, 512);    /* t01_dense1_forward */
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 784, 512);    /* t01_dense1_relu1_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 512, 256);    /* t04_dense2_forward */
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 512, 256);    /* t03_dense2_relu2_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 256, 10);    /* t07_dense3_forward */
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 256, 10);    /* t05_dense3_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 256, 10);    /* t09_dense3_backward */
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 256, 10);    /* t07_dense3_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 512, 256);    /* t12_dense2_backward */
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 512, 256);    /* t10_dense2_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 784, 512);    /* t15_dense1_backward */
+        size_t k = nrt_dense_workspace_floats(MLP_BATCH, 784, 512);    /* t13_dense1_backward */
         f = k > f ? k : f;
     }
     return f;
@@ -468,12 +432,10 @@ NrtStatus mlp_predict(NrtModel *m, const float *x, int n, float *const *outs, Nr
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_dense1_infer(m, n);
-    p02_relu1_infer(m, n);
-    p03_dense2_infer(m, n);
-    p04_relu2_infer(m, n);
-    p05_dense3_infer(m, n);
-    p06_output_logits(m, n);
+    p01_dense1_relu1_infer(m, n);
+    p02_dense2_relu2_infer(m, n);
+    p03_dense3_infer(m, n);
+    p04_output_logits(m, n);
     return NRT_OK;
 }
 
@@ -495,25 +457,23 @@ NrtStatus mlp_train_step(NrtModel *m, const NrtBatch *b, float lr, float *loss, 
     m->lr = lr;
     m->loss = 0;
     t00_preprocess(m, n);
-    t01_dense1_forward(m, n);
-    t02_relu1_forward(m, n);
-    t03_dropout1_forward(m, n);
-    t04_dense2_forward(m, n);
-    t05_relu2_forward(m, n);
-    t06_dropout2_forward(m, n);
-    t07_dense3_forward(m, n);
-    t08_cross_entropy1_loss(m, n);
-    t09_dense3_backward(m, n);
-    t10_dropout2_backward(m, n);
-    t11_relu2_backward(m, n);
-    t12_dense2_backward(m, n);
-    t13_dropout1_backward(m, n);
-    t14_relu1_backward(m, n);
-    t15_dense1_backward(m, n);
-    t16_dense1_penalty(m, n);
-    t17_dense2_penalty(m, n);
-    t18_dense3_penalty(m, n);
-    t19_sgd_update(m, n);
+    t01_dense1_relu1_forward(m, n);
+    t02_dropout1_forward(m, n);
+    t03_dense2_relu2_forward(m, n);
+    t04_dropout2_forward(m, n);
+    t05_dense3_forward(m, n);
+    t06_cross_entropy1_loss(m, n);
+    t07_dense3_backward(m, n);
+    t08_dropout2_backward(m, n);
+    t09_relu2_backward(m, n);
+    t10_dense2_backward(m, n);
+    t11_dropout1_backward(m, n);
+    t12_relu1_backward(m, n);
+    t13_dense1_backward(m, n);
+    t14_dense1_penalty(m, n);
+    t15_dense2_penalty(m, n);
+    t16_dense3_penalty(m, n);
+    t17_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -15,7 +15,7 @@
 #include "multitask.h"
 
 #define BLOCK_FLOATS 3365456
-#define ARENA_FLOATS 10351808
+#define ARENA_FLOATS 7926976
 #define STRUCTURE_HASH_STR "d8ab62389d212354"    /* MULTITASK_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -60,7 +60,7 @@ static void p01_conv1_infer(NrtModel *m, int n)
 }
 
 /* multitask.net:23: batchnorm */
-static void p02_batchnorm1_infer(NrtModel *m, int n)
+static void p02_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
     enum { C = 32, S = 784 };    /* channels, values per channel */
     const float *x = A(50176);    /* conv1 */
@@ -68,95 +68,68 @@ static void p02_batchnorm1_infer(NrtModel *m, int n)
     const float *beta = P(352);    /* batchnorm1.beta */
     const float *rmean = P(841312);    /* batchnorm1.running_mean */
     const float *rvar = P(841344);    /* batchnorm1.running_var */
-    float *y = A(1655808);    /* batchnorm1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
-}
-
-/* multitask.net:23: relu */
-static void p03_relu1_infer(NrtModel *m, int n)
-{
-    enum { D = 25088 };
-    const float *x = A(1655808);    /* batchnorm1 */
-    float *y = A(0);    /* relu1 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(1655808);    /* relu1 */
+    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
 }
 
 /* multitask.net:23: maxpool(2) */
-static void p04_maxpool1_infer(NrtModel *m, int n)
+static void p03_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(0);    /* relu1 */
-    float *y = A(1605632);    /* maxpool1 */
+    const float *x = A(1655808);    /* relu1 */
+    float *y = A(0);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* multitask.net:24: conv(64, 3, pad=1) */
-static void p05_conv2_infer(NrtModel *m, int n)
+static void p04_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1605632);    /* maxpool1 */
+    const float *x = A(0);    /* maxpool1 */
     const float *w = P(384);    /* conv2.weight */
     const float *b = P(18816);    /* conv2.bias */
-    float *y = A(0);    /* conv2 */
+    float *y = A(401408);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* multitask.net:24: batchnorm */
-static void p06_batchnorm2_infer(NrtModel *m, int n)
+static void p05_batchnorm2_relu2_infer(NrtModel *m, int n)
 {
     enum { C = 64, S = 196 };    /* channels, values per channel */
-    const float *x = A(0);    /* conv2 */
+    const float *x = A(401408);    /* conv2 */
     const float *gamma = P(18880);    /* batchnorm2.gamma */
     const float *beta = P(18944);    /* batchnorm2.beta */
     const float *rmean = P(841376);    /* batchnorm2.running_mean */
     const float *rvar = P(841440);    /* batchnorm2.running_var */
-    float *y = A(802816);    /* batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
-}
-
-/* multitask.net:24: relu */
-static void p07_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(802816);    /* batchnorm2 */
-    float *y = A(0);    /* relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(1204224);    /* relu2 */
+    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
 }
 
 /* multitask.net:24: maxpool(2) */
-static void p08_maxpool2_infer(NrtModel *m, int n)
+static void p06_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 64, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(0);    /* relu2 */
-    float *y = A(802816);    /* maxpool2 */
+    const float *x = A(1204224);    /* relu2 */
+    float *y = A(0);    /* maxpool2 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* multitask.net:25: dense(256) */
-static void p09_dense1_infer(NrtModel *m, int n)
+static void p07_dense1_relu3_infer(NrtModel *m, int n)
 {
     enum { IN = 3136, OUT = 256 };
-    const float *x = A(802816);    /* maxpool2 */
+    const float *x = A(0);    /* maxpool2 */
     const float *w = P(19008);    /* dense1.weight */
     const float *b = P(821824);    /* dense1.bias */
-    float *y = A(0);    /* dense1 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* multitask.net:25: relu */
-static void p10_relu3_infer(NrtModel *m, int n)
-{
-    enum { D = 256 };
-    const float *x = A(0);    /* dense1 */
-    float *y = A(16384);    /* relu3 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(200704);    /* relu3 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* multitask.net:27: dense(10) */
-static void p11_dense2_infer(NrtModel *m, int n)
+static void p08_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *x = A(16384);    /* relu3 */
+    const float *x = A(200704);    /* relu3 */
     const float *w = P(822080);    /* dense2.weight */
     const float *b = P(824640);    /* dense2.bias */
     float *y = A(0);    /* dense2 */
@@ -164,64 +137,55 @@ static void p11_dense2_infer(NrtModel *m, int n)
 }
 
 /* multitask.net:28: dense(64) */
-static void p12_dense3_infer(NrtModel *m, int n)
+static void p09_dense3_relu4_infer(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 64 };
-    const float *x = A(16384);    /* relu3 */
+    const float *x = A(200704);    /* relu3 */
     const float *w = P(824656);    /* dense3.weight */
     const float *b = P(841040);    /* dense3.bias */
-    float *y = A(640);    /* dense3 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* multitask.net:28: relu */
-static void p13_relu4_infer(NrtModel *m, int n)
-{
-    enum { D = 64 };
-    const float *x = A(640);    /* dense3 */
-    float *y = A(4736);    /* relu4 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(640);    /* relu4 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* multitask.net:28: dense(3) */
-static void p14_dense4_infer(NrtModel *m, int n)
+static void p10_dense4_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 3 };
-    const float *x = A(4736);    /* relu4 */
+    const float *x = A(640);    /* relu4 */
     const float *w = P(841104);    /* dense4.weight */
     const float *b = P(841296);    /* dense4.bias */
-    float *y = A(640);    /* dense4 */
+    float *y = A(4736);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* multitask.net:33: softmax(fine_logits) */
-static void p15_softmax1_infer(NrtModel *m, int n)
+static void p11_softmax1_infer(NrtModel *m, int n)
 {
     enum { K = 10 };
     const float *x = A(0);    /* dense2 */
-    float *y = A(832);    /* softmax1 */
+    float *y = A(640);    /* softmax1 */
     nrt_softmax_forward(n, K, x, y);
 }
 
 /* multitask.net:34: softmax(coarse_logits) */
-static void p16_softmax2_infer(NrtModel *m, int n)
+static void p12_softmax2_infer(NrtModel *m, int n)
 {
     enum { K = 3 };
-    const float *x = A(640);    /* dense4 */
+    const float *x = A(4736);    /* dense4 */
     float *y = A(0);    /* softmax2 */
     nrt_softmax_forward(n, K, x, y);
 }
 
 /* multitask.net:33: softmax(fine_logits) */
-static void p17_output_fine(NrtModel *m, int n)
+static void p13_output_fine(NrtModel *m, int n)
 {
     enum { D = 10 };
-    const float *y = A(832);    /* softmax1 */
+    const float *y = A(640);    /* softmax1 */
     memcpy(m->outs[0], y, (size_t)n * D * sizeof *y);
 }
 
 /* multitask.net:34: softmax(coarse_logits) */
-static void p18_output_coarse_probs(NrtModel *m, int n)
+static void p14_output_coarse_probs(NrtModel *m, int n)
 {
     enum { D = 3 };
     const float *y = A(0);    /* softmax2 */
@@ -266,7 +230,7 @@ static void t02_conv1_forward(NrtModel *m, int n)
 }
 
 /* multitask.net:23: batchnorm */
-static void t03_batchnorm1_forward(NrtModel *m, int n)
+static void t03_batchnorm1_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 784 };    /* channels, values per channel */
     const float *x = A(50176);    /* conv1 */
@@ -274,105 +238,78 @@ static void t03_batchnorm1_forward(NrtModel *m, int n)
     const float *beta = P(352);    /* batchnorm1.beta */
     float *rmean = P(841312);    /* batchnorm1.running_mean */
     float *rvar = P(841344);    /* batchnorm1.running_var */
-    float *y = A(1655808);    /* batchnorm1 */
+    float *y = A(1655808);    /* relu1 */
     float *mean = A(3261440);    /* batchnorm1.mean */
     float *invstd = A(3261472);    /* batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
+    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
-/* multitask.net:23: relu */
-static void t04_relu1_forward(NrtModel *m, int n)
-{
-    enum { D = 25088 };
-    const float *x = A(1655808);    /* batchnorm1 */
-    float *y = A(3261504);    /* relu1 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
 /* multitask.net:23: maxpool(2) */
-static void t05_maxpool1_forward(NrtModel *m, int n)
+static void t04_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(3261504);    /* relu1 */
-    float *y = A(4867136);    /* maxpool1 */
-    float *argmax = A(5268544);    /* maxpool1.argmax */
+    const float *x = A(1655808);    /* relu1 */
+    float *y = A(3261504);    /* maxpool1 */
+    float *argmax = A(3662912);    /* maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
 /* multitask.net:24: conv(64, 3, pad=1) */
-static void t06_conv2_forward(NrtModel *m, int n)
+static void t05_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(4867136);    /* maxpool1 */
+    const float *x = A(3261504);    /* maxpool1 */
     const float *w = P(384);    /* conv2.weight */
     const float *b = P(18816);    /* conv2.bias */
-    float *y = A(5669952);    /* conv2 */
+    float *y = A(4064320);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* multitask.net:24: batchnorm */
-static void t07_batchnorm2_forward(NrtModel *m, int n)
+static void t06_batchnorm2_relu2_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 196 };    /* channels, values per channel */
-    const float *x = A(5669952);    /* conv2 */
+    const float *x = A(4064320);    /* conv2 */
     const float *gamma = P(18880);    /* batchnorm2.gamma */
     const float *beta = P(18944);    /* batchnorm2.beta */
     float *rmean = P(841376);    /* batchnorm2.running_mean */
     float *rvar = P(841440);    /* batchnorm2.running_var */
-    float *y = A(6472768);    /* batchnorm2 */
-    float *mean = A(7275584);    /* batchnorm2.mean */
-    float *invstd = A(7275648);    /* batchnorm2.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
+    float *y = A(4867136);    /* relu2 */
+    float *mean = A(5669952);    /* batchnorm2.mean */
+    float *invstd = A(5670016);    /* batchnorm2.invstd */
+    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
-/* multitask.net:24: relu */
-static void t08_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(6472768);    /* batchnorm2 */
-    float *y = A(7275712);    /* relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
 /* multitask.net:24: maxpool(2) */
-static void t09_maxpool2_forward(NrtModel *m, int n)
+static void t07_maxpool2_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 64, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(7275712);    /* relu2 */
-    float *y = A(8078528);    /* maxpool2 */
-    float *argmax = A(8279232);    /* maxpool2.argmax */
+    const float *x = A(4867136);    /* relu2 */
+    float *y = A(5670080);    /* maxpool2 */
+    float *argmax = A(5870784);    /* maxpool2.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
 /* multitask.net:25: dense(256) */
-static void t10_dense1_forward(NrtModel *m, int n)
+static void t08_dense1_relu3_forward(NrtModel *m, int n)
 {
     enum { IN = 3136, OUT = 256 };
-    const float *x = A(8078528);    /* maxpool2 */
+    const float *x = A(5670080);    /* maxpool2 */
     const float *w = P(19008);    /* dense1.weight */
     const float *b = P(821824);    /* dense1.bias */
-    float *y = A(8479936);    /* dense1 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* multitask.net:25: relu */
-static void t11_relu3_forward(NrtModel *m, int n)
-{
-    enum { D = 256 };
-    const float *x = A(8479936);    /* dense1 */
-    float *y = A(8496320);    /* relu3 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(6071488);    /* relu3 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* multitask.net:25: dropout(0.3) */
-static void t12_dropout1_forward(NrtModel *m, int n)
+static void t09_dropout1_forward(NrtModel *m, int n)
 {
     enum { D = 256 };    /* values per sample */
-    const float *x = A(8496320);    /* relu3 */
-    float *y = A(8512704);    /* dropout1 */
-    float *mask = A(8529088);    /* dropout1.mask */
+    const float *x = A(6071488);    /* relu3 */
+    float *y = A(6087872);    /* dropout1 */
+    float *mask = A(6104256);    /* dropout1.mask */
     const uint64_t stream = (uint64_t)11 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPOUT, m->step, (uint64_t)i, stream, D, 0.3,
@@ -381,77 +318,68 @@ static void t12_dropout1_forward(NrtModel *m, int n)
 }
 
 /* multitask.net:27: dense(10) */
-static void t13_dense2_forward(NrtModel *m, int n)
+static void t10_dense2_forward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *x = A(8512704);    /* dropout1 */
+    const float *x = A(6087872);    /* dropout1 */
     const float *w = P(822080);    /* dense2.weight */
     const float *b = P(824640);    /* dense2.bias */
-    float *y = A(8545472);    /* dense2 */
+    float *y = A(6120640);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* multitask.net:28: dense(64) */
-static void t14_dense3_forward(NrtModel *m, int n)
+static void t11_dense3_relu4_forward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 64 };
-    const float *x = A(8512704);    /* dropout1 */
+    const float *x = A(6087872);    /* dropout1 */
     const float *w = P(824656);    /* dense3.weight */
     const float *b = P(841040);    /* dense3.bias */
-    float *y = A(8546112);    /* dense3 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* multitask.net:28: relu */
-static void t15_relu4_forward(NrtModel *m, int n)
-{
-    enum { D = 64 };
-    const float *x = A(8546112);    /* dense3 */
-    float *y = A(8550208);    /* relu4 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(6121280);    /* relu4 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* multitask.net:28: dense(3) */
-static void t16_dense4_forward(NrtModel *m, int n)
+static void t12_dense4_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 3 };
-    const float *x = A(8550208);    /* relu4 */
+    const float *x = A(6121280);    /* relu4 */
     const float *w = P(841104);    /* dense4.weight */
     const float *b = P(841296);    /* dense4.bias */
-    float *y = A(8554304);    /* dense4 */
+    float *y = A(6125376);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* multitask.net:30: cross_entropy(fine_logits, label, smoothing=0.1) */
-static void t17_cross_entropy1_loss(NrtModel *m, int n)
+static void t13_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(8545472);    /* dense2 */
-    float *dx = A(8554496);    /* fine_logits.grad */
+    const float *x = A(6120640);    /* dense2 */
+    float *dx = A(6125568);    /* fine_logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.1,
                                           weight, dx, false);
 }
 
 /* multitask.net:31: cross_entropy(coarse_logits, coarse) */
-static void t18_cross_entropy2_loss(NrtModel *m, int n)
+static void t14_cross_entropy2_loss(NrtModel *m, int n)
 {
     enum { K = 3, TARGET = 1 };
-    const float *x = A(8554304);    /* dense4 */
-    float *dx = A(8545472);    /* coarse_logits.grad */
+    const float *x = A(6125376);    /* dense4 */
+    float *dx = A(6120640);    /* coarse_logits.grad */
     const double weight = 0.5;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
 }
 
 /* multitask.net:28: dense(3) */
-static void t19_dense4_backward(NrtModel *m, int n)
+static void t15_dense4_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 3 };
-    const float *dy = A(8545472);    /* coarse_logits.grad */
-    const float *x = A(8550208);    /* relu4 */
+    const float *dy = A(6120640);    /* coarse_logits.grad */
+    const float *x = A(6121280);    /* relu4 */
     const float *w = P(841104);    /* dense4.weight */
-    float *dx = A(8555136);    /* relu4.grad */
+    float *dx = A(6126208);    /* relu4.grad */
     float *dw = P(1682624);    /* dense4.weight.grad */
     float *db = P(1682816);    /* dense4.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -460,23 +388,23 @@ static void t19_dense4_backward(NrtModel *m, int n)
 }
 
 /* multitask.net:28: relu */
-static void t20_relu4_backward(NrtModel *m, int n)
+static void t16_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *dy = A(8555136);    /* relu4.grad */
-    const float *y = A(8550208);    /* relu4 */
-    float *dx = A(8559232);    /* dense3.grad */
+    const float *dy = A(6126208);    /* relu4.grad */
+    const float *y = A(6121280);    /* relu4 */
+    float *dx = A(6130304);    /* dense3.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* multitask.net:28: dense(64) */
-static void t21_dense3_backward(NrtModel *m, int n)
+static void t17_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 64 };
-    const float *dy = A(8559232);    /* dense3.grad */
-    const float *x = A(8512704);    /* dropout1 */
+    const float *dy = A(6130304);    /* dense3.grad */
+    const float *x = A(6087872);    /* dropout1 */
     const float *w = P(824656);    /* dense3.weight */
-    float *dx = A(8563328);    /* trunk.grad */
+    float *dx = A(6134400);    /* trunk.grad */
     float *dw = P(1666176);    /* dense3.weight.grad */
     float *db = P(1682560);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -485,13 +413,13 @@ static void t21_dense3_backward(NrtModel *m, int n)
 }
 
 /* multitask.net:27: dense(10) */
-static void t22_dense2_backward(NrtModel *m, int n)
+static void t18_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *dy = A(8554496);    /* fine_logits.grad */
-    const float *x = A(8512704);    /* dropout1 */
+    const float *dy = A(6125568);    /* fine_logits.grad */
+    const float *x = A(6087872);    /* dropout1 */
     const float *w = P(822080);    /* dense2.weight */
-    float *dx = A(8563328);    /* trunk.grad */
+    float *dx = A(6134400);    /* trunk.grad */
     float *dw = P(1663600);    /* dense2.weight.grad */
     float *db = P(1666160);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -500,33 +428,33 @@ static void t22_dense2_backward(NrtModel *m, int n)
 }
 
 /* multitask.net:25: dropout(0.3) */
-static void t23_dropout1_backward(NrtModel *m, int n)
+static void t19_dropout1_backward(NrtModel *m, int n)
 {
     enum { D = 256 };    /* values per sample */
-    const float *dy = A(8563328);    /* trunk.grad */
-    const float *mask = A(8529088);    /* dropout1.mask */
-    float *dx = A(8512704);    /* relu3.grad */
+    const float *dy = A(6134400);    /* trunk.grad */
+    const float *mask = A(6104256);    /* dropout1.mask */
+    float *dx = A(6087872);    /* relu3.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
 /* multitask.net:25: relu */
-static void t24_relu3_backward(NrtModel *m, int n)
+static void t20_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 256 };
-    const float *dy = A(8512704);    /* relu3.grad */
-    const float *y = A(8496320);    /* relu3 */
-    float *dx = A(8529088);    /* dense1.grad */
+    const float *dy = A(6087872);    /* relu3.grad */
+    const float *y = A(6071488);    /* relu3 */
+    float *dx = A(6104256);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* multitask.net:25: dense(256) */
-static void t25_dense1_backward(NrtModel *m, int n)
+static void t21_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 3136, OUT = 256 };
-    const float *dy = A(8529088);    /* dense1.grad */
-    const float *x = A(8078528);    /* maxpool2 */
+    const float *dy = A(6104256);    /* dense1.grad */
+    const float *x = A(5670080);    /* maxpool2 */
     const float *w = P(19008);    /* dense1.weight */
-    float *dx = A(8545472);    /* maxpool2.grad */
+    float *dx = A(6120640);    /* maxpool2.grad */
     float *dw = P(860528);    /* dense1.weight.grad */
     float *db = P(1663344);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -535,49 +463,40 @@ static void t25_dense1_backward(NrtModel *m, int n)
 }
 
 /* multitask.net:24: maxpool(2) */
-static void t26_maxpool2_backward(NrtModel *m, int n)
+static void t22_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 64, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *dy = A(8545472);    /* maxpool2.grad */
-    const float *argmax = A(8279232);    /* maxpool2.argmax */
-    float *dx = A(8746176);    /* relu2.grad */
+    const float *dy = A(6120640);    /* maxpool2.grad */
+    const float *argmax = A(5870784);    /* maxpool2.argmax */
+    float *dx = A(6321344);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
-/* multitask.net:24: relu */
-static void t27_relu2_backward(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *dy = A(8746176);    /* relu2.grad */
-    const float *y = A(7275712);    /* relu2 */
-    float *dx = A(9548992);    /* batchnorm2.grad */
-    nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
-}
-
 /* multitask.net:24: batchnorm */
-static void t28_batchnorm2_backward(NrtModel *m, int n)
+static void t23_batchnorm2_relu2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 196 };    /* channels, values per channel */
-    const float *dy = A(9548992);    /* batchnorm2.grad */
-    const float *x = A(5669952);    /* conv2 */
+    const float *dy = A(6321344);    /* relu2.grad */
+    const float *x = A(4064320);    /* conv2 */
     const float *gamma = P(18880);    /* batchnorm2.gamma */
-    const float *mean = A(7275584);    /* batchnorm2.mean */
-    const float *invstd = A(7275648);    /* batchnorm2.invstd */
-    float *dx = A(6472768);    /* conv2.grad */
+    const float *mean = A(5669952);    /* batchnorm2.mean */
+    const float *invstd = A(5670016);    /* batchnorm2.invstd */
+    float *dx = A(7124160);    /* conv2.grad */
     float *dgamma = P(860400);    /* batchnorm2.gamma.grad */
     float *dbeta = P(860464);    /* batchnorm2.beta.grad */
-    nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
+    const float *y = A(4867136);    /* relu2 */
+    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* multitask.net:24: conv(64, 3, pad=1) */
-static void t29_conv2_backward(NrtModel *m, int n)
+static void t24_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(6472768);    /* conv2.grad */
-    const float *x = A(4867136);    /* maxpool1 */
+    const float *dy = A(7124160);    /* conv2.grad */
+    const float *x = A(3261504);    /* maxpool1 */
     const float *w = P(384);    /* conv2.weight */
-    float *dx = A(5669952);    /* maxpool1.grad */
+    float *dx = A(4064320);    /* maxpool1.grad */
     float *dw = P(841904);    /* conv2.weight.grad */
     float *db = P(860336);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -586,46 +505,37 @@ static void t29_conv2_backward(NrtModel *m, int n)
 }
 
 /* multitask.net:23: maxpool(2) */
-static void t30_maxpool1_backward(NrtModel *m, int n)
+static void t25_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(5669952);    /* maxpool1.grad */
-    const float *argmax = A(5268544);    /* maxpool1.argmax */
-    float *dx = A(6071360);    /* relu1.grad */
+    const float *dy = A(4064320);    /* maxpool1.grad */
+    const float *argmax = A(3662912);    /* maxpool1.argmax */
+    float *dx = A(4465728);    /* relu1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
-/* multitask.net:23: relu */
-static void t31_relu1_backward(NrtModel *m, int n)
-{
-    enum { D = 25088 };
-    const float *dy = A(6071360);    /* relu1.grad */
-    const float *y = A(3261504);    /* relu1 */
-    float *dx = A(7676992);    /* batchnorm1.grad */
-    nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
-}
-
 /* multitask.net:23: batchnorm */
-static void t32_batchnorm1_backward(NrtModel *m, int n)
+static void t26_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 784 };    /* channels, values per channel */
-    const float *dy = A(7676992);    /* batchnorm1.grad */
+    const float *dy = A(4465728);    /* relu1.grad */
     const float *x = A(50176);    /* conv1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *mean = A(3261440);    /* batchnorm1.mean */
     const float *invstd = A(3261472);    /* batchnorm1.invstd */
-    float *dx = A(1655808);    /* conv1.grad */
+    float *dx = A(6071360);    /* conv1.grad */
     float *dgamma = P(841840);    /* batchnorm1.gamma.grad */
     float *dbeta = P(841872);    /* batchnorm1.beta.grad */
-    nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
+    const float *y = A(1655808);    /* relu1 */
+    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* multitask.net:23: conv(32, 3, pad=1) */
-static void t33_conv1_backward(NrtModel *m, int n)
+static void t27_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(1655808);    /* conv1.grad */
+    const float *dy = A(6071360);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(841520);    /* conv1.weight.grad */
     float *db = P(841808);    /* conv1.bias.grad */
@@ -634,7 +544,7 @@ static void t33_conv1_backward(NrtModel *m, int n)
 }
 
 /* opt_adam */
-static void t34_adam_update(NrtModel *m, int n)
+static void t28_adam_update(NrtModel *m, int n)
 {
     enum { D = 841299 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -728,49 +638,49 @@ static size_t workspace_floats(void)
     }
     {
         const NrtConvShape s = {MULTITASK_BATCH, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t06_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t05_conv2_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 3136, 256);    /* t10_dense1_forward */
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 3136, 256);    /* t08_dense1_relu3_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 10);    /* t13_dense2_forward */
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 10);    /* t10_dense2_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 64);    /* t14_dense3_forward */
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 64);    /* t11_dense3_relu4_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 64, 3);    /* t16_dense4_forward */
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 64, 3);    /* t12_dense4_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 64, 3);    /* t19_dense4_backward */
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 64, 3);    /* t15_dense4_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 64);    /* t21_dense3_backward */
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 64);    /* t17_dense3_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 10);    /* t22_dense2_backward */
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 256, 10);    /* t18_dense2_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 3136, 256);    /* t25_dense1_backward */
+        size_t k = nrt_dense_workspace_floats(MULTITASK_BATCH, 3136, 256);    /* t21_dense1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {MULTITASK_BATCH, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t29_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t24_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {MULTITASK_BATCH, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t33_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t27_conv1_backward */
         f = k > f ? k : f;
     }
     return f;
@@ -841,23 +751,19 @@ NrtStatus multitask_predict(NrtModel *m, const float *x, int n, float *const *ou
     m->outs = outs;
     p00_preprocess(m, n);
     p01_conv1_infer(m, n);
-    p02_batchnorm1_infer(m, n);
-    p03_relu1_infer(m, n);
-    p04_maxpool1_infer(m, n);
-    p05_conv2_infer(m, n);
-    p06_batchnorm2_infer(m, n);
-    p07_relu2_infer(m, n);
-    p08_maxpool2_infer(m, n);
-    p09_dense1_infer(m, n);
-    p10_relu3_infer(m, n);
-    p11_dense2_infer(m, n);
-    p12_dense3_infer(m, n);
-    p13_relu4_infer(m, n);
-    p14_dense4_infer(m, n);
-    p15_softmax1_infer(m, n);
-    p16_softmax2_infer(m, n);
-    p17_output_fine(m, n);
-    p18_output_coarse_probs(m, n);
+    p02_batchnorm1_relu1_infer(m, n);
+    p03_maxpool1_infer(m, n);
+    p04_conv2_infer(m, n);
+    p05_batchnorm2_relu2_infer(m, n);
+    p06_maxpool2_infer(m, n);
+    p07_dense1_relu3_infer(m, n);
+    p08_dense2_infer(m, n);
+    p09_dense3_relu4_infer(m, n);
+    p10_dense4_infer(m, n);
+    p11_softmax1_infer(m, n);
+    p12_softmax2_infer(m, n);
+    p13_output_fine(m, n);
+    p14_output_coarse_probs(m, n);
     return NRT_OK;
 }
 
@@ -887,38 +793,32 @@ NrtStatus multitask_train_step(NrtModel *m, const NrtBatch *b, float lr, float *
     t00_augment_geometric(m, n);
     t01_preprocess(m, n);
     t02_conv1_forward(m, n);
-    t03_batchnorm1_forward(m, n);
-    t04_relu1_forward(m, n);
-    t05_maxpool1_forward(m, n);
-    t06_conv2_forward(m, n);
-    t07_batchnorm2_forward(m, n);
-    t08_relu2_forward(m, n);
-    t09_maxpool2_forward(m, n);
-    t10_dense1_forward(m, n);
-    t11_relu3_forward(m, n);
-    t12_dropout1_forward(m, n);
-    t13_dense2_forward(m, n);
-    t14_dense3_forward(m, n);
-    t15_relu4_forward(m, n);
-    t16_dense4_forward(m, n);
-    t17_cross_entropy1_loss(m, n);
-    t18_cross_entropy2_loss(m, n);
-    t19_dense4_backward(m, n);
-    t20_relu4_backward(m, n);
-    t21_dense3_backward(m, n);
-    t22_dense2_backward(m, n);
-    t23_dropout1_backward(m, n);
-    t24_relu3_backward(m, n);
-    t25_dense1_backward(m, n);
-    t26_maxpool2_backward(m, n);
-    t27_relu2_backward(m, n);
-    t28_batchnorm2_backward(m, n);
-    t29_conv2_backward(m, n);
-    t30_maxpool1_backward(m, n);
-    t31_relu1_backward(m, n);
-    t32_batchnorm1_backward(m, n);
-    t33_conv1_backward(m, n);
-    t34_adam_update(m, n);
+    t03_batchnorm1_relu1_forward(m, n);
+    t04_maxpool1_forward(m, n);
+    t05_conv2_forward(m, n);
+    t06_batchnorm2_relu2_forward(m, n);
+    t07_maxpool2_forward(m, n);
+    t08_dense1_relu3_forward(m, n);
+    t09_dropout1_forward(m, n);
+    t10_dense2_forward(m, n);
+    t11_dense3_relu4_forward(m, n);
+    t12_dense4_forward(m, n);
+    t13_cross_entropy1_loss(m, n);
+    t14_cross_entropy2_loss(m, n);
+    t15_dense4_backward(m, n);
+    t16_relu4_backward(m, n);
+    t17_dense3_backward(m, n);
+    t18_dense2_backward(m, n);
+    t19_dropout1_backward(m, n);
+    t20_relu3_backward(m, n);
+    t21_dense1_backward(m, n);
+    t22_maxpool2_backward(m, n);
+    t23_batchnorm2_relu2_backward(m, n);
+    t24_conv2_backward(m, n);
+    t25_maxpool1_backward(m, n);
+    t26_batchnorm1_relu1_backward(m, n);
+    t27_conv1_backward(m, n);
+    t28_adam_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

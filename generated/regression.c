@@ -15,7 +15,7 @@
 #include "regression.h"
 
 #define BLOCK_FLOATS 836608
-#define ARENA_FLOATS 5206496
+#define ARENA_FLOATS 3993056
 #define STRUCTURE_HASH_STR "2eb0f01831a207a0"    /* REGRESSION_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -61,7 +61,7 @@ static void p01_conv1_infer(NrtModel *m, int n)
 }
 
 /* regression.net:26: batchnorm */
-static void p02_batchnorm1_infer(NrtModel *m, int n)
+static void p02_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *x = A(50176);    /* conv1 */
@@ -69,95 +69,68 @@ static void p02_batchnorm1_infer(NrtModel *m, int n)
     const float *beta = P(176);    /* batchnorm1.beta */
     const float *rmean = P(209120);    /* batchnorm1.running_mean */
     const float *rvar = P(209136);    /* batchnorm1.running_var */
-    float *y = A(852992);    /* batchnorm1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
-}
-
-/* regression.net:26: relu */
-static void p03_relu1_infer(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(852992);    /* batchnorm1 */
-    float *y = A(0);    /* relu1 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(852992);    /* relu1 */
+    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
 }
 
 /* regression.net:26: maxpool(2) */
-static void p04_maxpool1_infer(NrtModel *m, int n)
+static void p03_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(0);    /* relu1 */
-    float *y = A(802816);    /* maxpool1 */
+    const float *x = A(852992);    /* relu1 */
+    float *y = A(0);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* regression.net:27: conv(32, 3, pad=1) */
-static void p05_conv2_infer(NrtModel *m, int n)
+static void p04_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(802816);    /* maxpool1 */
+    const float *x = A(0);    /* maxpool1 */
     const float *w = P(192);    /* conv2.weight */
     const float *b = P(4800);    /* conv2.bias */
-    float *y = A(0);    /* conv2 */
+    float *y = A(200704);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* regression.net:27: batchnorm */
-static void p06_batchnorm2_infer(NrtModel *m, int n)
+static void p05_batchnorm2_relu2_infer(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(0);    /* conv2 */
+    const float *x = A(200704);    /* conv2 */
     const float *gamma = P(4832);    /* batchnorm2.gamma */
     const float *beta = P(4864);    /* batchnorm2.beta */
     const float *rmean = P(209152);    /* batchnorm2.running_mean */
     const float *rvar = P(209184);    /* batchnorm2.running_var */
-    float *y = A(401408);    /* batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
-}
-
-/* regression.net:27: relu */
-static void p07_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *x = A(401408);    /* batchnorm2 */
-    float *y = A(0);    /* relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(602112);    /* relu2 */
+    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
 }
 
 /* regression.net:27: maxpool(2) */
-static void p08_maxpool2_infer(NrtModel *m, int n)
+static void p06_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(0);    /* relu2 */
-    float *y = A(401408);    /* maxpool2 */
+    const float *x = A(602112);    /* relu2 */
+    float *y = A(0);    /* maxpool2 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* regression.net:28: dense(128) */
-static void p09_dense1_infer(NrtModel *m, int n)
+static void p07_dense1_relu3_infer(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *x = A(401408);    /* maxpool2 */
+    const float *x = A(0);    /* maxpool2 */
     const float *w = P(4896);    /* dense1.weight */
     const float *b = P(205600);    /* dense1.bias */
-    float *y = A(0);    /* dense1 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* regression.net:28: relu */
-static void p10_relu3_infer(NrtModel *m, int n)
-{
-    enum { D = 128 };
-    const float *x = A(0);    /* dense1 */
-    float *y = A(8192);    /* relu3 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(100352);    /* relu3 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regression.net:30: dense(10) */
-static void p11_dense2_infer(NrtModel *m, int n)
+static void p08_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *x = A(8192);    /* relu3 */
+    const float *x = A(100352);    /* relu3 */
     const float *w = P(205728);    /* dense2.weight */
     const float *b = P(207008);    /* dense2.bias */
     float *y = A(0);    /* dense2 */
@@ -165,67 +138,58 @@ static void p11_dense2_infer(NrtModel *m, int n)
 }
 
 /* regression.net:31: dense(16) */
-static void p12_dense3_infer(NrtModel *m, int n)
+static void p09_dense3_relu4_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 16 };
-    const float *x = A(8192);    /* relu3 */
+    const float *x = A(100352);    /* relu3 */
     const float *w = P(207024);    /* dense3.weight */
     const float *b = P(209072);    /* dense3.bias */
-    float *y = A(640);    /* dense3 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* regression.net:31: relu */
-static void p13_relu4_infer(NrtModel *m, int n)
-{
-    enum { D = 16 };
-    const float *x = A(640);    /* dense3 */
-    float *y = A(1664);    /* relu4 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(640);    /* relu4 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regression.net:31: dense(1) */
-static void p14_dense4_infer(NrtModel *m, int n)
+static void p10_dense4_infer(NrtModel *m, int n)
 {
     enum { IN = 16, OUT = 1 };
-    const float *x = A(1664);    /* relu4 */
+    const float *x = A(640);    /* relu4 */
     const float *w = P(209088);    /* dense4.weight */
     const float *b = P(209104);    /* dense4.bias */
-    float *y = A(640);    /* dense4 */
+    float *y = A(1664);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* regression.net:31: sigmoid */
-static void p15_sigmoid1_infer(NrtModel *m, int n)
+static void p11_sigmoid1_infer(NrtModel *m, int n)
 {
     enum { D = 1 };
-    const float *x = A(640);    /* dense4 */
-    float *y = A(704);    /* sigmoid1 */
+    const float *x = A(1664);    /* dense4 */
+    float *y = A(640);    /* sigmoid1 */
     nrt_sigmoid_forward((int64_t)n * D, x, y);
 }
 
 /* regression.net:36: softmax(logits) */
-static void p16_softmax1_infer(NrtModel *m, int n)
+static void p12_softmax1_infer(NrtModel *m, int n)
 {
     enum { K = 10 };
     const float *x = A(0);    /* dense2 */
-    float *y = A(768);    /* softmax1 */
+    float *y = A(704);    /* softmax1 */
     nrt_softmax_forward(n, K, x, y);
 }
 
 /* regression.net:36: softmax(logits) */
-static void p17_output_classes(NrtModel *m, int n)
+static void p13_output_classes(NrtModel *m, int n)
 {
     enum { D = 10 };
-    const float *y = A(768);    /* softmax1 */
+    const float *y = A(704);    /* softmax1 */
     memcpy(m->outs[0], y, (size_t)n * D * sizeof *y);
 }
 
 /* regression.net:31: sigmoid */
-static void p18_output_ink_estimate(NrtModel *m, int n)
+static void p14_output_ink_estimate(NrtModel *m, int n)
 {
     enum { D = 1 };
-    const float *y = A(704);    /* sigmoid1 */
+    const float *y = A(640);    /* sigmoid1 */
     memcpy(m->outs[1], y, (size_t)n * D * sizeof *y);
 }
 
@@ -268,7 +232,7 @@ static void t02_conv1_forward(NrtModel *m, int n)
 }
 
 /* regression.net:26: batchnorm */
-static void t03_batchnorm1_forward(NrtModel *m, int n)
+static void t03_batchnorm1_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *x = A(50176);    /* conv1 */
@@ -276,188 +240,152 @@ static void t03_batchnorm1_forward(NrtModel *m, int n)
     const float *beta = P(176);    /* batchnorm1.beta */
     float *rmean = P(209120);    /* batchnorm1.running_mean */
     float *rvar = P(209136);    /* batchnorm1.running_var */
-    float *y = A(852992);    /* batchnorm1 */
+    float *y = A(852992);    /* relu1 */
     float *mean = A(1655808);    /* batchnorm1.mean */
     float *invstd = A(1655824);    /* batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
+    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
-/* regression.net:26: relu */
-static void t04_relu1_forward(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(852992);    /* batchnorm1 */
-    float *y = A(1655840);    /* relu1 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
 /* regression.net:26: maxpool(2) */
-static void t05_maxpool1_forward(NrtModel *m, int n)
+static void t04_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(1655840);    /* relu1 */
-    float *y = A(2458656);    /* maxpool1 */
-    float *argmax = A(2659360);    /* maxpool1.argmax */
+    const float *x = A(852992);    /* relu1 */
+    float *y = A(1655840);    /* maxpool1 */
+    float *argmax = A(1856544);    /* maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
 /* regression.net:27: conv(32, 3, pad=1) */
-static void t06_conv2_forward(NrtModel *m, int n)
+static void t05_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(2458656);    /* maxpool1 */
+    const float *x = A(1655840);    /* maxpool1 */
     const float *w = P(192);    /* conv2.weight */
     const float *b = P(4800);    /* conv2.bias */
-    float *y = A(2860064);    /* conv2 */
+    float *y = A(2057248);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* regression.net:27: batchnorm */
-static void t07_batchnorm2_forward(NrtModel *m, int n)
+static void t06_batchnorm2_relu2_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(2860064);    /* conv2 */
+    const float *x = A(2057248);    /* conv2 */
     const float *gamma = P(4832);    /* batchnorm2.gamma */
     const float *beta = P(4864);    /* batchnorm2.beta */
     float *rmean = P(209152);    /* batchnorm2.running_mean */
     float *rvar = P(209184);    /* batchnorm2.running_var */
-    float *y = A(3261472);    /* batchnorm2 */
-    float *mean = A(3662880);    /* batchnorm2.mean */
-    float *invstd = A(3662912);    /* batchnorm2.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
+    float *y = A(2458656);    /* relu2 */
+    float *mean = A(2860064);    /* batchnorm2.mean */
+    float *invstd = A(2860096);    /* batchnorm2.invstd */
+    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
-/* regression.net:27: relu */
-static void t08_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *x = A(3261472);    /* batchnorm2 */
-    float *y = A(3662944);    /* relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
 /* regression.net:27: maxpool(2) */
-static void t09_maxpool2_forward(NrtModel *m, int n)
+static void t07_maxpool2_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(3662944);    /* relu2 */
-    float *y = A(4064352);    /* maxpool2 */
-    float *argmax = A(4164704);    /* maxpool2.argmax */
+    const float *x = A(2458656);    /* relu2 */
+    float *y = A(2860128);    /* maxpool2 */
+    float *argmax = A(2960480);    /* maxpool2.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
 /* regression.net:28: dense(128) */
-static void t10_dense1_forward(NrtModel *m, int n)
+static void t08_dense1_relu3_forward(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *x = A(4064352);    /* maxpool2 */
+    const float *x = A(2860128);    /* maxpool2 */
     const float *w = P(4896);    /* dense1.weight */
     const float *b = P(205600);    /* dense1.bias */
-    float *y = A(4265056);    /* dense1 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* regression.net:28: relu */
-static void t11_relu3_forward(NrtModel *m, int n)
-{
-    enum { D = 128 };
-    const float *x = A(4265056);    /* dense1 */
-    float *y = A(4273248);    /* relu3 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(3060832);    /* relu3 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regression.net:30: dense(10) */
-static void t12_dense2_forward(NrtModel *m, int n)
+static void t09_dense2_forward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *x = A(4273248);    /* relu3 */
+    const float *x = A(3060832);    /* relu3 */
     const float *w = P(205728);    /* dense2.weight */
     const float *b = P(207008);    /* dense2.bias */
-    float *y = A(4281440);    /* dense2 */
+    float *y = A(3069024);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* regression.net:31: dense(16) */
-static void t13_dense3_forward(NrtModel *m, int n)
+static void t10_dense3_relu4_forward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 16 };
-    const float *x = A(4273248);    /* relu3 */
+    const float *x = A(3060832);    /* relu3 */
     const float *w = P(207024);    /* dense3.weight */
     const float *b = P(209072);    /* dense3.bias */
-    float *y = A(4282080);    /* dense3 */
-    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* regression.net:31: relu */
-static void t14_relu4_forward(NrtModel *m, int n)
-{
-    enum { D = 16 };
-    const float *x = A(4282080);    /* dense3 */
-    float *y = A(4283104);    /* relu4 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(3069664);    /* relu4 */
+    nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regression.net:31: dense(1) */
-static void t15_dense4_forward(NrtModel *m, int n)
+static void t11_dense4_forward(NrtModel *m, int n)
 {
     enum { IN = 16, OUT = 1 };
-    const float *x = A(4283104);    /* relu4 */
+    const float *x = A(3069664);    /* relu4 */
     const float *w = P(209088);    /* dense4.weight */
     const float *b = P(209104);    /* dense4.bias */
-    float *y = A(4284128);    /* dense4 */
+    float *y = A(3070688);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* regression.net:31: sigmoid */
-static void t16_sigmoid1_forward(NrtModel *m, int n)
+static void t12_sigmoid1_forward(NrtModel *m, int n)
 {
     enum { D = 1 };
-    const float *x = A(4284128);    /* dense4 */
-    float *y = A(4284192);    /* sigmoid1 */
+    const float *x = A(3070688);    /* dense4 */
+    float *y = A(3070752);    /* sigmoid1 */
     nrt_sigmoid_forward((int64_t)n * D, x, y);
 }
 
 /* regression.net:33: cross_entropy(logits, label) */
-static void t17_cross_entropy1_loss(NrtModel *m, int n)
+static void t13_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(4281440);    /* dense2 */
-    float *dx = A(4284256);    /* logits.grad */
+    const float *x = A(3069024);    /* dense2 */
+    float *dx = A(3070816);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
 }
 
 /* regression.net:34: mse(ink_pred, ink) */
-static void t18_mse1_loss(NrtModel *m, int n)
+static void t14_mse1_loss(NrtModel *m, int n)
 {
     enum { D = 1, TARGET = 1 };
-    const float *x = A(4284192);    /* sigmoid1 */
-    float *dx = A(4281440);    /* ink_pred.grad */
+    const float *x = A(3070752);    /* sigmoid1 */
+    float *dx = A(3069024);    /* ink_pred.grad */
     const double weight = 1e+01;
     m->loss += weight * nrt_mse(n, D, x, m->batch->values[TARGET], NULL, 1.0, weight, dx, false);
 }
 
 /* regression.net:31: sigmoid */
-static void t19_sigmoid1_backward(NrtModel *m, int n)
+static void t15_sigmoid1_backward(NrtModel *m, int n)
 {
     enum { D = 1 };
-    const float *dy = A(4281440);    /* ink_pred.grad */
-    const float *y = A(4284192);    /* sigmoid1 */
-    float *dx = A(4281504);    /* dense4.grad */
+    const float *dy = A(3069024);    /* ink_pred.grad */
+    const float *y = A(3070752);    /* sigmoid1 */
+    float *dx = A(3069088);    /* dense4.grad */
     nrt_sigmoid_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* regression.net:31: dense(1) */
-static void t20_dense4_backward(NrtModel *m, int n)
+static void t16_dense4_backward(NrtModel *m, int n)
 {
     enum { IN = 16, OUT = 1 };
-    const float *dy = A(4281504);    /* dense4.grad */
-    const float *x = A(4283104);    /* relu4 */
+    const float *dy = A(3069088);    /* dense4.grad */
+    const float *x = A(3069664);    /* relu4 */
     const float *w = P(209088);    /* dense4.weight */
-    float *dx = A(4284896);    /* relu4.grad */
+    float *dx = A(3071456);    /* relu4.grad */
     float *dw = P(418336);    /* dense4.weight.grad */
     float *db = P(418352);    /* dense4.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -466,23 +394,23 @@ static void t20_dense4_backward(NrtModel *m, int n)
 }
 
 /* regression.net:31: relu */
-static void t21_relu4_backward(NrtModel *m, int n)
+static void t17_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 16 };
-    const float *dy = A(4284896);    /* relu4.grad */
-    const float *y = A(4283104);    /* relu4 */
-    float *dx = A(4285920);    /* dense3.grad */
+    const float *dy = A(3071456);    /* relu4.grad */
+    const float *y = A(3069664);    /* relu4 */
+    float *dx = A(3072480);    /* dense3.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* regression.net:31: dense(16) */
-static void t22_dense3_backward(NrtModel *m, int n)
+static void t18_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 16 };
-    const float *dy = A(4285920);    /* dense3.grad */
-    const float *x = A(4273248);    /* relu3 */
+    const float *dy = A(3072480);    /* dense3.grad */
+    const float *x = A(3060832);    /* relu3 */
     const float *w = P(207024);    /* dense3.weight */
-    float *dx = A(4286944);    /* trunk.grad */
+    float *dx = A(3073504);    /* trunk.grad */
     float *dw = P(416272);    /* dense3.weight.grad */
     float *db = P(418320);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -491,13 +419,13 @@ static void t22_dense3_backward(NrtModel *m, int n)
 }
 
 /* regression.net:30: dense(10) */
-static void t23_dense2_backward(NrtModel *m, int n)
+static void t19_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *dy = A(4284256);    /* logits.grad */
-    const float *x = A(4273248);    /* relu3 */
+    const float *dy = A(3070816);    /* logits.grad */
+    const float *x = A(3060832);    /* relu3 */
     const float *w = P(205728);    /* dense2.weight */
-    float *dx = A(4286944);    /* trunk.grad */
+    float *dx = A(3073504);    /* trunk.grad */
     float *dw = P(414976);    /* dense2.weight.grad */
     float *db = P(416256);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -506,23 +434,23 @@ static void t23_dense2_backward(NrtModel *m, int n)
 }
 
 /* regression.net:28: relu */
-static void t24_relu3_backward(NrtModel *m, int n)
+static void t20_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *dy = A(4286944);    /* trunk.grad */
-    const float *y = A(4273248);    /* relu3 */
-    float *dx = A(4295136);    /* dense1.grad */
+    const float *dy = A(3073504);    /* trunk.grad */
+    const float *y = A(3060832);    /* relu3 */
+    float *dx = A(3081696);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* regression.net:28: dense(128) */
-static void t25_dense1_backward(NrtModel *m, int n)
+static void t21_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *dy = A(4295136);    /* dense1.grad */
-    const float *x = A(4064352);    /* maxpool2 */
+    const float *dy = A(3081696);    /* dense1.grad */
+    const float *x = A(2860128);    /* maxpool2 */
     const float *w = P(4896);    /* dense1.weight */
-    float *dx = A(4303328);    /* maxpool2.grad */
+    float *dx = A(3089888);    /* maxpool2.grad */
     float *dw = P(214144);    /* dense1.weight.grad */
     float *db = P(414848);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -531,49 +459,40 @@ static void t25_dense1_backward(NrtModel *m, int n)
 }
 
 /* regression.net:27: maxpool(2) */
-static void t26_maxpool2_backward(NrtModel *m, int n)
+static void t22_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *dy = A(4303328);    /* maxpool2.grad */
-    const float *argmax = A(4164704);    /* maxpool2.argmax */
-    float *dx = A(4403680);    /* relu2.grad */
+    const float *dy = A(3089888);    /* maxpool2.grad */
+    const float *argmax = A(2960480);    /* maxpool2.argmax */
+    float *dx = A(3190240);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
-/* regression.net:27: relu */
-static void t27_relu2_backward(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *dy = A(4403680);    /* relu2.grad */
-    const float *y = A(3662944);    /* relu2 */
-    float *dx = A(4805088);    /* batchnorm2.grad */
-    nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
-}
-
 /* regression.net:27: batchnorm */
-static void t28_batchnorm2_backward(NrtModel *m, int n)
+static void t23_batchnorm2_relu2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(4805088);    /* batchnorm2.grad */
-    const float *x = A(2860064);    /* conv2 */
+    const float *dy = A(3190240);    /* relu2.grad */
+    const float *x = A(2057248);    /* conv2 */
     const float *gamma = P(4832);    /* batchnorm2.gamma */
-    const float *mean = A(3662880);    /* batchnorm2.mean */
-    const float *invstd = A(3662912);    /* batchnorm2.invstd */
-    float *dx = A(3261472);    /* conv2.grad */
+    const float *mean = A(2860064);    /* batchnorm2.mean */
+    const float *invstd = A(2860096);    /* batchnorm2.invstd */
+    float *dx = A(3591648);    /* conv2.grad */
     float *dgamma = P(214080);    /* batchnorm2.gamma.grad */
     float *dbeta = P(214112);    /* batchnorm2.beta.grad */
-    nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
+    const float *y = A(2458656);    /* relu2 */
+    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* regression.net:27: conv(32, 3, pad=1) */
-static void t29_conv2_backward(NrtModel *m, int n)
+static void t24_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(3261472);    /* conv2.grad */
-    const float *x = A(2458656);    /* maxpool1 */
+    const float *dy = A(3591648);    /* conv2.grad */
+    const float *x = A(1655840);    /* maxpool1 */
     const float *w = P(192);    /* conv2.weight */
-    float *dx = A(2860064);    /* maxpool1.grad */
+    float *dx = A(2057248);    /* maxpool1.grad */
     float *dw = P(209440);    /* conv2.weight.grad */
     float *db = P(214048);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -582,46 +501,37 @@ static void t29_conv2_backward(NrtModel *m, int n)
 }
 
 /* regression.net:26: maxpool(2) */
-static void t30_maxpool1_backward(NrtModel *m, int n)
+static void t25_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(2860064);    /* maxpool1.grad */
-    const float *argmax = A(2659360);    /* maxpool1.argmax */
-    float *dx = A(3060768);    /* relu1.grad */
+    const float *dy = A(2057248);    /* maxpool1.grad */
+    const float *argmax = A(1856544);    /* maxpool1.argmax */
+    float *dx = A(2257952);    /* relu1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
-/* regression.net:26: relu */
-static void t31_relu1_backward(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *dy = A(3060768);    /* relu1.grad */
-    const float *y = A(1655840);    /* relu1 */
-    float *dx = A(3863584);    /* batchnorm1.grad */
-    nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
-}
-
 /* regression.net:26: batchnorm */
-static void t32_batchnorm1_backward(NrtModel *m, int n)
+static void t26_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(3863584);    /* batchnorm1.grad */
+    const float *dy = A(2257952);    /* relu1.grad */
     const float *x = A(50176);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *mean = A(1655808);    /* batchnorm1.mean */
     const float *invstd = A(1655824);    /* batchnorm1.invstd */
-    float *dx = A(852992);    /* conv1.grad */
+    float *dx = A(3060768);    /* conv1.grad */
     float *dgamma = P(209408);    /* batchnorm1.gamma.grad */
     float *dbeta = P(209424);    /* batchnorm1.beta.grad */
-    nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
+    const float *y = A(852992);    /* relu1 */
+    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* regression.net:26: conv(16, 3, pad=1) */
-static void t33_conv1_backward(NrtModel *m, int n)
+static void t27_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(852992);    /* conv1.grad */
+    const float *dy = A(3060768);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(209248);    /* conv1.weight.grad */
     float *db = P(209392);    /* conv1.bias.grad */
@@ -630,7 +540,7 @@ static void t33_conv1_backward(NrtModel *m, int n)
 }
 
 /* opt_adam */
-static void t34_adam_update(NrtModel *m, int n)
+static void t28_adam_update(NrtModel *m, int n)
 {
     enum { D = 209105 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -726,49 +636,49 @@ static size_t workspace_floats(void)
     }
     {
         const NrtConvShape s = {REGRESSION_BATCH, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t06_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t05_conv2_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 1568, 128);    /* t10_dense1_forward */
+        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 1568, 128);    /* t08_dense1_relu3_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 128, 10);    /* t12_dense2_forward */
+        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 128, 10);    /* t09_dense2_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 128, 16);    /* t13_dense3_forward */
+        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 128, 16);    /* t10_dense3_relu4_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 16, 1);    /* t15_dense4_forward */
+        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 16, 1);    /* t11_dense4_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 16, 1);    /* t20_dense4_backward */
+        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 16, 1);    /* t16_dense4_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 128, 16);    /* t22_dense3_backward */
+        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 128, 16);    /* t18_dense3_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 128, 10);    /* t23_dense2_backward */
+        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 128, 10);    /* t19_dense2_backward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 1568, 128);    /* t25_dense1_backward */
+        size_t k = nrt_dense_workspace_floats(REGRESSION_BATCH, 1568, 128);    /* t21_dense1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {REGRESSION_BATCH, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t29_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t24_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {REGRESSION_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t33_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t27_conv1_backward */
         f = k > f ? k : f;
     }
     return f;
@@ -843,23 +753,19 @@ NrtStatus regression_predict(NrtModel *m, const float *x, int n, float *const *o
     m->outs = outs;
     p00_preprocess(m, n);
     p01_conv1_infer(m, n);
-    p02_batchnorm1_infer(m, n);
-    p03_relu1_infer(m, n);
-    p04_maxpool1_infer(m, n);
-    p05_conv2_infer(m, n);
-    p06_batchnorm2_infer(m, n);
-    p07_relu2_infer(m, n);
-    p08_maxpool2_infer(m, n);
-    p09_dense1_infer(m, n);
-    p10_relu3_infer(m, n);
-    p11_dense2_infer(m, n);
-    p12_dense3_infer(m, n);
-    p13_relu4_infer(m, n);
-    p14_dense4_infer(m, n);
-    p15_sigmoid1_infer(m, n);
-    p16_softmax1_infer(m, n);
-    p17_output_classes(m, n);
-    p18_output_ink_estimate(m, n);
+    p02_batchnorm1_relu1_infer(m, n);
+    p03_maxpool1_infer(m, n);
+    p04_conv2_infer(m, n);
+    p05_batchnorm2_relu2_infer(m, n);
+    p06_maxpool2_infer(m, n);
+    p07_dense1_relu3_infer(m, n);
+    p08_dense2_infer(m, n);
+    p09_dense3_relu4_infer(m, n);
+    p10_dense4_infer(m, n);
+    p11_sigmoid1_infer(m, n);
+    p12_softmax1_infer(m, n);
+    p13_output_classes(m, n);
+    p14_output_ink_estimate(m, n);
     return NRT_OK;
 }
 
@@ -885,38 +791,32 @@ NrtStatus regression_train_step(NrtModel *m, const NrtBatch *b, float lr, float 
     t00_augment_geometric(m, n);
     t01_preprocess(m, n);
     t02_conv1_forward(m, n);
-    t03_batchnorm1_forward(m, n);
-    t04_relu1_forward(m, n);
-    t05_maxpool1_forward(m, n);
-    t06_conv2_forward(m, n);
-    t07_batchnorm2_forward(m, n);
-    t08_relu2_forward(m, n);
-    t09_maxpool2_forward(m, n);
-    t10_dense1_forward(m, n);
-    t11_relu3_forward(m, n);
-    t12_dense2_forward(m, n);
-    t13_dense3_forward(m, n);
-    t14_relu4_forward(m, n);
-    t15_dense4_forward(m, n);
-    t16_sigmoid1_forward(m, n);
-    t17_cross_entropy1_loss(m, n);
-    t18_mse1_loss(m, n);
-    t19_sigmoid1_backward(m, n);
-    t20_dense4_backward(m, n);
-    t21_relu4_backward(m, n);
-    t22_dense3_backward(m, n);
-    t23_dense2_backward(m, n);
-    t24_relu3_backward(m, n);
-    t25_dense1_backward(m, n);
-    t26_maxpool2_backward(m, n);
-    t27_relu2_backward(m, n);
-    t28_batchnorm2_backward(m, n);
-    t29_conv2_backward(m, n);
-    t30_maxpool1_backward(m, n);
-    t31_relu1_backward(m, n);
-    t32_batchnorm1_backward(m, n);
-    t33_conv1_backward(m, n);
-    t34_adam_update(m, n);
+    t03_batchnorm1_relu1_forward(m, n);
+    t04_maxpool1_forward(m, n);
+    t05_conv2_forward(m, n);
+    t06_batchnorm2_relu2_forward(m, n);
+    t07_maxpool2_forward(m, n);
+    t08_dense1_relu3_forward(m, n);
+    t09_dense2_forward(m, n);
+    t10_dense3_relu4_forward(m, n);
+    t11_dense4_forward(m, n);
+    t12_sigmoid1_forward(m, n);
+    t13_cross_entropy1_loss(m, n);
+    t14_mse1_loss(m, n);
+    t15_sigmoid1_backward(m, n);
+    t16_dense4_backward(m, n);
+    t17_relu4_backward(m, n);
+    t18_dense3_backward(m, n);
+    t19_dense2_backward(m, n);
+    t20_relu3_backward(m, n);
+    t21_dense1_backward(m, n);
+    t22_maxpool2_backward(m, n);
+    t23_batchnorm2_relu2_backward(m, n);
+    t24_conv2_backward(m, n);
+    t25_maxpool1_backward(m, n);
+    t26_batchnorm1_relu1_backward(m, n);
+    t27_conv1_backward(m, n);
+    t28_adam_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -268,11 +268,39 @@ static void test_codegen_emit_deterministic(void **state)
     assert_memory_equal(a, b, l1);
     /* readable: step functions named after nodes, located by source line */
     assert_non_null(strstr(a, "static void t"));
-    assert_non_null(strstr(a, "_conv1_forward(NrtModel *m, int n)"));
+    assert_non_null(strstr(a, "_conv1_relu1_forward(NrtModel *m, int n)"));
     assert_non_null(strstr(a, "/* t.net:4: conv(4, 3, pad=1) */"));
     assert_null(strstr(a, "/tmp"));
     free(a);
     free(b);
+}
+
+/* conv -> relu and batchnorm -> relu become one step each; a relu whose
+ * input has another use (c feeds the maxpool and the add) stays separate. */
+static void test_codegen_fuses_relu(void **state)
+{
+    (void)state;
+    KProgram *kp;
+    const char *body = "a = x -> conv(4, 3, pad=1) -> relu;\n"
+                       "b = a -> conv(4, 3, pad=1) -> batchnorm -> relu;\n"
+                       "c = b -> dense(8);\n"
+                       "d = relu(c) + c;\n"
+                       "loss cross_entropy(d -> dense(4), y);\n";
+    assert_int_equal(lower_src(body, NULL, &kp), 0);
+    int conv_relu = 0, bn_relu = 0, relu_fwd = 0, relu_bwd = 0, bn_bwd_masked = 0;
+    for (size_t i = 0; i < kp->train.len; i++) {
+        const KStep *s = &kp->train.items[i];
+        conv_relu += s->op == K_CONV_FWD && s->i[7];
+        bn_relu += s->op == K_BN_FWD_TRAIN && s->i[2];
+        relu_fwd += s->op == K_ACT_FWD;
+        relu_bwd += s->op == K_ACT_BWD;
+        bn_bwd_masked += s->op == K_BN_BWD && s->buf[8] >= 0;
+    }
+    assert_int_equal(conv_relu, 1);
+    assert_int_equal(bn_relu, 1);
+    assert_int_equal(bn_bwd_masked, 1);
+    assert_int_equal(relu_fwd, 1);      /* relu(c): c is used twice */
+    assert_int_equal(relu_bwd, 2);      /* that one and conv1's */
 }
 
 static void test_codegen_header_path(void **state)
@@ -302,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_codegen_structure_hash),
         cmocka_unit_test(test_codegen_unsupported_is_located),
         cmocka_unit_test(test_codegen_emit_deterministic),
+        cmocka_unit_test(test_codegen_fuses_relu),
         cmocka_unit_test(test_codegen_header_path),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
