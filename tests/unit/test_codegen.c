@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -303,6 +304,38 @@ static void test_codegen_fuses_relu(void **state)
     assert_int_equal(relu_bwd, 2);      /* that one and conv1's */
 }
 
+/* emitc_files: both files or an IO error naming the path, never a
+ * half-written pair or a temporary left behind. */
+static void test_codegen_files(void **state)
+{
+    (void)state;
+    KProgram *kp;
+    char err[512], dir[] = "/tmp/netc-codegen-XXXXXX", c[256], h[256], tmp[300];
+    assert_int_equal(lower_src(residual, NULL, &kp), 0);
+    assert_non_null(mkdtemp(dir));
+    snprintf(c, sizeof c, "%s/m.c", dir);
+    emitc_header_path(c, h, sizeof h);
+    assert_int_equal(emitc_files(comp.graph, "some/dir/t.net", c, h, &comp.diags, err, sizeof err),
+                     EMITC_OK);
+    FILE *f = fopen(c, "r");
+    assert_non_null(f);
+    char line[256];
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_non_null(strstr(line, "from t.net;"));     /* the basename only */
+    assert_null(strstr(line, "some/dir"));
+    remove(c);
+    remove(h);
+    snprintf(c, sizeof c, "%s/missing/m.c", dir);
+    emitc_header_path(c, h, sizeof h);
+    assert_int_equal(emitc_files(comp.graph, "t.net", c, h, &comp.diags, err, sizeof err),
+                     EMITC_ERR_IO);
+    assert_non_null(strstr(err, "missing/m.c"));
+    snprintf(tmp, sizeof tmp, "%s.tmp", c);
+    assert_null(fopen(tmp, "r"));
+    assert_int_equal(rmdir(dir), 0);                  /* nothing left inside */
+}
+
 static void test_codegen_header_path(void **state)
 {
     (void)state;
@@ -331,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_codegen_unsupported_is_located),
         cmocka_unit_test(test_codegen_emit_deterministic),
         cmocka_unit_test(test_codegen_fuses_relu),
+        cmocka_unit_test(test_codegen_files),
         cmocka_unit_test(test_codegen_header_path),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
