@@ -866,8 +866,11 @@ static void emit_run(Emit *E)
            "        return nrt_error_set(err, NRT_ERR_ARG, \"%s_predict: NULL argument\");\n"
            "    if (n < 1 || n > %s_BATCH)\n"
            "        return nrt_error_set(err, NRT_ERR_ARG, \"%s_predict: batch of %%d, not in 1..%%d\", n, %s_BATCH);\n"
+           "    for (int k = 0; k < %s_NOUTPUTS; k++)\n"
+           "        if (!outs[k])\n"
+           "            return nrt_error_set(err, NRT_ERR_ARG, \"%s_predict: outs[%%d] is NULL\", k);\n"
            "    m->x = x;\n"
-           "    m->outs = outs;\n", E->m, E->m, E->M, E->m, E->M);
+           "    m->outs = outs;\n", E->m, E->m, E->M, E->m, E->M, E->M, E->m);
     for (size_t i = 0; i < kp->predict.len; i++)
         out(E, "    %s(m, n);\n", kp->predict.items[i].fn);
     out(E, "    return NRT_OK;\n}\n\n");

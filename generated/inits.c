@@ -914,6 +914,9 @@ NrtStatus inits_predict(NrtModel *m, const float *x, int n, float *const *outs, 
         return nrt_error_set(err, NRT_ERR_ARG, "inits_predict: NULL argument");
     if (n < 1 || n > INITS_BATCH)
         return nrt_error_set(err, NRT_ERR_ARG, "inits_predict: batch of %d, not in 1..%d", n, INITS_BATCH);
+    for (int k = 0; k < INITS_NOUTPUTS; k++)
+        if (!outs[k])
+            return nrt_error_set(err, NRT_ERR_ARG, "inits_predict: outs[%d] is NULL", k);
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);

@@ -739,6 +739,9 @@ NrtStatus lenet_predict(NrtModel *m, const float *x, int n, float *const *outs, 
         return nrt_error_set(err, NRT_ERR_ARG, "lenet_predict: NULL argument");
     if (n < 1 || n > LENET_BATCH)
         return nrt_error_set(err, NRT_ERR_ARG, "lenet_predict: batch of %d, not in 1..%d", n, LENET_BATCH);
+    for (int k = 0; k < LENET_NOUTPUTS; k++)
+        if (!outs[k])
+            return nrt_error_set(err, NRT_ERR_ARG, "lenet_predict: outs[%d] is NULL", k);
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);

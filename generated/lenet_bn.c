@@ -706,6 +706,9 @@ NrtStatus lenet_bn_predict(NrtModel *m, const float *x, int n, float *const *out
         return nrt_error_set(err, NRT_ERR_ARG, "lenet_bn_predict: NULL argument");
     if (n < 1 || n > LENET_BN_BATCH)
         return nrt_error_set(err, NRT_ERR_ARG, "lenet_bn_predict: batch of %d, not in 1..%d", n, LENET_BN_BATCH);
+    for (int k = 0; k < LENET_BN_NOUTPUTS; k++)
+        if (!outs[k])
+            return nrt_error_set(err, NRT_ERR_ARG, "lenet_bn_predict: outs[%d] is NULL", k);
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);

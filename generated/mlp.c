@@ -429,6 +429,9 @@ NrtStatus mlp_predict(NrtModel *m, const float *x, int n, float *const *outs, Nr
         return nrt_error_set(err, NRT_ERR_ARG, "mlp_predict: NULL argument");
     if (n < 1 || n > MLP_BATCH)
         return nrt_error_set(err, NRT_ERR_ARG, "mlp_predict: batch of %d, not in 1..%d", n, MLP_BATCH);
+    for (int k = 0; k < MLP_NOUTPUTS; k++)
+        if (!outs[k])
+            return nrt_error_set(err, NRT_ERR_ARG, "mlp_predict: outs[%d] is NULL", k);
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);

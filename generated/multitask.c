@@ -747,6 +747,9 @@ NrtStatus multitask_predict(NrtModel *m, const float *x, int n, float *const *ou
         return nrt_error_set(err, NRT_ERR_ARG, "multitask_predict: NULL argument");
     if (n < 1 || n > MULTITASK_BATCH)
         return nrt_error_set(err, NRT_ERR_ARG, "multitask_predict: batch of %d, not in 1..%d", n, MULTITASK_BATCH);
+    for (int k = 0; k < MULTITASK_NOUTPUTS; k++)
+        if (!outs[k])
+            return nrt_error_set(err, NRT_ERR_ARG, "multitask_predict: outs[%d] is NULL", k);
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);

@@ -749,6 +749,9 @@ NrtStatus regression_predict(NrtModel *m, const float *x, int n, float *const *o
         return nrt_error_set(err, NRT_ERR_ARG, "regression_predict: NULL argument");
     if (n < 1 || n > REGRESSION_BATCH)
         return nrt_error_set(err, NRT_ERR_ARG, "regression_predict: batch of %d, not in 1..%d", n, REGRESSION_BATCH);
+    for (int k = 0; k < REGRESSION_NOUTPUTS; k++)
+        if (!outs[k])
+            return nrt_error_set(err, NRT_ERR_ARG, "regression_predict: outs[%d] is NULL", k);
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);

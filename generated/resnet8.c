@@ -1528,6 +1528,9 @@ NrtStatus resnet8_predict(NrtModel *m, const float *x, int n, float *const *outs
         return nrt_error_set(err, NRT_ERR_ARG, "resnet8_predict: NULL argument");
     if (n < 1 || n > RESNET8_BATCH)
         return nrt_error_set(err, NRT_ERR_ARG, "resnet8_predict: batch of %d, not in 1..%d", n, RESNET8_BATCH);
+    for (int k = 0; k < RESNET8_NOUTPUTS; k++)
+        if (!outs[k])
+            return nrt_error_set(err, NRT_ERR_ARG, "resnet8_predict: outs[%d] is NULL", k);
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
