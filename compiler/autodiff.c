@@ -32,6 +32,7 @@ typedef struct Ad {
     int *grad;          /* value id -> gradient buffer, -1 until first needed */
     bool *written;      /* value id -> its gradient has been written once */
     bool *dep;          /* value id -> depends on a trainable parameter */
+    int *fwd;           /* node id -> index of its forward step in kp->train, -1 */
 } Ad;
 
 static bool has_trainable(const IrNode *n)
@@ -117,11 +118,9 @@ static void copy_ints(KStep *dst, const KStep *src)
 /* The forward step of n in the train list (for its shape integers). */
 static const KStep *forward_step(const Ad *A, const IrNode *n)
 {
-    for (size_t i = 0; i < A->kp->train.len; i++)
-        if (A->kp->train.items[i].node == n && A->kp->train.items[i].op != K_CROSS_ENTROPY
-            && A->kp->train.items[i].op != K_MSE)
-            return &A->kp->train.items[i];
-    NETC_DIE("autodiff: no forward step for %s", n->name);
+    if (A->fwd[n->id] < 0)
+        NETC_DIE("autodiff: no forward step for %s", n->name);
+    return &A->kp->train.items[A->fwd[n->id]];
 }
 
 static bool rule_params(Ad *A, const IrNode *n, KOp op, int dy)
@@ -281,11 +280,16 @@ int ad_backward(KProgram *kp, const int *val, int (*aux)[2], DiagSink *d)
     Arena *a = g->a;
     size_t nv = g->values.len ? g->values.len : 1;
     Ad A = {kp, val, aux, arena_array(a, nv, sizeof(int)), arena_array(a, nv, sizeof(bool)),
-            arena_array(a, nv, sizeof(bool))};
-    if (!A.grad || !A.written || !A.dep)
+            arena_array(a, nv, sizeof(bool)), arena_array(a, g->nodes.len + 1, sizeof(int))};
+    if (!A.grad || !A.written || !A.dep || !A.fwd)
         return diag_error(d, g->model_sp, "out of memory in autodiff"), 1;
     for (size_t i = 0; i < nv; i++)
         A.grad[i] = -1;
+    for (size_t i = 0; i <= g->nodes.len; i++)
+        A.fwd[i] = -1;
+    for (size_t i = 0; i < kp->train.len; i++)    /* only forward steps so far */
+        if (kp->train.items[i].node && A.fwd[kp->train.items[i].node->id] < 0)
+            A.fwd[kp->train.items[i].node->id] = (int)i;
     mark_dependence(&A);
     bool ok = true;
     for (size_t i = 0; i < g->losses.len && ok; i++)

@@ -667,7 +667,7 @@ static Dist init_dist(const IrParam *p, double *a)
     return DIST_CONST;
 }
 
-static const char *param_enum(Emit *E, const IrParam *p, char *buf, size_t size)
+static const char *param_enum(const Emit *E, const IrParam *p, char *buf, size_t size)
 {
     int len = snprintf(buf, size, "%s_P_", E->M);
     for (const char *c = p->name; *c && (size_t)len + 1 < size; c++)
@@ -1175,6 +1175,19 @@ static void emit_info(Emit *E)
 
 /* ---- the header -------------------------------------------------------------- */
 
+typedef struct NamedIndex {
+    const char *name;
+    size_t index;
+} NamedIndex;
+
+/* By name, then by index: equal names keep their parameter order. */
+static int cmp_name_index(const void *pa, const void *pb)
+{
+    const NamedIndex *a = pa, *b = pb;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->index > b->index) - (a->index < b->index);
+}
+
 static void emit_header(Emit *E)
 {
     const KProgram *kp = E->kp;
@@ -1208,18 +1221,30 @@ static void emit_header(Emit *E)
     out(E, "#define %s_STRUCTURE_HASH UINT64_C(0x%016" PRIx64 ")\n\n", E->M, kp->structure_hash);
     out(E, "/* Parameter indices for %s_param / %s_grad and %s_info()->params. */\nenum {\n",
         E->m, E->m, E->m);
-    char buf[256], prev[256];
-    for (size_t i = 0; i < kp->params.len; i++) {
-        param_enum(E, kp->params.items[i].p, buf, sizeof buf);
-        /* "a.b_c" and "a_b.c" would both be A_B_C: later ones get their index */
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = !strcmp(buf, param_enum(E, kp->params.items[j].p, prev, sizeof prev));
-        if (dup)
-            out(E, "    %s_%zu = %zu,\n", buf, i, i);
-        else
-            out(E, "    %s = %zu,\n", buf, i);
+    size_t np = kp->params.len;
+    char (*names)[160] = calloc(np ? np : 1, sizeof *names);
+    NamedIndex *order = calloc(np ? np : 1, sizeof *order);
+    bool *dup = calloc(np ? np : 1, sizeof *dup);
+    if (!names || !order || !dup) {
+        free(names), free(order), free(dup);
+        fputs("#error \"netc: out of memory\"\n", E->f);
+        return;
     }
+    for (size_t i = 0; i < np; i++) {
+        param_enum(E, kp->params.items[i].p, names[i], sizeof names[i]);
+        order[i] = (NamedIndex){names[i], i};
+    }
+    /* "a.b_c" and "a_b.c" would both be A_B_C: all but the first get their index */
+    qsort(order, np, sizeof *order, cmp_name_index);
+    for (size_t k = 1; k < np; k++)
+        dup[order[k].index] = strcmp(order[k].name, order[k - 1].name) == 0;
+    for (size_t i = 0; i < np; i++) {
+        if (dup[i])
+            out(E, "    %s_%zu = %zu,\n", names[i], i, i);
+        else
+            out(E, "    %s = %zu,\n", names[i], i);
+    }
+    free(names), free(order), free(dup);
     out(E, "};\n\n");
     out(E, "NrtStatus %s_create(NrtModel **out, uint64_t seed, NrtError *err);\n"
            "void %s_free(NrtModel *m);\n"

@@ -590,25 +590,34 @@ static int64_t plan_list(KProgram *kp, const KStepList *list, Live *live, int64_
             }
             live[slot[id]].last = (int)i;
         }
-    /* live[] is in order of first use; place each against those before it. */
+    /* live[] is in order of first use. active[] holds the placed buffers
+     * still live, sorted by offset; a buffer dead before the current one
+     * starts is dead for every later one too, so it leaves for good. */
+    int *active = int_table_tmp(kp, (size_t)nlive), nact = 0;
+    if (!active)
+        return -1;
     for (int i = 0; i < nlive; i++) {
+        int keep = 0;
+        for (int j = 0; j < nact; j++)
+            if (live[active[j]].last >= live[i].first)
+                active[keep++] = active[j];
+        nact = keep;
         KBuf *b = &kp->bufs.items[live[i].buf];
         int64_t size = arena_floats_of(kp, b), off = 0;
-        for (bool moved = true; moved;) {
-            moved = false;
-            for (int j = 0; j < i; j++) {
-                const KBuf *o = &kp->bufs.items[live[j].buf];
-                bool overlap_time = live[j].last >= live[i].first;
-                bool overlap_mem = off < o->off + arena_floats_of(kp, o) && o->off < off + size;
-                if (overlap_time && overlap_mem) {
-                    off = o->off + arena_floats_of(kp, o);
-                    moved = true;
-                }
-            }
+        int at = 0;     /* first fit: the lowest gap between live buffers */
+        for (; at < nact; at++) {
+            const KBuf *o = &kp->bufs.items[live[active[at]].buf];
+            if (off + size <= o->off)
+                break;
+            int64_t end = o->off + arena_floats_of(kp, o);
+            off = end > off ? end : off;
         }
         b->off = off;
         if (off + size > *top)
             *top = off + size;
+        memmove(active + at + 1, active + at, (size_t)(nact - at) * sizeof *active);
+        active[at] = i;
+        nact++;
     }
     return nlive;
 }
