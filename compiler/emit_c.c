@@ -1246,6 +1246,7 @@ static void emit_header(Emit *E)
     }
     free(names), free(order), free(dup);
     out(E, "};\n\n");
+    out(E, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
     out(E, "NrtStatus %s_create(NrtModel **out, uint64_t seed, NrtError *err);\n"
            "void %s_free(NrtModel *m);\n"
            "NrtStatus %s_save(const NrtModel *m, const char *path, NrtError *err);\n"
@@ -1257,6 +1258,7 @@ static void emit_header(Emit *E)
            "float *%s_grad(NrtModel *m, int index);\n"
            "uint64_t *%s_step(NrtModel *m);\n"
            "const NrtModelInfo *%s_info(void);\n\n"
+           "#ifdef __cplusplus\n}\n#endif\n\n"
            "#endif\n",
         E->m, E->m, E->m, E->m, E->m, E->m, E->m, E->m, E->m, E->m, E->m);
 }

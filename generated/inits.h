@@ -42,6 +42,10 @@ enum {
     INITS_P_DENSE6_BIAS = 19,
 };
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 NrtStatus inits_create(NrtModel **out, uint64_t seed, NrtError *err);
 void inits_free(NrtModel *m);
 NrtStatus inits_save(const NrtModel *m, const char *path, NrtError *err);
@@ -53,5 +57,9 @@ float *inits_param(NrtModel *m, int index);
 float *inits_grad(NrtModel *m, int index);
 uint64_t *inits_step(NrtModel *m);
 const NrtModelInfo *inits_info(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -40,6 +40,10 @@ enum {
     LENET_BN_P_DENSE3_BIAS = 17,
 };
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 NrtStatus lenet_bn_create(NrtModel **out, uint64_t seed, NrtError *err);
 void lenet_bn_free(NrtModel *m);
 NrtStatus lenet_bn_save(const NrtModel *m, const char *path, NrtError *err);
@@ -51,5 +55,9 @@ float *lenet_bn_param(NrtModel *m, int index);
 float *lenet_bn_grad(NrtModel *m, int index);
 uint64_t *lenet_bn_step(NrtModel *m);
 const NrtModelInfo *lenet_bn_info(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

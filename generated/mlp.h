@@ -25,6 +25,10 @@ enum {
     MLP_P_DENSE3_BIAS = 5,
 };
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 NrtStatus mlp_create(NrtModel **out, uint64_t seed, NrtError *err);
 void mlp_free(NrtModel *m);
 NrtStatus mlp_save(const NrtModel *m, const char *path, NrtError *err);
@@ -36,5 +40,9 @@ float *mlp_param(NrtModel *m, int index);
 float *mlp_grad(NrtModel *m, int index);
 uint64_t *mlp_step(NrtModel *m);
 const NrtModelInfo *mlp_info(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -44,6 +44,10 @@ enum {
     MULTITASK_P_DENSE4_BIAS = 19,
 };
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 NrtStatus multitask_create(NrtModel **out, uint64_t seed, NrtError *err);
 void multitask_free(NrtModel *m);
 NrtStatus multitask_save(const NrtModel *m, const char *path, NrtError *err);
@@ -55,5 +59,9 @@ float *multitask_param(NrtModel *m, int index);
 float *multitask_grad(NrtModel *m, int index);
 uint64_t *multitask_step(NrtModel *m);
 const NrtModelInfo *multitask_info(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

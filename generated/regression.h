@@ -44,6 +44,10 @@ enum {
     REGRESSION_P_DENSE4_BIAS = 19,
 };
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 NrtStatus regression_create(NrtModel **out, uint64_t seed, NrtError *err);
 void regression_free(NrtModel *m);
 NrtStatus regression_save(const NrtModel *m, const char *path, NrtError *err);
@@ -55,5 +59,9 @@ float *regression_param(NrtModel *m, int index);
 float *regression_grad(NrtModel *m, int index);
 uint64_t *regression_step(NrtModel *m);
 const NrtModelInfo *regression_info(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

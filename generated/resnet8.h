@@ -78,6 +78,10 @@ enum {
     RESNET8_P_DENSE1_BIAS = 55,
 };
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 NrtStatus resnet8_create(NrtModel **out, uint64_t seed, NrtError *err);
 void resnet8_free(NrtModel *m);
 NrtStatus resnet8_save(const NrtModel *m, const char *path, NrtError *err);
@@ -89,5 +93,9 @@ float *resnet8_param(NrtModel *m, int index);
 float *resnet8_grad(NrtModel *m, int index);
 uint64_t *resnet8_step(NrtModel *m);
 const NrtModelInfo *resnet8_info(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
