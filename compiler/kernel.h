@@ -84,7 +84,7 @@ typedef enum KOp {
 
 typedef enum KAct { KACT_RELU, KACT_LEAKY_RELU, KACT_TANH, KACT_SIGMOID } KAct;
 
-enum { K_MAX_BUFS = 16, K_MAX_INTS = 16, K_MAX_NODES = 8 };
+enum { K_MAX_BUFS = 16, K_MAX_INTS = 16 };
 
 typedef struct KStep {
     KOp op;

@@ -82,6 +82,11 @@ static int check_node(const IrNode *n, DiagSink *d)
     else if (n->op == IR_OP_DROP_PATH || n->op == IR_OP_GAUSSIAN_NOISE
              || n->op == IR_OP_FRACTIONAL_MAXPOOL)
         what = ir_op_name(n->op);
+    if ((n->op == IR_OP_CONCAT || n->op == IR_OP_ADD) && n->nin > K_MAX_BUFS - 1) {
+        diag_error(d, n->sp, "%s of more than %d tensors is not supported by the C backend yet",
+                   ir_op_name(n->op), K_MAX_BUFS - 1);
+        return 1;
+    }
     if (!what)
         return 0;
     diag_error(d, n->sp, "%s is not supported by the C backend yet", what);

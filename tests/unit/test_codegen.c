@@ -235,6 +235,11 @@ static void test_codegen_unsupported_is_located(void **state)
                        NULL, "fractional_maxpool", 4, 10);
     expect_unsupported("z = x -> dense(4);\nloss cross_entropy(z, y);", "mix mixup(0.2);",
                        "mixup", 6, 59);
+    char body[2048] = "z = concat(x";
+    for (int k = 0; k < 15; k++)
+        strcat(body, ", x");
+    strcat(body, ") -> dense(4);\nloss cross_entropy(z, y);");
+    expect_unsupported(body, NULL, "concat of more than 15", 4, 5);
 }
 
 static char *emit_to_memory(const KProgram *kp, size_t *len)
