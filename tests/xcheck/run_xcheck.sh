@@ -9,7 +9,8 @@
 # For each variant (tests/xcheck/<variant>.net, default: all of them): netc
 # emits C, cc compiles it with xcheck_driver.c, and xcheck.py runs the driver
 # and replays the steps in PyTorch (float64), comparing loss, gradients,
-# parameters, running statistics and predictions to 1e-4 relative.
+# parameters, running statistics and predictions to 1e-4 relative. Four
+# variants run a second time on a partial batch (n = 29 of 32).
 # Exit: 0 all agree, 1 any mismatch or build failure, 77 no torch here.
 set -u
 netc=$1 libnetrt=$2 src=$3 work=$4
@@ -32,6 +33,7 @@ case $probe in
 esac
 
 variants=${*:-"mlp_sgd mlp_adam lenet_bn_sgd lenet_bn_adam resnet8_sgd resnet8_adam multitask_sgd multitask_adam"}
+partial="mlp_adam lenet_bn_sgd resnet8_adam multitask_sgd"
 libdir=$(cd "$(dirname "$libnetrt")" && pwd)
 mkdir -p "$work" || exit 1
 fails=0 passes=0 summary=""
@@ -63,6 +65,16 @@ XCHECK $v FAIL (cc)"; continue
     line=$(grep "^XCHECK " "$d/xcheck.log" || echo "XCHECK $v FAIL (no result)")
     summary="$summary
 $line"
+    # A partial batch (n < the model's batch) for some: BN statistics and
+    # the loss average over n, and the tail of every buffer must not count.
+    case " $partial " in *" $v "*)
+        "$python" "$here/xcheck.py" "$v" "$d/driver" "$d/run29" --n 29 >"$d/xcheck29.log" 2>&1
+        grep -q "^XCHECK .* PASS" "$d/xcheck29.log" && passes=$((passes + 1)) || {
+            cat "$d/xcheck29.log"; fails=$((fails + 1)); }
+        line=$(grep "^XCHECK " "$d/xcheck29.log" || echo "XCHECK $v FAIL (no result)")
+        summary="$summary
+$line (n=29)" ;;
+    esac
 done
 echo
 echo "max relative differences (normwise or scale-relative max, see xcheck.py), tolerance 1e-4:$summary"
