@@ -24,6 +24,7 @@ bool diag_full(const DiagSink *d)
     return d->nerrors >= d->max_errors;
 }
 
+__attribute__((format(printf, 4, 0)))
 static Diag *diag_new(DiagSink *d, DiagLevel level, SrcSpan sp, const char *fmt, va_list ap)
 {
     Diag *dg = arena_alloc(d->a, sizeof *dg);
@@ -44,6 +45,7 @@ static Diag *diag_new(DiagSink *d, DiagLevel level, SrcSpan sp, const char *fmt,
     return dg;
 }
 
+__attribute__((format(printf, 4, 0)))
 static Diag *diag_report(DiagSink *d, DiagLevel level, SrcSpan sp, const char *fmt, va_list ap)
 {
     if (level == DIAG_ERROR) {

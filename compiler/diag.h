@@ -59,7 +59,8 @@ Diag *diag_warning(DiagSink *d, SrcSpan sp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void diag_note(DiagSink *d, Diag *parent, SrcSpan sp, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-Diag *diag_verror(DiagSink *d, SrcSpan sp, const char *fmt, va_list ap);
+Diag *diag_verror(DiagSink *d, SrcSpan sp, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* True when no more errors will be recorded: passes may stop early. */
 bool diag_full(const DiagSink *d);
