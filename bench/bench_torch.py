@@ -74,6 +74,7 @@ def main():
     ap.add_argument("--jit", action="store_true")
     ap.add_argument("--models", default="mlp,lenet_bn,resnet8")
     ap.add_argument("--config", default="torch")
+    ap.add_argument("--train-only", action="store_true", help="skip inference and latency")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -84,6 +85,8 @@ def main():
             print(json.dumps({"model": name, "kind": "train", "batch": batch,
                               "threads": args.threads, "config": args.config,
                               "img_s": ips, "gflops": ips * 3 * flops / 1e9}), flush=True)
+        if args.train_only:
+            continue
         ips, _ = bench_infer(name, 256, args.jit)
         print(json.dumps({"model": name, "kind": "infer", "batch": 256, "threads": args.threads,
                           "config": args.config, "img_s": ips, "gflops": ips * flops / 1e9}),
