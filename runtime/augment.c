@@ -289,6 +289,7 @@ void nrt_augment_post(float *x, int64_t n, int64_t c, int64_t h, int64_t w,
     float std = (float)spec->noise;
     /* cutout alone is a few stores per sample: not worth a parallel region */
     bool par = spec->noise > 0 && n * size >= AUG_PAR_MIN;
+    (void)par;   /* read only by the OpenMP clause */
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t i = 0; i < n; i++) {
         float *img = x + i * size;
