@@ -25,7 +25,9 @@ results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 
 netc_run() {   # model batch threads -> img/s
-    local limit=$(( $2 * ($1 == resnet8 ? 40 : 150) ))
+    local steps=150
+    [ "$1" != resnet8 ] || steps=40
+    local limit=$(( $2 * steps ))
     "$netc" train "dsl-examples/$1.net" --epochs 1 --batch "$2" --threads "$3" \
         --limit-train "$limit" --limit-test 64 --out build-bench/bench.safetensors 2>/dev/null \
         | sed -n 's/.*loss [0-9.]*, \([0-9.]*\) img\/s.*/\1/p' | head -n 1
