@@ -221,11 +221,27 @@ static int run(const Options *o, NetcCompilation *c)
     return EXIT_USAGE;
 }
 
+/* Training runs many short OpenMP regions. libgomp's default of spinning
+ * while it waits for work made 2 threads up to 10x slower than 1 on the
+ * 2-vCPU machines netc is measured on (bench/RESULTS.md); passive waiting
+ * removes that. libgomp reads its settings once, when it is loaded, so
+ * unless the user chose a policy, netc re-executes itself with one. */
+static void prefer_passive_openmp(char **argv)
+{
+    if (!NETC_HAVE_OPENMP || getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);   /* returns only on failure: carry on as we are */
+}
+
 int main(int argc, char **argv)
 {
     /* train and eval have flags of their own (train.c). */
-    if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "eval") == 0))
+    if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "eval") == 0)) {
+        prefer_passive_openmp(argv);
         return train_main(argc - 1, argv + 1);
+    }
     Options o = {0};
     int status = parse_args(argc, argv, &o);
     if (status >= 0)
