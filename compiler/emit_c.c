@@ -938,12 +938,7 @@ static void emit_ck_table(Emit *E)
     const char *state_sfx = E->g->train.opt.kind == IR_OPT_SGD ? "momentum" : NULL;
     int count = 0;
     out(E, "/* Checkpoint tensors: name, rank, shape, offset in the block. */\n"
-           "static const struct {\n"
-           "    const char *name;\n"
-           "    int rank;\n"
-           "    int64_t shape[4];\n"
-           "    int64_t off;\n"
-           "} ck_tensors[] = {\n");
+           "static const NrtBlockTensor ck_tensors[] = {\n");
     for (int pass = 0; pass < 3; pass++)
         for (size_t i = 0; i < kp->params.len; i++) {
             const KParam *q = &kp->params.items[i];
@@ -971,71 +966,25 @@ static void emit_ck_table(Emit *E)
 static void emit_checkpoint(Emit *E)
 {
     emit_ck_table(E);
+    out(E, "static const NrtBlockLayout ck_layout = {\n"
+           "    \"%s\", STRUCTURE_HASH_STR, ck_tensors, NCK, BLOCK_FLOATS,\n"
+           "};\n\n", E->m);
     out(E, "/* Parameters, running and preprocessing statistics, optimizer state; in\n"
            " * __metadata__ the model, its structure hash, the step and the seed. */\n"
            "NrtStatus %s_save(const NrtModel *m, const char *path, NrtError *err)\n"
            "{\n"
            "    if (!m || !path)\n"
            "        return nrt_error_set(err, NRT_ERR_ARG, \"%s_save: NULL argument\");\n"
-           "    NrtTensorRef t[NCK];\n"
-           "    for (int i = 0; i < NCK; i++) {\n"
-           "        t[i].name = ck_tensors[i].name;\n"
-           "        t[i].rank = ck_tensors[i].rank;\n"
-           "        memcpy(t[i].shape, ck_tensors[i].shape, sizeof t[i].shape);\n"
-           "        t[i].data = m->block + ck_tensors[i].off;\n"
-           "    }\n"
-           "    char step[24], seed[24];\n"
-           "    snprintf(step, sizeof step, \"%%llu\", (unsigned long long)m->step);\n"
-           "    snprintf(seed, sizeof seed, \"%%llu\", (unsigned long long)m->seed);\n"
-           "    const NrtKV meta[] = {\n"
-           "        {\"format\", \"netc\"}, {\"model\", \"%s\"}, {\"structure_hash\", STRUCTURE_HASH_STR},\n"
-           "        {\"step\", step}, {\"seed\", seed},\n"
-           "    };\n"
-           "    return nrt_checkpoint_save(path, t, NCK, meta, (int)(sizeof meta / sizeof *meta), err);\n"
-           "}\n\n", E->m, E->m, E->m);
-    out(E, "/* All or nothing: every tensor is read into a copy of the block, which\n"
-           " * replaces the model's only when all of them were there with the right\n"
-           " * shapes. */\n"
+           "    return nrt_block_save(&ck_layout, m->block, m->step, m->seed, path, err);\n"
+           "}\n\n", E->m, E->m);
+    out(E, "/* All or nothing: the model is unchanged unless every tensor was there\n"
+           " * with its shape and the structure hash matches. */\n"
            "NrtStatus %s_load(NrtModel *m, const char *path, NrtError *err)\n"
            "{\n"
            "    if (!m || !path)\n"
            "        return nrt_error_set(err, NRT_ERR_ARG, \"%s_load: NULL argument\");\n"
-           "    NrtCheckpoint *ck = NULL;\n"
-           "    NrtStatus st = nrt_checkpoint_open(path, &ck, err);\n"
-           "    if (st != NRT_OK)\n"
-           "        return st;\n"
-           "    const char *model = nrt_checkpoint_meta(ck, \"model\");\n"
-           "    const char *hash = nrt_checkpoint_meta(ck, \"structure_hash\");\n"
-           "    const char *step = nrt_checkpoint_meta(ck, \"step\"), *seed = nrt_checkpoint_meta(ck, \"seed\");\n"
-           "    if (!hash || strcmp(hash, STRUCTURE_HASH_STR) != 0) {\n"
-           "        st = nrt_error_set(err, NRT_ERR_MISMATCH,\n"
-           "                           \"%%s: a checkpoint of model '%%s' with structure %%s, not of this %s (structure %%s)\",\n"
-           "                           path, model ? model : \"?\", hash ? hash : \"(none)\", STRUCTURE_HASH_STR);\n"
-           "        nrt_checkpoint_close(ck);\n"
-           "        return st;\n"
-           "    }\n"
-           "    float *block = aligned_alloc(64, (size_t)BLOCK_FLOATS * sizeof(float));\n"
-           "    if (!block) {\n"
-           "        nrt_checkpoint_close(ck);\n"
-           "        return nrt_error_set(err, NRT_ERR_NOMEM, \"%%s: out of memory\", path);\n"
-           "    }\n"
-           "    memcpy(block, m->block, (size_t)BLOCK_FLOATS * sizeof(float));\n"
-           "    for (int i = 0; i < NCK && st == NRT_OK; i++)\n"
-           "        st = nrt_checkpoint_read(ck, ck_tensors[i].name, ck_tensors[i].rank, ck_tensors[i].shape,\n"
-           "                                 block + ck_tensors[i].off, err);\n"
-           "    if (st == NRT_OK && (!step || !seed))\n"
-           "        st = nrt_error_set(err, NRT_ERR_FORMAT, \"%%s: no step or seed in the metadata\", path);\n"
-           "    if (st == NRT_OK) {\n"
-           "        free(m->block);\n"
-           "        m->block = block;\n"
-           "        m->step = strtoull(step, NULL, 10);\n"
-           "        m->seed = strtoull(seed, NULL, 10);\n"
-           "    } else {\n"
-           "        free(block);\n"
-           "    }\n"
-           "    nrt_checkpoint_close(ck);\n"
-           "    return st;\n"
-           "}\n\n", E->m, E->m, E->m);
+           "    return nrt_block_load(&ck_layout, &m->block, &m->step, &m->seed, path, err);\n"
+           "}\n\n", E->m, E->m);
 }
 
 /* ---- the descriptor -------------------------------------------------------- */

@@ -502,12 +502,7 @@ uint64_t *mlp_step(NrtModel *m)
 }
 
 /* Checkpoint tensors: name, rank, shape, offset in the block. */
-static const struct {
-    const char *name;
-    int rank;
-    int64_t shape[4];
-    int64_t off;
-} ck_tensors[] = {
+static const NrtBlockTensor ck_tensors[] = {
     {"dense1.weight", 2, {512, 784, 0, 0}, 0},
     {"dense1.bias", 1, {512, 0, 0, 0}, 401408},
     {"dense2.weight", 2, {256, 512, 0, 0}, 401920},
@@ -525,71 +520,26 @@ static const struct {
 };
 enum { NCK = 14 };
 
+static const NrtBlockLayout ck_layout = {
+    "mlp", STRUCTURE_HASH_STR, ck_tensors, NCK, BLOCK_FLOATS,
+};
+
 /* Parameters, running and preprocessing statistics, optimizer state; in
  * __metadata__ the model, its structure hash, the step and the seed. */
 NrtStatus mlp_save(const NrtModel *m, const char *path, NrtError *err)
 {
     if (!m || !path)
         return nrt_error_set(err, NRT_ERR_ARG, "mlp_save: NULL argument");
-    NrtTensorRef t[NCK];
-    for (int i = 0; i < NCK; i++) {
-        t[i].name = ck_tensors[i].name;
-        t[i].rank = ck_tensors[i].rank;
-        memcpy(t[i].shape, ck_tensors[i].shape, sizeof t[i].shape);
-        t[i].data = m->block + ck_tensors[i].off;
-    }
-    char step[24], seed[24];
-    snprintf(step, sizeof step, "%llu", (unsigned long long)m->step);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->seed);
-    const NrtKV meta[] = {
-        {"format", "netc"}, {"model", "mlp"}, {"structure_hash", STRUCTURE_HASH_STR},
-        {"step", step}, {"seed", seed},
-    };
-    return nrt_checkpoint_save(path, t, NCK, meta, (int)(sizeof meta / sizeof *meta), err);
+    return nrt_block_save(&ck_layout, m->block, m->step, m->seed, path, err);
 }
 
-/* All or nothing: every tensor is read into a copy of the block, which
- * replaces the model's only when all of them were there with the right
- * shapes. */
+/* All or nothing: the model is unchanged unless every tensor was there
+ * with its shape and the structure hash matches. */
 NrtStatus mlp_load(NrtModel *m, const char *path, NrtError *err)
 {
     if (!m || !path)
         return nrt_error_set(err, NRT_ERR_ARG, "mlp_load: NULL argument");
-    NrtCheckpoint *ck = NULL;
-    NrtStatus st = nrt_checkpoint_open(path, &ck, err);
-    if (st != NRT_OK)
-        return st;
-    const char *model = nrt_checkpoint_meta(ck, "model");
-    const char *hash = nrt_checkpoint_meta(ck, "structure_hash");
-    const char *step = nrt_checkpoint_meta(ck, "step"), *seed = nrt_checkpoint_meta(ck, "seed");
-    if (!hash || strcmp(hash, STRUCTURE_HASH_STR) != 0) {
-        st = nrt_error_set(err, NRT_ERR_MISMATCH,
-                           "%s: a checkpoint of model '%s' with structure %s, not of this mlp (structure %s)",
-                           path, model ? model : "?", hash ? hash : "(none)", STRUCTURE_HASH_STR);
-        nrt_checkpoint_close(ck);
-        return st;
-    }
-    float *block = aligned_alloc(64, (size_t)BLOCK_FLOATS * sizeof(float));
-    if (!block) {
-        nrt_checkpoint_close(ck);
-        return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(block, m->block, (size_t)BLOCK_FLOATS * sizeof(float));
-    for (int i = 0; i < NCK && st == NRT_OK; i++)
-        st = nrt_checkpoint_read(ck, ck_tensors[i].name, ck_tensors[i].rank, ck_tensors[i].shape,
-                                 block + ck_tensors[i].off, err);
-    if (st == NRT_OK && (!step || !seed))
-        st = nrt_error_set(err, NRT_ERR_FORMAT, "%s: no step or seed in the metadata", path);
-    if (st == NRT_OK) {
-        free(m->block);
-        m->block = block;
-        m->step = strtoull(step, NULL, 10);
-        m->seed = strtoull(seed, NULL, 10);
-    } else {
-        free(block);
-    }
-    nrt_checkpoint_close(ck);
-    return st;
+    return nrt_block_load(&ck_layout, &m->block, &m->step, &m->seed, path, err);
 }
 
 static const NrtTargetInfo targets[1] = {

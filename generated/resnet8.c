@@ -1675,12 +1675,7 @@ uint64_t *resnet8_step(NrtModel *m)
 }
 
 /* Checkpoint tensors: name, rank, shape, offset in the block. */
-static const struct {
-    const char *name;
-    int rank;
-    int64_t shape[4];
-    int64_t off;
-} ck_tensors[] = {
+static const NrtBlockTensor ck_tensors[] = {
     {"conv1.weight", 4, {16, 1, 3, 3}, 0},
     {"conv1.bias", 1, {16, 0, 0, 0}, 144},
     {"batchnorm1.gamma", 1, {16, 0, 0, 0}, 160},
@@ -1780,71 +1775,26 @@ static const struct {
 };
 enum { NCK = 96 };
 
+static const NrtBlockLayout ck_layout = {
+    "resnet8", STRUCTURE_HASH_STR, ck_tensors, NCK, BLOCK_FLOATS,
+};
+
 /* Parameters, running and preprocessing statistics, optimizer state; in
  * __metadata__ the model, its structure hash, the step and the seed. */
 NrtStatus resnet8_save(const NrtModel *m, const char *path, NrtError *err)
 {
     if (!m || !path)
         return nrt_error_set(err, NRT_ERR_ARG, "resnet8_save: NULL argument");
-    NrtTensorRef t[NCK];
-    for (int i = 0; i < NCK; i++) {
-        t[i].name = ck_tensors[i].name;
-        t[i].rank = ck_tensors[i].rank;
-        memcpy(t[i].shape, ck_tensors[i].shape, sizeof t[i].shape);
-        t[i].data = m->block + ck_tensors[i].off;
-    }
-    char step[24], seed[24];
-    snprintf(step, sizeof step, "%llu", (unsigned long long)m->step);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)m->seed);
-    const NrtKV meta[] = {
-        {"format", "netc"}, {"model", "resnet8"}, {"structure_hash", STRUCTURE_HASH_STR},
-        {"step", step}, {"seed", seed},
-    };
-    return nrt_checkpoint_save(path, t, NCK, meta, (int)(sizeof meta / sizeof *meta), err);
+    return nrt_block_save(&ck_layout, m->block, m->step, m->seed, path, err);
 }
 
-/* All or nothing: every tensor is read into a copy of the block, which
- * replaces the model's only when all of them were there with the right
- * shapes. */
+/* All or nothing: the model is unchanged unless every tensor was there
+ * with its shape and the structure hash matches. */
 NrtStatus resnet8_load(NrtModel *m, const char *path, NrtError *err)
 {
     if (!m || !path)
         return nrt_error_set(err, NRT_ERR_ARG, "resnet8_load: NULL argument");
-    NrtCheckpoint *ck = NULL;
-    NrtStatus st = nrt_checkpoint_open(path, &ck, err);
-    if (st != NRT_OK)
-        return st;
-    const char *model = nrt_checkpoint_meta(ck, "model");
-    const char *hash = nrt_checkpoint_meta(ck, "structure_hash");
-    const char *step = nrt_checkpoint_meta(ck, "step"), *seed = nrt_checkpoint_meta(ck, "seed");
-    if (!hash || strcmp(hash, STRUCTURE_HASH_STR) != 0) {
-        st = nrt_error_set(err, NRT_ERR_MISMATCH,
-                           "%s: a checkpoint of model '%s' with structure %s, not of this resnet8 (structure %s)",
-                           path, model ? model : "?", hash ? hash : "(none)", STRUCTURE_HASH_STR);
-        nrt_checkpoint_close(ck);
-        return st;
-    }
-    float *block = aligned_alloc(64, (size_t)BLOCK_FLOATS * sizeof(float));
-    if (!block) {
-        nrt_checkpoint_close(ck);
-        return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(block, m->block, (size_t)BLOCK_FLOATS * sizeof(float));
-    for (int i = 0; i < NCK && st == NRT_OK; i++)
-        st = nrt_checkpoint_read(ck, ck_tensors[i].name, ck_tensors[i].rank, ck_tensors[i].shape,
-                                 block + ck_tensors[i].off, err);
-    if (st == NRT_OK && (!step || !seed))
-        st = nrt_error_set(err, NRT_ERR_FORMAT, "%s: no step or seed in the metadata", path);
-    if (st == NRT_OK) {
-        free(m->block);
-        m->block = block;
-        m->step = strtoull(step, NULL, 10);
-        m->seed = strtoull(seed, NULL, 10);
-    } else {
-        free(block);
-    }
-    nrt_checkpoint_close(ck);
-    return st;
+    return nrt_block_load(&ck_layout, &m->block, &m->step, &m->seed, path, err);
 }
 
 static const NrtTargetInfo targets[1] = {

@@ -587,3 +587,68 @@ NrtStatus nrt_checkpoint_read(const NrtCheckpoint *ck, const char *name, int ran
     }
     return NRT_OK;
 }
+
+/* ---- a generated model's block ------------------------------------------------ */
+
+NrtStatus nrt_block_save(const NrtBlockLayout *l, const float *block, uint64_t step, uint64_t seed,
+                         const char *path, NrtError *err)
+{
+    NrtTensorRef *t = malloc((size_t)(l->ntensors > 0 ? l->ntensors : 1) * sizeof *t);
+    if (!t)
+        return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; i < l->ntensors; i++) {
+        t[i].name = l->tensors[i].name;
+        t[i].rank = l->tensors[i].rank;
+        memcpy(t[i].shape, l->tensors[i].shape, sizeof t[i].shape);
+        t[i].data = block + l->tensors[i].off;
+    }
+    char step_s[24], seed_s[24];
+    snprintf(step_s, sizeof step_s, "%llu", (unsigned long long)step);
+    snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
+    const NrtKV meta[] = {
+        {"format", "netc"}, {"model", l->model}, {"structure_hash", l->structure_hash},
+        {"step", step_s}, {"seed", seed_s},
+    };
+    NrtStatus st = nrt_checkpoint_save(path, t, l->ntensors, meta,
+                                       (int)(sizeof meta / sizeof *meta), err);
+    free(t);
+    return st;
+}
+
+NrtStatus nrt_block_load(const NrtBlockLayout *l, float **block, uint64_t *step, uint64_t *seed,
+                         const char *path, NrtError *err)
+{
+    NrtCheckpoint *ck = NULL;
+    NrtStatus st = nrt_checkpoint_open(path, &ck, err);
+    if (st != NRT_OK)
+        return st;
+    const char *model = nrt_checkpoint_meta(ck, "model");
+    const char *hash = nrt_checkpoint_meta(ck, "structure_hash");
+    const char *step_s = nrt_checkpoint_meta(ck, "step"), *seed_s = nrt_checkpoint_meta(ck, "seed");
+    float *copy = NULL;
+    size_t bytes = (size_t)l->block_floats * sizeof(float);
+    if (!hash || strcmp(hash, l->structure_hash) != 0)
+        st = nrt_error_set(err, NRT_ERR_MISMATCH,
+                           "%s: a checkpoint of model '%s' with structure %s, not of this %s "
+                           "(structure %s)", path, model ? model : "?", hash ? hash : "(none)",
+                           l->model, l->structure_hash);
+    else if (!(copy = aligned_alloc(64, (bytes + 63) / 64 * 64)))
+        st = nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", path);
+    if (copy)
+        memcpy(copy, *block, bytes);
+    for (int i = 0; i < l->ntensors && st == NRT_OK; i++)
+        st = nrt_checkpoint_read(ck, l->tensors[i].name, l->tensors[i].rank, l->tensors[i].shape,
+                                 copy + l->tensors[i].off, err);
+    if (st == NRT_OK && (!step_s || !seed_s))
+        st = nrt_error_set(err, NRT_ERR_FORMAT, "%s: no step or seed in the metadata", path);
+    if (st == NRT_OK) {
+        free(*block);
+        *block = copy;
+        *step = strtoull(step_s, NULL, 10);
+        *seed = strtoull(seed_s, NULL, 10);
+    } else {
+        free(copy);
+    }
+    nrt_checkpoint_close(ck);
+    return st;
+}

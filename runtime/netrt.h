@@ -284,6 +284,32 @@ const char *nrt_checkpoint_name(const NrtCheckpoint *ck, int i);
 int nrt_checkpoint_shape(const NrtCheckpoint *ck, const char *name, int64_t shape[8]);
 void nrt_checkpoint_close(NrtCheckpoint *ck);   /* NULL is fine */
 
+/* A generated model's checkpoint: every tensor lives `off` floats into the
+ * model's one block (parameters, statistics, optimizer state). Saving adds
+ * __metadata__ format=netc, model, structure_hash, step and seed. Loading
+ * refuses another structure hash and is all or nothing: the tensors are read
+ * into a copy of the block (aligned_alloc(64, ...)) that replaces *block,
+ * which is freed, only when every one was there with its shape. */
+typedef struct NrtBlockTensor {
+    const char *name;
+    int rank;
+    int64_t shape[4];
+    int64_t off;
+} NrtBlockTensor;
+
+typedef struct NrtBlockLayout {
+    const char *model;
+    const char *structure_hash;     /* 16 hex digits */
+    const NrtBlockTensor *tensors;
+    int ntensors;
+    int64_t block_floats;
+} NrtBlockLayout;
+
+NrtStatus nrt_block_save(const NrtBlockLayout *l, const float *block, uint64_t step, uint64_t seed,
+                         const char *path, NrtError *err);
+NrtStatus nrt_block_load(const NrtBlockLayout *l, float **block, uint64_t *step, uint64_t *seed,
+                         const char *path, NrtError *err);
+
 /* ---- dense and convolution math (gemm.c, conv.c) ------------------------- */
 
 /* Scratch space from the caller. Any float-aligned buffer works (kernels
