@@ -206,19 +206,16 @@ static int run(const Options *o, NetcCompilation *c)
     }
     if (strcmp(o->command, "graph") == 0)
         return write_dot(c->graph, o->output);
-    if (strcmp(o->command, "emit") == 0) {
-        char h_path[4096], err[512];
-        emitc_header_path(o->output, h_path, sizeof h_path);
-        Diag *seen = c->diags.last;
-        int st = emitc_files(c->graph, o->input, o->output, h_path, &c->diags, err, sizeof err);
-        for (const Diag *dg = seen ? seen->next : c->diags.first; dg; dg = dg->next)
-            diag_print(dg, stderr, o->color);
-        if (st == EMITC_ERR_IO)
-            fprintf(stderr, "netc: %s\n", err);
-        return st == EMITC_OK ? 0 : st == EMITC_ERR_INPUT ? EXIT_INPUT : EXIT_USAGE;
-    }
-    fprintf(stderr, "netc: '%s' is not implemented yet in this version\n", o->command);
-    return EXIT_USAGE;
+    /* emit: MODEL.c and MODEL.h (train and eval never get here: main). */
+    char h_path[4096], err[512];
+    emitc_header_path(o->output, h_path, sizeof h_path);
+    Diag *seen = c->diags.last;
+    int st = emitc_files(c->graph, o->input, o->output, h_path, &c->diags, err, sizeof err);
+    for (const Diag *dg = seen ? seen->next : c->diags.first; dg; dg = dg->next)
+        diag_print(dg, stderr, o->color);
+    if (st == EMITC_ERR_IO)
+        fprintf(stderr, "netc: %s\n", err);
+    return st == EMITC_OK ? 0 : st == EMITC_ERR_INPUT ? EXIT_INPUT : EXIT_USAGE;
 }
 
 /* Training runs many short OpenMP regions. libgomp's default of spinning
