@@ -18,6 +18,7 @@
 #include "emit_c.h"
 #include "frontend.h"
 #include "netc_config.h"
+#include "preview.h"
 #include "report.h"
 #include "train.h"
 
@@ -35,6 +36,8 @@ static const char usage_text[] =
     "  train MODEL.net [flags]          train the model (--epochs --batch --seed --threads\n"
     "                                   --data --out --resume)\n"
     "  eval MODEL.net --weights CKPT    print test accuracy of a checkpoint\n"
+    "  preview MODEL.net -o FILE.png    training samples as augmentation and mixing make\n"
+    "                                   them (--data --seed --step --count --raw)\n"
     "\n"
     "options:\n"
     "  --color=auto|always|never        color diagnostics (auto: when stderr is a terminal)\n"
@@ -239,6 +242,8 @@ int main(int argc, char **argv)
         prefer_passive_openmp(argv);
         return train_main(argc - 1, argv + 1);
     }
+    if (argc > 1 && strcmp(argv[1], "preview") == 0)
+        return preview_main(argc - 1, argv + 1, want_color);
     Options o = {0};
     int status = parse_args(argc, argv, &o);
     if (status >= 0)

@@ -73,6 +73,33 @@ contains "$tmp/err" "bad.net:3:" "error location"
 expect 1 "bad model, graph" "$netc" graph "$tmp/bad.net" -o "$tmp/bad.dot"
 [ ! -e "$tmp/bad.dot" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: graph wrote a file for a bad model"; }
 
+# netc preview: usage and file errors (its pixels: tests/cli/preview_check.sh).
+pv=$root/tests/cli/preview/augment.net
+expect 0 "preview --help" "$netc" preview --help
+contains "$tmp/out" "usage: netc preview" "preview usage text"
+expect 2 "preview without -o" "$netc" preview "$pv"
+contains "$tmp/err" "preview needs -o FILE.png" "preview -o message"
+expect 2 "preview bad --step" "$netc" preview "$pv" -o "$tmp/p.png" --step -3
+contains "$tmp/err" "--step needs a non-negative integer" "preview --step message"
+expect 2 "preview --count 0" "$netc" preview "$pv" -o "$tmp/p.png" --count 0
+expect 2 "preview unknown flag" "$netc" preview "$pv" -o "$tmp/p.png" --frobnicate
+expect 2 "preview missing model" "$netc" preview "$tmp/none.net" -o "$tmp/p.png"
+expect 1 "preview bad model" "$netc" preview "$tmp/bad.net" -o "$tmp/p.png"
+contains "$tmp/err" "bad.net:3:" "preview error location"
+expect 1 "preview of a non-image input" "$netc" preview "$ex/mlp.net" -o "$tmp/p.png"
+contains "$tmp/err" "preview shows images" "preview non-image message"
+expect 2 "preview missing data" "$netc" preview "$pv" -o "$tmp/p.png" --data "$tmp/nodata"
+contains "$tmp/err" "nodata/train-images-idx3-ubyte.gz" "preview missing data names the file"
+if [ -f "${NETC_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}/train-images-idx3-ubyte.gz" ]; then
+    expect 2 "preview unwritable -o" "$netc" preview "$pv" -o "$tmp/no/such/dir/p.png"
+    contains "$tmp/err" "no/such/dir" "preview unwritable message names the path"
+    expect 0 "preview" "$netc" preview "$pv" -o "$tmp/p.png" --count 9 --step 2
+    contains "$tmp/out" "step 2 (epoch 1, batch 2)" "preview summary"
+    [ "$(head -c 8 "$tmp/p.png" | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] \
+        && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: preview did not write a PNG"; }
+fi
+[ ! -e "$tmp/p.png.tmp" ] || { fail=$((fail + 1)); echo "FAIL: preview left a temp file"; }
+
 # Graph output, for every example; checked by Graphviz when it is there.
 for f in "$ex"/*.net; do
     name=$(basename "$f" .net)
