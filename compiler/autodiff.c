@@ -15,6 +15,10 @@
  *   relu, leaky_relu, tanh, sigmoid: dy * f'(x) (from x or y)
  *   batchnorm  the batch-statistics rule with the saved mean and 1/std
  *   dropout    dy * mask (the mask already holds 0 or 1/(1-p))
+ *   drop_path  dy * scale of the sample; gaussian_noise: dy (a copy)
+ *   fractional_maxpool: as maxpool, through the saved argmax of the step's regions
+ *   dropconnect dense: the per-sample masks regenerated (K_DENSE_DC_BWD);
+ *              conv: dx through the masked weights, then dW *= the batch's mask
  *   relu fused into batchnorm: no step; batchnorm's rule masks dy itself
  * A value's gradient buffer is overwritten by the first rule that reaches
  * it and accumulated into by the others (fan-out). Values that depend on no
@@ -104,6 +108,13 @@ static bool seed_loss(Ad *A, const IrNode *n)
         return false;
     s->buf[0] = A->val[pred->id], s->buf[1] = dp, s->nbuf = 2;
     s->acc = acc;
+    if (A->kp->mix_perm >= 0) {     /* mixup / cutmix: both labels, lambda-weighted */
+        const char *nm = arena_printf(A->kp->g->a, "%s.%s", n->name, ce ? "partner_labels" : "mixed_targets");
+        int64_t per = ce ? 1 : ir_shape_numel(pred->shape);
+        int mb = kp_buf_new(A->kp, nm, KS_ARENA, per, 0);
+        s = &A->kp->train.items[A->kp->train.len - 1];     /* kp_buf_new does not move steps */
+        s->buf[2] = A->kp->mix_perm, s->buf[3] = A->kp->mix_lambda, s->buf[4] = mb, s->nbuf = 5;
+    }
     s->i[0] = ir_shape_numel(pred->shape), s->i[1] = n->loss.target;
     s->f[0] = n->loss.weight, s->f[1] = ce ? n->loss.smoothing : 0;
     return true;
@@ -129,15 +140,26 @@ static bool rule_params(Ad *A, const IrNode *n, KOp op, int dy)
     int dx = take_in(A, n, 0, &acc);
     const KStep *f = forward_step(A, n);
     KStep fwd = *f;
+    if (fwd.op == K_DENSE_DC_FWD)
+        op = K_DENSE_DC_BWD;
+    /* conv dropconnect: dx through the masked weights, then dw *= mask */
+    bool masked = op == K_CONV_BWD && A->aux[n->id][1] >= 0;
     KStep *s = step(A, op, n, "backward");
     if (!s)
         return false;
-    int b[6] = {dy, A->val[n->in[0]->id], pdata(A, n->weight), dx, pgrad(A, n->weight),
-                pgrad(A, n->bias)};
+    int b[6] = {dy, A->val[n->in[0]->id], masked ? A->aux[n->id][1] : pdata(A, n->weight), dx,
+                pgrad(A, n->weight), pgrad(A, n->bias)};
     memcpy(s->buf, b, sizeof b);
     s->nbuf = 6;
     s->acc = acc;
     copy_ints(s, &fwd);
+    if (!masked)
+        return true;
+    s = step(A, K_DROPCONNECT_GRAD, n, "dropconnect_backward");
+    if (!s)
+        return false;
+    s->buf[0] = A->aux[n->id][0], s->buf[1] = pgrad(A, n->weight), s->nbuf = 2;
+    s->i[0] = n->weight->numel;
     return true;
 }
 
@@ -164,8 +186,8 @@ static bool rule_unary(Ad *A, const IrNode *n, KOp op, int dy)
         s->buf[nb++] = x;
         s->buf[nb++] = y;
     }
-    if (op == K_DROPOUT_BWD || op == K_MAXPOOL_BWD)
-        s->buf[nb++] = A->aux[n->id][0];    /* mask, argmax */
+    if (op == K_DROPOUT_BWD || op == K_MAXPOOL_BWD || op == K_DROP_PATH_BWD || op == K_FRACPOOL_BWD)
+        s->buf[nb++] = A->aux[n->id][0];    /* mask, argmax, scale */
     s->buf[nb++] = dx;
     s->nbuf = nb;
     s->acc = acc;
@@ -215,30 +237,40 @@ static bool rule_copies(Ad *A, const IrNode *n, int dy)
     return true;
 }
 
+/* One step per group of K_CONCAT_GROUP inputs, as the forward. */
 static bool rule_concat(Ad *A, const IrNode *n, int dy)
 {
-    int dx[K_MAX_BUFS];
-    unsigned accmask = 0;
-    bool any = false;
-    for (int k = 0; k < n->nin; k++) {
-        bool acc;
-        dx[k] = take_in(A, n, k, &acc);
-        accmask |= acc ? 1u << k : 0;
-        any |= dx[k] >= 0;
+    IrShape sh = n->out->shape;
+    int64_t off = 0;
+    for (int k0 = 0; k0 < n->nin; k0 += K_CONCAT_GROUP) {
+        int g = n->nin - k0 < K_CONCAT_GROUP ? n->nin - k0 : K_CONCAT_GROUP;
+        int dx[K_CONCAT_GROUP];
+        unsigned accmask = 0;
+        bool any = false;
+        for (int k = 0; k < g; k++) {
+            bool acc;
+            dx[k] = take_in(A, n, k0 + k, &acc);
+            accmask |= acc ? 1u << k : 0;
+            any |= dx[k] >= 0;
+        }
+        int64_t first = off;
+        for (int k = 0; k < g; k++)
+            off += n->in[k0 + k]->shape.d[0];
+        if (!any)
+            continue;
+        const char *sfx = n->nin > K_CONCAT_GROUP ? arena_printf(A->kp->g->a, "backward_in%d", k0)
+                                                  : "backward";
+        KStep *s = sfx ? step(A, K_CONCAT_BWD, n, sfx) : NULL;
+        if (!s)
+            return false;
+        s->buf[0] = dy;
+        s->i[0] = sh.rank == 3 ? sh.d[1] * sh.d[2] : 1;
+        s->i[1] = first, s->i[2] = sh.d[0];
+        for (int k = 0; k < g; k++)
+            s->buf[1 + k] = dx[k], s->i[3 + k] = n->in[k0 + k]->shape.d[0];
+        s->nbuf = 1 + g;
+        s->accmask = accmask;
     }
-    if (!any)
-        return true;
-    const KStep *f = forward_step(A, n);
-    KStep fwd = *f;
-    KStep *s = step(A, K_CONCAT_BWD, n, "backward");
-    if (!s)
-        return false;
-    s->buf[0] = dy;
-    for (int k = 0; k < n->nin; k++)
-        s->buf[1 + k] = dx[k];
-    s->nbuf = 1 + n->nin;
-    s->accmask = accmask;
-    copy_ints(s, &fwd);
     return true;
 }
 
@@ -265,8 +297,11 @@ static bool backward_node(Ad *A, const IrNode *n)
     case IR_OP_TANH:
     case IR_OP_SIGMOID: return rule_unary(A, n, K_ACT_BWD, dy);
     case IR_OP_DROPOUT: return rule_unary(A, n, K_DROPOUT_BWD, dy);
+    case IR_OP_DROP_PATH: return rule_unary(A, n, K_DROP_PATH_BWD, dy);
+    case IR_OP_FRACTIONAL_MAXPOOL: return rule_unary(A, n, K_FRACPOOL_BWD, dy);
     case IR_OP_BATCHNORM: return rule_batchnorm(A, n, dy);
     case IR_OP_FLATTEN:
+    case IR_OP_GAUSSIAN_NOISE:
     case IR_OP_ADD: return rule_copies(A, n, dy);
     case IR_OP_CONCAT: return rule_concat(A, n, dy);
     default:
@@ -287,8 +322,10 @@ int ad_backward(KProgram *kp, const int *val, int (*aux)[2], DiagSink *d)
         A.grad[i] = -1;
     for (size_t i = 0; i <= g->nodes.len; i++)
         A.fwd[i] = -1;
-    for (size_t i = 0; i < kp->train.len; i++)    /* only forward steps so far */
-        if (kp->train.items[i].node && A.fwd[kp->train.items[i].node->id] < 0)
+    /* only forward steps so far; a node's last one is its main step (conv
+     * dropconnect draws its mask in an earlier step) */
+    for (size_t i = 0; i < kp->train.len; i++)
+        if (kp->train.items[i].node)
             A.fwd[kp->train.items[i].node->id] = (int)i;
     mark_dependence(&A);
     bool ok = true;

@@ -127,8 +127,30 @@ static void decl(Emit *E, bool writes, const char *var, int id)
 
 /* ---- step bodies --------------------------------------------------------- */
 
+/* zca: y = (x - mean) W^T, the product as a dense layer without bias. */
+static void body_zca(Emit *E, const KStep *s)
+{
+    int64_t d = ir_shape_numel(E->g->input.shape);
+    if (s->i[0])
+        out(E, "    const float *x = m->x;    /* the caller's raw input */\n");
+    else
+        decl(E, false, "x", s->buf[0]);
+    decl(E, true, "y", s->buf[0]);
+    decl(E, false, "mean", s->buf[1]);
+    decl(E, false, "zca", s->buf[2]);
+    decl(E, true, "xc", s->buf[3]);
+    out(E, "    enum { D = %" PRId64 " };\n", d);
+    out(E, "    for (int64_t k = 0; k < (int64_t)n * D; k++)\n"
+           "        xc[k] = x[k] - mean[k %% D];\n");
+    out(E, "    nrt_dense_forward(n, D, D, xc, zca, NULL, NRT_ACT_NONE, y, &m->ws);\n");
+}
+
 static void body_preprocess(Emit *E, const KStep *s)
 {
+    if (E->g->pre.kind == IR_PRE_ZCA) {
+        body_zca(E, s);
+        return;
+    }
     const KProgram *kp = E->kp;
     char b1[40];
     int64_t d = ir_shape_numel(E->g->input.shape);
@@ -186,11 +208,13 @@ static void out_augment_spec(Emit *E)
     out(E, "};\n");
 }
 
+/* An input [D] (noise is its only augmentation) is one channel of 1 x D. */
 static void out_image_dims(Emit *E)
 {
     const IrShape *sh = &E->g->input.shape;
+    bool image = sh->rank == 3;
     out(E, "    enum { C = %" PRId64 ", H = %" PRId64 ", W = %" PRId64 " };\n",
-        sh->d[0], sh->d[1], sh->d[2]);
+        image ? sh->d[0] : 1, image ? sh->d[1] : 1, image ? sh->d[2] : sh->d[0]);
 }
 
 static void body_augment(Emit *E, const KStep *s)
@@ -205,6 +229,153 @@ static void body_augment(Emit *E, const KStep *s)
     } else {
         out(E, "    nrt_augment_post(x, n, C, H, W, &spec, m->seed, m->step, 0);\n");
     }
+}
+
+/* Per-sample dropconnect masks, regenerated from (seed, NRT_RNG_DROPCONNECT,
+ * step, sample i, element STREAM << 32 | j*IN + c) by each kernel. */
+static void body_dense_dc(Emit *E, const KStep *s)
+{
+    char b1[40];
+    out(E, "    enum { IN = %" PRId64 ", OUT = %" PRId64 " };\n", s->i[0], s->i[1]);
+    out(E, "    const double p = %s;    /* dropconnect */\n", dbl(b1, s->f[0]));
+    out(E, "    const uint64_t stream = (uint64_t)%" PRId64 " << 32;    /* node id */\n", s->i[3]);
+    if (s->op == K_DENSE_DC_FWD) {
+        decl(E, false, "x", s->buf[0]);
+        decl(E, false, "w", s->buf[1]);
+        decl(E, false, "b", s->buf[2]);
+        decl(E, true, "y", s->buf[3]);
+        out(E, "    nrt_dropconnect_dense_forward(n, IN, OUT, x, w, b, %s, p, m->seed, m->step, stream, y);\n",
+            s->i[2] ? "NRT_ACT_RELU" : "NRT_ACT_NONE");
+        return;
+    }
+    decl(E, false, "dy", s->buf[0]);
+    decl(E, false, "x", s->buf[1]);
+    if (s->buf[3] >= 0) {
+        decl(E, false, "w", s->buf[2]);
+        decl(E, true, "dx", s->buf[3]);
+    }
+    decl(E, true, "dw", s->buf[4]);
+    if (s->buf[5] >= 0)
+        decl(E, true, "db", s->buf[5]);
+    out(E, "    nrt_dropconnect_dense_backward_weights(n, IN, OUT, x, dy, p, m->seed, m->step, stream, dw, false);\n");
+    if (s->buf[5] >= 0)
+        out(E, "    nrt_dense_backward_bias(n, OUT, dy, db, false);\n");
+    if (s->buf[3] >= 0)
+        out(E, "    nrt_dropconnect_dense_backward_data(n, IN, OUT, dy, w, p, m->seed, m->step, stream, dx, %s);\n",
+            s->acc ? "true" : "false");
+}
+
+/* Conv dropconnect: one mask per batch from (seed, NRT_RNG_DROPCONNECT, step,
+ * sample 0, element STREAM << 32 | k); the convolution uses w * mask. */
+static void body_dropconnect(Emit *E, const KStep *s)
+{
+    char b1[40];
+    out(E, "    enum { D = %" PRId64 " };    /* weights */\n", s->i[0]);
+    out(E, "    (void)n;\n");
+    if (s->op == K_DROPCONNECT_GRAD) {
+        decl(E, false, "mask", s->buf[0]);
+        decl(E, true, "dw", s->buf[1]);
+        out(E, "    nrt_dropout_backward(D, dw, mask, dw, false);\n");
+        return;
+    }
+    decl(E, false, "w", s->buf[0]);
+    decl(E, true, "mask", s->buf[1]);
+    decl(E, true, "wm", s->buf[2]);
+    out(E, "    const uint64_t stream = (uint64_t)%" PRId64 " << 32;    /* node id */\n", s->i[1]);
+    out(E, "    nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPCONNECT, m->step, 0, stream, D, %s, mask);\n",
+        dbl(b1, s->f[0]));
+    out(E, "    nrt_dropout_forward(D, w, mask, wm);\n");
+}
+
+/* drop_path: one draw per sample at (seed, NRT_RNG_DROP_PATH, step, sample i,
+ * element STREAM << 32). */
+static void body_drop_path(Emit *E, const KStep *s)
+{
+    char b1[40];
+    out(E, "    enum { D = %" PRId64 " };    /* values per sample */\n", s->i[0]);
+    if (s->op == K_DROP_PATH_FWD) {
+        decl(E, false, "x", s->buf[0]);
+        decl(E, true, "y", s->buf[1]);
+        decl(E, true, "scale", s->buf[2]);
+        out(E, "    const uint64_t stream = (uint64_t)%" PRId64 " << 32;    /* node id */\n", s->i[1]);
+        out(E, "    for (int i = 0; i < n; i++)\n"
+               "        nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, %s,\n"
+               "                                  scale + i);\n", dbl(b1, s->f[0]));
+        out(E, "    nrt_drop_path_forward(n, D, x, scale, y);\n");
+        return;
+    }
+    decl(E, false, "dy", s->buf[0]);
+    decl(E, false, "scale", s->buf[1]);
+    decl(E, true, "dx", s->buf[2]);
+    out(E, "    nrt_drop_path_backward(n, D, dy, scale, dx, %s);\n", s->acc ? "true" : "false");
+}
+
+/* gaussian_noise: N(0,1) at (seed, NRT_RNG_NOISE, step, sample i, element
+ * STREAM << 32 | j), written into y first. */
+static void body_noise(Emit *E, const KStep *s)
+{
+    char b1[40];
+    out(E, "    enum { D = %" PRId64 " };    /* values per sample */\n", s->i[0]);
+    decl(E, false, "x", s->buf[0]);
+    decl(E, true, "y", s->buf[1]);
+    out(E, "    const uint64_t stream = (uint64_t)%" PRId64 " << 32;    /* node id */\n", s->i[1]);
+    out(E, "    for (int i = 0; i < n; i++)\n"
+           "        nrt_rng_fill_normal(m->seed, NRT_RNG_NOISE, m->step, (uint64_t)i, stream, D, 0.0f, 1.0f,\n"
+           "                            y + (int64_t)i * D);\n");
+    out(E, "    nrt_gaussian_noise_forward((int64_t)n * D, x, y, %s, y);\n", flt(b1, s->f[0]));
+}
+
+/* Regions per sample drawn at the training step, or one set fixed by the seed
+ * (predict): nrt_fracpool_draw. */
+static void body_fracpool(Emit *E, const KStep *s)
+{
+    bool train = s->i[7] != 0;
+    out(E, "    enum { C = %" PRId64 ", H = %" PRId64 ", W = %" PRId64 ", OH = %" PRId64 ", OW = %" PRId64
+           " };\n", s->i[0], s->i[1], s->i[2], s->i[3], s->i[4]);
+    if (s->op == K_FRACPOOL_BWD) {
+        decl(E, false, "dy", s->buf[0]);
+        decl(E, false, "argmax", s->buf[1]);
+        decl(E, true, "dx", s->buf[2]);
+        out(E, "    const NrtFracPool p = {.n = n, .c = C, .h = H, .w = W, .oh = OH, .ow = OW};\n");
+        out(E, "    nrt_fracpool_backward(&p, dy, (const int32_t *)argmax, dx, %s);\n",
+            s->acc ? "true" : "false");
+        return;
+    }
+    decl(E, false, "x", s->buf[0]);
+    decl(E, true, "y", s->buf[1]);
+    if (s->buf[2] >= 0)
+        decl(E, true, "argmax", s->buf[2]);
+    decl(E, true, "regions", s->buf[3]);
+    out(E, "    const int64_t sets = %s;\n", train ? "n" : "1");
+    out(E, "    int32_t *r = (int32_t *)regions;\n");
+    out(E, "    nrt_fracpool_draw(m->seed, %s, (uint64_t)%" PRId64 " << 32, sets, H, W, OH, OW, %s, r);\n",
+        train ? "m->step" : "NRT_FRACPOOL_INFER_STEP", s->i[6], s->i[5] ? "true" : "false");
+    out(E, "    const NrtFracPool p = {n, C, H, W, OH, OW, %s, r, r + sets * OH, r + 2 * sets * OH,\n"
+           "                         r + 2 * sets * OH + sets * OW};\n",
+        train ? "NRT_FRAC_PER_SAMPLE" : "NRT_FRAC_SHARED");
+    out(E, "    nrt_fracpool_forward(&p, x, y, %s);\n", s->buf[2] >= 0 ? "(int32_t *)argmax" : "NULL");
+}
+
+/* mixup / cutmix of the whole batch: lambda and the partners for the losses. */
+static void body_mix(Emit *E, const KStep *s)
+{
+    char b1[40];
+    bool cut = s->i[0] == IR_MIX_CUTMIX;
+    out(E, "    enum { C = %" PRId64 ", H = %" PRId64 ", W = %" PRId64 " };%s\n", s->i[1], s->i[2],
+        s->i[3], cut ? "" : "    /* mixup: C = values per sample */");
+    decl(E, true, "x", s->buf[0]);
+    decl(E, true, "scratch", s->buf[1]);
+    decl(E, true, "perm", s->buf[2]);
+    decl(E, true, "lambda", s->buf[3]);
+    out(E, "    NrtMixInfo info;\n");
+    if (cut)
+        out(E, "    nrt_cutmix(x, n, C, H, W, %s, m->seed, m->step, (int64_t *)perm, &info, scratch);\n",
+            dbl(b1, s->f[0]));
+    else
+        out(E, "    (void)H, (void)W;\n"
+               "    nrt_mixup(x, n, C, %s, m->seed, m->step, (int64_t *)perm, &info, scratch);\n",
+            dbl(b1, s->f[0]));
+    out(E, "    lambda[0] = info.lambda;\n");
 }
 
 static void body_dense(Emit *E, const KStep *s)
@@ -441,11 +612,8 @@ static void body_concat(Emit *E, const KStep *s)
 {
     bool fwd = s->op == K_CONCAT_FWD;
     int nin = s->nbuf - 1;
-    int64_t total = 0;
-    for (int k = 0; k < nin; k++)
-        total += s->i[1 + k];
     out(E, "    enum { S = %" PRId64 ", CT = %" PRId64 " };    /* values per channel, channels out */\n",
-        s->i[0], total);
+        s->i[0], s->i[2]);
     decl(E, fwd, fwd ? "y" : "dy", s->buf[fwd ? nin : 0]);
     char var[16];
     for (int k = 0, first = fwd ? 0 : 1; k < nin; k++) {
@@ -455,9 +623,9 @@ static void body_concat(Emit *E, const KStep *s)
         decl(E, !fwd, var, s->buf[first + k]);
     }
     out(E, "    for (int64_t i = 0; i < n; i++) {\n");
-    int64_t off = 0;
+    int64_t off = s->i[1];
     for (int k = 0, first = fwd ? 0 : 1; k < nin; k++) {
-        int64_t ck = s->i[1 + k];
+        int64_t ck = s->i[3 + k];
         if (s->buf[first + k] >= 0) {
             if (fwd)
                 out(E, "        memcpy(y + (i * CT + %" PRId64 ") * S, x%d + i * %" PRId64
@@ -492,8 +660,18 @@ static void body_cross_entropy(Emit *E, const KStep *s)
     decl(E, false, "x", s->buf[0]);
     decl(E, true, "dx", s->buf[1]);
     out(E, "    const double weight = %s;\n", dbl(b1, s->f[0]));
-    out(E, "    m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, %s,\n"
-           "                                          weight, dx, %s);\n", dbl(b2, s->f[1]), acc_str(s));
+    if (s->buf[2] < 0) {
+        out(E, "    m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, %s,\n"
+               "                                          weight, dx, %s);\n", dbl(b2, s->f[1]), acc_str(s));
+        return;
+    }
+    decl(E, false, "perm", s->buf[2]);
+    decl(E, false, "lambda", s->buf[3]);
+    decl(E, true, "partner", s->buf[4]);
+    out(E, "    const int32_t *labels = m->batch->labels[TARGET];\n"
+           "    nrt_mix_labels(n, labels, (const int64_t *)perm, (int32_t *)partner);\n");
+    out(E, "    m->loss += weight * nrt_cross_entropy(n, K, x, labels, (const int32_t *)partner, lambda[0],\n"
+           "                                          %s, weight, dx, %s);\n", dbl(b2, s->f[1]), acc_str(s));
 }
 
 static void body_mse(Emit *E, const KStep *s)
@@ -503,8 +681,16 @@ static void body_mse(Emit *E, const KStep *s)
     decl(E, false, "x", s->buf[0]);
     decl(E, true, "dx", s->buf[1]);
     out(E, "    const double weight = %s;\n", dbl(b1, s->f[0]));
-    out(E, "    m->loss += weight * nrt_mse(n, D, x, m->batch->values[TARGET], NULL, 1.0, weight, dx, %s);\n",
-        acc_str(s));
+    if (s->buf[2] < 0) {
+        out(E, "    m->loss += weight * nrt_mse(n, D, x, m->batch->values[TARGET], NULL, 1.0, weight, dx, %s);\n",
+            acc_str(s));
+        return;
+    }
+    decl(E, false, "perm", s->buf[2]);
+    decl(E, false, "lambda", s->buf[3]);
+    decl(E, true, "mixed", s->buf[4]);
+    out(E, "    nrt_mix_values(n, D, m->batch->values[TARGET], (const int64_t *)perm, lambda[0], mixed);\n");
+    out(E, "    m->loss += weight * nrt_mse(n, D, x, mixed, NULL, 1.0, weight, dx, %s);\n", acc_str(s));
 }
 
 static void body_output(Emit *E, const KStep *s)
@@ -584,6 +770,16 @@ static void emit_step_body(Emit *E, const KStep *s)
     case K_PENALTY: body_penalty(E, s); break;
     case K_OPT_SGD: body_sgd(E, s); break;
     case K_OPT_ADAM: body_adam(E, s); break;
+    case K_DENSE_DC_FWD:
+    case K_DENSE_DC_BWD: body_dense_dc(E, s); break;
+    case K_DROPCONNECT_MASK:
+    case K_DROPCONNECT_GRAD: body_dropconnect(E, s); break;
+    case K_DROP_PATH_FWD:
+    case K_DROP_PATH_BWD: body_drop_path(E, s); break;
+    case K_NOISE_FWD: body_noise(E, s); break;
+    case K_FRACPOOL_FWD:
+    case K_FRACPOOL_BWD: body_fracpool(E, s); break;
+    case K_MIX: body_mix(E, s); break;
     }
 }
 
@@ -738,6 +934,12 @@ static void emit_init(Emit *E)
         int nlit = k ? pre->nstd : pre->nmean;
         if (buf < 0)
             continue;
+        if (k == 1 && pre->kind == IR_PRE_ZCA) {
+            out(E, "    for (int64_t c = 0; c < %" PRId64 "; c++)    /* %s: the identity until fit_preprocess */\n"
+                   "        P(%" PRId64 ")[c * %" PRId64 " + c] = 1.0f;\n", kp->pre_channels,
+                kbuf(E, buf)->name, kbuf(E, buf)->off, kp->pre_channels);
+            continue;
+        }
         out(E, "    for (int64_t c = 0; c < %" PRId64 "; c++)    /* %s */\n", kp->pre_channels,
             kbuf(E, buf)->name);
         if (!lit || nlit == 0) {
@@ -763,7 +965,11 @@ static void emit_workspace(Emit *E)
            "    size_t f = 16;\n");
     for (size_t i = 0; i < E->kp->train.len; i++) {
         const KStep *s = &E->kp->train.items[i];
-        if (s->op == K_DENSE_FWD || s->op == K_DENSE_BWD) {
+        if (s->op == K_PREPROCESS && E->g->pre.kind == IR_PRE_ZCA) {
+            int64_t d = ir_shape_numel(E->g->input.shape);
+            out(E, "    {\n        size_t k = nrt_dense_workspace_floats(%s_BATCH, %" PRId64 ", %" PRId64
+                   ");    /* zca */\n        f = k > f ? k : f;\n    }\n", E->M, d, d);
+        } else if (s->op == K_DENSE_FWD || s->op == K_DENSE_BWD) {
             out(E, "    {\n        size_t k = nrt_dense_workspace_floats(%s_BATCH, %" PRId64 ", %" PRId64
                    ");    /* %s */\n        f = k > f ? k : f;\n    }\n", E->M, s->i[0], s->i[1], s->fn);
         } else if (s->op == K_CONV_FWD || s->op == K_CONV_BWD) {
@@ -816,6 +1022,25 @@ static void emit_create(Emit *E)
            "}\n\n", E->m);
 }
 
+/* zca: mean and W in double (nrt_stats_zca), stored as floats. */
+static void emit_fit_zca(Emit *E)
+{
+    const KProgram *kp = E->kp;
+    char b1[40];
+    out(E, "    enum { D = %" PRId64 " };\n", kp->pre_channels);
+    out(E, "    double *mean = malloc((size_t)D * (D + 1) * sizeof *mean);\n"
+           "    if (!mean)\n"
+           "        return nrt_error_set(err, NRT_ERR_NOMEM, \"%s_fit_preprocess: out of memory\");\n"
+           "    double *w = mean + D;\n"
+           "    NrtStatus st = nrt_stats_zca(images, count, D, %s, mean, w, err);\n"
+           "    for (int64_t k = 0; k < D && st == NRT_OK; k++)\n"
+           "        P(%" PRId64 ")[k] = (float)mean[k];\n"
+           "    for (int64_t k = 0; k < (int64_t)D * D && st == NRT_OK; k++)\n"
+           "        P(%" PRId64 ")[k] = (float)w[k];\n"
+           "    free(mean);\n    return st;\n}\n\n",
+        E->m, dbl(b1, E->g->pre.eps), kbuf(E, kp->pre_mean)->off, kbuf(E, kp->pre_std)->off);
+}
+
 static void emit_fit(Emit *E)
 {
     const KProgram *kp = E->kp;
@@ -831,6 +1056,10 @@ static void emit_fit(Emit *E)
         E->m, E->m);
     if (!fit) {
         out(E, "    (void)count;\n    return NRT_OK;\n}\n\n");
+        return;
+    }
+    if (pre->kind == IR_PRE_ZCA) {
+        emit_fit_zca(E);
         return;
     }
     int64_t d = ir_shape_numel(E->g->input.shape), c = kp->pre_channels;
@@ -956,8 +1185,12 @@ static void emit_ck_table(Emit *E)
     for (int k = 0; k < 2; k++) {
         if (pre[k] < 0)
             continue;
-        out(E, "    {\"%s\", 1, {%" PRId64 ", 0, 0, 0}, %" PRId64 "},\n", kbuf(E, pre[k])->name,
-            kp->pre_channels, kbuf(E, pre[k])->off);
+        if (k == 1 && E->g->pre.kind == IR_PRE_ZCA)
+            out(E, "    {\"%s\", 2, {%" PRId64 ", %" PRId64 ", 0, 0}, %" PRId64 "},\n", kbuf(E, pre[k])->name,
+                kp->pre_channels, kp->pre_channels, kbuf(E, pre[k])->off);
+        else
+            out(E, "    {\"%s\", 1, {%" PRId64 ", 0, 0, 0}, %" PRId64 "},\n", kbuf(E, pre[k])->name,
+                kp->pre_channels, kbuf(E, pre[k])->off);
         count++;
     }
     out(E, "};\nenum { NCK = %d };\n\n", count);

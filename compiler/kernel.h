@@ -46,7 +46,9 @@ typedef struct KBuf {
 } KBuf;
 
 typedef enum KOp {
-    K_PREPROCESS,       /* b0 = pre(x): x is the caller's raw input; b1 mean, b2 std (or -1) */
+    K_PREPROCESS,       /* b0 = pre(x): x is the caller's raw input (i0 = 1) or b0 itself (i0 = 0:
+                         * augmented); b1 mean, b2 std (or -1); zca: b2 the d x d whitening
+                         * matrix W, b3 scratch (d per sample), b0 = (x - mean) W^T */
     K_AUGMENT_GEO,      /* b0 = translate/flip/rotate(x), b1 scratch (train only) */
     K_AUGMENT_POST,     /* in place on b0: cutout, noise (train only) */
     K_DENSE_FWD,        /* b0 x, b1 w, b2 b|-1 -> b3 y; i0 in, i1 out, i2 fused relu */
@@ -67,24 +69,59 @@ typedef enum KOp {
                          * b7 dbeta; b8 the fused relu's output (masks dy) or -1 */
     K_DROPOUT_FWD,      /* b0 x -> b1 y, b2 mask; i0 numel, i1 node id (RNG stream); f0 p */
     K_DROPOUT_BWD,      /* b0 dy, b1 mask -> b2 dx (acc) */
-    K_ADD_FWD,          /* b0.. inputs (nbuf-1) -> last buf y; i0 numel */
+    K_ADD_FWD,          /* b0.. inputs (nbuf-1) -> last buf y; i0 numel. An add of more than
+                         * K_MAX_BUFS - 1 inputs is several steps: later ones have b0 = y */
     K_GRAD_COPY,        /* b0 dy -> b1 dx (acc); i0 numel */
-    K_CONCAT_FWD,       /* inputs -> last buf; i0 spatial, i[1+k] channels of input k */
-    K_CONCAT_BWD,       /* b0 dy -> b1.. dx_k (acc per input: accmask bit k) */
+    K_CONCAT_FWD,       /* inputs -> last buf y; i0 spatial, i1 channel offset of the first
+                         * input in y, i2 channels of y, i[3+k] channels of input k; a concat
+                         * of more than K_CONCAT_GROUP inputs is several steps */
+    K_CONCAT_BWD,       /* b0 dy -> b1.. dx_k|-1 (acc per input: accmask bit k); ints as fwd */
     K_GAP_FWD,          /* b0 x -> b1 y; i0 c, i1 spatial */
     K_GAP_BWD,          /* b0 dy -> b1 dx (acc) */
     K_SOFTMAX,          /* b0 x -> b1 y; i0 classes */
-    K_CROSS_ENTROPY,    /* b0 logits -> b1 dlogits (acc); i0 classes, i1 target; f0 weight, f1 smoothing */
-    K_MSE,              /* b0 pred -> b1 dpred (acc); i0 size, i1 target; f0 weight */
+    K_CROSS_ENTROPY,    /* b0 logits -> b1 dlogits (acc); i0 classes, i1 target; f0 weight, f1 smoothing;
+                         * with mixing: b2 perm, b3 lambda (K_MIX's), b4 partner labels (int32 per
+                         * sample): loss = lambda CE(labels) + (1 - lambda) CE(labels[perm]) */
+    K_MSE,              /* b0 pred -> b1 dpred (acc); i0 size, i1 target; f0 weight; with mixing:
+                         * b2 perm, b3 lambda, b4 mixed targets (size per sample) =
+                         * lambda v + (1 - lambda) v[perm], the loss is mse(pred, mixed) */
     K_OUTPUT,           /* b0 -> outs[i0]; i1 numel */
     K_PENALTY,          /* b0 w, b1 dw; i0 numel; f0 l1, f1 l2 */
     K_OPT_SGD,          /* b0 w, b1 dw, b2 velocity; i0 numel; f0 momentum, f1 nesterov */
     K_OPT_ADAM,         /* b0 w, b1 dw, b2 m, b3 v; i0 numel; f0 beta1, f1 beta2, f2 eps, f3 weight_decay (adamw) */
+    /* Regularizers (train list only unless said). A "stream" is the node id:
+     * the random draws of node k use Philox elements (k << 32) + e, keyed by
+     * (m->seed, purpose, m->step, sample), so nodes never share bits. */
+    K_DENSE_DC_FWD,     /* dense with per-sample dropconnect masks (regenerated, never stored):
+                         * b0 x, b1 w, b2 b|-1 -> b3 y; i0 in, i1 out, i2 fused relu, i3 stream;
+                         * f0 p. nrt_dropconnect_dense_forward (NRT_RNG_DROPCONNECT, sample i) */
+    K_DENSE_DC_BWD,     /* b0 dy, b1 x, b2 w -> b3 dx|-1 (acc), b4 dw, b5 db|-1; ints and f0 as
+                         * K_DENSE_DC_FWD: nrt_dropconnect_dense_backward_{weights,data} */
+    K_DROPCONNECT_MASK, /* one mask per batch (conv): b0 w -> b1 mask, b2 masked w; i0 numel,
+                         * i1 stream; f0 p. mask = nrt_rng_fill_dropout_mask(NRT_RNG_DROPCONNECT,
+                         * sample 0, first stream << 32), masked w = w * mask */
+    K_DROPCONNECT_GRAD, /* b0 mask, b1 dw (in place): dw *= mask; i0 numel */
+    K_DROP_PATH_FWD,    /* b0 x -> b1 y, b2 scale (n floats); i0 values per sample, i1 stream;
+                         * f0 p. scale[i] = nrt_rng_fill_dropout_mask(NRT_RNG_DROP_PATH, sample i,
+                         * element stream << 32), y = nrt_drop_path_forward */
+    K_DROP_PATH_BWD,    /* b0 dy, b1 scale -> b2 dx (acc); i0 values per sample */
+    K_NOISE_FWD,        /* gaussian_noise: b0 x -> b1 y; i0 values per sample, i1 stream; f0 std.
+                         * y first receives N(0,1) from nrt_rng_fill_normal(NRT_RNG_NOISE, sample i,
+                         * first stream << 32), then y = x + std * y. Backward: K_GRAD_COPY */
+    K_FRACPOOL_FWD,     /* fractional max pooling: b0 x -> b1 y, b2 argmax (int32, train only)|-1,
+                         * b3 regions (int32); i0 c, i1 h, i2 w, i3 oh, i4 ow, i5 overlap,
+                         * i6 stream, i7 per-sample regions drawn at m->step (train) or 0: one
+                         * fixed set from the seed (predict). nrt_fracpool_draw, nrt_fracpool_forward */
+    K_FRACPOOL_BWD,     /* b0 dy, b1 argmax -> b2 dx (acc); ints as K_FRACPOOL_FWD */
+    K_MIX,              /* mixup/cutmix of the preprocessed, augmented input in place:
+                         * b0 x, b1 scratch, b2 perm (int64 per sample), b3 lambda (1 float);
+                         * i0 IrMixKind, i1 c, i2 h, i3 w (mixup: i1 = values per sample, i2 = i3 = 1);
+                         * f0 alpha. nrt_mixup / nrt_cutmix (NRT_RNG_MIX) */
 } KOp;
 
 typedef enum KAct { KACT_RELU, KACT_LEAKY_RELU, KACT_TANH, KACT_SIGMOID } KAct;
 
-enum { K_MAX_BUFS = 16, K_MAX_INTS = 16 };
+enum { K_MAX_BUFS = 16, K_MAX_INTS = 16, K_CONCAT_GROUP = K_MAX_INTS - 3 };
 
 typedef struct KStep {
     KOp op;
@@ -121,7 +158,9 @@ typedef struct KProgram {
      * step; after a batchnorm no backward step either). */
     const IrNode **relu_of;
     bool *fused_into;
-    int pre_mean, pre_std;      /* preprocessing statistics buffers, -1 when none */
+    int pre_mean, pre_std;      /* preprocessing statistics buffers, -1 when none
+                                 * (zca: mean (d) and the d x d matrix in pre_std) */
+    int mix_perm, mix_lambda;   /* K_MIX's partners and lambda for the losses, -1: no mixing */
     int64_t pre_channels;       /* entries of pre_mean / pre_std */
     int64_t block_floats;       /* parameter block size */
     int64_t arena_floats;       /* activation arena size (for the batch) */

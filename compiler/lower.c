@@ -26,7 +26,9 @@ const char *k_op_name(KOp op)
         "conv_bwd", "maxpool_fwd", "maxpool_bwd", "avgpool_fwd", "avgpool_bwd", "act_fwd",
         "act_bwd", "bn_fwd_train", "bn_fwd_infer", "bn_bwd", "dropout_fwd", "dropout_bwd",
         "add_fwd", "grad_copy", "concat_fwd", "concat_bwd", "gap_fwd", "gap_bwd", "softmax",
-        "cross_entropy", "mse", "output", "penalty", "opt_sgd", "opt_adam",
+        "cross_entropy", "mse", "output", "penalty", "opt_sgd", "opt_adam", "dense_dc_fwd",
+        "dense_dc_bwd", "dropconnect_mask", "dropconnect_grad", "drop_path_fwd", "drop_path_bwd",
+        "noise_fwd", "fracpool_fwd", "fracpool_bwd", "mix",
     };
     return (size_t)op < sizeof names / sizeof *names ? names[op] : "?";
 }
@@ -70,54 +72,13 @@ static void step_bufs(KStep *s, int nb, const int *bufs)
     s->nbuf = nb;
 }
 
-/* ---- what the C backend cannot do yet ------------------------------------ */
-
-static int check_node(const IrNode *n, DiagSink *d)
-{
-    const char *what = NULL;
-    if (n->op == IR_OP_DENSE && n->dense.dropconnect > 0)
-        what = "dropconnect";
-    else if (n->op == IR_OP_CONV && n->conv.dropconnect > 0)
-        what = "dropconnect";
-    else if (n->op == IR_OP_DROP_PATH || n->op == IR_OP_GAUSSIAN_NOISE
-             || n->op == IR_OP_FRACTIONAL_MAXPOOL)
-        what = ir_op_name(n->op);
-    if ((n->op == IR_OP_CONCAT || n->op == IR_OP_ADD) && n->nin > K_MAX_BUFS - 1) {
-        diag_error(d, n->sp, "%s of more than %d tensors is not supported by the C backend yet",
-                   ir_op_name(n->op), K_MAX_BUFS - 1);
-        return 1;
-    }
-    if (!what)
-        return 0;
-    diag_error(d, n->sp, "%s is not supported by the C backend yet", what);
-    return 1;
-}
+/* ---- what the model must have ---------------------------------------------- */
 
 static int check_graph(const IrGraph *g, DiagSink *d)
 {
     int nerr = 0;
-    for (size_t i = 0; i < g->nodes.len; i++)
-        nerr += check_node(g->nodes.items[i], d);
-    if (g->pre.kind == IR_PRE_ZCA) {
-        diag_error(d, g->pre.sp, "zca is not supported by the C backend yet");
-        nerr++;
-    }
-    if (g->train.mix.kind != IR_MIX_NONE) {
-        diag_error(d, g->train.mix.sp, "%s is not supported by the C backend yet",
-                   g->train.mix.kind == IR_MIX_MIXUP ? "mixup" : "cutmix");
-        nerr++;
-    }
     if (g->params.len == 0) {
         diag_error(d, g->model_sp, "model '%s' has no parameters to train", g->model);
-        nerr++;
-    }
-    if (g->input.shape.rank != 1 && g->input.shape.rank != 3) {
-        diag_error(d, g->input.sp, "an input of rank %d is not supported by the C backend yet",
-                   g->input.shape.rank);
-        nerr++;
-    }
-    if (g->train.naug > 0 && g->input.shape.rank != 3) {
-        diag_error(d, g->train.aug[0].sp, "augmentation needs an image input [C, H, W]");
         nerr++;
     }
     return nerr;
@@ -191,11 +152,16 @@ static bool plan_params(KProgram *kp)
     kp->pre_mean = kp->pre_std = -1;
     IrPreKind pk = g->pre.kind;
     IrShape in = g->input.shape;
-    kp->pre_channels = pk == IR_PRE_MEAN_IMAGE ? ir_shape_numel(in) : in.rank == 3 ? in.d[0] : 1;
-    if (pk == IR_PRE_MEAN_IMAGE || pk == IR_PRE_MEAN_CHANNEL || pk == IR_PRE_STANDARDIZE)
+    kp->pre_channels = pk == IR_PRE_MEAN_IMAGE || pk == IR_PRE_ZCA ? ir_shape_numel(in)
+                     : in.rank == 3 ? in.d[0] : 1;
+    if (pk == IR_PRE_MEAN_IMAGE || pk == IR_PRE_MEAN_CHANNEL || pk == IR_PRE_STANDARDIZE
+        || pk == IR_PRE_ZCA)
         kp->pre_mean = kp_buf_new(kp, "preprocess.mean", KS_PARAMS, 0, kp->pre_channels);
     if (pk == IR_PRE_STANDARDIZE)
         kp->pre_std = kp_buf_new(kp, "preprocess.std", KS_PARAMS, 0, kp->pre_channels);
+    if (pk == IR_PRE_ZCA)
+        kp->pre_std = kp_buf_new(kp, "preprocess.zca", KS_PARAMS, 0,
+                                 kp->pre_channels * kp->pre_channels);
     const char *state_names[2][2] = {{"momentum", NULL}, {"adam_m", "adam_v"}};
     int nstate = g->train.opt.kind == IR_OPT_SGD ? (g->train.opt.momentum > 0 ? 1 : 0) : 2;
     int sk = g->train.opt.kind == IR_OPT_SGD ? 0 : 1;
@@ -311,6 +277,97 @@ static KAct act_of(IrOp op)
          : op == IR_OP_TANH ? KACT_TANH : KACT_SIGMOID;
 }
 
+/* Conv dropconnect: one mask per batch and the masked weights the
+ * convolution then uses (aux: mask, masked weights). Returns the masked
+ * weights' buffer, 0 when out of memory (buffer 0 is always a parameter). */
+static int lower_conv_mask(Lower *L, const IrNode *n)
+{
+    KProgram *kp = L->kp;
+    Arena *a = kp->g->a;
+    KStep *s = kp_step(kp, true, K_DROPCONNECT_MASK, n, arena_printf(a, "%s_dropconnect", n->name));
+    if (!s)
+        return 0;
+    int64_t numel = n->weight->numel;
+    L->aux[n->id][0] = kp_buf_new(kp, suffixed(a, n->name, "dropconnect_mask"), KS_ARENA, 0, numel);
+    L->aux[n->id][1] = kp_buf_new(kp, suffixed(a, n->name, "masked_weight"), KS_ARENA, 0, numel);
+    step_bufs(s, 3, (int[]){pbuf(kp, n->weight), L->aux[n->id][0], L->aux[n->id][1]});
+    s->i[0] = numel, s->i[1] = n->id;
+    s->f[0] = n->conv.dropconnect;
+    return L->aux[n->id][1] > 0 ? L->aux[n->id][1] : 0;
+}
+
+/* Fractional max pooling: region sets (int32) drawn per sample each
+ * training step, one fixed set at inference; argmax saved in training. */
+static KStep *lower_fracpool(Lower *L, const IrNode *n, bool train, int x, int y, const char *fn)
+{
+    KProgram *kp = L->kp;
+    Arena *a = kp->g->a;
+    IrShape in = n->in[0]->shape, out = n->out->shape;
+    KStep *s = kp_step(kp, train, K_FRACPOOL_FWD, n, fn);
+    if (!s)
+        return NULL;
+    int64_t regions = 2 * (out.d[1] + out.d[2]);
+    int rb = kp_buf_new(kp, suffixed(a, n->name, "regions"), KS_ARENA, train ? regions : 0,
+                        train ? 0 : regions);
+    int am = -1;
+    if (train)
+        am = L->aux[n->id][0] = kp_buf_new(kp, suffixed(a, n->name, "argmax"), KS_ARENA,
+                                           ir_shape_numel(out), 0);
+    step_bufs(s, 4, (int[]){x, y, am, rb});
+    s->i[0] = in.d[0], s->i[1] = in.d[1], s->i[2] = in.d[2];
+    s->i[3] = out.d[1], s->i[4] = out.d[2], s->i[5] = n->frac.overlap;
+    s->i[6] = n->id, s->i[7] = train;
+    return s;
+}
+
+/* a + b + ...: groups of up to K_MAX_BUFS - 1 inputs; every group after
+ * the first adds to y (its first input is y itself). */
+static KStep *lower_add(KProgram *kp, const IrNode *n, bool train, const int *map, int y,
+                        const char *fn)
+{
+    KStep *s = NULL;
+    for (int k0 = 0; k0 < n->nin;) {
+        s = kp_step(kp, train, K_ADD_FWD, n, fn);
+        if (!s)
+            return NULL;
+        int nb = 0;
+        if (k0 > 0)
+            s->buf[nb++] = y;
+        for (; k0 < n->nin && nb < K_MAX_BUFS - 1; k0++)
+            s->buf[nb++] = map[n->in[k0]->id];
+        s->buf[nb] = y;
+        s->nbuf = nb + 1;
+        s->i[0] = ir_shape_numel(n->out->shape);
+    }
+    return s;
+}
+
+/* concat: groups of up to K_CONCAT_GROUP inputs, each writing its channel
+ * range of y (K_CONCAT_FWD's i1 offset, i2 channels of y). */
+static KStep *lower_concat(KProgram *kp, const IrNode *n, bool train, const int *map, int y,
+                           const char *fn)
+{
+    IrShape sh = n->out->shape;
+    KStep *s = NULL;
+    int64_t off = 0;
+    for (int k0 = 0; k0 < n->nin; k0 += K_CONCAT_GROUP) {
+        s = kp_step(kp, train, K_CONCAT_FWD, n, fn);
+        if (!s)
+            return NULL;
+        int g = n->nin - k0 < K_CONCAT_GROUP ? n->nin - k0 : K_CONCAT_GROUP;
+        s->i[0] = sh.rank == 3 ? sh.d[1] * sh.d[2] : 1;
+        s->i[1] = off, s->i[2] = sh.d[0];
+        for (int k = 0; k < g; k++) {
+            s->buf[k] = map[n->in[k0 + k]->id];
+            s->i[3 + k] = n->in[k0 + k]->shape.d[0];
+            off += s->i[3 + k];
+        }
+        s->buf[g] = y;
+        s->nbuf = g + 1;
+    }
+    return s;
+}
+
 /* One forward step of n in the given mode; map is that mode's value map. */
 static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
 {
@@ -320,7 +377,7 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
     int64_t numel = ir_shape_numel(n->out->shape);
     IrOp op = n->op;
     /* Identities get no step and no buffer of their own. */
-    if (op == IR_OP_FLATTEN || (!train && op == IR_OP_DROPOUT)) {
+    if (op == IR_OP_FLATTEN || (!train && (ir_op_flags(op) & IR_F_TRAIN_ONLY))) {
         map[n->out->id] = x;
         return true;
     }
@@ -336,20 +393,48 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
                                   train ? "forward" : "infer");
     KStep *s = NULL;
     switch (op) {
-    case IR_OP_DENSE:
-        s = kp_step(kp, train, K_DENSE_FWD, n, fn);
+    case IR_OP_DENSE: {
+        bool dc = train && n->dense.dropconnect > 0;
+        s = kp_step(kp, train, dc ? K_DENSE_DC_FWD : K_DENSE_FWD, n, fn);
         if (s) {
             step_bufs(s, 4, (int[]){x, pbuf(kp, n->weight), pbuf(kp, n->bias), y});
             s->i[0] = ir_shape_numel(n->in[0]->shape), s->i[1] = numel;
             s->i[2] = relu != NULL;
+            s->i[3] = dc ? n->id : 0;
+            s->f[0] = dc ? n->dense.dropconnect : 0;
         }
         break;
-    case IR_OP_CONV:
+    }
+    case IR_OP_CONV: {
+        int w = pbuf(kp, n->weight);
+        if (train && n->conv.dropconnect > 0 && !(w = lower_conv_mask(L, n)))
+            return false;
         s = kp_step(kp, train, K_CONV_FWD, n, fn);
         if (s) {
-            step_bufs(s, 4, (int[]){x, pbuf(kp, n->weight), pbuf(kp, n->bias), y});
+            step_bufs(s, 4, (int[]){x, w, pbuf(kp, n->bias), y});
             conv_ints(s, n);
             s->i[7] = relu != NULL;
+        }
+        break;
+    }
+    case IR_OP_FRACTIONAL_MAXPOOL:
+        s = lower_fracpool(L, n, train, x, y, fn);
+        break;
+    case IR_OP_DROP_PATH:
+        s = kp_step(kp, true, K_DROP_PATH_FWD, n, fn);
+        if (s) {
+            L->aux[n->id][0] = kp_buf_new(kp, suffixed(a, n->name, "scale"), KS_ARENA, 1, 0);
+            step_bufs(s, 3, (int[]){x, y, L->aux[n->id][0]});
+            s->i[0] = numel, s->i[1] = n->id;
+            s->f[0] = n->drop.p;
+        }
+        break;
+    case IR_OP_GAUSSIAN_NOISE:
+        s = kp_step(kp, true, K_NOISE_FWD, n, fn);
+        if (s) {
+            step_bufs(s, 2, (int[]){x, y});
+            s->i[0] = numel, s->i[1] = n->id;
+            s->f[0] = n->noise.std;
         }
         break;
     case IR_OP_MAXPOOL:
@@ -413,22 +498,10 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         }
         break;
     case IR_OP_ADD:
+        s = lower_add(kp, n, train, map, y, fn);
+        break;
     case IR_OP_CONCAT:
-        s = kp_step(kp, train, op == IR_OP_ADD ? K_ADD_FWD : K_CONCAT_FWD, n, fn);
-        if (!s)
-            break;
-        for (int k = 0; k < n->nin; k++)
-            s->buf[k] = map[n->in[k]->id];
-        s->buf[n->nin] = y;
-        s->nbuf = n->nin + 1;
-        if (op == IR_OP_ADD)
-            s->i[0] = numel;
-        else {
-            IrShape sh = n->out->shape;
-            s->i[0] = sh.rank == 3 ? sh.d[1] * sh.d[2] : 1;
-            for (int k = 0; k < n->nin; k++)
-                s->i[1 + k] = n->in[k]->shape.d[0];
-        }
+        s = lower_concat(kp, n, train, map, y, fn);
         break;
     case IR_OP_SOFTMAX:
         s = kp_step(kp, train, K_SOFTMAX, n, fn);
@@ -441,6 +514,28 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         NETC_DIE("lower: op %s reached the forward pass", ir_op_name(op));
     }
     return s != NULL;
+}
+
+/* mixup / cutmix after augmentation and preprocessing (K_MIX); the losses
+ * read its partners and lambda. */
+static bool lower_mix(Lower *L, int xb)
+{
+    KProgram *kp = L->kp;
+    const IrGraph *g = kp->g;
+    IrShape in = g->input.shape;
+    int64_t d = ir_shape_numel(in);
+    KStep *s = kp_step(kp, true, K_MIX, NULL, g->train.mix.kind == IR_MIX_MIXUP ? "mixup" : "cutmix");
+    if (!s)
+        return false;
+    kp->mix_perm = kp_buf_new(kp, "mix.perm", KS_ARENA, 2, 0);    /* int64 per sample */
+    kp->mix_lambda = kp_buf_new(kp, "mix.lambda", KS_ARENA, 0, 1);
+    step_bufs(s, 4, (int[]){xb, kp_buf_new(kp, "mix.scratch", KS_ARENA, d, 0), kp->mix_perm,
+                            kp->mix_lambda});
+    s->i[0] = g->train.mix.kind;
+    bool image = in.rank == 3;
+    s->i[1] = image ? in.d[0] : d, s->i[2] = image ? in.d[1] : 1, s->i[3] = image ? in.d[2] : 1;
+    s->f[0] = g->train.mix.alpha;
+    return true;
 }
 
 /* Preprocessing (and augmentation in training) of the caller's input. */
@@ -469,11 +564,15 @@ static bool lower_input(Lower *L, bool train, int *map)
         return false;
     step_bufs(p, 3, (int[]){xb, kp->pre_mean, kp->pre_std});
     p->i[0] = !geo;     /* 1: read the caller's input, 0: augment left it in b0 */
+    if (g->pre.kind == IR_PRE_ZCA) {
+        p->buf[3] = kp_buf_new(kp, "preprocess.scratch", KS_ARENA, ir_shape_numel(g->input.shape), 0);
+        p->nbuf = 4;
+    }
     if (post && !(s = kp_step(kp, true, K_AUGMENT_POST, NULL, "augment_post")))
         return false;
     if (post)
         s->buf[0] = xb, s->nbuf = 1;
-    return true;
+    return !train || g->train.mix.kind == IR_MIX_NONE || lower_mix(L, xb);
 }
 
 static bool lower_forward(Lower *L, bool train)
@@ -662,6 +761,7 @@ int lower_program(const IrGraph *g, const char *source_name, DiagSink *d, KProgr
     kp->source_name = source_name;
     kp->batch = g->train.batch;
     kp->structure_hash = structure_hash(g);
+    kp->mix_perm = kp->mix_lambda = -1;
     Lower L = {kp, int_table(a, g->values.len), int_table(a, g->values.len),
                arena_array(a, g->nodes.len + 1, sizeof *L.aux)};
     for (size_t i = 0; L.aux && i < g->nodes.len; i++)

@@ -115,3 +115,17 @@ void nrt_cutmix(float *x, int64_t n, int64_t c, int64_t h, int64_t w, double alp
                 memcpy(x + ((i * c + ch) * h + info->y0 + y) * w + info->x0,
                        scratch + perm[i] * box + (ch * bh + y) * bw, (size_t)bw * sizeof *x);
 }
+
+void nrt_mix_labels(int64_t n, const int32_t *labels, const int64_t *perm, int32_t *out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = labels[perm[i]];
+}
+
+void nrt_mix_values(int64_t n, int64_t d, const float *values, const int64_t *perm, float lambda,
+                    float *out)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < d; j++)
+            out[i * d + j] = lambda * values[i * d + j] + (1.0f - lambda) * values[perm[i] * d + j];
+}

@@ -272,3 +272,17 @@ void nrt_fracpool_backward(const NrtFracPool *p, const float *dy, const int32_t 
 {
     scatter_argmax(p->n * p->c, p->h * p->w, p->oh * p->ow, dy, argmax, dx, accumulate);
 }
+
+/* Per set s: the rows' uniform at (seed, NRT_RNG_FRACPOOL, step, sample s,
+ * element stream), the columns' at element stream + 1. */
+void nrt_fracpool_draw(uint64_t seed, uint64_t step, uint64_t stream, int64_t sets, int64_t h,
+                       int64_t w, int64_t oh, int64_t ow, bool overlap, int32_t *regions)
+{
+    int32_t *rs = regions, *re = rs + sets * oh, *cs = re + sets * oh, *ce = cs + sets * ow;
+    for (int64_t s = 0; s < sets; s++) {
+        double ur = nrt_rng_uniform(seed, NRT_RNG_FRACPOOL, step, (uint64_t)s, stream);
+        double uc = nrt_rng_uniform(seed, NRT_RNG_FRACPOOL, step, (uint64_t)s, stream + 1);
+        nrt_fracpool_regions(h, oh, ur, overlap, rs + s * oh, re + s * oh);
+        nrt_fracpool_regions(w, ow, uc, overlap, cs + s * ow, ce + s * ow);
+    }
+}

@@ -1,7 +1,9 @@
 /* gradcheck.c - the generated train_step's gradients against central finite
- * differences of its own loss (tests/golden/gradcheck.net).
+ * differences of its own loss (tests/golden/gradcheck*.net). The training
+ * step counter is held fixed, so the random masks, regions and mixing
+ * partners are drawn once and stay the same during the differences.
  *
- *     cc gradcheck.c gradcheck_model.c -DMODEL_INFO=gradcheck_info -lnetrt -lm
+ *     cc gradcheck.c model.c -DMODEL_INFO=<model>_info -lnetrt -lm
  *
  * train_step with lr = 0 leaves every parameter where it is (SGD moves by
  * lr * velocity) and reports the loss and the gradient of this batch; the
@@ -31,10 +33,17 @@ static const NrtModelInfo *info;
 static NrtModel *m;
 static NrtBatch batch;
 
+/* Every random draw of a training step (dropout and dropconnect masks,
+ * drop_path, noise, fractional pooling regions, mixing) is keyed by the
+ * step counter: holding it at one value holds them fixed, so all the loss
+ * evaluations of a check see the same function of the parameters. */
+enum { FIXED_STEP = 7 };
+
 static double loss_now(void)
 {
     NrtError err;
     float loss;
+    *info->step(m) = FIXED_STEP;
     if (info->train_step(m, &batch, 0.0f, &loss, &err) != NRT_OK) {
         fprintf(stderr, "gradcheck: train_step: %s\n", err.msg);
         exit(1);
@@ -95,6 +104,14 @@ int main(void)
         return 1;
     }
     make_batch();
+    /* statistics (zca's whitening matrix) from 64 pseudo-random images */
+    static uint8_t images[64 * 1024];
+    for (int64_t i = 0; i < 64 * info->input_size; i++)
+        images[i] = (uint8_t)(mix((uint32_t)(i + 77777)) & 255);
+    if (info->fit_preprocess(m, images, 64, &err) != NRT_OK) {
+        fprintf(stderr, "gradcheck: fit_preprocess: %s\n", err.msg);
+        return 1;
+    }
     int bad = 0, checked = 0;
     for (int p = 0; p < info->nparams; p++) {
         if (!info->params[p].trainable)

@@ -12,8 +12,8 @@
 #      libnetrt, together with tests/golden/driver.c;
 #   3. run each driver: create/fit/train_step/predict/save/load, loss going
 #      down, save -> load identical predictions, 1 vs 2 threads identical;
-# then checks tests/golden/gradcheck.net's gradients against finite
-# differences (tests/golden/gradcheck.c; GOLDEN_ONLY=1 skips it).
+# then checks the gradients of tests/golden/gradcheck*.net against finite
+# differences (tests/golden/gradcheck.c; GOLDEN_ONLY=1 skips them).
 # Prints one line per failure and "N passed, N failed"; exits 1 on any
 # failure. A compiler that is not installed is skipped, not passed.
 # Refresh the goldens with scripts/update-golden.sh (and review the diff).
@@ -79,26 +79,31 @@ if [ $# -eq 0 ]; then
     set -- $(ls dsl-examples/*.net | sed 's|dsl-examples/||; s|\.net$||')
 fi
 for x in "$@"; do one "$x"; done
-# The finite-difference check of a generated train_step (every
-# differentiable op, fan-out, both losses): tests/golden/gradcheck.c.
+# The finite-difference checks of generated train_steps: every
+# differentiable op, fan-out, both losses (gradcheck.net), every regularizer,
+# zca and mixup (gradcheck_reg.net), cutmix (gradcheck_cutmix.net):
+# tests/golden/gradcheck.c.
 gradcheck() {
-    out=$tmp/gradcheck
-    mkdir -p "$out"
-    if ! "$netc" tests/golden/gradcheck.net -o "$out/gradcheck_model.c" 2>"$out/stderr"; then
-        bad gradcheck "netc failed:"; cat "$out/stderr"; return
-    fi
-    for cc in gcc clang; do
-        if ! command -v $cc >/dev/null 2>&1; then skip=$((skip + 1)); continue; fi
-        if ! $cc $flags -I runtime -I "$out" -DMODEL_INFO=gradcheck_info tests/golden/gradcheck.c \
-                "$out/gradcheck_model.c" -L "$lib" -lnetrt -lm -Wl,-rpath,"$lib" \
-                -o "$out/gradcheck-$cc" >"$out/cc-$cc" 2>&1; then
-            bad gradcheck "$cc cannot compile:"; head -30 "$out/cc-$cc"; continue
+    for net in tests/golden/gradcheck*.net; do
+        x=$(basename "$net" .net)
+        out=$tmp/$x
+        mkdir -p "$out"
+        if ! "$netc" "$net" -o "$out/${x}_model.c" 2>"$out/stderr"; then
+            bad "$x" "netc failed:"; cat "$out/stderr"; continue
         fi
-        if "$out/gradcheck-$cc" >"$out/run-$cc" 2>&1; then
-            pass=$((pass + 1)); echo "ok gradcheck ($cc): $(tail -1 "$out/run-$cc")"
-        else
-            bad gradcheck "($cc):"; cat "$out/run-$cc"
-        fi
+        for cc in gcc clang; do
+            if ! command -v $cc >/dev/null 2>&1; then skip=$((skip + 1)); continue; fi
+            if ! $cc $flags -I runtime -I "$out" -DMODEL_INFO="${x}_info" tests/golden/gradcheck.c \
+                    "$out/${x}_model.c" -L "$lib" -lnetrt -lm -Wl,-rpath,"$lib" \
+                    -o "$out/gradcheck-$cc" >"$out/cc-$cc" 2>&1; then
+                bad "$x" "$cc cannot compile:"; head -30 "$out/cc-$cc"; continue
+            fi
+            if "$out/gradcheck-$cc" >"$out/run-$cc" 2>&1; then
+                pass=$((pass + 1)); echo "ok $x ($cc): $(tail -1 "$out/run-$cc")"
+            else
+                bad "$x" "($cc):"; cat "$out/run-$cc"
+            fi
+        done
     done
 }
 [ -n "${GOLDEN_ONLY:-}" ] || gradcheck

@@ -5,8 +5,8 @@
  * keeps buffers in bounds and apart, gradients of fanned-out values are
  * overwritten once and accumulated after, values without trainable
  * ancestors get no gradient, the optimizer state is contiguous, the
- * structure hash follows the structure, unsupported constructs are located
- * errors, and emission is byte-for-byte deterministic.
+ * structure hash follows the structure, every regularizer and wide
+ * concat/add lowers, and emission is byte-for-byte deterministic.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -211,35 +211,71 @@ static void test_codegen_structure_hash(void **state)
     assert_true(ha != hash_of(c));
 }
 
-static void expect_unsupported(const char *body, const char *train, const char *what, int line,
-                               int col)
+static int count_op(const KStepList *list, KOp op)
 {
-    KProgram *kp;
-    assert_true(lower_src(body, train, &kp) > 0);
-    for (const Diag *d = comp.diags.first; d; d = d->next)
-        if (d->level == DIAG_ERROR && strstr(d->msg, what) && strstr(d->msg, "not supported")
-            && d->sp.line == line && d->sp.col == col)
-            return;
-    diag_print_all(&comp.diags, stderr, false);
-    fail_msg("no '%s is not supported' error at %d:%d", what, line, col);
+    int k = 0;
+    for (size_t i = 0; i < list->len; i++)
+        k += list->items[i].op == op;
+    return k;
 }
 
-static void test_codegen_unsupported_is_located(void **state)
+/* Every regularizer lowers: its random step in training, the plain op (or
+ * nothing) at inference. */
+static void expect_lowered(const char *body, const char *train, KOp train_op, KOp absent_in_predict)
+{
+    KProgram *kp;
+    if (lower_src(body, train, &kp) != 0) {
+        diag_print_all(&comp.diags, stderr, false);
+        fail_msg("'%s' does not lower", body);
+    }
+    assert_true(count_op(&kp->train, train_op) >= 1);
+    assert_int_equal(count_op(&kp->predict, absent_in_predict), 0);
+}
+
+static void test_codegen_regularizers_lower(void **state)
 {
     (void)state;
-    expect_unsupported("z = x -> gaussian_noise(0.1) -> dense(4);\nloss cross_entropy(z, y);",
-                       NULL, "gaussian_noise", 4, 10);
-    expect_unsupported("z = x -> dense(4, dropconnect=0.5);\nloss cross_entropy(z, y);", NULL,
-                       "dropconnect", 4, 10);
-    expect_unsupported("z = x -> fractional_maxpool(1.5) -> dense(4);\nloss cross_entropy(z, y);",
-                       NULL, "fractional_maxpool", 4, 10);
-    expect_unsupported("z = x -> dense(4);\nloss cross_entropy(z, y);", "mix mixup(0.2);",
-                       "mixup", 6, 59);
+    expect_lowered("z = x -> gaussian_noise(0.1) -> dense(4);\nloss cross_entropy(z, y);", NULL,
+                   K_NOISE_FWD, K_NOISE_FWD);
+    expect_lowered("z = x -> dense(4, dropconnect=0.5);\nloss cross_entropy(z, y);", NULL,
+                   K_DENSE_DC_BWD, K_DENSE_DC_FWD);
+    expect_lowered("z = x -> conv(2, 3, dropconnect=0.5) -> dense(4);\nloss cross_entropy(z, y);",
+                   NULL, K_DROPCONNECT_GRAD, K_DROPCONNECT_MASK);
+    expect_lowered("b = x -> conv(1, 3, pad=1) -> drop_path(0.2);\nz = (x + b) -> dense(4);\n"
+                   "loss cross_entropy(z, y);", NULL, K_DROP_PATH_BWD, K_DROP_PATH_FWD);
+    expect_lowered("z = x -> fractional_maxpool(1.5) -> dense(4);\nloss cross_entropy(z, y);",
+                   NULL, K_FRACPOOL_FWD, K_MAXPOOL_FWD);
+    expect_lowered("z = x -> dense(4);\nloss cross_entropy(z, y);", "mix mixup(0.2);", K_MIX, K_MIX);
+    expect_lowered("z = x -> dense(4);\nloss cross_entropy(z, y);", "mix cutmix(1.0);", K_MIX, K_MIX);
+}
+
+/* concat and add of more than K_MAX_BUFS - 1 tensors: several steps, the
+ * concat's groups covering the output channels once, in order. */
+static void test_codegen_wide_concat_and_add(void **state)
+{
+    (void)state;
+    KProgram *kp;
     char body[2048] = "z = concat(x";
-    for (int k = 0; k < 15; k++)
+    for (int k = 0; k < 29; k++)
         strcat(body, ", x");
-    strcat(body, ") -> dense(4);\nloss cross_entropy(z, y);");
-    expect_unsupported(body, NULL, "concat of more than 15", 4, 5);
+    strcat(body, ") -> dense(4);\nw = x");
+    for (int k = 0; k < 20; k++)
+        strcat(body, " + x");
+    strcat(body, ";\nloss cross_entropy(z, y);\nloss cross_entropy(w -> dense(4), y);");
+    assert_int_equal(lower_src(body, NULL, &kp), 0);
+    assert_int_equal(count_op(&kp->train, K_CONCAT_FWD), 3);     /* 13 + 13 + 4 */
+    assert_int_equal(count_op(&kp->train, K_ADD_FWD), 2);        /* 15, then y + 6 */
+    int64_t next = 0;
+    for (size_t i = 0; i < kp->train.len; i++) {
+        const KStep *s = &kp->train.items[i];
+        if (s->op != K_CONCAT_FWD)
+            continue;
+        assert_int_equal(s->i[1], next);
+        assert_int_equal(s->i[2], 30);
+        for (int k = 0; k < s->nbuf - 1; k++)
+            next += s->i[3 + k];
+    }
+    assert_int_equal(next, 30);
 }
 
 static char *emit_to_memory(const KProgram *kp, size_t *len)
@@ -366,7 +402,8 @@ int main(void)
         cmocka_unit_test(test_codegen_no_gradient_for_input),
         cmocka_unit_test(test_codegen_optimizer_state_contiguous),
         cmocka_unit_test(test_codegen_structure_hash),
-        cmocka_unit_test(test_codegen_unsupported_is_located),
+        cmocka_unit_test(test_codegen_regularizers_lower),
+        cmocka_unit_test(test_codegen_wide_concat_and_add),
         cmocka_unit_test(test_codegen_emit_deterministic),
         cmocka_unit_test(test_codegen_fuses_relu),
         cmocka_unit_test(test_codegen_files),
