@@ -17,7 +17,7 @@
  *   dropout    dy * mask (the mask already holds 0 or 1/(1-p))
  *   drop_path  dy * scale of the sample; gaussian_noise: dy (a copy)
  *   fractional_maxpool: as maxpool, through the saved argmax of the step's regions
- *   dropconnect dense: the per-sample masks regenerated (K_DENSE_DC_BWD);
+ *   dropconnect dense: through the forward's per-sample masks (bits);
  *              conv: dx through the masked weights, then dW *= the batch's mask
  *   relu fused into batchnorm: no step; batchnorm's rule masks dy itself
  * A value's gradient buffer is overwritten by the first rule that reaches
@@ -153,6 +153,8 @@ static bool rule_params(Ad *A, const IrNode *n, KOp op, int dy)
     s->nbuf = 6;
     s->acc = acc;
     copy_ints(s, &fwd);
+    if (op == K_DENSE_DC_BWD)
+        s->buf[6] = A->aux[n->id][0], s->nbuf = 7;     /* the forward's mask bits */
     if (!masked)
         return true;
     s = step(A, K_DROPCONNECT_GRAD, n, "dropconnect_backward");

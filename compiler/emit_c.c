@@ -231,23 +231,25 @@ static void body_augment(Emit *E, const KStep *s)
     }
 }
 
-/* Per-sample dropconnect masks, regenerated from (seed, NRT_RNG_DROPCONNECT,
- * step, sample i, element STREAM << 32 | j*IN + c) by each kernel. */
+/* Per-sample dropconnect masks from (seed, NRT_RNG_DROPCONNECT, step,
+ * sample i, element STREAM << 32 | j*IN + c), kept as bits for the backward. */
 static void body_dense_dc(Emit *E, const KStep *s)
 {
     char b1[40];
     out(E, "    enum { IN = %" PRId64 ", OUT = %" PRId64 " };\n", s->i[0], s->i[1]);
     out(E, "    const double p = %s;    /* dropconnect */\n", dbl(b1, s->f[0]));
-    out(E, "    const uint64_t stream = (uint64_t)%" PRId64 " << 32;    /* node id */\n", s->i[3]);
     if (s->op == K_DENSE_DC_FWD) {
+        out(E, "    const uint64_t stream = (uint64_t)%" PRId64 " << 32;    /* node id */\n", s->i[3]);
         decl(E, false, "x", s->buf[0]);
         decl(E, false, "w", s->buf[1]);
         decl(E, false, "b", s->buf[2]);
         decl(E, true, "y", s->buf[3]);
-        out(E, "    nrt_dropconnect_dense_forward(n, IN, OUT, x, w, b, %s, p, m->seed, m->step, stream, y);\n",
-            s->i[2] ? "NRT_ACT_RELU" : "NRT_ACT_NONE");
+        decl(E, true, "bits", s->buf[4]);
+        out(E, "    nrt_dropconnect_dense_forward(n, IN, OUT, x, w, b, %s, p, m->seed, m->step, stream,\n"
+               "                                  (uint32_t *)bits, y);\n", s->i[2] ? "NRT_ACT_RELU" : "NRT_ACT_NONE");
         return;
     }
+    decl(E, false, "bits", s->buf[6]);
     decl(E, false, "dy", s->buf[0]);
     decl(E, false, "x", s->buf[1]);
     if (s->buf[3] >= 0) {
@@ -257,11 +259,11 @@ static void body_dense_dc(Emit *E, const KStep *s)
     decl(E, true, "dw", s->buf[4]);
     if (s->buf[5] >= 0)
         decl(E, true, "db", s->buf[5]);
-    out(E, "    nrt_dropconnect_dense_backward_weights(n, IN, OUT, x, dy, p, m->seed, m->step, stream, dw, false);\n");
+    out(E, "    nrt_dropconnect_dense_backward_weights(n, IN, OUT, x, dy, p, (const uint32_t *)bits, dw, false);\n");
     if (s->buf[5] >= 0)
         out(E, "    nrt_dense_backward_bias(n, OUT, dy, db, false);\n");
     if (s->buf[3] >= 0)
-        out(E, "    nrt_dropconnect_dense_backward_data(n, IN, OUT, dy, w, p, m->seed, m->step, stream, dx, %s);\n",
+        out(E, "    nrt_dropconnect_dense_backward_data(n, IN, OUT, dy, w, p, (const uint32_t *)bits, dx, %s);\n",
             s->acc ? "true" : "false");
 }
 

@@ -92,11 +92,13 @@ typedef enum KOp {
     /* Regularizers (train list only unless said). A "stream" is the node id:
      * the random draws of node k use Philox elements (k << 32) + e, keyed by
      * (m->seed, purpose, m->step, sample), so nodes never share bits. */
-    K_DENSE_DC_FWD,     /* dense with per-sample dropconnect masks (regenerated, never stored):
-                         * b0 x, b1 w, b2 b|-1 -> b3 y; i0 in, i1 out, i2 fused relu, i3 stream;
-                         * f0 p. nrt_dropconnect_dense_forward (NRT_RNG_DROPCONNECT, sample i) */
-    K_DENSE_DC_BWD,     /* b0 dy, b1 x, b2 w -> b3 dx|-1 (acc), b4 dw, b5 db|-1; ints and f0 as
-                         * K_DENSE_DC_FWD: nrt_dropconnect_dense_backward_{weights,data} */
+    K_DENSE_DC_FWD,     /* dense with per-sample dropconnect masks: b0 x, b1 w, b2 b|-1 -> b3 y,
+                         * b4 mask bits (uint32, nrt_dropconnect_words(in, out) per sample);
+                         * i0 in, i1 out, i2 fused relu, i3 stream; f0 p.
+                         * nrt_dropconnect_dense_forward (NRT_RNG_DROPCONNECT, sample i) */
+    K_DENSE_DC_BWD,     /* b0 dy, b1 x, b2 w -> b3 dx|-1 (acc), b4 dw, b5 db|-1; b6 the mask bits;
+                         * ints and f0 as K_DENSE_DC_FWD: nrt_dropconnect_dense_backward_{weights,data},
+                         * nrt_dense_backward_bias */
     K_DROPCONNECT_MASK, /* one mask per batch (conv): b0 w -> b1 mask, b2 masked w; i0 numel,
                          * i1 stream; f0 p. mask = nrt_rng_fill_dropout_mask(NRT_RNG_DROPCONNECT,
                          * sample 0, first stream << 32), masked w = w * mask */

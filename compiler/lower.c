@@ -403,6 +403,11 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
             s->i[3] = dc ? n->id : 0;
             s->f[0] = dc ? n->dense.dropconnect : 0;
         }
+        if (s && dc) {     /* the masks as bits, 32 weights a float slot */
+            int64_t in = s->i[0], words = numel * ((in + 31) / 32);
+            L->aux[n->id][0] = kp_buf_new(kp, suffixed(a, n->name, "dropconnect_bits"), KS_ARENA, words, 0);
+            s->buf[4] = L->aux[n->id][0], s->nbuf = 5;
+        }
         break;
     }
     case IR_OP_CONV: {

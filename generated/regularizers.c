@@ -421,7 +421,9 @@ static void t16_dense1_relu4_forward(NrtModel *m, int n)
     const float *w = P(42192);    /* dense1.weight */
     const float *b = P(337104);    /* dense1.bias */
     float *y = A(28512);    /* relu4 */
-    nrt_dropconnect_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, p, m->seed, m->step, stream, y);
+    float *bits = A(9726096);    /* dense1.dropconnect_bits */
+    nrt_dropconnect_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, p, m->seed, m->step, stream,
+                                  (uint32_t *)bits, y);
 }
 
 /* regularizers.net:36: dense(10, l1=0.0) */
@@ -472,7 +474,7 @@ static void t20_relu4_backward(NrtModel *m, int n)
     enum { D = 128 };
     const float *dy = A(37984);    /* relu4.grad */
     const float *y = A(28512);    /* relu4 */
-    float *dx = A(9726096);    /* dense1.grad */
+    float *dx = A(10315920);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -481,23 +483,23 @@ static void t21_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 2304, OUT = 128 };
     const double p = 0.5;    /* dropconnect */
-    const uint64_t stream = (uint64_t)15 << 32;    /* node id */
-    const float *dy = A(9726096);    /* dense1.grad */
+    const float *bits = A(9726096);    /* dense1.dropconnect_bits */
+    const float *dy = A(10315920);    /* dense1.grad */
     const float *x = A(9431184);    /* fractional_maxpool3 */
     const float *w = P(42192);    /* dense1.weight */
-    float *dx = A(9734288);    /* features.grad */
+    float *dx = A(10324112);    /* features.grad */
     float *dw = P(381008);    /* dense1.weight.grad */
     float *db = P(675920);    /* dense1.bias.grad */
-    nrt_dropconnect_dense_backward_weights(n, IN, OUT, x, dy, p, m->seed, m->step, stream, dw, false);
+    nrt_dropconnect_dense_backward_weights(n, IN, OUT, x, dy, p, (const uint32_t *)bits, dw, false);
     nrt_dense_backward_bias(n, OUT, dy, db, false);
-    nrt_dropconnect_dense_backward_data(n, IN, OUT, dy, w, p, m->seed, m->step, stream, dx, false);
+    nrt_dropconnect_dense_backward_data(n, IN, OUT, dy, w, p, (const uint32_t *)bits, dx, false);
 }
 
 /* regularizers.net:32: flatten */
 static void t22_flatten1_backward(NrtModel *m, int n)
 {
     enum { D = 2304 };
-    const float *dy = A(9734288);    /* features.grad */
+    const float *dy = A(10324112);    /* features.grad */
     float *dx = A(9431184);    /* fractional_maxpool3.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }

@@ -206,6 +206,26 @@ static void test_threads_and_off(void **state)
     assert_true(ia.lambda == 1.0f && ib.lambda == 1.0f);
 }
 
+/* The losses' partner targets: labels gathered, values mixed by lambda. */
+static void test_mix_targets(void **state)
+{
+    (void)state;
+    const int32_t labels[4] = {3, 1, 4, 1};
+    const int64_t perm[4] = {2, 0, 3, 1};
+    int32_t out[4];
+    nrt_mix_labels(4, labels, perm, out);
+    assert_int_equal(out[0], 4);
+    assert_int_equal(out[1], 3);
+    assert_int_equal(out[2], 1);
+    assert_int_equal(out[3], 1);
+    const float v[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    float mv[8];
+    nrt_mix_values(4, 2, v, perm, 0.25f, mv);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 2; j++)
+            assert_float_equal(mv[i * 2 + j], 0.25f * v[i * 2 + j] + 0.75f * v[perm[i] * 2 + j], 1e-6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_mixup_lambda_distribution),
         cmocka_unit_test(test_cutmix_box),
         cmocka_unit_test(test_threads_and_off),
+        cmocka_unit_test(test_mix_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -366,6 +366,34 @@ static void test_pool_threads_bitwise(void **state)
     free(x), free(dy), free(arg);
 }
 
+/* nrt_fracpool_draw: set s is nrt_fracpool_regions at the documented
+ * uniforms; sets, steps and streams differ; inference's set is fixed. */
+static void test_pool_frac_draw(void **state)
+{
+    (void)state;
+    enum { SETS = 3, H = 20, W = 17, OH = 14, OW = 12 };
+    int32_t r[SETS * 2 * (OH + OW)], r2[SETS * 2 * (OH + OW)];
+    int32_t s[OH], e[OH];
+    const uint64_t stream = (uint64_t)5 << 32;
+    nrt_fracpool_draw(42, 3, stream, SETS, H, W, OH, OW, true, r);
+    for (int k = 0; k < SETS; k++) {
+        nrt_fracpool_regions(H, OH, nrt_rng_uniform(42, NRT_RNG_FRACPOOL, 3, (uint64_t)k, stream),
+                             true, s, e);
+        assert_memory_equal(r + k * OH, s, sizeof s);
+        assert_memory_equal(r + SETS * OH + k * OH, e, sizeof e);
+        nrt_fracpool_regions(W, OW, nrt_rng_uniform(42, NRT_RNG_FRACPOOL, 3, (uint64_t)k, stream + 1),
+                             true, s, e);
+        assert_memory_equal(r + 2 * SETS * OH + k * OW, s, OW * sizeof(int32_t));
+        assert_memory_equal(r + 2 * SETS * OH + SETS * OW + k * OW, e, OW * sizeof(int32_t));
+    }
+    assert_memory_not_equal(r, r + OH, OH * sizeof(int32_t));     /* sets 0 and 1: ~never equal */
+    nrt_fracpool_draw(42, 4, stream, SETS, H, W, OH, OW, true, r2);
+    assert_memory_not_equal(r, r2, sizeof r);
+    nrt_fracpool_draw(42, NRT_FRACPOOL_INFER_STEP, stream, 1, H, W, OH, OW, false, r);
+    nrt_fracpool_draw(42, NRT_FRACPOOL_INFER_STEP, stream, 1, H, W, OH, OW, false, r2);
+    assert_memory_equal(r, r2, 2 * (OH + OW) * sizeof(int32_t));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_pool_frac_regions),
         cmocka_unit_test(test_pool_frac_torch),
         cmocka_unit_test(test_pool_frac_gradcheck),
+        cmocka_unit_test(test_pool_frac_draw),
         cmocka_unit_test(test_pool_threads_bitwise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
