@@ -5,7 +5,8 @@
  * memory traffic), on 1 and on 2 threads, compiled for AVX-512 through a
  * target attribute (portable vectors elsewhere). Each figure is the median
  * of R timed runs after a warm-up; workspaces are allocated once, outside
- * the timing, as generated code does. Usage: bench_kernels [runs] (def. 9).
+ * the timing, as generated code does. Usage: bench_kernels [runs [filter]]
+ * (runs default 9; filter: only the rows whose name contains it).
  * Speed only: correctness is the unit tests' job.
  */
 #include <stdio.h>
@@ -196,6 +197,7 @@ static void set_threads(int n)
 int main(int argc, char **argv)
 {
     int runs = argc > 1 ? atoi(argv[1]) : 9;
+    const char *only = argc > 2 ? argv[2] : "";
     if (runs < 1)
         runs = 1;
     double peak[3] = {0, fma_peak(1, runs), fma_peak(2, runs)};
@@ -222,6 +224,8 @@ int main(int argc, char **argv)
     printf("| --- | --- | ---: | ---: | ---: | ---: |\n");
     for (size_t i = 0; i < sizeof gemms / sizeof gemms[0]; i++) {
         const Gemm *g = &gemms[i];
+        if (!strstr(g->name, only))
+            continue;
         double r[3];
         for (int th = 1; th <= 2; th++) {
             set_threads(th);
@@ -248,7 +252,7 @@ int main(int argc, char **argv)
     printf("\n| conv, batch 64 | pass | 1 thr GFLOP/s | %% peak | 2 thr GFLOP/s | %% peak |\n");
     printf("| --- | --- | ---: | ---: | ---: | ---: |\n");
     for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++)
-        for (int pass = 0; pass < 3; pass++) {
+        for (int pass = 0; pass < 3 && strstr(convs[i].name, only); pass++) {
             double r[3];
             for (int th = 1; th <= 2; th++) {
                 set_threads(th);

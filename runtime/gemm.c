@@ -148,8 +148,8 @@ static void pack_a_panel(const Gemm *g, int64_t i0, int mr, int64_t p0, int64_t 
         return;
     }
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
-    if (g->fast_pack && mr == MR) {
-        nrt_gemm_pack_rows8_avx512(g->a + i0 * g->lda + p0, g->lda, kc, dst);
+    if (g->fast_pack) {
+        nrt_gemm_pack_rows8_avx512(g->a + i0 * g->lda + p0, g->lda, mr, kc, dst);
         return;
     }
 #endif
@@ -186,8 +186,8 @@ static void pack_b_panel(const Gemm *g, int64_t j0, int nr, int64_t p0, int64_t 
         return;
     }
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
-    if (g->fast_pack && nr == NR) {
-        nrt_gemm_pack_rows32_avx512(g->b + j0 * g->ldb + p0, g->ldb, kc, dst);
+    if (g->fast_pack) {
+        nrt_gemm_pack_rows32_avx512(g->b + j0 * g->ldb + p0, g->ldb, nr, kc, dst);
         return;
     }
 #endif

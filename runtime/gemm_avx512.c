@@ -20,25 +20,28 @@ typedef int32_t NrtI16 __attribute__((vector_size(64)));
 
 enum { NV = NRT_GEMM_NR / 16 };
 
-static NrtV16 finish_vec(NrtV16 acc, float *c, int i, int j, const NrtGemmTile *t)
+#include <immintrin.h>
+
+/* The tile epilogue (gemm_kernel.h) on 16 columns of row i, vector j; only
+ * the lanes in `mask` are read and written (edges of C, bias_col). */
+static void finish_vec(NrtV16 acc, float *c, int i, int j, const NrtGemmTile *t, __mmask16 mask)
 {
-    NrtV16u *cp = (NrtV16u *)c;
     NrtV16 v = acc * t->alpha;
     if (t->first) {
         if (t->beta != 0.0f)
-            v += *cp * t->beta;
+            v += (NrtV16)_mm512_maskz_loadu_ps(mask, c) * t->beta;
     } else {
-        v = *cp + v;
+        v = (NrtV16)_mm512_maskz_loadu_ps(mask, c) + v;
     }
     if (t->last) {
         if (t->bias_row)
             v += t->bias_row[i];
         if (t->bias_col)
-            v += *(const NrtV16u *)(t->bias_col + j * 16);
+            v += (NrtV16)_mm512_maskz_loadu_ps(mask, t->bias_col + j * 16);
         if (t->act == NRT_ACT_RELU)
             v = (NrtV16)((NrtI16)(v > 0.0f) & (NrtI16)v);
     }
-    return v;
+    _mm512_mask_storeu_ps(c, mask, (__m512)v);
 }
 
 void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
@@ -50,7 +53,7 @@ void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_
         for (int j = 0; j < NV; j++)
             acc[i][j] = (NrtV16){0};
     /* C rows are often 4 KB apart (same L1 set): fetch them early. */
-    for (int i = 0; i < NRT_GEMM_MR; i++) {
+    for (int i = 0; i < mr; i++) {
         __builtin_prefetch(c + i * ldc, 1, 3);
         __builtin_prefetch(c + i * ldc + 16, 1, 3);
     }
@@ -65,24 +68,20 @@ void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_
             acc[i][1] += a[i] * b1;
         }
     }
-    if (mr == NRT_GEMM_MR && nr == NRT_GEMM_NR) {
-        for (int i = 0; i < NRT_GEMM_MR; i++)
-            for (int j = 0; j < NV; j++) {
-                float *cij = c + i * ldc + j * 16;
-                *(NrtV16u *)cij = finish_vec(acc[i][j], cij, i, j, t);
-            }
-        return;
+    /* Edges are vector stores too: masked lanes, rows past mr skipped. */
+    __mmask16 m[NV];
+    for (int j = 0; j < NV; j++) {
+        int left = nr - j * 16;
+        m[j] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
     }
-    NrtV16 tmp[NRT_GEMM_MR][NV];
     for (int i = 0; i < NRT_GEMM_MR; i++)
-        for (int j = 0; j < NV; j++)
-            tmp[i][j] = acc[i][j];
-    nrt_gemm_store_edge((const float *)tmp, c, ldc, mr, nr, t);
+        if (i < mr)
+            for (int j = 0; j < NV; j++)
+                if (m[j])
+                    finish_vec(acc[i][j], c + i * ldc + j * 16, i, j, t, m[j]);
 }
 
-/* ---- transposing packers (full panels; gemm.c handles the edges) -------- */
-
-#include <immintrin.h>
+/* ---- transposing packers (edge panels zero-padded) ------------------------ */
 
 /* In-register 8x8 transpose: r[i][j] -> r[j][i]. */
 static void transpose8(__m256 r[8])
@@ -133,39 +132,41 @@ static void transpose16(__m512 r[16])
     }
 }
 
-/* dst[p][r] = src[r * ld + p] for r < MR (8), p < kc: one A panel of a
- * row-major A (or a B^T-style source), 8 x 8 blocks at a time. */
-void nrt_gemm_pack_rows8_avx512(const float *src, int64_t ld, int64_t kc, float *dst)
+/* dst[p][r] = src[r * ld + p] for r < mr (<= MR = 8), p < kc, rows past mr
+ * zero: one A panel of a row-major A, 8 x 8 blocks at a time. */
+void nrt_gemm_pack_rows8_avx512(const float *src, int64_t ld, int mr, int64_t kc, float *dst)
 {
     int64_t p = 0;
     for (; p + 8 <= kc; p += 8) {
         __m256 r[8];
         for (int i = 0; i < 8; i++)
-            r[i] = _mm256_loadu_ps(src + i * ld + p);
+            r[i] = i < mr ? _mm256_loadu_ps(src + i * ld + p) : _mm256_setzero_ps();
         transpose8(r);
         for (int q = 0; q < 8; q++)
             _mm256_storeu_ps(dst + (p + q) * 8, r[q]);
     }
     for (; p < kc; p++)
         for (int i = 0; i < 8; i++)
-            dst[p * 8 + i] = src[i * ld + p];
+            dst[p * 8 + i] = i < mr ? src[i * ld + p] : 0.0f;
 }
 
-/* dst[p][j] = src[j * ld + p] for j < NR (32), p < kc: one B panel of a
- * transposed B, 16 x 16 blocks at a time. dst is 64-byte aligned. */
-void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int64_t kc, float *dst)
+/* dst[p][j] = src[j * ld + p] for j < nr (<= NR = 32), p < kc, columns
+ * past nr zero: one B panel of a transposed B, 16 x 16 blocks at a time.
+ * dst is 64-byte aligned. */
+void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int nr, int64_t kc, float *dst)
 {
     int64_t p = 0;
     for (; p + 16 <= kc; p += 16)
         for (int h = 0; h < 2; h++) {
             __m512 r[16];
             for (int i = 0; i < 16; i++)
-                r[i] = _mm512_loadu_ps(src + (h * 16 + i) * ld + p);
+                r[i] = h * 16 + i < nr ? _mm512_loadu_ps(src + (h * 16 + i) * ld + p)
+                                       : _mm512_setzero_ps();
             transpose16(r);
             for (int q = 0; q < 16; q++)
                 _mm512_store_ps(dst + (p + q) * NRT_GEMM_NR + h * 16, r[q]);
         }
     for (; p < kc; p++)
         for (int j = 0; j < NRT_GEMM_NR; j++)
-            dst[p * NRT_GEMM_NR + j] = src[j * ld + p];
+            dst[p * NRT_GEMM_NR + j] = j < nr ? src[j * ld + p] : 0.0f;
 }

@@ -5,7 +5,8 @@
  * aligned; or, for small M, full B panels are read in place with row
  * stride ldbp, unaligned) and calls one micro-kernel per MR x NR tile of C. The kernel
  * computes the full MR x NR product over kc and then writes only the valid
- * mr x nr corner through the tile epilogue below. Kernels exist per ISA
+ * mr x nr corner through the tile epilogue below (the AVX-512 kernel with
+ * masked vector stores, the portable one element by element). Kernels exist per ISA
  * (gemm.c: portable GNU vectors; gemm_avx512.c: zmm) and must all follow
  * this epilogue exactly, so every path computes the same formula.
  */
@@ -51,9 +52,12 @@ NRT_HIDDEN void nrt_gemm_kernel_portable(int64_t kc, const float *ap, const floa
 NRT_HIDDEN void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
                                        float *c, int64_t ldc, int mr, int nr,
                                        const NrtGemmTile *t);
-/* Transposing packers for full panels: dst[p][r] = src[r*ld + p]. */
-NRT_HIDDEN void nrt_gemm_pack_rows8_avx512(const float *src, int64_t ld, int64_t kc, float *dst);
-NRT_HIDDEN void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int64_t kc, float *dst);
+/* Transposing packers: dst[p][r] = src[r*ld + p] for the first mr (nr)
+ * rows, zeros for the rest of the panel. */
+NRT_HIDDEN void nrt_gemm_pack_rows8_avx512(const float *src, int64_t ld, int mr, int64_t kc,
+                                           float *dst);
+NRT_HIDDEN void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int nr, int64_t kc,
+                                            float *dst);
 #endif
 
 /* The scalar epilogue for one element (edges and the K == 0 case). */
