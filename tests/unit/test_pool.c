@@ -154,6 +154,24 @@ static void test_pool_rules(void **state)
     assert_true(y[0] == -1.0f && y[4] == -2.5f);
 }
 
+/* The same rules on the 2x2 stride-2 fast path: the first of equal values
+ * wins, a NaN wins (a later NaN replaces it, as in plane_max), an all -inf
+ * window picks its first element. */
+static void test_pool_rules_2x2(void **state)
+{
+    (void)state;
+    NrtPoolShape s = {.n = 1, .c = 1, .h = 2, .w = 8, .k = 2, .stride = 2};
+    float x[16] = {3, 3, 1, 2, NAN, 9, -INFINITY, -INFINITY,
+                   3, 3, 5, 5, 8, NAN, -INFINITY, -INFINITY};
+    float y[4];
+    int32_t arg[4];
+    nrt_maxpool_forward(&s, x, y, arg);
+    assert_true(y[0] == 3.0f && arg[0] == 0);
+    assert_true(y[1] == 5.0f && arg[1] == 10);
+    assert_true(isnan(y[2]) && arg[2] == 13);
+    assert_true(y[3] == -INFINITY && arg[3] == 6);
+}
+
 /* accumulate adds the scatter to dx; without it dx is overwritten. */
 static void test_pool_accumulate(void **state)
 {
@@ -400,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_pool_maxpool),
         cmocka_unit_test(test_pool_avgpool),
         cmocka_unit_test(test_pool_rules),
+        cmocka_unit_test(test_pool_rules_2x2),
         cmocka_unit_test(test_pool_accumulate),
         cmocka_unit_test(test_pool_global_avgpool),
         cmocka_unit_test(test_pool_frac_regions),
