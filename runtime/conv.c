@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_kernel.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -183,6 +185,10 @@ static void zero_row(float *out, int64_t n)
  * for an output plane oh x ow. */
 static void im2col(const NrtConvShape *s, int64_t oh, int64_t ow, const float *x, float *col)
 {
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (nrt_sgemm_isa() == NRT_ISA_AVX512 && nrt_im2col_avx512(s, oh, ow, x, col))
+        return;
+#endif
     int64_t k = s->k, st = s->stride, p = oh * ow;
     for (int64_t ci = 0; ci < s->c; ci++)
         for (int64_t ki = 0; ki < k; ki++)

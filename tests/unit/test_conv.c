@@ -7,8 +7,8 @@
  * the float dot-product bound, not a guess). Configurations cover kernel
  * 1/3/5, stride 1/2, pad 0/1/2, 1..16 channels and filters, odd planes,
  * batches smaller and larger than NRT_CONV_SLOTS, the lenet_bn and resnet8
- * layer shapes, the caller's workspace, and bitwise equality across thread
- * counts.
+ * layer shapes, the AVX-512 and portable paths, the caller's workspace, and
+ * bitwise equality across thread counts.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -206,6 +206,23 @@ static void test_model_layers(void **state)
         check_all(&layers[i], NULL);
 }
 
+/* Shapes outside the AVX-512 im2col (rows over 32 columns, stride 3) take
+ * the portable rows; every shape also runs with the portable kernels. */
+static void test_isa_paths(void **state)
+{
+    (void)state;
+    static const NrtConvShape shapes[] = {
+        {2, 3, 9, 40, 5, 3, 1, 1}, {2, 3, 11, 11, 4, 3, 3, 1}, {3, 16, 28, 28, 32, 3, 2, 1},
+        {3, 16, 14, 14, 16, 3, 1, 1}, {2, 9, 10, 35, 8, 5, 2, 2},
+    };
+    for (int isa = 0; isa < 2; isa++) {
+        nrt_sgemm_set_isa(isa ? NRT_ISA_PORTABLE : NRT_ISA_AUTO);
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check_all(&shapes[i], NULL);
+    }
+    nrt_sgemm_set_isa(NRT_ISA_AUTO);
+}
+
 /* The caller's workspace (exact size, unaligned), nothing written past it. */
 static void test_workspace(void **state)
 {
@@ -262,6 +279,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_configurations),
         cmocka_unit_test(test_model_layers),
+        cmocka_unit_test(test_isa_paths),
         cmocka_unit_test(test_workspace),
         cmocka_unit_test(test_thread_count_bitwise),
     };
