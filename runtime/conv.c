@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conv_kernel.h"
+#include "isa_kernels.h"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -1,7 +1,7 @@
 /* conv_avx512.c - AVX-512 im2col for the short rows of small images.
  *
  * Built like gemm_avx512.c (own flags, x86-64 only) and called by conv.c
- * only when the CPU has avx512f. Contract (conv_kernel.h): the same col as
+ * only when the CPU has avx512f. Contract (isa_kernels.h): the same col as
  * conv.c's portable im2col, for output rows of at most 32 columns and
  * strides 1 and 2. Each output row is one or two masked vector moves
  * instead of a loop: masked-off lanes are never read, so a window that
@@ -9,7 +9,7 @@
  * Measured: im2col was 28% of a resnet8 training step with the scalar
  * rows.
  */
-#include "conv_kernel.h"
+#include "isa_kernels.h"
 
 #include <immintrin.h>
 

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "isa_kernels.h"
 #include "netrt.h"
 
 #define POOL_PRAGMA(x) _Pragma(#x)
@@ -104,6 +105,11 @@ void nrt_maxpool_forward(const NrtPoolShape *s, const float *x, float *y, int32_
     if (s->k == 2 && s->stride == 2 && s->pad == 0) {
         POOL_PARALLEL_FOR(planes * oh * ow * 4 >= POOL_PAR_MIN && planes > 1)
         for (int64_t p = 0; p < planes; p++)
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+            if (nrt_sgemm_isa() != NRT_ISA_AVX512 ||
+                !nrt_maxpool2_avx512(1, s->h, s->w, oh, ow, x + p * s->h * s->w,
+                                     y + p * oh * ow, argmax ? argmax + p * oh * ow : NULL))
+#endif
             maxpool_2x2_plane(x + p * s->h * s->w, s->w, oh, ow, y + p * oh * ow,
                               argmax ? argmax + p * oh * ow : NULL);
         return;

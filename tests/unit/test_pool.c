@@ -163,13 +163,19 @@ static void test_pool_rules_2x2(void **state)
     NrtPoolShape s = {.n = 1, .c = 1, .h = 2, .w = 8, .k = 2, .stride = 2};
     float x[16] = {3, 3, 1, 2, NAN, 9, -INFINITY, -INFINITY,
                    3, 3, 5, 5, 8, NAN, -INFINITY, -INFINITY};
-    float y[4];
-    int32_t arg[4];
-    nrt_maxpool_forward(&s, x, y, arg);
-    assert_true(y[0] == 3.0f && arg[0] == 0);
-    assert_true(y[1] == 5.0f && arg[1] == 10);
-    assert_true(isnan(y[2]) && arg[2] == 13);
-    assert_true(y[3] == -INFINITY && arg[3] == 6);
+    for (int isa = 0; isa < 2; isa++) {   /* the AVX-512 path (if any), then the portable one */
+        nrt_sgemm_set_isa(isa ? NRT_ISA_PORTABLE : NRT_ISA_AUTO);
+        float y[4];
+        int32_t arg[4];
+        nrt_maxpool_forward(&s, x, y, arg);
+        assert_true(y[0] == 3.0f && arg[0] == 0);
+        assert_true(y[1] == 5.0f && arg[1] == 10);
+        assert_true(isnan(y[2]) && arg[2] == 13);
+        assert_true(y[3] == -INFINITY && arg[3] == 6);
+        check_pool((NrtPoolShape){.n = 2, .c = 2, .h = 28, .w = 28, .k = 2, .stride = 2}, false);
+        check_pool((NrtPoolShape){.n = 1, .c = 2, .h = 6, .w = 34, .k = 2, .stride = 2}, false);
+    }
+    nrt_sgemm_set_isa(NRT_ISA_AUTO);
 }
 
 /* accumulate adds the scatter to dx; without it dx is overwritten. */
