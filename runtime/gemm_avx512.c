@@ -81,6 +81,88 @@ void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_
                     finish_vec(acc[i][j], c + i * ldc + j * 16, i, j, t, m[j]);
 }
 
+/* ---- small M without packing (gemm_kernel.h: NrtGemv) --------------------- */
+
+static NrtGemmTile gemv_tile(const NrtGemv *g, int64_t i, int64_t j)
+{
+    NrtGemmTile t = { .alpha = g->alpha, .beta = g->beta, .first = true, .last = true,
+                      .bias_row = NULL, .bias_col = NULL, .act = NRT_ACT_NONE };
+    if (g->ep) {
+        if (g->ep->bias_kind == NRT_BIAS_ROW && g->ep->bias)
+            t.bias_row = g->ep->bias + i;
+        if (g->ep->bias_kind == NRT_BIAS_COL && g->ep->bias)
+            t.bias_col = g->ep->bias + j;
+        t.act = g->ep->act;
+    }
+    return t;
+}
+
+static __mmask16 first_lanes(int64_t n)
+{
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+/* op(B) = B^T: C[i][j] = dot(A row i, B row j), eight B rows at a time
+ * (eight independent FMA chains; lanes summed by a fixed tree). */
+static void gemv_dot(const NrtGemv *g, int64_t j0, int64_t j1)
+{
+    enum { R = 8 };
+    for (int64_t j = j0; j < j1; j += R) {
+        int nj = j1 - j < R ? (int)(j1 - j) : R;
+        for (int64_t i = 0; i < g->m; i++) {
+            const float *a = g->a + i * g->lda;
+            __m512 acc[R];
+            for (int q = 0; q < R; q++)
+                acc[q] = _mm512_setzero_ps();
+            for (int64_t p = 0; p < g->k; p += 16) {
+                __mmask16 mk = first_lanes(g->k - p);
+                __m512 av = _mm512_maskz_loadu_ps(mk, a + p);
+                for (int q = 0; q < R; q++)
+                    if (q < nj)
+                        acc[q] = _mm512_fmadd_ps(
+                            av, _mm512_maskz_loadu_ps(mk, g->b + (j + q) * g->ldb + p), acc[q]);
+            }
+            for (int q = 0; q < nj; q++) {
+                NrtGemmTile t = gemv_tile(g, i, j + q);
+                float *c = g->c + i * g->ldc + j + q;
+                *c = nrt_gemm_finish(_mm512_reduce_add_ps(acc[q]), *c, 0, 0, &t);
+            }
+        }
+    }
+}
+
+/* op(B) = B: row i of C = sum over p of A[i][p] * (row p of B), 64 columns
+ * at a time. */
+static void gemv_rows(const NrtGemv *g, int64_t j0, int64_t j1)
+{
+    for (int64_t j = j0; j < j1; j += 64) {
+        __mmask16 m[4];
+        for (int q = 0; q < 4; q++)
+            m[q] = first_lanes(j1 - j - 16 * q);
+        for (int64_t i = 0; i < g->m; i++) {
+            const float *a = g->a + i * g->lda;
+            NrtV16 acc[4] = {{0}, {0}, {0}, {0}};
+            for (int64_t p = 0; p < g->k; p++) {
+                const float *brow = g->b + p * g->ldb + j;
+                for (int q = 0; q < 4; q++)
+                    acc[q] += a[p] * (NrtV16)_mm512_maskz_loadu_ps(m[q], brow + 16 * q);
+            }
+            NrtGemmTile t = gemv_tile(g, i, j);
+            for (int q = 0; q < 4; q++)
+                if (m[q])
+                    finish_vec(acc[q], g->c + i * g->ldc + j + 16 * q, 0, q, &t, m[q]);
+        }
+    }
+}
+
+void nrt_gemv_avx512(const NrtGemv *g, int64_t j0, int64_t j1)
+{
+    if (g->tb)
+        gemv_dot(g, j0, j1);
+    else
+        gemv_rows(g, j0, j1);
+}
+
 /* ---- transposing packers (edge panels zero-padded) ------------------------ */
 
 /* In-register 8x8 transpose: r[i][j] -> r[j][i]. */

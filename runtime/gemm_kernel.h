@@ -52,6 +52,25 @@ NRT_HIDDEN void nrt_gemm_kernel_portable(int64_t kc, const float *ap, const floa
 NRT_HIDDEN void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
                                        float *c, int64_t ldc, int mr, int nr,
                                        const NrtGemmTile *t);
+/* A small-M product without packing (batch-1 inference): C = epilogue(
+ * alpha * A op(B) + beta C) for A not transposed, M <= NRT_GEMV_MAX_M, over
+ * the columns [j0, j1) of C only. With op(B) = B^T each element is a dot
+ * product of two contiguous rows; otherwise each row of C is a sum of
+ * scaled rows of B. Every element is computed by one call, in an order
+ * that depends only on K, so splitting [0, N) among threads gives the same
+ * bits. */
+enum { NRT_GEMV_MAX_M = 4 };
+typedef struct NrtGemv {
+    bool tb;
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    int64_t lda, ldb, ldc;
+    float *c;
+    const NrtEpilogue *ep;
+} NrtGemv;
+NRT_HIDDEN void nrt_gemv_avx512(const NrtGemv *g, int64_t j0, int64_t j1);
+
 /* Transposing packers: dst[p][r] = src[r*ld + p] for the first mr (nr)
  * rows, zeros for the rest of the panel. */
 NRT_HIDDEN void nrt_gemm_pack_rows8_avx512(const float *src, int64_t ld, int mr, int64_t kc,

@@ -103,6 +103,7 @@ static const int64_t shapes[][3] = {
     {1, 512, 784}, {300, 5, 40}, {5, 300, 513}, {1030, 40, 20}, {9, 2100, 7},
     {64, 512, 784}, {64, 256, 512}, {64, 10, 256}, {6, 784, 25}, {16, 100, 150},
     {16, 784, 144}, {32, 196, 144}, {64, 49, 288}, {256, 256, 256}, {130, 129, 257},
+    {4, 70, 33}, {3, 65, 17},   /* small M: the no-packing path (gemm.c) */
 };
 enum { NSHAPES = sizeof shapes / sizeof shapes[0] };
 
@@ -209,15 +210,17 @@ static void test_thread_count_bitwise(void **state)
 {
     (void)state;
 #ifdef _OPENMP
-    static const int64_t dims[][3] = {{300, 280, 270}, {64, 512, 784}, {1030, 300, 40}};
-    for (int d = 0; d < 3; d++) {
+    static const int64_t dims[][3] = {{300, 280, 270}, {64, 512, 784}, {1030, 300, 40},
+                                      {3, 3000, 400}};
+    for (int d = 0; d < 4; d++) {
         int64_t m = dims[d][0], n = dims[d][1], k = dims[d][2];
         float *a = rand_buf((size_t)(m * k)), *b = rand_buf((size_t)(k * n));
         float *c[3];
         for (int th = 1; th <= 3; th++) {
             c[th - 1] = calloc((size_t)(m * n), sizeof(float));
             omp_set_num_threads(th);
-            nrt_sgemm(false, d == 1, m, n, k, 1.0f, a, k, b, d == 1 ? k : n, 0.0f, c[th - 1], n, NULL);
+            nrt_sgemm(false, d % 2 == 1, m, n, k, 1.0f, a, k, b, d % 2 == 1 ? k : n, 0.0f, c[th - 1],
+                      n, NULL);
         }
         omp_set_num_threads(2);
         assert_memory_equal(c[0], c[1], (size_t)(m * n) * sizeof(float));
