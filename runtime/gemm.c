@@ -37,7 +37,7 @@
 enum {
     MR = NRT_GEMM_MR,
     NR = NRT_GEMM_NR,
-    KC = 256,           /* K slice: an 8 KB A micro-panel and a 32 KB B micro-panel fit L1 */
+    KC = NRT_GEMM_KC,   /* K slice: an 8 KB A micro-panel and a 32 KB B micro-panel fit L1 */
     MC = 128,           /* rows of C per task: the A block (128 KB) stays in L2 */
     NT = 128,           /* columns of C per task */
     NC = 2048,          /* columns per packed B block (at most 2 MB) */

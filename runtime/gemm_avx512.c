@@ -81,88 +81,6 @@ void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_
                     finish_vec(acc[i][j], c + i * ldc + j * 16, i, j, t, m[j]);
 }
 
-/* ---- small M without packing (gemm_kernel.h: NrtGemv) --------------------- */
-
-static NrtGemmTile gemv_tile(const NrtGemv *g, int64_t i, int64_t j)
-{
-    NrtGemmTile t = { .alpha = g->alpha, .beta = g->beta, .first = true, .last = true,
-                      .bias_row = NULL, .bias_col = NULL, .act = NRT_ACT_NONE };
-    if (g->ep) {
-        if (g->ep->bias_kind == NRT_BIAS_ROW && g->ep->bias)
-            t.bias_row = g->ep->bias + i;
-        if (g->ep->bias_kind == NRT_BIAS_COL && g->ep->bias)
-            t.bias_col = g->ep->bias + j;
-        t.act = g->ep->act;
-    }
-    return t;
-}
-
-static __mmask16 first_lanes(int64_t n)
-{
-    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
-}
-
-/* op(B) = B^T: C[i][j] = dot(A row i, B row j), eight B rows at a time
- * (eight independent FMA chains; lanes summed by a fixed tree). */
-static void gemv_dot(const NrtGemv *g, int64_t j0, int64_t j1)
-{
-    enum { R = 8 };
-    for (int64_t j = j0; j < j1; j += R) {
-        int nj = j1 - j < R ? (int)(j1 - j) : R;
-        for (int64_t i = 0; i < g->m; i++) {
-            const float *a = g->a + i * g->lda;
-            __m512 acc[R];
-            for (int q = 0; q < R; q++)
-                acc[q] = _mm512_setzero_ps();
-            for (int64_t p = 0; p < g->k; p += 16) {
-                __mmask16 mk = first_lanes(g->k - p);
-                __m512 av = _mm512_maskz_loadu_ps(mk, a + p);
-                for (int q = 0; q < R; q++)
-                    if (q < nj)
-                        acc[q] = _mm512_fmadd_ps(
-                            av, _mm512_maskz_loadu_ps(mk, g->b + (j + q) * g->ldb + p), acc[q]);
-            }
-            for (int q = 0; q < nj; q++) {
-                NrtGemmTile t = gemv_tile(g, i, j + q);
-                float *c = g->c + i * g->ldc + j + q;
-                *c = nrt_gemm_finish(_mm512_reduce_add_ps(acc[q]), *c, 0, 0, &t);
-            }
-        }
-    }
-}
-
-/* op(B) = B: row i of C = sum over p of A[i][p] * (row p of B), 64 columns
- * at a time. */
-static void gemv_rows(const NrtGemv *g, int64_t j0, int64_t j1)
-{
-    for (int64_t j = j0; j < j1; j += 64) {
-        __mmask16 m[4];
-        for (int q = 0; q < 4; q++)
-            m[q] = first_lanes(j1 - j - 16 * q);
-        for (int64_t i = 0; i < g->m; i++) {
-            const float *a = g->a + i * g->lda;
-            NrtV16 acc[4] = {{0}, {0}, {0}, {0}};
-            for (int64_t p = 0; p < g->k; p++) {
-                const float *brow = g->b + p * g->ldb + j;
-                for (int q = 0; q < 4; q++)
-                    acc[q] += a[p] * (NrtV16)_mm512_maskz_loadu_ps(m[q], brow + 16 * q);
-            }
-            NrtGemmTile t = gemv_tile(g, i, j);
-            for (int q = 0; q < 4; q++)
-                if (m[q])
-                    finish_vec(acc[q], g->c + i * g->ldc + j + 16 * q, 0, q, &t, m[q]);
-        }
-    }
-}
-
-void nrt_gemv_avx512(const NrtGemv *g, int64_t j0, int64_t j1)
-{
-    if (g->tb)
-        gemv_dot(g, j0, j1);
-    else
-        gemv_rows(g, j0, j1);
-}
-
 /* ---- transposing packers (edge panels zero-padded) ------------------------ */
 
 /* In-register 8x8 transpose: r[i][j] -> r[j][i]. */
@@ -251,4 +169,96 @@ void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int nr, int64_t k
     for (; p < kc; p++)
         for (int j = 0; j < NRT_GEMM_NR; j++)
             dst[p * NRT_GEMM_NR + j] = j < nr ? src[j * ld + p] : 0.0f;
+}
+
+/* ---- small M without packing (gemm_kernel.h: NrtGemv) --------------------- */
+
+/* Bit-for-bit what the packed path computes for the same rows: every
+ * element accumulates fma(a[p], b[p], acc) in increasing p within K slices
+ * of NRT_GEMM_KC, each slice finished by finish_vec with the same first /
+ * last flags. Generated models rely on it: predict() of one sample equals
+ * that sample's outputs in a full batch. */
+
+static NrtGemmTile gemv_tile(const NrtGemv *g, int64_t i, int64_t j, bool first, bool last)
+{
+    NrtGemmTile t = { .alpha = g->alpha, .beta = g->beta, .first = first, .last = last,
+                      .bias_row = NULL, .bias_col = NULL, .act = NRT_ACT_NONE };
+    if (g->ep) {
+        if (g->ep->bias_kind == NRT_BIAS_ROW && g->ep->bias)
+            t.bias_row = g->ep->bias + i;
+        if (g->ep->bias_kind == NRT_BIAS_COL && g->ep->bias)
+            t.bias_col = g->ep->bias + j;
+        t.act = g->ep->act;
+    }
+    return t;
+}
+
+static __mmask16 first_lanes(int64_t n)
+{
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+/* op(B) = B^T (B is N x K): 16 columns of C at a time; 16 x 16 blocks of
+ * B are transposed in registers (what packing does, without the memory
+ * round trip) and fed to m broadcast rows of A. */
+static void gemv_dot(const NrtGemv *g, int64_t j0, int64_t j1)
+{
+    for (int64_t j = j0; j < j1; j += 16) {
+        int nj = j1 - j < 16 ? (int)(j1 - j) : 16;
+        __mmask16 mj = first_lanes(nj);
+        for (int64_t p0 = 0; p0 < g->k; p0 += NRT_GEMM_KC) {
+            int64_t kc = g->k - p0 < NRT_GEMM_KC ? g->k - p0 : NRT_GEMM_KC;
+            NrtV16 acc[NRT_GEMV_MAX_M] = {{0}, {0}, {0}, {0}};
+            for (int64_t p = p0; p < p0 + kc; p += 16) {
+                int np = p0 + kc - p < 16 ? (int)(p0 + kc - p) : 16;
+                __mmask16 mp = first_lanes(np);
+                __m512 r[16];
+                for (int q = 0; q < 16; q++)
+                    r[q] = q < nj ? _mm512_maskz_loadu_ps(mp, g->b + (j + q) * g->ldb + p)
+                                  : _mm512_setzero_ps();
+                transpose16(r);   /* r[q] = B^T row p + q, columns j .. j+15 */
+                for (int q = 0; q < np; q++)
+                    for (int64_t i = 0; i < g->m; i++)
+                        acc[i] += g->a[i * g->lda + p + q] * (NrtV16)r[q];
+            }
+            for (int64_t i = 0; i < g->m; i++) {
+                NrtGemmTile t = gemv_tile(g, i, j, p0 == 0, p0 + kc == g->k);
+                finish_vec(acc[i], g->c + i * g->ldc + j, 0, 0, &t, mj);
+            }
+        }
+    }
+}
+
+/* op(B) = B (K x N): 64 columns of C at a time, rows of B scaled by A. */
+static void gemv_rows(const NrtGemv *g, int64_t j0, int64_t j1)
+{
+    for (int64_t j = j0; j < j1; j += 64) {
+        __mmask16 m[4];
+        for (int q = 0; q < 4; q++)
+            m[q] = first_lanes(j1 - j - 16 * q);
+        for (int64_t i = 0; i < g->m; i++) {
+            const float *a = g->a + i * g->lda;
+            for (int64_t p0 = 0; p0 < g->k; p0 += NRT_GEMM_KC) {
+                int64_t p1 = g->k - p0 < NRT_GEMM_KC ? g->k : p0 + NRT_GEMM_KC;
+                NrtV16 acc[4] = {{0}, {0}, {0}, {0}};
+                for (int64_t p = p0; p < p1; p++) {
+                    const float *brow = g->b + p * g->ldb + j;
+                    for (int q = 0; q < 4; q++)
+                        acc[q] += a[p] * (NrtV16)_mm512_maskz_loadu_ps(m[q], brow + 16 * q);
+                }
+                NrtGemmTile t = gemv_tile(g, i, j, p0 == 0, p1 == g->k);
+                for (int q = 0; q < 4; q++)
+                    if (m[q])
+                        finish_vec(acc[q], g->c + i * g->ldc + j + 16 * q, 0, q, &t, m[q]);
+            }
+        }
+    }
+}
+
+void nrt_gemv_avx512(const NrtGemv *g, int64_t j0, int64_t j1)
+{
+    if (g->tb)
+        gemv_dot(g, j0, j1);
+    else
+        gemv_rows(g, j0, j1);
 }

@@ -21,6 +21,7 @@
 enum {
     NRT_GEMM_MR = 8,     /* rows of a micro-tile (broadcast from packed A) */
     NRT_GEMM_NR = 32,    /* columns of a micro-tile (two zmm vectors) */
+    NRT_GEMM_KC = 256,   /* K slice (gemm.c): each tile of C is finished once per slice */
 };
 
 #if defined(__GNUC__) && !defined(_WIN32)
@@ -54,11 +55,10 @@ NRT_HIDDEN void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float 
                                        const NrtGemmTile *t);
 /* A small-M product without packing (batch-1 inference): C = epilogue(
  * alpha * A op(B) + beta C) for A not transposed, M <= NRT_GEMV_MAX_M, over
- * the columns [j0, j1) of C only. With op(B) = B^T each element is a dot
- * product of two contiguous rows; otherwise each row of C is a sum of
- * scaled rows of B. Every element is computed by one call, in an order
- * that depends only on K, so splitting [0, N) among threads gives the same
- * bits. */
+ * the columns [j0, j1) of C only, with exactly the packed path's bits (the
+ * same fma order over K and the same per-KC-slice epilogue), so a row of
+ * C does not depend on M, and splitting [0, N) among threads changes
+ * nothing. */
 enum { NRT_GEMV_MAX_M = 4 };
 typedef struct NrtGemv {
     bool tb;

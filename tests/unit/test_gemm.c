@@ -205,6 +205,35 @@ static void test_workspace(void **state)
     free(buf), free(a), free(b), free(c1), free(c2);
 }
 
+/* A row of C has the same bits whether it is computed alone (M <= 4: the
+ * no-packing path) or within a large M (packed): generated models promise
+ * that predict() of one sample equals its outputs in a full batch. Both
+ * B layouts, K over one slice, bias + ReLU epilogue, beta 0 and 0.5. */
+static void test_small_m_rows_match(void **state)
+{
+    (void)state;
+    static const int64_t dims[][2] = {{512, 784}, {10, 64}, {37, 300}, {130, 513}};
+    for (int d = 0; d < 4; d++)
+        for (int tb = 0; tb < 2; tb++) {
+            int64_t m = 40, n = dims[d][0], k = dims[d][1];
+            float *a = rand_buf((size_t)(m * k)), *b = rand_buf((size_t)(k * n));
+            float *bias = rand_buf((size_t)n), *c0 = rand_buf((size_t)(m * n));
+            float *big = malloc((size_t)(m * n) * sizeof(float));
+            float *small = malloc((size_t)(4 * n) * sizeof(float));
+            NrtEpilogue ep = { NRT_BIAS_COL, bias, NRT_ACT_RELU };
+            float beta = d % 2 ? 0.5f : 0.0f;
+            memcpy(big, c0, (size_t)(m * n) * sizeof(float));
+            nrt_sgemm_ex(false, tb, m, n, k, 1.0f, a, k, b, tb ? k : n, beta, big, n, &ep, NULL);
+            for (int64_t rows = 1; rows <= 4; rows += 3) {
+                memcpy(small, c0, (size_t)(rows * n) * sizeof(float));
+                nrt_sgemm_ex(false, tb, rows, n, k, 1.0f, a, k, b, tb ? k : n, beta, small, n, &ep,
+                             NULL);
+                assert_memory_equal(small, big, (size_t)(rows * n) * sizeof(float));
+            }
+            free(a), free(b), free(bias), free(c0), free(big), free(small);
+        }
+}
+
 /* Bitwise identical results with 1 and 2 threads (and 3). */
 static void test_thread_count_bitwise(void **state)
 {
@@ -301,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_epilogue),
         cmocka_unit_test(test_k_zero),
         cmocka_unit_test(test_workspace),
+        cmocka_unit_test(test_small_m_rows_match),
         cmocka_unit_test(test_thread_count_bitwise),
         cmocka_unit_test(test_dense),
     };
