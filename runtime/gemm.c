@@ -323,6 +323,7 @@ static void gemv(const NrtGemv *g)
 #ifdef _OPENMP
     parallel = parallel && !omp_in_parallel();
 #endif
+    (void)parallel;   /* only the omp clause reads it */
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t b = 0; b < nblk; b++)
         nrt_gemv_avx512(g, b * GEMV_COLS, min64(g->n, (b + 1) * GEMV_COLS));
