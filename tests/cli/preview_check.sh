@@ -13,6 +13,9 @@
 #      the input buffer they leave (the first layer's input);
 #   3. the two files must be identical (cmp), and differ from the plain
 #      preprocessed batch (the augmentation did something).
+# A model whose first line is '# xfail: WHY' is a known difference of the
+# generated code (WHY says where); its mismatches are reported as XFAIL,
+# and an XPASS line says when the marker can go.
 # Needs the Fashion-MNIST training images (skipped, exit 77, without them)
 # and a C compiler.
 set -u
@@ -77,12 +80,16 @@ check_model() {
         if ! "$out/driver" "$images" "$1" "$2" "$out/gen.f32" "$out/plain.f32" >"$out/run.log" 2>&1; then
             bad "$x" "driver failed"; cat "$out/run.log"; continue
         fi
-        if ! cmp -s "$out/preview.f32" "$out/gen.f32"; then
+        xfail=$(sed -n '1s/^# xfail: //p' "$net")
+        if ! cmp -s "$out/preview.f32" "$out/gen.f32" && [ -n "$xfail" ]; then
+            echo "XFAIL $x (seed $1 step $2): $xfail"
+        elif ! cmp -s "$out/preview.f32" "$out/gen.f32"; then
             bad "$x" "seed $1 step $2: the preview's batch differs from the generated step's input"
             cmp "$out/preview.f32" "$out/gen.f32" | head -2
         elif cmp -s "$out/gen.f32" "$out/plain.f32"; then
             bad "$x" "seed $1 step $2: augmentation changed nothing"
         else
+            [ -z "$xfail" ] || echo "XPASS $x (seed $1 step $2): remove its xfail line"
             pass=$((pass + 1))
         fi
     done
