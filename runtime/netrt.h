@@ -223,8 +223,8 @@ NrtStatus nrt_stats_mean_image(const uint8_t *images, int64_t count, int64_t d, 
 /* ZCA whitening: mean (d) and W (d x d, row major) = U diag(1/sqrt(l + eps))
  * U^T from the population covariance U diag(l) U^T (eigenvalues clamped at
  * 0), so W (x - mean) has covariance ~ identity for eps -> 0. Cost: the
- * covariance is count x d^2 / 2 integer multiply-adds, the Jacobi
- * eigensolver about 10 d^3 flops (seconds at d = 784), d <= 4096. */
+ * covariance is count x d^2 / 2 integer multiply-adds, the eigensolver
+ * (nrt_eigen_sym_ql) about 6 d^3 flops, d <= 4096. */
 NrtStatus nrt_stats_zca(const uint8_t *images, int64_t count, int64_t d, double eps, double *mean,
                         double *w, NrtError *err);
 /* Symmetric eigendecomposition by cyclic Jacobi rotations: a (n x n, row
@@ -232,6 +232,11 @@ NrtStatus nrt_stats_zca(const uint8_t *images, int64_t count, int64_t d, double 
  * lambda ascending. Returns the sweeps used, or -1 if 60 sweeps did not
  * bring the off-diagonal mass below 1e-22 of the total. */
 int nrt_eigen_sym(int64_t n, double *a, double *lambda, double *v);
+/* The same decomposition by Householder tridiagonalization and implicit QL
+ * (EISPACK tred2/tql2), a (n x n) kept: about 6 n^3 flops, what
+ * nrt_stats_zca uses. Returns 0, or -1 (out of memory, or an eigenvalue
+ * not converged in 60 iterations). */
+int nrt_eigen_sym_ql(int64_t n, const double *a, double *lambda, double *v);
 
 /* ---- checkpoints: safetensors (checkpoint.c) ----------------------------- */
 

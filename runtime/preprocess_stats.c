@@ -8,14 +8,17 @@
  * result is the same for any thread count and any split of the work; only
  * the final few operations are floating point, in double.
  * ZCA: W = U diag(1/sqrt(l + eps)) U^T from the covariance's
- * eigendecomposition, by cyclic Jacobi rotations (Golub & Van Loan,
- * Matrix Computations, 8.5): slow (O(d^3) per sweep) but simple, accurate
- * and deterministic, which matters more for a statistic computed once.
+ * eigendecomposition by Householder tridiagonalization and implicit QL
+ * (EISPACK tred2/tql2; about 6 d^3 flops, seconds at d = 784), deterministic.
+ * The cyclic Jacobi solver (Golub & Van Loan, Matrix Computations, 8.5;
+ * nrt_eigen_sym) is kept as the simple reference the QL solver is tested
+ * against.
  * These are setup functions, not kernels: they allocate what they need.
  */
 #include "netrt.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,6 +205,185 @@ int nrt_eigen_sym(int64_t n, double *a, double *lambda, double *v)
     return sweeps;
 }
 
+/* ---- Householder tridiagonalization + implicit QL (EISPACK tred2/tql2,
+ * as in JAMA's EigenvalueDecomposition): about 6 n^3 flops in all, a few
+ * times faster than the Jacobi sweeps at n = 784. v (n x n, row major)
+ * holds A on entry and the accumulated transformations on exit. */
+
+static void tred2(int64_t n, double *v, double *d, double *e)
+{
+#define V(i, j) v[(i) * n + (j)]
+    for (int64_t j = 0; j < n; j++)
+        d[j] = V(n - 1, j);
+    for (int64_t i = n - 1; i > 0; i--) {
+        double scale = 0.0, h = 0.0;
+        for (int64_t k = 0; k < i; k++)
+            scale += fabs(d[k]);
+        if (scale == 0.0) {
+            e[i] = d[i - 1];
+            for (int64_t j = 0; j < i; j++) {
+                d[j] = V(i - 1, j);
+                V(i, j) = 0.0;
+                V(j, i) = 0.0;
+            }
+        } else {
+            for (int64_t k = 0; k < i; k++) {
+                d[k] /= scale;
+                h += d[k] * d[k];
+            }
+            double f = d[i - 1], g = sqrt(h);
+            if (f > 0)
+                g = -g;
+            e[i] = scale * g;
+            h -= f * g;
+            d[i - 1] = f - g;
+            for (int64_t j = 0; j < i; j++)
+                e[j] = 0.0;
+            for (int64_t j = 0; j < i; j++) {
+                f = d[j];
+                V(j, i) = f;
+                g = e[j] + V(j, j) * f;
+                for (int64_t k = j + 1; k <= i - 1; k++) {
+                    g += V(k, j) * d[k];
+                    e[k] += V(k, j) * f;
+                }
+                e[j] = g;
+            }
+            f = 0.0;
+            for (int64_t j = 0; j < i; j++) {
+                e[j] /= h;
+                f += e[j] * d[j];
+            }
+            double hh = f / (h + h);
+            for (int64_t j = 0; j < i; j++)
+                e[j] -= hh * d[j];
+            for (int64_t j = 0; j < i; j++) {
+                f = d[j];
+                g = e[j];
+                for (int64_t k = j; k <= i - 1; k++)
+                    V(k, j) -= f * e[k] + g * d[k];
+                d[j] = V(i - 1, j);
+                V(i, j) = 0.0;
+            }
+        }
+        d[i] = h;
+    }
+    for (int64_t i = 0; i < n - 1; i++) {
+        V(n - 1, i) = V(i, i);
+        V(i, i) = 1.0;
+        double h = d[i + 1];
+        if (h != 0.0) {
+            for (int64_t k = 0; k <= i; k++)
+                d[k] = V(k, i + 1) / h;
+            for (int64_t j = 0; j <= i; j++) {
+                double g = 0.0;
+                for (int64_t k = 0; k <= i; k++)
+                    g += V(k, i + 1) * V(k, j);
+                for (int64_t k = 0; k <= i; k++)
+                    V(k, j) -= g * d[k];
+            }
+        }
+        for (int64_t k = 0; k <= i; k++)
+            V(k, i + 1) = 0.0;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        d[j] = V(n - 1, j);
+        V(n - 1, j) = 0.0;
+    }
+    V(n - 1, n - 1) = 1.0;
+    e[0] = 0.0;
+#undef V
+}
+
+/* QL with implicit shifts on the tridiagonal (d, e); vt holds the
+ * transformations transposed (row k = column k), so each rotation touches
+ * two contiguous rows. Returns false when an eigenvalue needs more than
+ * 60 iterations. */
+static bool tql2(int64_t n, double *d, double *e, double *vt)
+{
+    for (int64_t i = 1; i < n; i++)
+        e[i - 1] = e[i];
+    e[n - 1] = 0.0;
+    double f = 0.0, tst1 = 0.0, eps = ldexp(1.0, -52);
+    for (int64_t l = 0; l < n; l++) {
+        tst1 = fmax(tst1, fabs(d[l]) + fabs(e[l]));
+        int64_t m = l;
+        while (m < n - 1 && fabs(e[m]) > eps * tst1)
+            m++;
+        for (int iter = 0; m > l; iter++) {
+            if (iter == 60)
+                return false;
+            double g = d[l], p = (d[l + 1] - g) / (2.0 * e[l]), r = hypot(p, 1.0);
+            if (p < 0)
+                r = -r;
+            d[l] = e[l] / (p + r);
+            d[l + 1] = e[l] * (p + r);
+            double dl1 = d[l + 1], h = g - d[l];
+            for (int64_t i = l + 2; i < n; i++)
+                d[i] -= h;
+            f += h;
+            p = d[m];
+            double c = 1.0, c2 = c, c3 = c, el1 = e[l + 1], s = 0.0, s2 = 0.0;
+            for (int64_t i = m - 1; i >= l; i--) {
+                c3 = c2;
+                c2 = c;
+                s2 = s;
+                g = c * e[i];
+                h = c * p;
+                r = hypot(p, e[i]);
+                e[i + 1] = s * r;
+                s = e[i] / r;
+                c = p / r;
+                p = c * d[i] - s * g;
+                d[i + 1] = h + s * (c * g + s * d[i]);
+                double *a = vt + i * n, *b = vt + (i + 1) * n;
+                for (int64_t k = 0; k < n; k++) {
+                    h = b[k];
+                    b[k] = s * a[k] + c * h;
+                    a[k] = c * a[k] - s * h;
+                }
+            }
+            p = -s * s2 * c3 * el1 * e[l] / dl1;
+            e[l] = s * p;
+            d[l] = c * p;
+            if (!(fabs(e[l]) > eps * tst1))
+                break;
+        }
+        d[l] += f;
+        e[l] = 0.0;
+    }
+    return true;
+}
+
+static void transpose(int64_t n, double *a)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i + 1; j < n; j++) {
+            double t = a[i * n + j];
+            a[i * n + j] = a[j * n + i];
+            a[j * n + i] = t;
+        }
+}
+
+int nrt_eigen_sym_ql(int64_t n, const double *a, double *lambda, double *v)
+{
+    if (n < 1)
+        return 0;
+    double *e = malloc((size_t)n * sizeof *e);
+    if (!e)
+        return -1;
+    memcpy(v, a, (size_t)(n * n) * sizeof *v);
+    tred2(n, v, lambda, e);
+    transpose(n, v);
+    bool ok = tql2(n, lambda, e, v);
+    transpose(n, v);
+    free(e);
+    if (!ok)
+        return -1;
+    sort_eigen(n, lambda, v);
+    return 0;
+}
+
 /* cov (d x d, full) of x = p / 255 from the exact sums; mean receives E x. */
 static void covariance(const uint64_t *s, const uint64_t *sums, int64_t count, int64_t d,
                        double *mean, double *cov)
@@ -255,7 +437,7 @@ NrtStatus nrt_stats_zca(const uint8_t *images, int64_t count, int64_t d, double 
         pixel_products(images, count, d, s);
         pixel_sums(images, count, d, sums);
         covariance(s, sums, count, d, mean, cov);
-        if (nrt_eigen_sym(d, cov, lambda, u) < 0)
+        if (nrt_eigen_sym_ql(d, cov, lambda, u) < 0)
             st = nrt_error_set(err, NRT_ERR_NUMERIC, "ZCA: the eigensolver did not converge");
         else
             zca_matrix(d, lambda, u, eps, w);

@@ -2,13 +2,14 @@
 # train_mix.sh - netc train with mixup and with cutmix, end to end.
 #
 # usage: train_mix.sh NETC SRCDIR
-# For tests/e2e/mixup.net (mixup, gaussian_noise, dense dropconnect,
+# For tests/e2e/mixup.net (mixup, zca, gaussian_noise, dense dropconnect,
 # drop_path on an MLP) and tests/e2e/cutmix.net (cutmix, conv dropconnect,
 # fractional max pooling): one epoch on the first 2000 training and 500
 # test images must finish, print a test accuracy of at least 45% (chance is
 # 10%), and `netc eval` on the checkpoint must print the same accuracy
 # (inference is deterministic: no mixing, masks or noise, fixed pooling
-# regions). Skipped (77) without the Fashion-MNIST data.
+# regions; zca's statistics come from the checkpoint). Skipped (77)
+# without the Fashion-MNIST data.
 set -u
 NETC=$1 SRC=$2
 data=${NETC_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}

@@ -103,6 +103,63 @@ static void test_stats_eigen(void **state)
     assert_true(lz[0] == 0 && lz[1] == 0 && vz[0] == 1 && vz[3] == 1);
 }
 
+/* A v_k = l_k v_k, V^T V = I, ascending, within tol of a's scale. */
+static void check_eigen(int64_t n, const double *a, const double *l, const double *v, double tol)
+{
+    for (int64_t k = 0; k + 1 < n; k++)
+        assert_true(l[k] <= l[k + 1]);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < n; k++) {
+            double av = 0, vv = 0;
+            for (int64_t j = 0; j < n; j++) {
+                av += a[i * n + j] * v[j * n + k];
+                vv += v[j * n + i] * v[j * n + k];
+            }
+            if (fabs(av - l[k] * v[i * n + k]) > tol || fabs(vv - (double)(i == k)) > tol)
+                fail_msg("n %lld: A v or V^T V off at (%lld, %lld)", (long long)n, (long long)i,
+                         (long long)k);
+        }
+}
+
+/* The QL solver (what ZCA uses) against the definition and against the
+ * Jacobi solver's eigenvalues: a random symmetric matrix, a rank-deficient
+ * covariance with repeated zero eigenvalues, 1 x 1 and zero matrices. */
+static void test_stats_eigen_ql(void **state)
+{
+    (void)state;
+    enum { N = 40, R = 5 };
+    static double a[N * N], a0[N * N], v[N * N], l[N], lj[N], vj[N * N], x[R * N];
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j <= i; j++)
+            a[i * N + j] = a[j * N + i] = nrt_rng_normal(4, 1, 0, (uint64_t)i, (uint64_t)j);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {     /* X^T X of R samples: rank R, N - R zero eigenvalues */
+            for (int k = 0; k < R * N; k++)
+                x[k] = nrt_rng_normal(5, 1, 0, 0, (uint64_t)k);
+            for (int i = 0; i < N; i++)
+                for (int j = 0; j < N; j++) {
+                    double acc = 0;
+                    for (int r = 0; r < R; r++)
+                        acc += x[r * N + i] * x[r * N + j];
+                    a[i * N + j] = acc;
+                }
+        }
+        memcpy(a0, a, sizeof a);
+        assert_int_equal(nrt_eigen_sym_ql(N, a, l, v), 0);
+        assert_memory_equal(a, a0, sizeof a);      /* a is kept */
+        check_eigen(N, a0, l, v, 1e-10);
+        assert_true(nrt_eigen_sym(N, a, lj, vj) >= 0);
+        for (int k = 0; k < N; k++)
+            assert_true(fabs(l[k] - lj[k]) < 1e-10 * (1.0 + fabs(lj[k])));
+    }
+    double one = 2.5, l1, v1;
+    assert_int_equal(nrt_eigen_sym_ql(1, &one, &l1, &v1), 0);
+    assert_true(l1 == 2.5 && v1 == 1.0);
+    double z[9] = {0}, lz[3], vz[9];
+    assert_int_equal(nrt_eigen_sym_ql(3, z, lz, vz), 0);
+    check_eigen(3, z, lz, vz, 1e-15);
+}
+
 /* The whitened data's covariance is the identity (eps tiny). */
 static void test_stats_zca_whitens(void **state)
 {
@@ -202,6 +259,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_channels_and_mean),
         cmocka_unit_test(test_stats_eigen),
+        cmocka_unit_test(test_stats_eigen_ql),
         cmocka_unit_test(test_stats_zca_whitens),
         cmocka_unit_test(test_stats_threads),
         cmocka_unit_test(test_stats_errors),
