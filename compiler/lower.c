@@ -537,8 +537,8 @@ static bool lower_mix(Lower *L, int xb)
     step_bufs(s, 4, (int[]){xb, kp_buf_new(kp, "mix.scratch", KS_ARENA, d, 0), kp->mix_perm,
                             kp->mix_lambda});
     s->i[0] = g->train.mix.kind;
-    bool image = in.rank == 3;
-    s->i[1] = image ? in.d[0] : d, s->i[2] = image ? in.d[1] : 1, s->i[3] = image ? in.d[2] : 1;
+    bool cut = g->train.mix.kind == IR_MIX_CUTMIX;     /* sema: an image input */
+    s->i[1] = cut ? in.d[0] : d, s->i[2] = cut ? in.d[1] : 1, s->i[3] = cut ? in.d[2] : 1;
     s->f[0] = g->train.mix.alpha;
     return true;
 }

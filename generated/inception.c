@@ -357,7 +357,7 @@ static void t01_preprocess(NrtModel *m, int n)
 /* mix */
 static void t02_mixup(NrtModel *m, int n)
 {
-    enum { C = 1, H = 28, W = 28 };    /* mixup: C = values per sample */
+    enum { C = 784, H = 1, W = 1 };    /* mixup: C = values per sample */
     float *x = A(0);    /* image */
     float *scratch = A(100352);    /* mix.scratch */
     float *perm = A(200704);    /* mix.perm */

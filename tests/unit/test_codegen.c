@@ -249,6 +249,25 @@ static void test_codegen_regularizers_lower(void **state)
     expect_lowered("z = x -> dense(4);\nloss cross_entropy(z, y);", "mix cutmix(1.0);", K_MIX, K_MIX);
 }
 
+/* The mix step covers the whole input: mixup every value of a sample (as
+ * one row of C*H*W), cutmix the image as C x H x W. */
+static void test_codegen_mix_whole_input(void **state)
+{
+    (void)state;
+    const char *kinds[2] = {"mix mixup(0.2);", "mix cutmix(1.0);"};
+    for (int k = 0; k < 2; k++) {
+        KProgram *kp;
+        assert_int_equal(lower_src("z = x -> dense(4);\nloss cross_entropy(z, y);", kinds[k], &kp), 0);
+        const KStep *mix = NULL;
+        for (size_t i = 0; i < kp->train.len; i++)
+            if (kp->train.items[i].op == K_MIX)
+                mix = &kp->train.items[i];
+        assert_non_null(mix);
+        assert_int_equal(mix->i[1] * mix->i[2] * mix->i[3], 64);     /* x is [1, 8, 8] */
+        assert_int_equal(mix->i[1], k == 0 ? 64 : 1);
+    }
+}
+
 /* concat and add of more than K_MAX_BUFS - 1 tensors: several steps, the
  * concat's groups covering the output channels once, in order. */
 static void test_codegen_wide_concat_and_add(void **state)
@@ -404,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_codegen_structure_hash),
         cmocka_unit_test(test_codegen_regularizers_lower),
         cmocka_unit_test(test_codegen_wide_concat_and_add),
+        cmocka_unit_test(test_codegen_mix_whole_input),
         cmocka_unit_test(test_codegen_emit_deterministic),
         cmocka_unit_test(test_codegen_fuses_relu),
         cmocka_unit_test(test_codegen_files),
