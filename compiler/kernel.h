@@ -169,8 +169,8 @@ typedef struct KProgram {
     uint64_t structure_hash;
 } KProgram;
 
-/* Builds the kernel program of g. Constructs the backend cannot print yet
- * are reported as located errors into d. Returns the number of errors; on
+/* Builds the kernel program of g. A model without parameters is reported
+ * as a located error into d. Returns the number of errors; on
  * success *out is the program (in g's arena). */
 int lower_program(const IrGraph *g, const char *source_name, DiagSink *d, KProgram **out);
 

@@ -11,8 +11,10 @@
  *     first touches it to the step that last does, and only buffers with
  *     disjoint lifetimes share memory. predict and train_step have buffers
  *     of their own and share the arena.
- * Constructs the C backend cannot run yet are reported here, located at the
- * construct, instead of being silently dropped.
+ * Every op, preprocessing mode and mix of LANGUAGE.md lowers; the one model
+ * refused here is one without parameters (nothing to train). Random
+ * regularizers get steps of their own (kernel.h: a node's draws are keyed
+ * by its id), inference skips the train-only ones.
  */
 #include "kernel.h"
 
