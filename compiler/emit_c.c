@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel_info.h"
 #include "netc_config.h"
 
 typedef struct Emit {
@@ -841,30 +842,6 @@ static void emit_steps(Emit *E)
 
 /* ---- initialization ------------------------------------------------------ */
 
-typedef enum { DIST_CONST, DIST_NORMAL, DIST_UNIFORM } Dist;
-
-/* The distribution an IrInit stands for: (kind, value or std or bound). */
-static Dist init_dist(const IrParam *p, double *a)
-{
-    const IrInit *in = &p->init;
-    double fi = (double)(p->fan_in > 0 ? p->fan_in : 1), fo = (double)(p->fan_out > 0 ? p->fan_out : 1);
-    double gain = 2.0 / (1.0 + in->slope * in->slope), fan = in->fan_out ? fo : fi;
-    switch (in->kind) {
-    case IR_INIT_ZEROS: *a = 0; return DIST_CONST;
-    case IR_INIT_ONES: *a = 1; return DIST_CONST;
-    case IR_INIT_CONSTANT: *a = in->value; return DIST_CONST;
-    case IR_INIT_NORMAL: *a = in->value; return DIST_NORMAL;
-    case IR_INIT_UNIFORM: *a = in->value; return DIST_UNIFORM;
-    case IR_INIT_XAVIER: *a = sqrt(1.0 / fi); return DIST_NORMAL;
-    case IR_INIT_XAVIER_UNIFORM: *a = sqrt(3.0 / fi); return DIST_UNIFORM;
-    case IR_INIT_GLOROT: *a = sqrt(2.0 / (fi + fo)); return DIST_NORMAL;
-    case IR_INIT_KAIMING: *a = sqrt(gain / fan); return DIST_NORMAL;
-    case IR_INIT_KAIMING_UNIFORM: *a = sqrt(3.0 * gain / fan); return DIST_UNIFORM;
-    }
-    *a = 0;
-    return DIST_CONST;
-}
-
 static const char *param_enum(const Emit *E, const IrParam *p, char *buf, size_t size)
 {
     int len = snprintf(buf, size, "%s_P_", E->M);
@@ -900,7 +877,7 @@ static void emit_tables(Emit *E)
     for (size_t i = 0; i < kp->params.len; i++) {
         const KParam *q = &kp->params.items[i];
         double a;
-        Dist dist = init_dist(q->p, &a);
+        KInitDist dist = kinfo_init_dist(q->p, &a);
         int64_t offs[4] = {kbuf(E, q->buf)->off, q->grad >= 0 ? kbuf(E, q->grad)->off : -1,
                            q->state[0] >= 0 ? kbuf(E, q->state[0])->off : -1,
                            q->state[1] >= 0 ? kbuf(E, q->state[1])->off : -1};

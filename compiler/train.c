@@ -1,8 +1,9 @@
 /* train.c - `netc train` and `netc eval`: the training driver.
  *
  * Input: a .net file and flags. The model is checked by the front end
- * (diagnostics as in `netc check`), its code comes from a backend (today
- * the C one: cc_backend.c; the LLVM JIT later), and everything the run does
+ * (diagnostics as in `netc check`), its code comes from a backend (the
+ * LLVM JIT in-process, jit.c, when netc was built with LLVM; else the C one:
+ * cc_backend.c; --backend chooses), and everything the run does
  * goes through the model's NrtModelInfo (netrt.h), so both backends drive
  * the same loop and print the same numbers. Guarantees: the same seed gives
  * the same shuffles for any thread count (Philox, purpose SHUFFLE, keyed by
@@ -27,7 +28,11 @@
 #include "cc_backend.h"
 #include "emit_c.h"
 #include "frontend.h"
+#include "kernel.h"
 #include "netc_config.h"
+#if NETC_HAVE_LLVM
+#include "jit.h"
+#endif
 #include "progress.h"
 #include "train_data.h"
 
@@ -49,7 +54,8 @@ static const char train_usage[] =
     "  --out FILE        checkpoint written after each epoch (default MODEL.safetensors)\n"
     "  --resume CKPT     continue training from a checkpoint\n"
     "  --weights CKPT    eval: the checkpoint to evaluate\n"
-    "  --backend cc|jit  how the model's code is built (default cc: C compiler + cache)\n"
+    "  --backend jit|cc  how the model's code is built: jit = LLVM in-process (the\n"
+    "                    default when netc has LLVM), cc = C compiler + cache\n"
     "  --color=auto|always|never\n"
     "\n"
     "exit status: 0 ok, 1 errors in the model, data or checkpoint, 2 bad usage,\n"
@@ -167,8 +173,15 @@ static int check_args(TrainArgs *a, char *err, size_t errsize)
 {
     if (!a->model_path)
         return arg_error(err, errsize, "no model file given");
+    if (!a->backend)    /* a hand-written C file needs the C backend */
+        a->backend = NETC_HAVE_LLVM && !a->c_source ? "jit" : "cc";
     if (strcmp(a->backend, "cc") != 0 && strcmp(a->backend, "jit") != 0)
-        return arg_error(err, errsize, "unknown backend '%s' (cc or jit)", a->backend);
+        return arg_error(err, errsize, "unknown backend '%s' (jit or cc)", a->backend);
+    if (strcmp(a->backend, "jit") == 0 && !NETC_HAVE_LLVM)
+        return arg_error(err, errsize, "this netc was built without LLVM: --backend jit is not "
+                                       "available (use --backend cc)");
+    if (strcmp(a->backend, "jit") == 0 && a->c_source)
+        return arg_error(err, errsize, "--c-source needs --backend cc");
     if (strcmp(a->color, "auto") && strcmp(a->color, "always") && strcmp(a->color, "never"))
         return arg_error(err, errsize, "unknown color mode '%s' (auto, always or never)",
                          a->color);
@@ -186,7 +199,6 @@ int train_parse_args(int argc, char **argv, TrainArgs *a, char *err, size_t errs
 {
     memset(a, 0, sizeof *a);
     a->eval = argc > 0 && strcmp(argv[0], "eval") == 0;
-    a->backend = "cc";
     a->color = "auto";
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -350,6 +362,9 @@ typedef struct Session {
     NetcCompilation comp;
     bool comp_live;
     CcbModule mod;
+#if NETC_HAVE_LLVM
+    JitModule *jit;
+#endif
     const NrtModelInfo *info;
     NrtModel *model;
     NrtTrainConfig cfg;
@@ -384,13 +399,40 @@ static int compile_model(Session *s)
     return 0;
 }
 
+#if NETC_HAVE_LLVM
+/* The kernel program (unsupported constructs reported with their locations,
+ * as the C backend does), compiled in-process. */
+static int open_jit(Session *s)
+{
+    DiagSink d;
+    diag_init(&d, &s->comp.arena);
+    KProgram *kp = NULL;
+    const char *slash = strrchr(s->args.model_path, '/');
+    if (lower_program(s->comp.graph, slash ? slash + 1 : s->args.model_path, &d, &kp)) {
+        diag_print_all(&d, stderr, s->color);
+        fprintf(stderr, "netc: cannot compile model '%s' (%d error%s above)\n", s->comp.graph->model,
+                d.nerrors, d.nerrors == 1 ? "" : "s");
+        return EXIT_INPUT;
+    }
+    char *err = malloc(ERRBUF);
+    s->jit = err ? jit_open(kp, err, ERRBUF) : NULL;
+    if (!s->jit) {
+        fprintf(stderr, "netc: %s\n", err ? err : "out of memory");
+        free(err);
+        return EXIT_INPUT;
+    }
+    free(err);
+    s->info = jit_info(s->jit);
+    return 0;
+}
+#endif
+
 static int open_backend(Session *s)
 {
-    if (strcmp(s->args.backend, "jit") == 0) {
-        fprintf(stderr, "netc: --backend jit is not implemented yet%s; use --backend cc\n",
-                NETC_HAVE_LLVM ? "" : " (and this netc was built without LLVM)");
-        return EXIT_USAGE;
-    }
+#if NETC_HAVE_LLVM
+    if (strcmp(s->args.backend, "jit") == 0)
+        return open_jit(s);
+#endif
     char variant[64];
     snprintf(variant, sizeof variant, "batch=%" PRId64 "%s", s->comp.graph->train.batch,
              s->args.c_source ? ";hand-written" : "");
@@ -739,6 +781,9 @@ static void session_free(Session *s)
     train_data_free(&s->train);
     train_data_free(&s->test);
     ccb_close(&s->mod);
+#if NETC_HAVE_LLVM
+    jit_close(s->jit);
+#endif
     if (s->comp_live)
         netc_compilation_free(&s->comp);
     free(s->text);

@@ -27,7 +27,7 @@ typedef struct TrainArgs {
     const char *out;            /* checkpoint path; NULL: <model>.safetensors */
     const char *resume;         /* train: checkpoint to continue from */
     const char *weights;        /* eval: checkpoint to evaluate */
-    const char *backend;        /* "cc" (default) or "jit" */
+    const char *backend;        /* "jit" (default when built with LLVM) or "cc" */
     const char *c_source;       /* hidden: train this C file instead of generating it */
     int64_t limit_train, limit_test;   /* hidden: use only the first N samples (0: all) */
     const char *color;          /* auto, always, never */

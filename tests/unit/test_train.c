@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include "netc_config.h"
 #include "train.h"
 #include "train_data.h"
 
@@ -34,8 +35,11 @@ static void test_train_args_defaults(void **state)
     assert_int_equal(a.epochs, 0);
     assert_int_equal(a.batch, 0);
     assert_false(a.seed_set);
-    assert_string_equal(a.backend, "cc");
+    /* the JIT when netc has LLVM, else the C backend */
+    assert_string_equal(a.backend, NETC_HAVE_LLVM ? "jit" : "cc");
     assert_null(a.out);
+    assert_int_equal(parse(&a, (const char *[]){"train", "m.net", "--c-source", "m.c", NULL}), 0);
+    assert_string_equal(a.backend, "cc");
 }
 
 static void test_train_args_all_flags(void **state)
@@ -45,7 +49,7 @@ static void test_train_args_all_flags(void **state)
     assert_int_equal(parse(&a, (const char *[]){"train", "--epochs", "3", "--batch=128", "m.net",
                                                 "--seed", "18446744073709551615", "--threads=2",
                                                 "--data", "d", "--out", "o.st", "--resume",
-                                                "r.st", "--backend=jit", "--limit-train",
+                                                "r.st", "--backend=cc", "--limit-train",
                                                 "20000", "--limit-test=2000", NULL}),
                      0);
     assert_int_equal(a.epochs, 3);
@@ -56,8 +60,13 @@ static void test_train_args_all_flags(void **state)
     assert_string_equal(a.data_dir, "d");
     assert_string_equal(a.out, "o.st");
     assert_string_equal(a.resume, "r.st");
-    assert_string_equal(a.backend, "jit");
+    assert_string_equal(a.backend, "cc");
     assert_int_equal(a.limit_train, 20000);
+    /* jit: only when built with LLVM, and never with a hand-written C file */
+    assert_int_equal(parse(&a, (const char *[]){"train", "m.net", "--backend", "jit", NULL}),
+                     NETC_HAVE_LLVM ? 0 : 2);
+    assert_int_equal(parse(&a, (const char *[]){"train", "m.net", "--backend", "jit", "--c-source",
+                                                "m.c", NULL}), 2);
     assert_int_equal(a.limit_test, 2000);
 }
 
