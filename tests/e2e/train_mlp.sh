@@ -40,12 +40,15 @@ acc=$(accuracy "$TMP/train.out")
 echo "trained 1 epoch in $(( $(date +%s) - start ))s: test accuracy $acc% (need >= $MIN%)"
 awk -v a="$acc" -v m="$MIN" 'BEGIN { exit !(a + 0 >= m + 0) }' || fail "accuracy $acc% < $MIN%"
 
-# 2. eval gives the same number; the second build of the model came from the cache
+# 2. eval gives the same number; with the C backend (the JIT caches nothing)
+#    the second build of the model came from the cache
 "$NETC" eval "$MODEL" "$@" $LIMITS --weights "$TMP/a.st" >"$TMP/eval.out" 2>&1 \
     || { cat "$TMP/eval.out"; fail "netc eval failed"; }
 cat "$TMP/eval.out"
 [ "$(accuracy "$TMP/eval.out")" = "$acc" ] || fail "eval accuracy differs from training's"
-[ "$(ls "$NETC_CACHE_DIR"/*.so | wc -l)" -eq 1 ] || fail "the cached model was not reused"
+if [ -d "$NETC_CACHE_DIR" ]; then
+    [ "$(ls "$NETC_CACHE_DIR"/*.so | wc -l)" -eq 1 ] || fail "the cached model was not reused"
+fi
 
 # 3. resume continues with epoch 2
 "$NETC" train "$MODEL" "$@" --epochs 2 $LIMITS --resume "$TMP/a.st" --out "$TMP/b.st" \

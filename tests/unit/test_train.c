@@ -62,12 +62,12 @@ static void test_train_args_all_flags(void **state)
     assert_string_equal(a.resume, "r.st");
     assert_string_equal(a.backend, "cc");
     assert_int_equal(a.limit_train, 20000);
+    assert_int_equal(a.limit_test, 2000);
     /* jit: only when built with LLVM, and never with a hand-written C file */
     assert_int_equal(parse(&a, (const char *[]){"train", "m.net", "--backend", "jit", NULL}),
                      NETC_HAVE_LLVM ? 0 : 2);
     assert_int_equal(parse(&a, (const char *[]){"train", "m.net", "--backend", "jit", "--c-source",
                                                 "m.c", NULL}), 2);
-    assert_int_equal(a.limit_test, 2000);
 }
 
 static void test_train_args_rejects_bad_values(void **state)
