@@ -107,6 +107,12 @@ static LLVMValueRef elem(LE *E, LLVMValueRef p, LLVMValueRef i)
     return LLVMBuildInBoundsGEP2(E->b, E->f32, fp, &i, 1, "");
 }
 
+/* the same address as i8*, for runtime calls */
+static LLVMValueRef elem8(LE *E, LLVMValueRef p, LLVMValueRef i)
+{
+    return LLVMBuildBitCast(E->b, elem(E, p, i), E->p8, "");
+}
+
 static LLVMValueRef load_elem(LE *E, LLVMValueRef p, LLVMValueRef i)
 {
     return LLVMBuildLoad2(E->b, E->f32, elem(E, p, i), "");
@@ -234,26 +240,38 @@ static void loop_close(LE *E, Loop *L)
     LLVMPositionBuilderAtEnd(E->b, L->exit);
 }
 
-/* An i64 array of constants (and n first) on the stack: NrtConvShape,
- * NrtPoolShape (all int64 fields). */
-static LLVMValueRef shape_struct(LE *E, const int64_t *vals, int count)
+/* An array of count i64 values on the stack (its alloca in the entry
+ * block), as i8*: NrtConvShape and NrtPoolShape (all int64 fields),
+ * NrtFracPool, NrtMixInfo (static asserts below pin their layouts). */
+static LLVMValueRef stack_slots(LE *E, const LLVMValueRef *vals, int count)
 {
     LLVMBuilderRef b = E->b;
-    LLVMTypeRef ty = LLVMArrayType(E->i64, (unsigned)count + 1);
+    LLVMTypeRef ty = LLVMArrayType(E->i64, (unsigned)count);
     LLVMBasicBlockRef cur = LLVMGetInsertBlock(b);
     LLVMValueRef first = LLVMGetFirstInstruction(E->entry);
     if (first)
         LLVMPositionBuilderBefore(b, first);
     else
         LLVMPositionBuilderAtEnd(b, E->entry);
-    LLVMValueRef a = LLVMBuildAlloca(b, ty, "shape");
+    LLVMValueRef a = LLVMBuildAlloca(b, ty, "slots");
     LLVMPositionBuilderAtEnd(b, cur);
-    for (int k = 0; k <= count; k++) {
+    for (int k = 0; k < count; k++) {
         LLVMValueRef idx[2] = {ci64(E, 0), ci64(E, k)};
-        LLVMValueRef p = LLVMBuildInBoundsGEP2(b, ty, a, idx, 2, "");
-        LLVMBuildStore(b, k == 0 ? E->n64 : ci64(E, vals[k - 1]), p);
+        LLVMBuildStore(b, vals[k], LLVMBuildInBoundsGEP2(b, ty, a, idx, 2, ""));
     }
     return LLVMBuildBitCast(b, a, E->p8, "");
+}
+
+_Static_assert(sizeof(NrtConvShape) == 8 * 8 && sizeof(NrtPoolShape) == 7 * 8,
+               "NrtConvShape and NrtPoolShape are int64 fields only");
+
+/* {n, vals[0..count)}: a conv or pool shape. */
+static LLVMValueRef shape_struct(LE *E, const int64_t *vals, int count)
+{
+    LLVMValueRef v[K_MAX_INTS + 1] = {E->n64};
+    for (int k = 0; k < count && k < K_MAX_INTS; k++)
+        v[k + 1] = ci64(E, vals[k]);
+    return stack_slots(E, v, count + 1);
 }
 
 /* ---- step bodies (emit_c.c's body_* in the same order) ------------------------------ */
@@ -271,9 +289,29 @@ static LLVMValueRef pre_value(LE *E, const KStep *s, LLVMValueRef v, LLVMValueRe
     }
 }
 
+/* zca: xc[k] = x[k] - mean[k % D], then y = xc W^T as a dense layer without bias. */
+static void body_zca(LE *E, const KStep *s)
+{
+    int64_t D = ir_shape_numel(E->g->input.shape);
+    LLVMValueRef x = s->i[0] ? load_field(E, offsetof(NrtModel, x), E->p8) : buf(E, s->buf[0]);
+    LLVMValueRef mean = buf(E, s->buf[1]), xc = buf(E, s->buf[3]);
+    Loop L;
+    LLVMValueRef k = loop_open(E, &L, n_times(E, D));
+    LLVMValueRef v = LLVMBuildFSub(E->b, load_elem(E, x, k),
+                                   load_elem(E, mean, LLVMBuildSRem(E->b, k, ci64(E, D), "")), "");
+    LLVMBuildStore(E->b, v, elem(E, xc, k));
+    loop_close(E, &L);
+    RT(E, nrt_dense_forward, "vlllpppipp", E->n64, ci64(E, D), ci64(E, D), xc, buf(E, s->buf[2]), null8(E),
+       ci32(E, NRT_ACT_NONE), buf(E, s->buf[0]), model_ws(E));
+}
+
 /* y[(i C + c) S + j] = pre(x[...]) over samples, statistics channels, values. */
 static void body_preprocess(LE *E, const KStep *s)
 {
+    if (E->g->pre.kind == IR_PRE_ZCA) {
+        body_zca(E, s);
+        return;
+    }
     int64_t d = ir_shape_numel(E->g->input.shape), C = E->kp->pre_channels, S = d / C;
     LLVMValueRef x = s->i[0] ? load_field(E, offsetof(NrtModel, x), E->p8) : buf(E, s->buf[0]);
     LLVMValueRef y = buf(E, s->buf[0]);
@@ -488,9 +526,9 @@ typedef struct ConcatShape {
 
 static ConcatShape concat_shape(const KStep *s)
 {
-    ConcatShape cs = {s->i[0], 0, 0, {0}};
-    for (int k = 0; k < s->nbuf - 1; k++)
-        cs.c[k] = s->i[1 + k], cs.CT += s->i[1 + k];
+    ConcatShape cs = {s->i[0], s->i[2], s->i[1], {0}};
+    for (int k = 0; k < s->nbuf - 1 && 3 + k < K_MAX_INTS; k++)
+        cs.c[k] = s->i[3 + k];
     return cs;
 }
 
@@ -551,19 +589,40 @@ static void add_loss(LE *E, double weight, LLVMValueRef r)
     LLVMBuildStore(E->b, LLVMBuildCall2(E->b, ty, fma, args, 3, ""), p);
 }
 
+/* lambda[0] of K_MIX (a float) */
+static LLVMValueRef mix_lambda(LE *E, const KStep *s)
+{
+    return load_elem(E, buf(E, s->buf[3]), ci64(E, 0));
+}
+
+/* With mixing (b2 perm, b3 lambda, b4 partner labels): lambda CE(labels) +
+ * (1 - lambda) CE(labels[perm]). */
 static void body_cross_entropy(LE *E, const KStep *s)
 {
+    LLVMValueRef labels = batch_target(E, true, s->i[1]), partner = null8(E), lambda = cf64(E, 1.0);
+    if (s->buf[2] >= 0) {
+        partner = buf(E, s->buf[4]);
+        RT(E, nrt_mix_labels, "vlppp", E->n64, labels, buf(E, s->buf[2]), partner);
+        lambda = LLVMBuildFPExt(E->b, mix_lambda(E, s), E->f64, "");
+    }
     LLVMValueRef r = RT(E, nrt_cross_entropy, "dllpppdddpb", E->n64, ci64(E, s->i[0]), buf(E, s->buf[0]),
-                        batch_target(E, true, s->i[1]), null8(E), cf64(E, 1.0), cf64(E, s->f[1]),
-                        cf64(E, s->f[0]), buf(E, s->buf[1]), cbool(E, s->acc));
+                        labels, partner, lambda, cf64(E, s->f[1]), cf64(E, s->f[0]), buf(E, s->buf[1]),
+                        cbool(E, s->acc));
     add_loss(E, s->f[0], r);
 }
 
+/* With mixing: mse(pred, lambda v + (1 - lambda) v[perm]) (b4 the mixed targets). */
 static void body_mse(LE *E, const KStep *s)
 {
-    LLVMValueRef r = RT(E, nrt_mse, "dllpppddpb", E->n64, ci64(E, s->i[0]), buf(E, s->buf[0]),
-                        batch_target(E, false, s->i[1]), null8(E), cf64(E, 1.0), cf64(E, s->f[0]),
-                        buf(E, s->buf[1]), cbool(E, s->acc));
+    LLVMValueRef target = batch_target(E, false, s->i[1]);
+    if (s->buf[2] >= 0) {
+        LLVMValueRef mixed = buf(E, s->buf[4]);
+        RT(E, nrt_mix_values, "vllppfp", E->n64, ci64(E, s->i[0]), target, buf(E, s->buf[2]), mix_lambda(E, s),
+           mixed);
+        target = mixed;
+    }
+    LLVMValueRef r = RT(E, nrt_mse, "dllpppddpb", E->n64, ci64(E, s->i[0]), buf(E, s->buf[0]), target, null8(E),
+                        cf64(E, 1.0), cf64(E, s->f[0]), buf(E, s->buf[1]), cbool(E, s->acc));
     add_loss(E, s->f[0], r);
 }
 
@@ -598,6 +657,142 @@ static void body_adam(LE *E, const KStep *s)
     RT(E, nrt_adam_step, "vlppppdddddbl", ci64(E, s->i[0]), buf(E, s->buf[0]), buf(E, s->buf[1]),
        buf(E, s->buf[2]), buf(E, s->buf[3]), model_lr(E), cf64(E, s->f[0]), cf64(E, s->f[1]), cf64(E, s->f[2]),
        cf64(E, s->f[3]), cbool(E, s->f[3] != 0), t);
+}
+
+/* ---- regularizers (emit_c.c: body_dense_dc ... body_mix) ------------------------- */
+
+static LLVMValueRef stream_of(LE *E, int64_t node)
+{
+    return ci64(E, (int64_t)((uint64_t)node << 32));
+}
+
+/* Per-sample dropconnect masks, regenerated by each kernel from
+ * (seed, NRT_RNG_DROPCONNECT, step, sample i, element STREAM << 32 | j*IN + c). */
+static void body_dense_dc(LE *E, const KStep *s)
+{
+    LLVMValueRef IN = ci64(E, s->i[0]), OUT = ci64(E, s->i[1]), p = cf64(E, s->f[0]);
+    LLVMValueRef seed = model_seed(E), step = model_step(E), stream = stream_of(E, s->i[3]);
+    if (s->op == K_DENSE_DC_FWD) {
+        RT(E, nrt_dropconnect_dense_forward, "vlllpppidlllp", E->n64, IN, OUT, buf(E, s->buf[0]),
+           buf(E, s->buf[1]), buf(E, s->buf[2]), ci32(E, s->i[2] ? NRT_ACT_RELU : NRT_ACT_NONE), p, seed, step,
+           stream, buf(E, s->buf[3]));
+        return;
+    }
+    LLVMValueRef dy = buf(E, s->buf[0]);
+    RT(E, nrt_dropconnect_dense_backward_weights, "vlllppdlllpb", E->n64, IN, OUT, buf(E, s->buf[1]), dy, p,
+       seed, step, stream, buf(E, s->buf[4]), cbool(E, false));
+    if (s->buf[5] >= 0)
+        RT(E, nrt_dense_backward_bias, "vllppb", E->n64, OUT, dy, buf(E, s->buf[5]), cbool(E, false));
+    if (s->buf[3] >= 0)
+        RT(E, nrt_dropconnect_dense_backward_data, "vlllppdlllpb", E->n64, IN, OUT, dy, buf(E, s->buf[2]), p,
+           seed, step, stream, buf(E, s->buf[3]), cbool(E, s->acc));
+}
+
+/* Conv dropconnect: one mask per batch (sample 0), the convolution uses w * mask. */
+static void body_dropconnect(LE *E, const KStep *s)
+{
+    LLVMValueRef D = ci64(E, s->i[0]);
+    if (s->op == K_DROPCONNECT_GRAD) {
+        LLVMValueRef dw = buf(E, s->buf[1]);
+        RT(E, nrt_dropout_backward, "vlpppb", D, dw, buf(E, s->buf[0]), dw, cbool(E, false));
+        return;
+    }
+    LLVMValueRef mask = buf(E, s->buf[1]);
+    RT(E, nrt_rng_fill_dropout_mask, "vlilllldp", model_seed(E), ci32(E, NRT_RNG_DROPCONNECT), model_step(E),
+       ci64(E, 0), stream_of(E, s->i[1]), D, cf64(E, s->f[0]), mask);
+    RT(E, nrt_dropout_forward, "vlppp", D, buf(E, s->buf[0]), mask, buf(E, s->buf[2]));
+}
+
+/* drop_path: one draw per sample at (seed, NRT_RNG_DROP_PATH, step, sample i, STREAM << 32). */
+static void body_drop_path(LE *E, const KStep *s)
+{
+    LLVMValueRef D = ci64(E, s->i[0]);
+    if (s->op == K_DROP_PATH_BWD) {
+        RT(E, nrt_drop_path_backward, "vllpppb", E->n64, D, buf(E, s->buf[0]), buf(E, s->buf[1]),
+           buf(E, s->buf[2]), cbool(E, s->acc));
+        return;
+    }
+    LLVMValueRef scale = buf(E, s->buf[2]), seed = model_seed(E), step = model_step(E);
+    Loop L;
+    LLVMValueRef i = loop_open(E, &L, E->n64);
+    RT(E, nrt_rng_fill_dropout_mask, "vlilllldp", seed, ci32(E, NRT_RNG_DROP_PATH), step, i,
+       stream_of(E, s->i[1]), ci64(E, 1), cf64(E, s->f[0]), elem8(E, scale, i));
+    loop_close(E, &L);
+    RT(E, nrt_drop_path_forward, "vllppp", E->n64, D, buf(E, s->buf[0]), scale, buf(E, s->buf[1]));
+}
+
+/* gaussian_noise: N(0,1) at (seed, NRT_RNG_NOISE, step, sample i, STREAM << 32 | j) into y first. */
+static void body_noise(LE *E, const KStep *s)
+{
+    int64_t D = s->i[0];
+    LLVMValueRef y = buf(E, s->buf[1]), seed = model_seed(E), step = model_step(E);
+    Loop L;
+    LLVMValueRef i = loop_open(E, &L, E->n64);
+    RT(E, nrt_rng_fill_normal, "vlillllffp", seed, ci32(E, NRT_RNG_NOISE), step, i, stream_of(E, s->i[1]),
+       ci64(E, D), cf32(E, 0.0), cf32(E, 1.0), elem8(E, y, LLVMBuildNSWMul(E->b, i, ci64(E, D), "")));
+    loop_close(E, &L);
+    RT(E, nrt_gaussian_noise_forward, "vlppfp", n_times(E, D), buf(E, s->buf[0]), y, cf32(E, s->f[0]), y);
+}
+
+_Static_assert(sizeof(NrtFracPool) == 11 * 8 && offsetof(NrtFracPool, share) == 48
+                   && offsetof(NrtFracPool, row_start) == 56,
+               "NrtFracPool is built as 11 int64 slots");
+
+/* An NrtFracPool on the stack: n, C, H, W, OH, OW, share, then the region
+ * arrays (NULL for the backward, which reads argmax only). */
+static LLVMValueRef fracpool_struct(LE *E, const KStep *s, int64_t share, LLVMValueRef r[4])
+{
+    LLVMValueRef slot[11] = {E->n64};
+    for (int k = 0; k < 5; k++)
+        slot[1 + k] = ci64(E, s->i[k]);
+    slot[6] = ci64(E, share);
+    for (int k = 0; k < 4; k++)
+        slot[7 + k] = r ? LLVMBuildPtrToInt(E->b, r[k], E->i64, "") : ci64(E, 0);
+    return stack_slots(E, slot, 11);
+}
+
+/* Regions per sample drawn at the training step, or one set fixed by the
+ * seed (predict): nrt_fracpool_draw. */
+static void body_fracpool(LE *E, const KStep *s)
+{
+    bool train = s->i[7] != 0;
+    int64_t OH = s->i[3], OW = s->i[4];
+    if (s->op == K_FRACPOOL_BWD) {
+        RT(E, nrt_fracpool_backward, "vppppb", fracpool_struct(E, s, 0, NULL), buf(E, s->buf[0]),
+           buf(E, s->buf[1]), buf(E, s->buf[2]), cbool(E, s->acc));
+        return;
+    }
+    LLVMValueRef sets = train ? E->n64 : ci64(E, 1), r0 = buf(E, s->buf[3]);
+    RT(E, nrt_fracpool_draw, "vllllllllbp", model_seed(E), train ? model_step(E) : ci64(E, NRT_FRACPOOL_INFER_STEP),
+       stream_of(E, s->i[6]), sets, ci64(E, s->i[1]), ci64(E, s->i[2]), ci64(E, OH), ci64(E, OW),
+       cbool(E, s->i[5]), r0);
+    LLVMValueRef soh = LLVMBuildNSWMul(E->b, sets, ci64(E, OH), ""), sow = LLVMBuildNSWMul(E->b, sets, ci64(E, OW), "");
+    LLVMValueRef two_soh = LLVMBuildNSWAdd(E->b, soh, soh, "");
+    /* int32 offsets, the same size as floats: elem8() gives the addresses */
+    LLVMValueRef r[4] = {r0, elem8(E, r0, soh), elem8(E, r0, two_soh),
+                         elem8(E, r0, LLVMBuildNSWAdd(E->b, two_soh, sow, ""))};
+    RT(E, nrt_fracpool_forward, "vpppp",
+       fracpool_struct(E, s, train ? NRT_FRAC_PER_SAMPLE : NRT_FRAC_SHARED, r), buf(E, s->buf[0]),
+       buf(E, s->buf[1]), buf(E, s->buf[2]));
+}
+
+_Static_assert(offsetof(NrtMixInfo, lambda) == 0 && sizeof(NrtMixInfo) == 5 * 8,
+               "NrtMixInfo is 5 int64 slots, lambda first");
+
+/* mixup / cutmix of the batch in place; lambda[0] = info.lambda for the losses. */
+static void body_mix(LE *E, const KStep *s)
+{
+    LLVMValueRef zero[5] = {ci64(E, 0), ci64(E, 0), ci64(E, 0), ci64(E, 0), ci64(E, 0)};
+    LLVMValueRef info = stack_slots(E, zero, 5);
+    LLVMValueRef x = buf(E, s->buf[0]), alpha = cf64(E, s->f[0]);
+    if (s->i[0] == IR_MIX_CUTMIX)
+        RT(E, nrt_cutmix, "vplllldllppp", x, E->n64, ci64(E, s->i[1]), ci64(E, s->i[2]), ci64(E, s->i[3]), alpha,
+           model_seed(E), model_step(E), buf(E, s->buf[2]), info, buf(E, s->buf[1]));
+    else
+        RT(E, nrt_mixup, "vplldllppp", x, E->n64, ci64(E, s->i[1]), alpha, model_seed(E), model_step(E),
+           buf(E, s->buf[2]), info, buf(E, s->buf[1]));
+    LLVMValueRef lambda = LLVMBuildLoad2(E->b, E->f32, LLVMBuildBitCast(E->b, info, E->pf, ""), "");
+    LLVMBuildStore(E->b, lambda, elem(E, buf(E, s->buf[3]), ci64(E, 0)));
 }
 
 /* false: a step this printer does not know (a KOp newer than it). */
@@ -635,6 +830,16 @@ static bool step_body(LE *E, const KStep *s)
     case K_PENALTY: body_penalty(E, s); return true;
     case K_OPT_SGD: body_sgd(E, s); return true;
     case K_OPT_ADAM: body_adam(E, s); return true;
+    case K_DENSE_DC_FWD:
+    case K_DENSE_DC_BWD: body_dense_dc(E, s); return true;
+    case K_DROPCONNECT_MASK:
+    case K_DROPCONNECT_GRAD: body_dropconnect(E, s); return true;
+    case K_DROP_PATH_FWD:
+    case K_DROP_PATH_BWD: body_drop_path(E, s); return true;
+    case K_NOISE_FWD: body_noise(E, s); return true;
+    case K_FRACPOOL_FWD:
+    case K_FRACPOOL_BWD: body_fracpool(E, s); return true;
+    case K_MIX: body_mix(E, s); return true;
     }
     return false;
 }

@@ -179,8 +179,9 @@ static int fill_checkpoint(JitModel *jm)
             continue;
         NrtBlockTensor *t = &jm->ck[count++];
         t->name = kbuf(kp, pre[k])->name;
-        t->rank = 1;
+        t->rank = k == 1 && kp->g->pre.kind == IR_PRE_ZCA ? 2 : 1;   /* zca: the d x d matrix */
         t->shape[0] = kp->pre_channels;
+        t->shape[1] = t->rank == 2 ? kp->pre_channels : 0;
         t->off = kbuf(kp, pre[k])->off;
     }
     return count;
@@ -194,7 +195,10 @@ static size_t workspace_floats(const KProgram *kp)
     for (size_t i = 0; i < kp->train.len; i++) {
         const KStep *s = &kp->train.items[i];
         size_t k = 0;
-        if (s->op == K_DENSE_FWD || s->op == K_DENSE_BWD) {
+        if (s->op == K_PREPROCESS && kp->g->pre.kind == IR_PRE_ZCA) {
+            int64_t d = ir_shape_numel(kp->g->input.shape);
+            k = nrt_dense_workspace_floats(kp->batch, d, d);
+        } else if (s->op == K_DENSE_FWD || s->op == K_DENSE_BWD) {
             k = nrt_dense_workspace_floats(kp->batch, s->i[0], s->i[1]);
         } else if (s->op == K_CONV_FWD || s->op == K_CONV_BWD) {
             NrtConvShape cs = {kp->batch, s->i[0], s->i[1], s->i[2], s->i[3], s->i[4], s->i[5], s->i[6]};
@@ -241,6 +245,11 @@ static void init_params(const JitModel *jm, NrtModel *m)
         if (buf < 0)
             continue;
         float *dst = m->block + kbuf(kp, buf)->off;
+        if (k == 1 && pre->kind == IR_PRE_ZCA) {    /* the identity until fit_preprocess */
+            for (int64_t c = 0; c < kp->pre_channels; c++)
+                dst[c * kp->pre_channels + c] = 1.0f;
+            continue;
+        }
         for (int64_t c = 0; c < kp->pre_channels; c++)
             dst[c] = !lit || nlit == 0 ? (k ? 1.0f : 0.0f) : (float)lit[nlit == 1 ? 0 : c];
     }
@@ -275,6 +284,25 @@ NrtStatus jitm_create(const JitModel *jm, NrtModel **out, uint64_t seed, NrtErro
     return NRT_OK;
 }
 
+/* zca: mean and W in double (nrt_stats_zca), stored as floats (emit_c.c: emit_fit_zca). */
+static NrtStatus fit_zca(NrtModel *m, const uint8_t *images, int64_t count, NrtError *err)
+{
+    const KProgram *kp = m->jm->kp;
+    int64_t D = kp->pre_channels;
+    double *mean = malloc((size_t)D * (size_t)(D + 1) * sizeof *mean);
+    if (!mean)
+        return nrt_error_set(err, NRT_ERR_NOMEM, "%s_fit_preprocess: out of memory", m->jm->info.name);
+    double *w = mean + D;
+    NrtStatus st = nrt_stats_zca(images, count, D, kp->g->pre.eps, mean, w, err);
+    float *pm = m->block + kbuf(kp, kp->pre_mean)->off, *pw = m->block + kbuf(kp, kp->pre_std)->off;
+    for (int64_t k = 0; k < D && st == NRT_OK; k++)
+        pm[k] = (float)mean[k];
+    for (int64_t k = 0; k < D * D && st == NRT_OK; k++)
+        pw[k] = (float)w[k];
+    free(mean);
+    return st;
+}
+
 /* Statistics in double per statistics channel (emit_c.c: emit_fit). */
 static NrtStatus jm_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t count, NrtError *err)
 {
@@ -286,6 +314,8 @@ static NrtStatus jm_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t c
     const char *name = m->jm->info.name;
     if (kp->pre_mean < 0 || pre->mean)
         return NRT_OK;
+    if (pre->kind == IR_PRE_ZCA)
+        return fit_zca(m, images, count, err);
     int64_t c = kp->pre_channels, d = ir_shape_numel(kp->g->input.shape);
     double *mean = malloc(2 * (size_t)c * sizeof *mean), *sd = mean + c;
     if (!mean)
