@@ -185,6 +185,19 @@ static int write_dot(const IrGraph *g, const char *path)
     return 0;
 }
 
+/* `netc check`: the memory the C backend plans, when it can lower the
+ * model (lowering errors belong to `netc MODEL.net -o`, not to check, so
+ * they are collected aside and dropped). */
+static void print_plan(NetcCompilation *c, const char *path)
+{
+    DiagSink quiet;
+    diag_init(&quiet, &c->arena);
+    KProgram *kp = NULL;
+    const char *base = strrchr(path, '/');
+    if (lower_program(c->graph, base ? base + 1 : path, &quiet, &kp) == 0 && kp)
+        report_plan(kp, stdout);
+}
+
 static int run(const Options *o, NetcCompilation *c)
 {
     int nerr = netc_compile(c);
@@ -203,8 +216,10 @@ static int run(const Options *o, NetcCompilation *c)
     if (strcmp(o->command, "check") == 0) {
         if (o->print_ir)
             ir_print(c->graph, stdout);
-        else if (!o->print_ast)
+        else if (!o->print_ast) {
             report_print(c->graph, stdout);
+            print_plan(c, o->input);
+        }
         return 0;
     }
     if (strcmp(o->command, "graph") == 0)

@@ -136,3 +136,23 @@ void report_print(const IrGraph *g, FILE *f)
     fprintf(f, "  activations / batch %-4" PRId64 " %s (forward; training keeps about 2x)\n",
             g->train.batch, buf[2]);
 }
+
+void report_plan(const KProgram *kp, FILE *f)
+{
+    int64_t unshared = 0;
+    for (size_t i = 0; i < kp->bufs.len; i++) {
+        const KBuf *b = &kp->bufs.items[i];
+        if (b->space != KS_ARENA)
+            continue;
+        int64_t fl = b->per_sample ? b->per_sample * kp->batch : b->fixed;
+        unshared += (fl + 15) / 16 * 16;   /* lower.c's rounding of each buffer */
+    }
+    char arena[32], plain[32], block[32];
+    report_human_bytes(kp->arena_floats * 4, arena, sizeof arena);
+    report_human_bytes(unshared * 4, plain, sizeof plain);
+    report_human_bytes(kp->block_floats * 4, block, sizeof block);
+    fprintf(f, "  planned arena, batch %-3" PRId64 " %s (%" PRId64 " bytes; %s without buffer reuse)\n",
+            kp->batch, arena, kp->arena_floats * 4, plain);
+    fprintf(f, "  planned parameter block: %s (parameters, statistics, gradients, optimizer state)\n",
+            block);
+}

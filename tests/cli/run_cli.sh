@@ -62,6 +62,12 @@ contains "$tmp/out" "[6, 28, 28]" "conv1 output shape"
 contains "$tmp/out" "[16, 5, 5]" "second pool output shape"
 contains "$tmp/out" "forward FLOPs / sample" "FLOPs total"
 contains "$tmp/out" "activations / sample" "activation memory"
+# The planned arena is the one the generated code allocates (ARENA_FLOATS
+# of generated/lenet_bn.c, 4 bytes each), and reuse makes it smaller.
+arena=$(sed -n 's/^#define ARENA_FLOATS \([0-9]*\).*/\1/p' "$root/generated/lenet_bn.c")
+contains "$tmp/out" "planned arena, batch 64  5.6 MiB ($((arena * 4)) bytes; 11.5 MiB without buffer reuse)" \
+    "lenet_bn planned arena"
+contains "$tmp/out" "planned parameter block:" "lenet_bn parameter block"
 # mlp: 784*512+512 + 512*256+256 + 256*10+10 = 535,818.
 expect 0 "check mlp" "$netc" check "$ex/mlp.net"
 contains "$tmp/out" "parameters:              535818" "mlp parameter total"
