@@ -16,6 +16,6 @@ cache=$(mktemp -d)
 trap 'rm -rf "$cache"' EXIT
 export NETC_CACHE_DIR=$cache OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 export NETC_RUNTIME_INCLUDE_DIR=$PWD/runtime NETC_RUNTIME_LIB_DIR=$PWD/build-bench/runtime
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc --all) CPUs, 1 OpenMP thread"
 build-bench/bench/bench_jit --batch 64 --steps 30 --reps "$reps" \
     dsl-examples/mlp.net dsl-examples/lenet_bn.net dsl-examples/resnet8.net
