@@ -9,8 +9,10 @@
  *
  * Save is atomic: the bytes go to path.tmp.<pid> in the same directory,
  * which is flushed, fsynced, closed and renamed over path, then the
- * directory is fsynced; on any failure the temporary file is removed and a
- * previous file at path is untouched. Open reads the whole file and
+ * directory is fsynced; on any failure before the rename the temporary file
+ * is removed and a previous file at path is untouched; a failure of the
+ * folder's fsync (after the rename) is reported, the new file complete.
+ * tests/unit/test_checkpoint_io.c fails each of these calls in turn. Open reads the whole file and
  * validates everything before anything is used (sizes, JSON, dtypes,
  * shapes, offsets in bounds, byte counts, no overlaps), so a truncated or
  * hostile file gives NRT_ERR_FORMAT naming the file and the field, never a
@@ -193,9 +195,11 @@ static bool write_all(FILE *f, const char *header, size_t hlen, const NrtTensorR
     return fflush(f) == 0 && fsync(fileno(f)) == 0;
 }
 
-/* Best effort: make the rename durable. Some file systems refuse fsync on a
- * directory; the file itself is complete either way. */
-static void fsync_dir_of(const char *path)
+/* Makes the rename durable: fsyncs the folder that holds path. A file
+ * system that cannot sync a directory (EINVAL: not supported) is accepted;
+ * any other failure is an error, because after a crash the folder could
+ * still name the previous file. */
+static NrtStatus fsync_dir_of(const char *path, NrtError *err)
 {
     const char *slash = strrchr(path, '/');
     char dir[4096];
@@ -205,11 +209,15 @@ static void fsync_dir_of(const char *path)
         snprintf(dir, sizeof dir, "/");
     else
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    int rc = fd >= 0 ? fsync(fd) : -1, saved = errno;
+    if (fd >= 0)
         close(fd);
-    }
+    if (rc != 0 && saved != EINVAL)
+        return nrt_error_set(err, NRT_ERR_IO, "%s is complete but its folder %s could not be "
+                             "synced (%s): after a crash it may hold the previous checkpoint",
+                             path, dir, strerror(saved));
+    return NRT_OK;
 }
 
 NrtStatus nrt_checkpoint_save(const char *path, const NrtTensorRef *t, int n, const NrtKV *meta,
@@ -237,16 +245,22 @@ NrtStatus nrt_checkpoint_save(const char *path, const NrtTensorRef *t, int n, co
             unlink(tmp);
         }
     } else {
+        /* The errno of the first call that failed: write, close or rename. */
         bool ok = write_all(f, header, hlen, t, n);
         int saved = errno;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok || rename(tmp, path) != 0) {
-            if (ok)
-                saved = errno;
+        if (fclose(f) != 0 && ok) {
+            ok = false;
+            saved = errno;
+        }
+        if (ok && rename(tmp, path) != 0) {
+            ok = false;
+            saved = errno;
+        }
+        if (!ok) {
             st = nrt_error_set(err, NRT_ERR_IO, "cannot write %s: %s", path, strerror(saved));
             unlink(tmp);
         } else {
-            fsync_dir_of(path);
+            st = fsync_dir_of(path, err);
         }
     }
     free(header);

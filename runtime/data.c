@@ -175,18 +175,46 @@ static void idx_to_host(NrtIdx *x, uint64_t bytes)
     }
 }
 
+/* The data, read in chunks into a buffer that grows with what actually
+ * arrives (doubling, from 1 MiB), so a 16-byte file whose header promises
+ * 16 GiB costs a megabyte, not 16 GiB, before it is refused as truncated. */
+static NrtStatus idx_read_data(gzFile f, const char *path, NrtIdx *x, uint64_t bytes,
+                               uint64_t *got, NrtError *err)
+{
+    uint64_t cap = 0;
+    *got = 0;
+    while (*got < bytes) {
+        if (*got == cap) {
+            uint64_t want = cap ? 2 * cap : (uint64_t)1 << 20;
+            cap = want < bytes ? want : bytes;
+            void *grown = realloc(x->data, (size_t)cap);
+            if (!grown)
+                return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory for %llu bytes of "
+                                     "data", path, (unsigned long long)cap);
+            x->data = grown;
+        }
+        uint64_t n;
+        NrtStatus st = gz_read_all(f, path, (char *)x->data + *got, cap - *got, &n, err);
+        if (st != NRT_OK)
+            return st;
+        *got += n;
+        if (*got < cap)
+            break;   /* the file ended */
+    }
+    if (!x->data && !(x->data = malloc(1)))
+        return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory", path);
+    return NRT_OK;
+}
+
 static NrtStatus idx_body(gzFile f, const char *path, NrtIdx *x, NrtError *err)
 {
     uint64_t bytes = 0, got;
     NrtStatus st = idx_magic(f, path, x, err);
     if (st == NRT_OK)
         st = idx_dims(f, path, x, &bytes, err);
+    if (st == NRT_OK)
+        st = idx_read_data(f, path, x, bytes, &got, err);
     if (st != NRT_OK)
-        return st;
-    if (!(x->data = malloc(bytes ? (size_t)bytes : 1)))
-        return nrt_error_set(err, NRT_ERR_NOMEM, "%s: out of memory for %llu bytes of data", path,
-                             (unsigned long long)bytes);
-    if ((st = gz_read_all(f, path, x->data, bytes, &got, err)) != NRT_OK)
         return st;
     if (got < bytes) {
         char ds[160];
