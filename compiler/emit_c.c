@@ -1064,10 +1064,52 @@ static void emit_fit(Emit *E)
     out(E, "    }\n    free(mean);\n    return st;\n}\n\n");
 }
 
+/* Whether train step i updates a parameter (the numeric guard goes before
+ * the first such step). */
+static bool is_update(const KStep *s)
+{
+    return s->op == K_OPT_SGD || s->op == K_OPT_ADAM;
+}
+
+/* The numeric guard (docs/training.md, "Numeric guards"): before the first
+ * update every parameter, every gradient and the loss must be finite, else
+ * the step stops with the parameters and optimizer state unchanged and
+ * names the step (1-based, as the driver counts) and the parameter. */
+static void emit_guard(Emit *E)
+{
+    out(E, "/* Before the update: parameters, then gradients, then the loss finite, or\n"
+           " * stop with the parameters and optimizer state unchanged, naming the step\n"
+           " * and the parameter (a bad parameter poisons every gradient after it). */\n"
+           "static NrtStatus check_finite(NrtModel *m, NrtError *err)\n"
+           "{\n"
+           "    const unsigned long long step = (unsigned long long)m->step + 1;\n"
+           "    for (int i = 0; i < %s_NPARAMS; i++) {\n"
+           "        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);\n"
+           "        if (k >= 0)\n"
+           "            return nrt_error_set(err, NRT_ERR_NUMERIC, \"step %%llu: parameter '%%s' is %%g at element %%lld (before the update)\",\n"
+           "                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);\n"
+           "    }\n"
+           "    for (int i = 0; i < %s_NPARAMS; i++) {\n"
+           "        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;\n"
+           "        if (k >= 0)\n"
+           "            return nrt_error_set(err, NRT_ERR_NUMERIC, \"step %%llu: the gradient of '%%s' is %%g at element %%lld (before the update)\",\n"
+           "                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);\n"
+           "    }\n"
+           "    if (!isfinite(m->loss))\n"
+           "        return nrt_error_set(err, NRT_ERR_NUMERIC, \"step %%llu: the loss is %%g (before the update)\", step, (double)m->loss);\n"
+           "    return NRT_OK;\n"
+           "}\n\n", E->M, E->M);
+}
+
 static void emit_run(Emit *E)
 {
     const KProgram *kp = E->kp;
     const IrGraph *g = E->g;
+    bool guard = false;
+    for (size_t i = 0; i < kp->train.len; i++)
+        guard = guard || is_update(&kp->train.items[i]);
+    if (guard)
+        emit_guard(E);
     out(E, "NrtStatus %s_predict(NrtModel *m, const float *x, int n, float *const *outs, NrtError *err)\n"
            "{\n"
            "    if (!m || !x || !outs)\n"
@@ -1113,8 +1155,18 @@ static void emit_run(Emit *E)
            "    m->batch = b;\n"
            "    m->lr = lr;\n"
            "    m->loss = 0;\n");
-    for (size_t i = 0; i < kp->train.len; i++)
-        out(E, "    %s(m, n);\n", kp->train.items[i].fn);
+    for (size_t i = 0; i < kp->train.len; i++) {
+        const KStep *s = &kp->train.items[i];
+        if (is_update(s) && guard) {
+            out(E, "    NrtStatus finite = check_finite(m, err);\n"
+                   "    if (loss)\n"
+                   "        *loss = (float)m->loss;\n"
+                   "    if (finite != NRT_OK)\n"
+                   "        return finite;\n");
+            guard = false;
+        }
+        out(E, "    %s(m, n);\n", s->fn);
+    }
     out(E, "    m->step++;\n"
            "    if (loss)\n"
            "        *loss = (float)m->loss;\n"

@@ -8,16 +8,20 @@
  * the same loop and print the same numbers. Guarantees: the same seed gives
  * the same shuffles for any thread count (Philox, purpose SHUFFLE, keyed by
  * the epoch), a checkpoint is written atomically at the end of every epoch
- * (the runtime's save), and an interrupt (SIGINT) stops after the current
+ * and every --checkpoint-every steps (the runtime's save, with the run's
+ * position as metadata), and an interrupt (SIGINT) stops after the current
  * step without touching the last checkpoint. Resuming continues from the
- * checkpoint's step: epoch = step / steps_per_epoch, and because an epoch's
- * order depends only on (seed, epoch), a mid-epoch resume sees the same
- * remaining batches as the uninterrupted run would.
+ * checkpoint's step and seed: epoch = step / steps_per_epoch, and because an
+ * epoch's order depends only on (seed, epoch) and every draw of the step on
+ * (seed, step), a resumed run is bitwise the uninterrupted one. A NaN or Inf
+ * found by the generated step's guard stops the run or (--on-nan rollback)
+ * reloads the last checkpoint once.
  */
 #include "train.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,7 +56,11 @@ static const char train_usage[] =
     "  --data DIR        a folder with the four Fashion-MNIST file names\n"
     "                    (train-images-idx3-ubyte.gz, ...; gzip'ed or plain)\n"
     "  --out FILE        checkpoint written after each epoch (default MODEL.safetensors)\n"
-    "  --resume CKPT     continue training from a checkpoint\n"
+    "  --resume CKPT     continue training from a checkpoint (same seed and data)\n"
+    "  --checkpoint-every N  also save the checkpoint every N steps within an epoch\n"
+    "  --on-nan stop|rollback  a NaN or Inf in the loss, a gradient or a parameter\n"
+    "                    stops training before the update (stop, the default), or\n"
+    "                    reloads the last checkpoint and continues (rollback)\n"
     "  --weights CKPT    eval: the checkpoint to evaluate\n"
     "  --backend jit|cc  how the model's code is built: jit = LLVM in-process (the\n"
     "                    default when netc has LLVM), cc = C compiler + cache\n"
@@ -135,6 +143,7 @@ static const FlagSpec flag_specs[] = {
     FLAG("--backend", F_STRING, backend),    FLAG("--c-source", F_STRING, c_source),
     FLAG("--limit-train", F_LIMIT, limit_train), FLAG("--limit-test", F_LIMIT, limit_test),
     FLAG("--color", F_STRING, color),
+    FLAG("--checkpoint-every", F_COUNT, checkpoint_every), FLAG("--on-nan", F_STRING, on_nan),
 };
 
 static int set_flag(TrainArgs *a, const FlagSpec *f, const char *v, char *err, size_t errsize)
@@ -187,8 +196,11 @@ static int check_args(TrainArgs *a, char *err, size_t errsize)
                          a->color);
     if (a->eval && !a->weights)
         return arg_error(err, errsize, "netc eval needs --weights CKPT");
-    if (a->eval && (a->resume || a->out || a->epochs))
-        return arg_error(err, errsize, "--resume, --out and --epochs go with 'netc train'");
+    if (strcmp(a->on_nan, "stop") != 0 && strcmp(a->on_nan, "rollback") != 0)
+        return arg_error(err, errsize, "--on-nan needs 'stop' or 'rollback', not '%s'", a->on_nan);
+    if (a->eval && (a->resume || a->out || a->epochs || a->checkpoint_every))
+        return arg_error(err, errsize, "--resume, --out, --epochs and --checkpoint-every go with "
+                                       "'netc train'");
     if (!a->eval && a->weights)
         return arg_error(err, errsize, "--weights goes with 'netc eval' (use --resume to "
                                        "continue training)");
@@ -200,6 +212,7 @@ int train_parse_args(int argc, char **argv, TrainArgs *a, char *err, size_t errs
     memset(a, 0, sizeof *a);
     a->eval = argc > 0 && strcmp(argv[0], "eval") == 0;
     a->color = "auto";
+    a->on_nan = "stop";
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -354,6 +367,15 @@ static bool emit_model(void *ctx, const char *c_path, const char *h_path, char *
     return train_emit_c(e, c_path, h_path, err, errsize);
 }
 
+/* NETC_TEST_POISON=STEP:WHAT:VALUE, for the tests of the numeric guard:
+ * before step STEP (1-based) write VALUE (nan, inf or -inf) into element 0
+ * of parameter WHAT, or of the batch's input when WHAT is "input". Once. */
+typedef struct TrainPoison {
+    uint64_t step;             /* 0: off */
+    char what[128];
+    float value;
+} TrainPoison;
+
 typedef struct Session {
     TrainArgs args;
     bool color;
@@ -370,6 +392,9 @@ typedef struct Session {
     NrtTrainConfig cfg;
     TrainSplit train, test;
     char out_path[4096];
+    const char *last_ckpt;     /* the checkpoint a rollback reloads (NULL: none yet) */
+    int64_t rolled_back_to;    /* the step of the last rollback (-1: none) */
+    TrainPoison poison;        /* NETC_TEST_POISON (tests only) */
 } Session;
 
 /* Front end: diagnostics as `netc check` prints them. */
@@ -599,7 +624,75 @@ static void batch_free(BatchBuf *bb)
     }
 }
 
-/* One epoch's steps from batch `done` on; returns 0, or an exit status. */
+/* Returned by run_epoch when --on-nan rollback asks for the last checkpoint. */
+enum { STATUS_ROLLBACK = -1 };
+
+/* Where the run stands after `step` steps, as checkpoint metadata: with the
+ * seed (the generated code's own metadata) it fixes everything that comes
+ * next: the epoch's order is the Philox shuffle keyed by (seed, epoch), the
+ * position in it is epoch_step, and every random draw of the generated step
+ * is keyed by (seed, purpose, step), so there is no generator state beyond
+ * the step counter. train_examples and batch are checked on resume. */
+static NrtStatus set_run_meta(const Session *s, uint64_t step, NrtError *err)
+{
+    int64_t spe = train_steps_per_epoch(s->train.count, s->cfg.batch);
+    char v[5][24];
+    snprintf(v[0], sizeof v[0], "%" PRIu64, step / (uint64_t)spe);
+    snprintf(v[1], sizeof v[1], "%" PRIu64, step % (uint64_t)spe);
+    snprintf(v[2], sizeof v[2], "%" PRId64, spe);
+    snprintf(v[3], sizeof v[3], "%" PRId64, s->train.count);
+    snprintf(v[4], sizeof v[4], "%" PRId64, s->cfg.batch);
+    const NrtKV kv[] = {
+        {"epoch", v[0]}, {"epoch_step", v[1]}, {"steps_per_epoch", v[2]},
+        {"train_examples", v[3]}, {"batch", v[4]}, {"data_order", "philox_shuffle(seed,epoch)"},
+    };
+    return nrt_block_set_run_meta(kv, (int)(sizeof kv / sizeof *kv), err);
+}
+
+/* Saves the checkpoint (atomically: the runtime's save). */
+static int save_checkpoint(Session *s)
+{
+    NrtError err = {0};
+    if (set_run_meta(s, *s->info->step(s->model), &err) != NRT_OK
+        || s->info->save(s->model, s->out_path, &err) != NRT_OK)
+        return runtime_error("cannot save the checkpoint", &err);
+    s->last_ckpt = s->out_path;
+    return 0;
+}
+
+/* The test hook NETC_TEST_POISON, applied before the step it names. */
+static void apply_poison(Session *s, uint64_t step, float *x)
+{
+    TrainPoison *p = &s->poison;
+    if (!p->step || p->step != step + 1)
+        return;
+    p->step = 0;
+    if (strcmp(p->what, "input") == 0) {
+        x[0] = p->value;
+        return;
+    }
+    for (int i = 0; i < s->info->nparams; i++)
+        if (strcmp(s->info->params[i].name, p->what) == 0)
+            s->info->param(s->model, i)[0] = p->value;
+}
+
+/* A failed step: a non-finite number stops the run (or asks for a
+ * rollback); anything else is an error. */
+static int step_failed(Session *s, Progress *p, int64_t epoch, const NrtError *err)
+{
+    progress_abort(p);
+    if (err->code != NRT_ERR_NUMERIC)
+        return runtime_error("training step failed", err);
+    fprintf(stderr, "netc: epoch %" PRId64 ", %s\n", epoch + 1, err->msg);
+    if (strcmp(s->args.on_nan, "rollback") == 0)
+        return STATUS_ROLLBACK;
+    fprintf(stderr, "netc: training stopped; the last checkpoint (%s) is unchanged "
+            "(--on-nan rollback reloads it and continues)\n", s->last_ckpt ? s->last_ckpt : "none");
+    return EXIT_INPUT;
+}
+
+/* One epoch's steps from batch `done` on; returns 0, STATUS_ROLLBACK or an
+ * exit status. */
 static int run_epoch(Session *s, BatchBuf *bb, Progress *p, int64_t epoch, int64_t done)
 {
     const NrtModelInfo *info = s->info;
@@ -616,18 +709,23 @@ static int run_epoch(Session *s, BatchBuf *bb, Progress *p, int64_t epoch, int64
         }
         uint64_t step = *info->step(s->model);
         float lr = (float)nrt_schedule_lr(&s->cfg, (int64_t)step, spe), loss = 0;
-        if (info->train_step(s->model, &b, lr, &loss, &err) != NRT_OK) {
-            progress_abort(p);
-            return runtime_error("training step failed", &err);
-        }
+        apply_poison(s, step, bb->x);
+        if (info->train_step(s->model, &b, lr, &loss, &err) != NRT_OK)
+            return step_failed(s, p, epoch, &err);
         if (loss != loss || loss > 3e38f || loss < -3e38f) {
             progress_abort(p);
             fprintf(stderr, "netc: the loss is not finite at epoch %" PRId64 ", step %" PRIu64
                     " (learning rate %g): training diverged; try a smaller lr\n",
-                    epoch + 1, step, (double)lr);
+                    epoch + 1, step + 1, (double)lr);
             return EXIT_INPUT;
         }
         progress_step(p, n, loss);
+        int64_t every = s->args.checkpoint_every;
+        if (every && (step + 1) % (uint64_t)every == 0 && k + 1 < spe) {
+            int st = save_checkpoint(s);
+            if (st)
+                return st;
+        }
     }
     return 0;
 }
@@ -643,11 +741,62 @@ static int finish_epoch(Session *s, Progress *p)
             return runtime_error("evaluation failed", &err);
         format_eval(s->info, &r, line, sizeof line);
     }
-    if (s->info->save(s->model, s->out_path, &err) != NRT_OK)
-        return runtime_error("cannot save the checkpoint", &err);
+    int st = save_checkpoint(s);
+    if (st)
+        return st;
     snprintf(extra, sizeof extra, "%s%s", line[0] ? "; " : "", line);
     progress_epoch_end(p, extra);
     return 0;
+}
+
+/* --on-nan rollback: reload the last checkpoint and go on from its step. A
+ * second failure before any newer checkpoint would repeat itself (the same
+ * seed and step give the same batch and draws), so it stops instead. */
+static int rollback(Session *s)
+{
+    NrtError err = {0};
+    if (!s->last_ckpt) {
+        fputs("netc: no checkpoint to roll back to yet; training stopped\n", stderr);
+        return EXIT_INPUT;
+    }
+    if (s->info->load(s->model, s->last_ckpt, &err) != NRT_OK)
+        return runtime_error("cannot roll back to the last checkpoint", &err);
+    uint64_t step = *s->info->step(s->model);
+    if (s->rolled_back_to == (int64_t)step) {
+        fprintf(stderr, "netc: not finite again after rolling back to step %" PRIu64 " (%s): "
+                "training stopped\n", step, s->last_ckpt);
+        return EXIT_INPUT;
+    }
+    s->rolled_back_to = (int64_t)step;
+    fprintf(stderr, "netc: rolled back to %s (step %" PRIu64 "); continuing\n", s->last_ckpt,
+            step);
+    return 0;
+}
+
+static int train_epochs(Session *s, BatchBuf *bb, Progress *p, int64_t spe)
+{
+    int status = 0;
+    while (status == 0) {
+        uint64_t step = *s->info->step(s->model);
+        int64_t epoch = (int64_t)(step / (uint64_t)spe), done = (int64_t)(step % (uint64_t)spe);
+        if (epoch >= s->cfg.epochs)
+            break;
+        progress_epoch_begin(p, epoch + 1, s->cfg.epochs, spe, done);
+        status = run_epoch(s, bb, p, epoch, done);
+        if (status == STATUS_ROLLBACK) {
+            status = rollback(s);
+            continue;
+        }
+        if (status == 0 && interrupted) {
+            progress_abort(p);
+            fprintf(stderr, "netc: interrupted in epoch %" PRId64 "; the last checkpoint (%s) "
+                    "is unchanged\n", epoch + 1, s->out_path);
+            status = EXIT_INTERRUPTED;
+        }
+        if (status == 0)
+            status = finish_epoch(s, p);
+    }
+    return status;
 }
 
 static int train_loop(Session *s)
@@ -658,7 +807,7 @@ static int train_loop(Session *s)
         return EXIT_INPUT;
     }
     uint64_t step = *s->info->step(s->model);
-    int64_t epoch = (int64_t)(step / (uint64_t)spe), done = (int64_t)(step % (uint64_t)spe);
+    int64_t epoch = (int64_t)(step / (uint64_t)spe);
     if (epoch >= s->cfg.epochs) {
         printf("the checkpoint is at step %" PRIu64 " = epoch %" PRId64 " of %" PRId64
                ": nothing left to train (raise --epochs)\n", step, epoch, s->cfg.epochs);
@@ -672,19 +821,7 @@ static int train_loop(Session *s)
     }
     Progress p;
     progress_init(&p, stdout, isatty(STDOUT_FILENO));
-    int status = 0;
-    for (; epoch < s->cfg.epochs && status == 0; epoch++, done = 0) {
-        progress_epoch_begin(&p, epoch + 1, s->cfg.epochs, spe, done);
-        status = run_epoch(s, &bb, &p, epoch, done);
-        if (status == 0 && interrupted) {
-            progress_abort(&p);
-            fprintf(stderr, "netc: interrupted in epoch %" PRId64 "; the last checkpoint (%s) "
-                    "is unchanged\n", epoch + 1, s->out_path);
-            status = EXIT_INTERRUPTED;
-        }
-        if (status == 0)
-            status = finish_epoch(s, &p);
-    }
+    int status = train_epochs(s, &bb, &p, spe);
     batch_free(&bb);
     if (status == 0)
         printf("checkpoint: %s\n", s->out_path);
@@ -758,11 +895,70 @@ static int do_eval(Session *s)
     return 0;
 }
 
+/* A meta value of the checkpoint as a number; false when absent. */
+static bool meta_u64(const NrtCheckpoint *ck, const char *key, uint64_t *v)
+{
+    return parse_u64(nrt_checkpoint_meta(ck, key), v);
+}
+
+/* --resume: the run continues with the checkpoint's seed (its shuffles and
+ * draws) on the same training set; anything else would not be the run that
+ * was interrupted. */
+static int check_resume(Session *s)
+{
+    NrtCheckpoint *ck = NULL;
+    NrtError err = {0};
+    if (nrt_checkpoint_open(s->args.resume, &ck, &err) != NRT_OK)
+        return runtime_error("cannot load the checkpoint", &err);
+    uint64_t seed = 0, examples = 0, batch = 0;
+    int status = 0;
+    if (!meta_u64(ck, "seed", &seed)) {
+        fprintf(stderr, "netc: %s: no seed in the metadata\n", s->args.resume);
+        status = EXIT_INPUT;
+    } else if (s->args.seed_set && seed != s->cfg.seed) {
+        fprintf(stderr, "netc: --seed %" PRIu64 " but %s was trained with seed %" PRIu64
+                " (drop --seed to continue that run)\n", s->cfg.seed, s->args.resume, seed);
+        status = EXIT_USAGE;
+    } else if (meta_u64(ck, "train_examples", &examples)
+               && examples != (uint64_t)s->train.count) {
+        fprintf(stderr, "netc: %s was trained on %" PRIu64 " examples per epoch, this run has %"
+                PRId64 " (same --data and --limit-train to resume)\n", s->args.resume, examples,
+                s->train.count);
+        status = EXIT_USAGE;
+    } else if (meta_u64(ck, "batch", &batch) && batch != (uint64_t)s->cfg.batch) {
+        fprintf(stderr, "netc: %s was trained with batch %" PRIu64 ", this run has %" PRId64 "\n",
+                s->args.resume, batch, s->cfg.batch);
+        status = EXIT_USAGE;
+    }
+    s->cfg.seed = seed;
+    nrt_checkpoint_close(ck);
+    return status;
+}
+
+/* NETC_TEST_POISON=STEP:WHAT:VALUE (see TrainPoison); junk is ignored. */
+static void parse_poison(TrainPoison *p)
+{
+    const char *env = getenv("NETC_TEST_POISON");
+    unsigned long long step;
+    char what[128], value[16];
+    memset(p, 0, sizeof *p);
+    if (!env || sscanf(env, "%llu:%127[^:]:%15s", &step, what, value) != 3)
+        return;
+    p->step = step;
+    snprintf(p->what, sizeof p->what, "%s", what);
+    p->value = strcmp(value, "-inf") == 0 ? -INFINITY : strcmp(value, "inf") == 0 ? INFINITY : NAN;
+}
+
 static int do_train(Session *s)
 {
-    int status = make_model(s, s->args.resume);
+    int status = s->args.resume ? check_resume(s) : 0;
+    if (!status)
+        status = make_model(s, s->args.resume);
     if (status)
         return status;
+    s->last_ckpt = s->args.resume;
+    s->rolled_back_to = -1;
+    parse_poison(&s->poison);
     if (s->args.resume)
         printf("resuming from %s at step %" PRIu64 "\n", s->args.resume, *s->info->step(s->model));
     struct sigaction sa = {0}, old;

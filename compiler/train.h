@@ -31,6 +31,8 @@ typedef struct TrainArgs {
     const char *c_source;       /* hidden: train this C file instead of generating it */
     int64_t limit_train, limit_test;   /* hidden: use only the first N samples (0: all) */
     const char *color;          /* auto, always, never */
+    int64_t checkpoint_every;   /* also save every N steps inside an epoch (0: epoch ends only) */
+    const char *on_nan;         /* "stop" (default) or "rollback" */
     bool help;
 } TrainArgs;
 

@@ -743,6 +743,29 @@ NrtStatus regression_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t 
     return st;
 }
 
+/* Before the update: parameters, then gradients, then the loss finite, or
+ * stop with the parameters and optimizer state unchanged, naming the step
+ * and the parameter (a bad parameter poisons every gradient after it). */
+static NrtStatus check_finite(NrtModel *m, NrtError *err)
+{
+    const unsigned long long step = (unsigned long long)m->step + 1;
+    for (int i = 0; i < REGRESSION_NPARAMS; i++) {
+        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
+        if (k >= 0)
+            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
+                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
+    }
+    for (int i = 0; i < REGRESSION_NPARAMS; i++) {
+        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
+        if (k >= 0)
+            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
+                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    }
+    if (!isfinite(m->loss))
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)m->loss);
+    return NRT_OK;
+}
+
 NrtStatus regression_predict(NrtModel *m, const float *x, int n, float *const *outs, NrtError *err)
 {
     if (!m || !x || !outs)
@@ -819,6 +842,11 @@ NrtStatus regression_train_step(NrtModel *m, const NrtBatch *b, float lr, float 
     t25_maxpool1_backward(m, n);
     t26_batchnorm1_relu1_backward(m, n);
     t27_conv1_backward(m, n);
+    NrtStatus finite = check_finite(m, err);
+    if (loss)
+        *loss = (float)m->loss;
+    if (finite != NRT_OK)
+        return finite;
     t28_adam_update(m, n);
     m->step++;
     if (loss)

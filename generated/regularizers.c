@@ -865,6 +865,29 @@ NrtStatus regularizers_fit_preprocess(NrtModel *m, const uint8_t *images, int64_
     return NRT_OK;
 }
 
+/* Before the update: parameters, then gradients, then the loss finite, or
+ * stop with the parameters and optimizer state unchanged, naming the step
+ * and the parameter (a bad parameter poisons every gradient after it). */
+static NrtStatus check_finite(NrtModel *m, NrtError *err)
+{
+    const unsigned long long step = (unsigned long long)m->step + 1;
+    for (int i = 0; i < REGULARIZERS_NPARAMS; i++) {
+        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
+        if (k >= 0)
+            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
+                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
+    }
+    for (int i = 0; i < REGULARIZERS_NPARAMS; i++) {
+        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
+        if (k >= 0)
+            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
+                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    }
+    if (!isfinite(m->loss))
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)m->loss);
+    return NRT_OK;
+}
+
 NrtStatus regularizers_predict(NrtModel *m, const float *x, int n, float *const *outs, NrtError *err)
 {
     if (!m || !x || !outs)
@@ -947,6 +970,11 @@ NrtStatus regularizers_train_step(NrtModel *m, const NrtBatch *b, float lr, floa
     t35_conv2_penalty(m, n);
     t36_conv3_penalty(m, n);
     t37_dense1_penalty(m, n);
+    NrtStatus finite = check_finite(m, err);
+    if (loss)
+        *loss = (float)m->loss;
+    if (finite != NRT_OK)
+        return finite;
     t38_sgd_update(m, n);
     m->step++;
     if (loss)

@@ -604,6 +604,28 @@ NrtStatus nrt_checkpoint_read(const NrtCheckpoint *ck, const char *name, int ran
 
 /* ---- a generated model's block ------------------------------------------------ */
 
+enum { RUN_META_MAX = 16, RUN_KEY_MAX = 32, RUN_VALUE_MAX = 128 };
+static char run_keys[RUN_META_MAX][RUN_KEY_MAX], run_values[RUN_META_MAX][RUN_VALUE_MAX];
+static int run_nmeta;
+
+NrtStatus nrt_block_set_run_meta(const NrtKV *kv, int n, NrtError *err)
+{
+    if (n < 0 || n > RUN_META_MAX || (n > 0 && !kv))
+        return nrt_error_set(err, NRT_ERR_ARG, "run metadata: %d entries (0..%d)", n,
+                             RUN_META_MAX);
+    for (int i = 0; i < n; i++)
+        if (!kv[i].key || !kv[i].value || strlen(kv[i].key) >= RUN_KEY_MAX
+            || strlen(kv[i].value) >= RUN_VALUE_MAX)
+            return nrt_error_set(err, NRT_ERR_ARG, "run metadata: entry %d is NULL or too long",
+                                 i);
+    for (int i = 0; i < n; i++) {
+        snprintf(run_keys[i], RUN_KEY_MAX, "%s", kv[i].key);
+        snprintf(run_values[i], RUN_VALUE_MAX, "%s", kv[i].value);
+    }
+    run_nmeta = n;
+    return NRT_OK;
+}
+
 NrtStatus nrt_block_save(const NrtBlockLayout *l, const float *block, uint64_t step, uint64_t seed,
                          const char *path, NrtError *err)
 {
@@ -619,12 +641,13 @@ NrtStatus nrt_block_save(const NrtBlockLayout *l, const float *block, uint64_t s
     char step_s[24], seed_s[24];
     snprintf(step_s, sizeof step_s, "%llu", (unsigned long long)step);
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
-    const NrtKV meta[] = {
+    NrtKV meta[5 + RUN_META_MAX] = {
         {"format", "netc"}, {"model", l->model}, {"structure_hash", l->structure_hash},
         {"step", step_s}, {"seed", seed_s},
     };
-    NrtStatus st = nrt_checkpoint_save(path, t, l->ntensors, meta,
-                                       (int)(sizeof meta / sizeof *meta), err);
+    for (int i = 0; i < run_nmeta; i++)
+        meta[5 + i] = (NrtKV){run_keys[i], run_values[i]};
+    NrtStatus st = nrt_checkpoint_save(path, t, l->ntensors, meta, 5 + run_nmeta, err);
     free(t);
     return st;
 }

@@ -314,6 +314,16 @@ NrtStatus nrt_block_save(const NrtBlockLayout *l, const float *block, uint64_t s
                          const char *path, NrtError *err);
 NrtStatus nrt_block_load(const NrtBlockLayout *l, float **block, uint64_t *step, uint64_t *seed,
                          const char *path, NrtError *err);
+/* Extra __metadata__ entries every later nrt_block_save adds: the training
+ * driver's position in the run (epoch, step in the epoch, examples per
+ * epoch, ...), so a checkpoint says where to resume without the generated
+ * code knowing about epochs. Copied; n = 0 clears; at most 16 entries, keys
+ * under 32 bytes, values under 128 (else NRT_ERR_ARG, nothing changed).
+ * Not thread-safe: set it before saving. */
+NrtStatus nrt_block_set_run_meta(const NrtKV *kv, int n, NrtError *err);
+
+/* Numeric guard: the index of the first NaN or Inf in x[0..n), or -1. */
+int64_t nrt_find_nonfinite(const float *x, int64_t n);
 
 /* ---- dense and convolution math (gemm.c, conv.c) ------------------------- */
 

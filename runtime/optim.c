@@ -7,6 +7,7 @@
  * torch.optim.SGD / Adam / AdamW (foreach=False) to a float rounding.
  * Updates are elementwise (any split over threads gives the same bits);
  * the penalty value sums in double over PEN_CHUNKS fixed chunks.
+ * nrt_find_nonfinite is the guard run before every update.
  *
  * The penalties implement `regularize l1(a)` / `l2(a)` of LANGUAGE.md:
  * J' = J + l1 * sum|w| + l2/2 * sum w^2, gradient l1*sign(w) + l2*w,
@@ -97,4 +98,15 @@ void nrt_adam_step(int64_t numel, float *w, const float *g, float *m, float *v, 
         v[i] = vi;
         w[i] = wi - step_size * (mi / (sqrtf(vi) / bc2_sqrt + e));
     }
+}
+
+/* The numeric guard before an update (the generated train step calls it on
+ * every parameter and gradient): a plain scan, stopping at the first bad
+ * element; exponent bits all ones is NaN or Inf. */
+int64_t nrt_find_nonfinite(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return -1;
 }

@@ -89,6 +89,7 @@ iseeds = {
     "bad_type": bytes([0, 0, 0x07]) + imgs[3:],
     "rank0": bytes([0, 0, 8, 0]),
     "huge_count": idx(0x08, [0x7fffffff, 28, 28], bytes(16)),
+    "promises_16gib": idx(0x08, [0x7fffffff, 8], bytes(8)),   # regression: was malloc(16 GiB)
     "gzip_of_gzip": gzip.compress(gzip.compress(labels, mtime=0), mtime=0),
 }
 for k, v in iseeds.items():

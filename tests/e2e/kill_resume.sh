@@ -1,0 +1,65 @@
+#!/bin/sh
+# kill_resume.sh - crash-safe resume: SIGKILL at random moments, resume,
+# and the final checkpoint is bitwise identical to an uninterrupted run.
+#
+# usage: kill_resume.sh NETC ROOT [KILLS]        (default 20 kills)
+#
+# tests/e2e/tiny.net (parameters, Adam moments, batchnorm statistics,
+# dropout keyed by the step, a step schedule) trains 4 epochs on 640
+# images, saving every 2 steps (--checkpoint-every 2) so kills land in
+# saves too. Reference: one uninterrupted run. Then KILLS times: start
+# `netc train` (from scratch, or --resume the checkpoint when there is one),
+# kill -9 it after a random delay in [0, 1.3 x the reference's duration),
+# check that the checkpoint (if any) still loads with `netc eval`; then run
+# to the end. The final file must equal the reference byte for byte
+# (parameters, optimizer state, statistics, step and metadata: sha256).
+# Leftover NAME.tmp.PID files count the kills that hit a save.
+set -u
+NETC=$1 ROOT=$2 KILLS=${3:-20}
+TMP=$(mktemp -d /tmp/netc-kill-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+export NETC_CACHE_DIR="$TMP/cache"
+MODEL=$ROOT/tests/e2e/tiny.net
+FLAGS="--limit-train 640 --limit-test 64 --epochs 4 --checkpoint-every 2 --threads 1"
+fail() { echo "FAIL: $*"; exit 1; }
+now_ms() { date +%s%3N; }
+
+t0=$(now_ms)
+"$NETC" train "$MODEL" $FLAGS --out "$TMP/ref.st" >"$TMP/ref.out" 2>&1 \
+    || { cat "$TMP/ref.out"; fail "the reference run failed"; }
+t1=$(now_ms)
+"$NETC" train "$MODEL" $FLAGS --out "$TMP/ref2.st" >/dev/null 2>&1 || fail "second reference run"
+t2=$(now_ms)
+cmp -s "$TMP/ref.st" "$TMP/ref2.st" || fail "two uninterrupted runs differ"
+span=$(( (t2 - t1) * 13 / 10 ))       # the cached run's duration, x 1.3
+[ "$span" -ge 50 ] || span=50
+echo "reference: $(sha256sum < "$TMP/ref.st" | cut -c1-16) (first run $((t1 - t0)) ms, cached $((t2 - t1)) ms)"
+
+rm -rf "$NETC_CACHE_DIR"               # the first kills may also hit the compiler cache
+ck=$TMP/run.st
+killed=0 finished=0
+i=0
+while [ $i -lt "$KILLS" ]; do
+    i=$((i + 1))
+    resume=
+    [ -f "$ck" ] && resume="--resume $ck"
+    delay=$(( $(od -An -N4 -tu4 /dev/urandom) % span ))
+    "$NETC" train "$MODEL" $FLAGS $resume --out "$ck" >"$TMP/run.out" 2>&1 &
+    pid=$!
+    sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
+    if kill -9 "$pid" 2>/dev/null; then killed=$((killed + 1)); else finished=$((finished + 1)); fi
+    wait "$pid" 2>/dev/null
+    if [ -f "$ck" ]; then
+        "$NETC" eval "$MODEL" --limit-test 64 --weights "$ck" >"$TMP/eval.out" 2>&1 \
+            || { cat "$TMP/eval.out"; fail "kill $i (after ${delay} ms) left a checkpoint that does not load"; }
+    fi
+done
+resume=
+[ -f "$ck" ] && resume="--resume $ck"
+"$NETC" train "$MODEL" $FLAGS $resume --out "$ck" >"$TMP/run.out" 2>&1 \
+    || { cat "$TMP/run.out"; fail "the final resume failed"; }
+midsave=$(ls "$TMP" | grep -c '^run\.st\.tmp\.' || true)
+echo "$KILLS runs: $killed killed with SIGKILL ($midsave during a save), $finished finished first"
+echo "final:     $(sha256sum < "$ck" | cut -c1-16)"
+cmp -s "$ck" "$TMP/ref.st" || fail "the resumed run's checkpoint differs from the uninterrupted run's"
+echo "PASS: bitwise identical to the uninterrupted run"

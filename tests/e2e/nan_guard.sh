@@ -1,0 +1,81 @@
+#!/bin/sh
+# nan_guard.sh - the numeric guard of netc train (docs/training.md).
+#
+# usage: nan_guard.sh NETC ROOT
+#
+# NETC_TEST_POISON (the driver's test hook) writes a NaN or Inf into a
+# parameter or the input just before a chosen step of tests/e2e/tiny.net:
+#   - a NaN parameter stops the run at that step, naming the step and the
+#     parameter, exit 1; the last checkpoint is the one from before (step 10)
+#     and holds only finite numbers;
+#   - an Inf input gives non-finite gradients: the message names the step
+#     and the gradient's parameter (linear.net), or the batchnorm running
+#     mean it spoils first (tiny.net);
+#   - --on-nan rollback reloads the last checkpoint and continues: the
+#     one-off fault is gone, so the run ends bitwise identical to a clean one;
+#   - rollback with no checkpoint yet stops with its own message.
+set -u
+NETC=$1 ROOT=$2
+TMP=$(mktemp -d /tmp/netc-nan-XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+export NETC_CACHE_DIR="$TMP/cache"
+MODEL=$ROOT/tests/e2e/tiny.net
+FLAGS="--limit-train 320 --limit-test 64 --epochs 2 --checkpoint-every 5 --threads 1"
+PY=/usr/bin/python3
+fail() { echo "FAIL: $*"; exit 1; }
+
+# run NAME EXPECTED_STATUS [env assignments...] -- netc train flags
+run() {
+    name=$1 want=$2
+    shift 2
+    env "$@" >"$TMP/$name.out" 2>&1
+    st=$?
+    cat "$TMP/$name.out"
+    [ $st -eq "$want" ] || fail "$name: exit $st, expected $want"
+}
+has() { grep -q -- "$2" "$TMP/$1.out" || fail "$1: no '$2' in the output"; }
+
+# The checkpoint's step and whether every float in it is finite.
+ckinfo() {
+    "$PY" - "$1" <<'PY'
+import json, math, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+data = b[8 + n:]
+ok = all(math.isfinite(v) for v in struct.unpack("<%df" % (len(data) // 4), data))
+print(h["__metadata__"]["step"], "finite" if ok else "NOT-FINITE")
+PY
+}
+
+run clean 0 "$NETC" train "$MODEL" $FLAGS --out "$TMP/clean.st"
+
+run param 1 NETC_TEST_POISON=13:dense1.weight:nan "$NETC" train "$MODEL" $FLAGS --out "$TMP/p.st"
+has param "epoch 2, step 13: parameter 'dense1.weight' is nan at element 0 (before the update)"
+has param "training stopped; the last checkpoint ($TMP/p.st) is unchanged"
+[ "$(ckinfo "$TMP/p.st")" = "10 finite" ] || fail "param: checkpoint is $(ckinfo "$TMP/p.st"), expected '10 finite'"
+
+# (linear.net: without batchnorm, whose running mean would be hit first)
+run grad 1 NETC_TEST_POISON=4:input:inf "$NETC" train "$ROOT/tests/e2e/linear.net" $FLAGS \
+    --checkpoint-every 2 --out "$TMP/g.st"
+has grad "epoch 1, step 4: the gradient of 'dense1.weight' is -*[a-z]* at element [0-9]* (before the update)"
+[ "$(ckinfo "$TMP/g.st")" = "2 finite" ] || fail "grad: checkpoint is $(ckinfo "$TMP/g.st"), expected '2 finite'"
+
+# (tiny.net: the running mean of batchnorm1 is the first number the NaN input spoils)
+run stats 1 NETC_TEST_POISON=7:input:nan "$NETC" train "$MODEL" $FLAGS --out "$TMP/s.st"
+has stats "epoch 1, step 7: parameter 'batchnorm1.running_mean' is -*nan"
+
+run rollback 0 NETC_TEST_POISON=13:input:nan "$NETC" train "$MODEL" $FLAGS --on-nan rollback \
+    --out "$TMP/r.st"
+has rollback "step 13: parameter .batchnorm1.running_mean. is -*nan"
+has rollback "rolled back to $TMP/r.st (step 10); continuing"
+cmp -s "$TMP/r.st" "$TMP/clean.st" || fail "rollback: the run does not end as the clean run"
+
+run early 1 NETC_TEST_POISON=3:dense2.bias:-inf "$NETC" train "$MODEL" $FLAGS --on-nan rollback \
+    --out "$TMP/e.st"
+has early "step 3: parameter 'dense2.bias' is -inf"
+has early "no checkpoint to roll back to yet"
+
+run badflag 2 "$NETC" train "$MODEL" $FLAGS --on-nan retry --out "$TMP/x.st"
+has badflag "--on-nan needs 'stop' or 'rollback', not 'retry'"
+echo "PASS"
