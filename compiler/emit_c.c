@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "kernel_info.h"
 #include "netc_config.h"
 
@@ -30,6 +31,7 @@ typedef struct Emit {
     FILE *f;
     char M[128];            /* model name upper-cased: macro prefix */
     const char *m;          /* model name: function prefix */
+    bool failed;            /* out of memory: the output is incomplete */
 } Emit;
 
 __attribute__((format(printf, 2, 3)))
@@ -1435,14 +1437,17 @@ static void emit_header(Emit *E)
     out(E, "/* Parameter indices for %s_param / %s_grad and %s_info()->params. */\nenum {\n",
         E->m, E->m, E->m);
     size_t np = kp->params.len;
-    char (*names)[160] = calloc(np ? np : 1, sizeof *names);
-    NamedIndex *order = calloc(np ? np : 1, sizeof *order);
-    bool *dup = calloc(np ? np : 1, sizeof *dup);
+    size_t nn = np ? np : 1;
+    char (*names)[160] = netc_malloc(nn * sizeof *names);
+    NamedIndex *order = names ? netc_malloc(nn * sizeof *order) : NULL;
+    bool *dup = order ? netc_malloc(nn * sizeof *dup) : NULL;
     if (!names || !order || !dup) {
         free(names), free(order), free(dup);
-        fputs("#error \"netc: out of memory\"\n", E->f);
+        E->failed = true;
+        errno = ENOMEM;
         return;
     }
+    memset(dup, 0, nn * sizeof *dup);
     for (size_t i = 0; i < np; i++) {
         param_enum(E, kp->params.items[i].p, names[i], sizeof names[i]);
         order[i] = (NamedIndex){names[i], i};
@@ -1480,7 +1485,7 @@ static void emit_header(Emit *E)
 
 bool emitc_print(const KProgram *kp, FILE *c, FILE *h, const char *h_name)
 {
-    Emit E = {kp, kp->g, h, {0}, kp->g->model};
+    Emit E = {kp, kp->g, h, {0}, kp->g->model, false};
     size_t j = 0;
     for (const char *p = E.m; *p && j + 1 < sizeof E.M; p++)
         E.M[j++] = (char)toupper((unsigned char)*p);
@@ -1496,7 +1501,7 @@ bool emitc_print(const KProgram *kp, FILE *c, FILE *h, const char *h_name)
     emit_run(&E);
     emit_checkpoint(&E);
     emit_info(&E);
-    return !ferror(c) && !ferror(h);
+    return !E.failed && !ferror(c) && !ferror(h);
 }
 
 void emitc_header_path(const char *c_path, char *buf, size_t size)

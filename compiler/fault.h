@@ -9,5 +9,7 @@
 void *netc_malloc(size_t size);
 /* Make the n-th call from now (1-based) and every later one fail; 0 disables. */
 void netc_fault_fail_after(long n);
+/* netc_malloc calls since the last netc_fault_fail_after (tests size their loops with it). */
+long netc_fault_calls(void);
 
 #endif
