@@ -908,13 +908,14 @@ static int check_resume(Session *s)
 {
     NrtCheckpoint *ck = NULL;
     NrtError err = {0};
+    /* Not a safetensors file (a hand-written model's own format): the
+     * model's load decides, and reports what is wrong. */
     if (nrt_checkpoint_open(s->args.resume, &ck, &err) != NRT_OK)
-        return runtime_error("cannot load the checkpoint", &err);
-    uint64_t seed = 0, examples = 0, batch = 0;
+        return 0;
+    uint64_t seed = s->cfg.seed, examples = 0, batch = 0;
     int status = 0;
     if (!meta_u64(ck, "seed", &seed)) {
-        fprintf(stderr, "netc: %s: no seed in the metadata\n", s->args.resume);
-        status = EXIT_INPUT;
+        seed = s->cfg.seed;
     } else if (s->args.seed_set && seed != s->cfg.seed) {
         fprintf(stderr, "netc: --seed %" PRIu64 " but %s was trained with seed %" PRIu64
                 " (drop --seed to continue that run)\n", s->cfg.seed, s->args.resume, seed);

@@ -13,7 +13,8 @@
 #     mean it spoils first (tiny.net);
 #   - --on-nan rollback reloads the last checkpoint and continues: the
 #     one-off fault is gone, so the run ends bitwise identical to a clean one;
-#   - rollback with no checkpoint yet stops with its own message.
+#   - rollback with no checkpoint yet stops with its own message;
+#   - --resume with another --seed or training-set size is refused.
 set -u
 NETC=$1 ROOT=$2
 TMP=$(mktemp -d /tmp/netc-nan-XXXXXX)
@@ -75,6 +76,13 @@ run early 1 NETC_TEST_POISON=3:dense2.bias:-inf "$NETC" train "$MODEL" $FLAGS --
     --out "$TMP/e.st"
 has early "step 3: parameter 'dense2.bias' is -inf"
 has early "no checkpoint to roll back to yet"
+
+# Resuming is continuing the same run: another seed or training set is refused.
+run reseed 2 "$NETC" train "$MODEL" $FLAGS --epochs 3 --resume "$TMP/clean.st" --seed 99 --out "$TMP/y.st"
+has reseed "--seed 99 but $TMP/clean.st was trained with seed 7"
+run relimit 2 "$NETC" train "$MODEL" --limit-train 160 --limit-test 64 --epochs 3 \
+    --resume "$TMP/clean.st" --out "$TMP/y.st"
+has relimit "was trained on 320 examples per epoch, this run has 160"
 
 run badflag 2 "$NETC" train "$MODEL" $FLAGS --on-nan retry --out "$TMP/x.st"
 has badflag "--on-nan needs 'stop' or 'rollback', not 'retry'"
