@@ -20,7 +20,7 @@ TMP=$(mktemp -d /tmp/netc-kill-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 export NETC_CACHE_DIR="$TMP/cache"
 MODEL=$ROOT/tests/e2e/tiny.net
-FLAGS="--limit-train 640 --limit-test 64 --epochs 4 --checkpoint-every 2 --threads 1"
+FLAGS="--backend cc --limit-train 640 --limit-test 64 --epochs 4 --checkpoint-every 2 --threads 1"
 fail() { echo "FAIL: $*"; exit 1; }
 now_ms() { date +%s%3N; }
 
@@ -50,7 +50,7 @@ while [ $i -lt "$KILLS" ]; do
     if kill -9 "$pid" 2>/dev/null; then killed=$((killed + 1)); else finished=$((finished + 1)); fi
     wait "$pid" 2>/dev/null
     if [ -f "$ck" ]; then
-        "$NETC" eval "$MODEL" --limit-test 64 --weights "$ck" >"$TMP/eval.out" 2>&1 \
+        "$NETC" eval "$MODEL" --backend cc --limit-test 64 --weights "$ck" >"$TMP/eval.out" 2>&1 \
             || { cat "$TMP/eval.out"; fail "kill $i (after ${delay} ms) left a checkpoint that does not load"; }
     fi
 done

@@ -21,7 +21,7 @@ TMP=$(mktemp -d /tmp/netc-nan-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 export NETC_CACHE_DIR="$TMP/cache"
 MODEL=$ROOT/tests/e2e/tiny.net
-FLAGS="--limit-train 320 --limit-test 64 --epochs 2 --checkpoint-every 5 --threads 1"
+FLAGS="--backend cc --limit-train 320 --limit-test 64 --epochs 2 --checkpoint-every 5 --threads 1"
 PY=/usr/bin/python3
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -80,7 +80,7 @@ has early "no checkpoint to roll back to yet"
 # Resuming is continuing the same run: another seed or training set is refused.
 run reseed 2 "$NETC" train "$MODEL" $FLAGS --epochs 3 --resume "$TMP/clean.st" --seed 99 --out "$TMP/y.st"
 has reseed "--seed 99 but $TMP/clean.st was trained with seed 7"
-run relimit 2 "$NETC" train "$MODEL" --limit-train 160 --limit-test 64 --epochs 3 \
+run relimit 2 "$NETC" train "$MODEL" --backend cc --limit-train 160 --limit-test 64 --epochs 3 \
     --resume "$TMP/clean.st" --out "$TMP/y.st"
 has relimit "was trained on 320 examples per epoch, this run has 160"
 
