@@ -691,6 +691,26 @@ static int step_failed(Session *s, Progress *p, int64_t epoch, const NrtError *e
     return EXIT_INPUT;
 }
 
+/* The driver's own guard, after a step that returned OK: every parameter
+ * and gradient finite. The C backend's step checks this before its update;
+ * a backend whose step does not (the JIT today) is caught here, after the
+ * update but before anything is saved. */
+static NrtStatus check_finite_after(Session *s, uint64_t step, NrtError *err)
+{
+    const NrtModelInfo *info = s->info;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < info->nparams; i++) {
+            const float *x = pass == 0 ? info->param(s->model, i) : info->grad(s->model, i);
+            int64_t k = x ? nrt_find_nonfinite(x, info->params[i].numel) : -1;
+            if (k >= 0)
+                return nrt_error_set(err, NRT_ERR_NUMERIC, "step %" PRIu64 ": %s '%s' is %g at "
+                                     "element %" PRId64 " (after the update; nothing saved)",
+                                     step + 1, pass == 0 ? "parameter" : "the gradient of",
+                                     info->params[i].name, (double)x[k], k);
+        }
+    return NRT_OK;
+}
+
 /* One epoch's steps from batch `done` on; returns 0, STATUS_ROLLBACK or an
  * exit status. */
 static int run_epoch(Session *s, BatchBuf *bb, Progress *p, int64_t epoch, int64_t done)
@@ -710,14 +730,14 @@ static int run_epoch(Session *s, BatchBuf *bb, Progress *p, int64_t epoch, int64
         uint64_t step = *info->step(s->model);
         float lr = (float)nrt_schedule_lr(&s->cfg, (int64_t)step, spe), loss = 0;
         apply_poison(s, step, bb->x);
-        if (info->train_step(s->model, &b, lr, &loss, &err) != NRT_OK)
+        if (info->train_step(s->model, &b, lr, &loss, &err) != NRT_OK
+            || check_finite_after(s, step, &err) != NRT_OK)
             return step_failed(s, p, epoch, &err);
-        if (loss != loss || loss > 3e38f || loss < -3e38f) {
-            progress_abort(p);
-            fprintf(stderr, "netc: the loss is not finite at epoch %" PRId64 ", step %" PRIu64
-                    " (learning rate %g): training diverged; try a smaller lr\n",
-                    epoch + 1, step + 1, (double)lr);
-            return EXIT_INPUT;
+        if (!isfinite(loss)) {
+            nrt_error_set(&err, NRT_ERR_NUMERIC, "step %" PRIu64 ": the loss is %g (learning "
+                          "rate %g): training diverged; try a smaller lr", step + 1,
+                          (double)loss, (double)lr);
+            return step_failed(s, p, epoch, &err);
         }
         progress_step(p, n, loss);
         int64_t every = s->args.checkpoint_every;
