@@ -584,6 +584,47 @@ static void test_checkpoint_save_bad_args(void **state)
     nrt_checkpoint_close(ck);
 }
 
+/* nrt_block_save/nrt_block_load: a wrong-model file is refused and leaves
+ * the block alone; the run metadata set by the driver is saved with it. */
+static void test_block_wrong_model_and_run_meta(void **state)
+{
+    (void)state;
+    char p[128];
+    path_in(p, sizeof p, "block.safetensors");
+    static const NrtBlockTensor ta[] = {{"w", 1, {4, 0, 0, 0}, 0}};
+    const NrtBlockLayout la = {"alpha", "00000000000000aa", ta, 1, 4};
+    const NrtBlockLayout lb = {"beta", "00000000000000bb", ta, 1, 4};
+    float *block = aligned_alloc(64, 64);
+    for (int i = 0; i < 4; i++)
+        block[i] = (float)i;
+    NrtError err = {0};
+    const NrtKV kv[] = {{"epoch", "3"}, {"epoch_step", "17"}};
+    assert_int_equal(nrt_block_set_run_meta(kv, 2, &err), NRT_OK);
+    assert_int_equal(nrt_block_save(&la, block, 5, 9, p, &err), NRT_OK);
+    assert_int_equal(nrt_block_set_run_meta(NULL, 0, &err), NRT_OK);
+    char longv[200];
+    memset(longv, 'x', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    const NrtKV bad[] = {{"k", longv}};
+    assert_int_equal(nrt_block_set_run_meta(bad, 1, &err), NRT_ERR_ARG);
+    NrtCheckpoint *ck = open_ok(p);
+    assert_string_equal(nrt_checkpoint_meta(ck, "epoch"), "3");
+    assert_string_equal(nrt_checkpoint_meta(ck, "epoch_step"), "17");
+    assert_string_equal(nrt_checkpoint_meta(ck, "step"), "5");
+    nrt_checkpoint_close(ck);
+    float *before = block;
+    uint64_t step = 0, seed = 0;
+    assert_int_equal(nrt_block_load(&lb, &block, &step, &seed, p, &err), NRT_ERR_MISMATCH);
+    assert_non_null(strstr(err.msg, "a checkpoint of model 'alpha' with structure "
+                                    "00000000000000aa, not of this beta (structure "
+                                    "00000000000000bb)"));
+    assert_ptr_equal(block, before);
+    assert_true(step == 0 && seed == 0);
+    assert_int_equal(nrt_block_load(&la, &block, &step, &seed, p, &err), NRT_OK);
+    assert_true(step == 5 && seed == 9 && block[3] == 3.0f);
+    free(block);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -602,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_save_missing_dir),
         cmocka_unit_test(test_checkpoint_save_failure_keeps_old),
         cmocka_unit_test(test_checkpoint_save_bad_args),
+        cmocka_unit_test(test_block_wrong_model_and_run_meta),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
