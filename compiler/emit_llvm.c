@@ -862,14 +862,17 @@ static void open_function(LE *E, const char *name, bool internal)
     E->arena = load_field(E, offsetof(NrtModel, arena), E->p8);
 }
 
-static bool build_list(LE *E, const KStepList *list, const char *name, char *err, size_t errsize)
+/* Steps [from, to) of list as internal functions, called in order by the
+ * exported `name`. */
+static bool build_list(LE *E, const KStepList *list, size_t from, size_t to, const char *name, char *err,
+                       size_t errsize)
 {
     LLVMValueRef *fns = calloc(list->len + 1, sizeof *fns);
     if (!fns) {
         snprintf(err, errsize, "out of memory (LLVM IR)");
         return false;
     }
-    for (size_t i = 0; i < list->len; i++) {
+    for (size_t i = from; i < to; i++) {
         const KStep *s = &list->items[i];
         open_function(E, s->fn, true);
         if (!step_body(E, s)) {
@@ -881,7 +884,7 @@ static bool build_list(LE *E, const KStepList *list, const char *name, char *err
         fns[i] = E->fn;
     }
     open_function(E, name, false);
-    for (size_t i = 0; i < list->len; i++) {
+    for (size_t i = from; i < to; i++) {
         LLVMValueRef args[2] = {E->m, E->n};
         LLVMBuildCall2(E->b, E->step_ty, fns[i], args, 2, "");
     }
@@ -907,16 +910,28 @@ static void init_types(LE *E)
     E->zext = LLVMCreateEnumAttribute(c, LLVMGetEnumAttributeKindForName("zeroext", 7), 0);
 }
 
-bool el_build(const JitModel *jm, LLVMContextRef ctx, const char *predict_name,
-              const char *train_name, ElModule *out, char *err, size_t errsize)
+/* The first optimizer step of the train list (its length if none): the
+ * numeric guard runs before it (emit_c.c: is_update). */
+size_t el_first_update(const KProgram *kp)
+{
+    for (size_t i = 0; i < kp->train.len; i++)
+        if (kp->train.items[i].op == K_OPT_SGD || kp->train.items[i].op == K_OPT_ADAM)
+            return i;
+    return kp->train.len;
+}
+
+bool el_build(const JitModel *jm, LLVMContextRef ctx, const char *predict_name, const char *train_name,
+              const char *update_name, ElModule *out, char *err, size_t errsize)
 {
     memset(out, 0, sizeof *out);
     LE E = {.jm = jm, .kp = jm->kp, .g = jm->kp->g, .ctx = ctx};
     init_types(&E);
     E.mod = LLVMModuleCreateWithNameInContext(jm->kp->g->model, ctx);
     E.b = LLVMCreateBuilderInContext(ctx);
-    bool ok = build_list(&E, &E.kp->predict, predict_name, err, errsize)
-           && build_list(&E, &E.kp->train, train_name, err, errsize);
+    size_t u = el_first_update(E.kp);
+    bool ok = build_list(&E, &E.kp->predict, 0, E.kp->predict.len, predict_name, err, errsize)
+           && build_list(&E, &E.kp->train, 0, u, train_name, err, errsize)
+           && build_list(&E, &E.kp->train, u, E.kp->train.len, update_name, err, errsize);
     if (ok && E.nomem) {
         snprintf(err, errsize, "out of memory (LLVM IR)");
         ok = false;

@@ -3,9 +3,10 @@
  * Prints the same KProgram as emit_c.c, through the LLVM-C API: one
  * internal function per KStep (the same libnetrt call with the same
  * constants as the emitted C, or an IR loop for the steps the C does
- * inline: preprocess, add, grad_copy, concat, output) and two exported
- * step lists, `void predict(NrtModel *m, int n)` and `void train(NrtModel
- * *m, int n)`, over struct NrtModel of jit_model.h. The IR refers to the
+ * inline: preprocess, add, grad_copy, concat, output) and the exported
+ * step lists `void predict(NrtModel *m, int n)`, `train` and `update` (the
+ * train list split at its first optimizer step) over struct NrtModel of
+ * jit_model.h. The IR refers to the
  * model's constant data (the augmentation spec) by its address in this
  * process: it is meant for an in-process JIT (jit.c), never for a file.
  */
@@ -33,11 +34,16 @@ typedef struct ElModule {
     size_t nsyms;
 } ElModule;
 
-/* Builds the module of jm->kp in ctx, with the step lists named
- * predict_name and train_name. Returns false (err filled) when a step
- * cannot be printed or memory runs out; out is then empty. */
-bool el_build(const JitModel *jm, LLVMContextRef ctx, const char *predict_name,
-              const char *train_name, ElModule *out, char *err, size_t errsize);
+/* Builds the module of jm->kp in ctx: the predict list as predict_name,
+ * the train list up to its first optimizer step as train_name and the rest
+ * as update_name (the numeric guard runs between them, as in the emitted
+ * C). Returns false (err filled) when a step cannot be printed or memory
+ * runs out; out is then empty. */
+bool el_build(const JitModel *jm, LLVMContextRef ctx, const char *predict_name, const char *train_name,
+              const char *update_name, ElModule *out, char *err, size_t errsize);
+
+/* Index of the train list's first optimizer step (its length if none). */
+size_t el_first_update(const KProgram *kp);
 
 /* Frees the symbol list (not the module). */
 void el_module_free(ElModule *m);

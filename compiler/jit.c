@@ -2,7 +2,8 @@
  *
  * Pipeline per model: JitModel tables (jit_model.c) -> IR of the step
  * lists (emit_llvm.c) + a `create` trampoline that passes the descriptor
- * -> function attributes for the host CPU -> verifier (unless NDEBUG) ->
+ * (the train list in two, split where the numeric guard of jit_model.c
+ * runs) -> function attributes for the host CPU -> verifier (unless NDEBUG) ->
  * "default<O3>" on a host target machine -> LLJIT (same target machine)
  * -> lookups. The runtime functions the IR names are defined in the main
  * JITDylib by address (LLVMOrcAbsoluteSymbols: libnetrt is linked into
@@ -242,12 +243,14 @@ static bool link_module(JitModule *j, LLVMOrcThreadSafeContextRef tsc, LLVMModul
         LLVMOrcDisposeThreadSafeModule(tsm);
         return false;
     }
-    LLVMOrcExecutorAddress p = 0, t = 0, c = 0;
+    LLVMOrcExecutorAddress p = 0, t = 0, u = 0, c = 0;
     if (!lookup(j->jit, "netc_predict", &p, err, errsize) || !lookup(j->jit, "netc_train", &t, err, errsize)
-        || !lookup(j->jit, "netc_create", &c, err, errsize))
+        || !lookup(j->jit, "netc_update", &u, err, errsize) || !lookup(j->jit, "netc_create", &c, err, errsize))
         return false;
     j->jm.predict_steps = (JitStepsFn)(uintptr_t)p;
     j->jm.train_steps = (JitStepsFn)(uintptr_t)t;
+    j->jm.update_steps = (JitStepsFn)(uintptr_t)u;
+    j->jm.guard = el_first_update(j->jm.kp) < j->jm.kp->train.len;
     j->jm.info.create = (NrtStatus (*)(NrtModel **, uint64_t, NrtError *))(uintptr_t)c;
     return true;
 }
@@ -259,7 +262,7 @@ static bool compile(JitModule *j, const Host *h, char *err, size_t errsize)
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
     LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(tsc);
     ElModule em;
-    bool ok = el_build(&j->jm, ctx, "netc_predict", "netc_train", &em, err, errsize);
+    bool ok = el_build(&j->jm, ctx, "netc_predict", "netc_train", "netc_update", &em, err, errsize);
     if (!ok) {
         LLVMOrcDisposeThreadSafeContext(tsc);
         return false;

@@ -6,8 +6,9 @@
  * runtime calls, constants and RNG keys: parameters from (seed,
  * NRT_RNG_INIT, parameter index), preprocessing statistics in double,
  * checkpoints through nrt_block_save/nrt_block_load with the same tensor
- * names and structure hash. The per-batch work runs in the compiled step
- * functions (jm->predict_steps, jm->train_steps).
+ * names and structure hash, the same numeric guard before the update. The
+ * per-batch work runs in the compiled step functions (jm->predict_steps,
+ * jm->train_steps, jm->update_steps).
  */
 #include "jit_model.h"
 
@@ -379,6 +380,34 @@ static NrtStatus check_batch(const JitModel *jm, const NrtBatch *b, NrtError *er
     return NRT_OK;
 }
 
+/* The numeric guard before the update (emit_c.c: emit_guard): parameters,
+ * then gradients, then the loss finite, else stop with the parameters and
+ * optimizer state unchanged, naming the step (1-based) and the parameter. */
+static NrtStatus check_finite(const NrtModel *m, NrtError *err)
+{
+    const JitModel *jm = m->jm;
+    const unsigned long long step = (unsigned long long)m->step + 1;
+    for (int i = 0; i < jm->info.nparams; i++) {
+        const float *p = m->block + jm->rows[i].off;
+        int64_t k = nrt_find_nonfinite(p, jm->params[i].numel);
+        if (k >= 0)
+            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
+                                 step, jm->params[i].name, (double)p[k], (long long)k);
+    }
+    for (int i = 0; i < jm->info.nparams; i++) {
+        const float *g = jm->rows[i].grad >= 0 ? m->block + jm->rows[i].grad : NULL;
+        int64_t k = g ? nrt_find_nonfinite(g, jm->params[i].numel) : -1;
+        if (k >= 0)
+            return nrt_error_set(err, NRT_ERR_NUMERIC,
+                                 "step %llu: the gradient of '%s' is %g at element %lld (before the update)", step,
+                                 jm->params[i].name, (double)g[k], (long long)k);
+    }
+    if (!isfinite(m->loss))
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step,
+                             (double)m->loss);
+    return NRT_OK;
+}
+
 static NrtStatus jm_train_step(NrtModel *m, const NrtBatch *b, float lr, float *loss, NrtError *err)
 {
     if (!m || !b || !b->x)
@@ -395,6 +424,14 @@ static NrtStatus jm_train_step(NrtModel *m, const NrtBatch *b, float lr, float *
     m->lr = lr;
     m->loss = 0;
     m->jm->train_steps(m, b->n);
+    if (m->jm->guard) {
+        NrtStatus finite = check_finite(m, err);
+        if (loss)
+            *loss = (float)m->loss;
+        if (finite != NRT_OK)
+            return finite;
+    }
+    m->jm->update_steps(m, b->n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -64,7 +64,11 @@ struct JitModel {
     char hash[17];
     size_t ws_floats;           /* workspace floats at the full batch */
     NrtAugmentSpec aug;         /* the train section's augmentations */
-    JitStepsFn predict_steps, train_steps;
+    /* train_steps: the train list up to its first optimizer step;
+     * update_steps: the rest; guard: there is an update, so the numeric
+     * guard runs between them (as in the emitted C) */
+    JitStepsFn predict_steps, train_steps, update_steps;
+    bool guard;
 };
 
 /* Fills jm's tables from kp (everything but info.create and the step

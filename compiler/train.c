@@ -693,7 +693,7 @@ static int step_failed(Session *s, Progress *p, int64_t epoch, const NrtError *e
 
 /* The driver's own guard, after a step that returned OK: every parameter
  * and gradient finite. The C backend's step checks this before its update;
- * a backend whose step does not (the JIT today) is caught here, after the
+ * a model whose step does not (a hand-written one) is caught here, after the
  * update but before anything is saved. */
 static NrtStatus check_finite_after(Session *s, uint64_t step, NrtError *err)
 {
