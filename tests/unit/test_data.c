@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -209,6 +211,33 @@ static void test_data_bad_sizes(void **state)
     expect_idx_error(write_raw("huge", buf, n), NRT_ERR_FORMAT, "more than 16 GiB of data");
 }
 
+/* Regression (found while writing fuzz_idx): a 16-byte file whose header
+ * promises 15 GiB used to allocate the 15 GiB before finding it truncated.
+ * The buffer now grows with the data: under a 4 GiB address-space limit
+ * (in a child process) the file is refused as truncated, not out of memory. */
+static void test_data_promise_is_not_allocated(void **state)
+{
+    (void)state;
+    unsigned char buf[16] = {0, 0, 8, 2, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 7};
+    const char *path = write_raw("promises-15gib", buf, sizeof buf);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit lim = {(rlim_t)4 << 30, (rlim_t)4 << 30};
+#if !defined(__SANITIZE_ADDRESS__)
+        setrlimit(RLIMIT_AS, &lim);   /* ASan reserves terabytes of address space */
+#endif
+        (void)lim;
+        NrtIdx x;
+        NrtError err = {0};
+        NrtStatus st = nrt_idx_load(path, &x, &err);
+        _exit(st == NRT_ERR_FORMAT && strstr(err.msg, "truncated") ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* A gzip stream with a damaged body or a cut-off end. */
 static void test_data_corrupt_gzip(void **state)
 {
@@ -351,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_data_idx_types),
         cmocka_unit_test(test_data_bad_header),
         cmocka_unit_test(test_data_bad_sizes),
+        cmocka_unit_test(test_data_promise_is_not_allocated),
         cmocka_unit_test(test_data_corrupt_gzip),
         cmocka_unit_test(test_data_not_a_file),
         cmocka_unit_test(test_data_dataset_errors),
