@@ -130,10 +130,17 @@ static NrtStatus idx_dims(gzFile f, const char *path, NrtIdx *x, uint64_t *bytes
                                  "16 GiB of data", path, ds);
         total *= (uint64_t)x->dims[i];
     }
+    /* With 0 items the total is 0 whatever the item shape: bound the item
+     * alone too (found by fuzz_idx: 0 x 2^31 x 2^31 x ... overflowed). */
+    uint64_t item = 1;
+    for (int i = 1; i < x->rank; i++) {
+        if (x->dims[i] && item > (uint64_t)NRT_IDX_MAX_BYTES / (uint64_t)x->dims[i])
+            return nrt_error_set(err, NRT_ERR_FORMAT, "%s: absurd IDX dimensions %s: more than "
+                                 "16 GiB per item", path, ds);
+        item *= (uint64_t)x->dims[i];
+    }
     x->count = x->dims[0];
-    x->item_size = 1;
-    for (int i = 1; i < x->rank; i++)
-        x->item_size *= x->dims[i];
+    x->item_size = (int64_t)item;
     *bytes = total;
     return NRT_OK;
 }
@@ -303,6 +310,9 @@ static NrtStatus load_labels(const char *path, int32_t **labels, int64_t *count,
         if (v < 0)
             st = nrt_error_set(err, NRT_ERR_FORMAT, "%s: label %lld is negative (%d)", path,
                                (long long)i, (int)v);
+        else if (v == INT32_MAX)   /* the class count, 1 + the largest label, must fit */
+            st = nrt_error_set(err, NRT_ERR_FORMAT, "%s: label %lld is %d, too large for a "
+                               "class index", path, (long long)i, (int)v);
         else
             (*labels)[i] = v;
     }

@@ -38,6 +38,8 @@ par=()
 [ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
 # Small ASan quarantine: the loaders allocate and free buffers per input.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=16}
+# UBSan's findings are crashes too (by default it prints and goes on).
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 "build-fuzz/tests/fuzz_$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
   "${par[@]}" "${dict[@]}" -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
   "$work/corpus" "${seeds[@]}" 2>&1 | tee "$work/log.txt" | grep -E "DONE|ERROR|stat::|SUMMARY" || true

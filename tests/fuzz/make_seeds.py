@@ -90,6 +90,9 @@ iseeds = {
     "rank0": bytes([0, 0, 8, 0]),
     "huge_count": idx(0x08, [0x7fffffff, 28, 28], bytes(16)),
     "promises_16gib": idx(0x08, [0x7fffffff, 8], bytes(8)),   # regression: was malloc(16 GiB)
+    # regressions found by the campaign (UBSan: signed overflow)
+    "zero_items_huge_item": idx(0x08, [0, 0x7fffffff, 0x7fffffff, 0x7fffffff], b""),
+    "label_int32_max": idx(0x0C, [2], struct.pack(">ii", 1, 0x7fffffff)),
     "gzip_of_gzip": gzip.compress(gzip.compress(labels, mtime=0), mtime=0),
 }
 for k, v in iseeds.items():

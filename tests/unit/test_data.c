@@ -23,6 +23,12 @@
 
 #include "netrt.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DATA_TEST_ASAN 1   /* clang's spelling of __SANITIZE_ADDRESS__ */
+#endif
+#endif
+
 static char g_dir[256];
 
 static const char *tmp_path(const char *name)
@@ -224,7 +230,7 @@ static void test_data_promise_is_not_allocated(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         struct rlimit lim = {(rlim_t)4 << 30, (rlim_t)4 << 30};
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(__SANITIZE_ADDRESS__) && !defined(DATA_TEST_ASAN)
         setrlimit(RLIMIT_AS, &lim);   /* ASan reserves terabytes of address space */
 #endif
         (void)lim;
@@ -236,6 +242,25 @@ static void test_data_promise_is_not_allocated(void **state)
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Regressions found by fuzz_idx (UBSan, signed overflow): 0 items of an
+ * absurd item shape, and a label of INT32_MAX (the class count overflowed). */
+static void test_data_fuzz_regressions(void **state)
+{
+    (void)state;
+    unsigned char zero[20] = {0, 0, 8, 4, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff,
+                              0x7f, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff};
+    expect_idx_error(write_raw("zero-items", zero, sizeof zero), NRT_ERR_FORMAT,
+                     "more than 16 GiB per item");
+    unsigned char img[18] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 7, 9};
+    unsigned char lab[16] = {0, 0, 0x0c, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff};
+    const char *ip = write_raw("img2", img, sizeof img);
+    const char *lp = write_raw("lab-max", lab, sizeof lab);
+    NrtDataset ds;
+    NrtError err = {0};
+    assert_int_equal(nrt_dataset_load_idx(ip, lp, ip, lp, &ds, &err), NRT_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "label 1 is 2147483647, too large for a class index"));
 }
 
 /* A gzip stream with a damaged body or a cut-off end. */
@@ -381,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_data_bad_header),
         cmocka_unit_test(test_data_bad_sizes),
         cmocka_unit_test(test_data_promise_is_not_allocated),
+        cmocka_unit_test(test_data_fuzz_regressions),
         cmocka_unit_test(test_data_corrupt_gzip),
         cmocka_unit_test(test_data_not_a_file),
         cmocka_unit_test(test_data_dataset_errors),
