@@ -13,8 +13,10 @@
  * NRT_ERR_NOMEM with a message, destroy must free everything, and the live
  * allocations made while armed must be zero afterwards (a leak check of its
  * own, since LeakSanitizer cannot run with a replaced malloc). libgomp's
- * own allocations are let through: it aborts on a failed allocation by
- * design ("libgomp: Out of memory"), which no caller can change. Skipped
+ * own allocations are let through (and not tracked): it aborts on a failed
+ * allocation by design ("libgomp: Out of memory"), and LLVM's libomp (the
+ * clang build) recurses until the stack overflows; no caller can change
+ * either, and both keep thread-pool memory alive on purpose. Skipped
  * (77) under a sanitizer, which brings its own malloc.
  */
 #define _GNU_SOURCE
@@ -57,17 +59,19 @@ static long g_calls, g_fail_at;   /* fail call g_fail_at and every later one (0:
 static void *g_live[LIVE_MAX];    /* allocations made while armed, not yet freed */
 static int g_nlive, g_overflow;
 
-/* Whether the code at address pc belongs to libgomp. */
-static int in_libgomp(const void *pc)
+/* Whether the code at address pc belongs to the OpenMP runtime (libgomp
+ * with gcc, libomp with clang). */
+static int in_openmp_runtime(const void *pc)
 {
     Dl_info dl;
-    return dladdr(pc, &dl) && dl.dli_fname && strstr(dl.dli_fname, "libgomp");
+    return dladdr(pc, &dl) && dl.dli_fname
+           && (strstr(dl.dli_fname, "libgomp") || strstr(dl.dli_fname, "libomp"));
 }
 
 /* Whether this allocation (called from pc) must fail; counts it. */
 static int alloc_fails(const void *pc)
 {
-    if (!g_armed || in_libgomp(pc))
+    if (!g_armed || in_openmp_runtime(pc))
         return 0;
     pthread_mutex_lock(&g_lock);
     int fail = g_fail_at > 0 && ++g_calls >= g_fail_at;
@@ -77,9 +81,9 @@ static int alloc_fails(const void *pc)
     return fail;
 }
 
-static void *track(void *p)
+static void *track(void *p, const void *pc)
 {
-    if (!p || !g_armed)
+    if (!p || !g_armed || in_openmp_runtime(pc))
         return p;
     pthread_mutex_lock(&g_lock);
     if (g_nlive < LIVE_MAX)
@@ -109,7 +113,7 @@ void *malloc(size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return track(__libc_malloc(n));
+    return track(__libc_malloc(n), __builtin_return_address(0));
 }
 
 void *calloc(size_t n, size_t size)
@@ -118,7 +122,7 @@ void *calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return track(__libc_calloc(n, size));
+    return track(__libc_calloc(n, size), __builtin_return_address(0));
 }
 
 void *realloc(void *p, size_t n)
@@ -130,7 +134,7 @@ void *realloc(void *p, size_t n)
     void *q = __libc_realloc(p, n);
     if (q) {
         untrack(p);
-        track(q);
+        track(q, __builtin_return_address(0));
     }
     return q;
 }
@@ -141,7 +145,7 @@ static void *aligned_from(const void *pc, size_t align, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return track(__libc_memalign(align, n));
+    return track(__libc_memalign(align, n), pc);
 }
 
 void *memalign(size_t align, size_t n);
