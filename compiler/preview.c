@@ -32,10 +32,10 @@
 
 #include "frontend.h"
 #include "netrt.h"
+#include "source_file.h"
 #include "train_data.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2 };
-#define MAX_SOURCE_BYTES ((size_t)64 << 20)
 
 static const char preview_usage[] =
     "usage: netc preview MODEL.net -o FILE.png [flags]\n"
@@ -184,32 +184,11 @@ static int parse_args(int argc, char **argv, PreviewArgs *a, char *err, size_t s
 
 /* ---- the model ------------------------------------------------------------------ */
 
-static char *read_source(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "netc: cannot open '%s': %s\n", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(MAX_SOURCE_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_SOURCE_BYTES + 1, f) : 0;
-    bool bad = !buf || ferror(f) || n > MAX_SOURCE_BYTES;
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "netc: cannot read '%s': %s\n", path,
-                !buf ? "out of memory" : n > MAX_SOURCE_BYTES ? "larger than 64 MiB" : "read error");
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 /* Front end; *live says whether c must be freed. */
 static int compile(const PreviewArgs *a, NetcCompilation *c, bool color, bool *live)
 {
     size_t len;
-    char *text = read_source(a->model, &len);
+    char *text = netc_read_source(a->model, &len);
     if (!text)
         return EXIT_USAGE;
     bool ok = netc_compilation_init(c, a->model, text, len);

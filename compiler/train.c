@@ -38,11 +38,11 @@
 #include "jit.h"
 #endif
 #include "progress.h"
+#include "source_file.h"
 #include "train_data.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 enum { ERRBUF = 16384 };
-#define MAX_SOURCE_BYTES ((size_t)64 << 20)
 
 static const char train_usage[] =
     "usage: netc train MODEL.net [flags]\n"
@@ -294,27 +294,6 @@ static bool want_color(const char *mode)
     return isatty(STDERR_FILENO) && !getenv("NO_COLOR") && term && strcmp(term, "dumb") != 0;
 }
 
-static char *read_source(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "netc: cannot open '%s': %s\n", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(MAX_SOURCE_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_SOURCE_BYTES + 1, f) : 0;
-    bool bad = !buf || ferror(f) || n > MAX_SOURCE_BYTES;
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "netc: cannot read '%s': %s\n", path,
-                !buf ? "out of memory" : n > MAX_SOURCE_BYTES ? "larger than 64 MiB" : "read error");
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 typedef struct EmitCtx {
     const IrGraph *g;
     const char *source_path;   /* the .net file, for the generated header comment */
@@ -400,7 +379,7 @@ typedef struct Session {
 /* Front end: diagnostics as `netc check` prints them. */
 static int compile_model(Session *s)
 {
-    s->text = read_source(s->args.model_path, &s->len);
+    s->text = netc_read_source(s->args.model_path, &s->len);
     if (!s->text)
         return EXIT_USAGE;
     if (!netc_compilation_init(&s->comp, s->args.model_path, s->text, s->len)) {
@@ -467,7 +446,7 @@ static int open_backend(Session *s)
     /* A hand-written C file is keyed by its own bytes. */
     char *c_text = NULL;
     if (s->args.c_source) {
-        if (!(c_text = read_source(s->args.c_source, &req.source_len)))
+        if (!(c_text = netc_read_source(s->args.c_source, &req.source_len)))
             return EXIT_USAGE;
         req.source = c_text;
     }
