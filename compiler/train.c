@@ -670,10 +670,12 @@ static int step_failed(Session *s, Progress *p, int64_t epoch, const NrtError *e
     return EXIT_INPUT;
 }
 
-/* The driver's own guard, after a step that returned OK: every parameter
- * and gradient finite. The C backend's step checks this before its update;
- * a model whose step does not (a hand-written one) is caught here, after the
- * update but before anything is saved. */
+/* The driver's own guard for a hand-written model (--c-source), after a
+ * step that returned OK: every parameter and gradient finite. Generated
+ * steps (C and JIT) check this themselves before their update, so for them
+ * this scan of the whole block every step would be work done twice. A
+ * hand-written step is caught here, after its update but before anything is
+ * saved. */
 static NrtStatus check_finite_after(Session *s, uint64_t step, NrtError *err)
 {
     const NrtModelInfo *info = s->info;
@@ -710,7 +712,7 @@ static int run_epoch(Session *s, BatchBuf *bb, Progress *p, int64_t epoch, int64
         float lr = (float)nrt_schedule_lr(&s->cfg, (int64_t)step, spe), loss = 0;
         apply_poison(s, step, bb->x);
         if (info->train_step(s->model, &b, lr, &loss, &err) != NRT_OK
-            || check_finite_after(s, step, &err) != NRT_OK)
+            || (s->args.c_source && check_finite_after(s, step, &err) != NRT_OK))
             return step_failed(s, p, epoch, &err);
         if (!isfinite(loss)) {
             nrt_error_set(&err, NRT_ERR_NUMERIC, "step %" PRIu64 ": the loss is %g (learning "
