@@ -5,7 +5,8 @@
 #   safetensors  the checkpoint loader (runtime/checkpoint.c)
 #   idx          the IDX/gzip data loader (runtime/data.c)
 # TARGET defaults to frontend, SECONDS to one hour; FUZZ_JOBS (default 2)
-# parallel workers. On a shared machine: nice -n 19 scripts/fuzz.sh idx 3600.
+# parallel workers, FUZZ_RUNS (default unlimited) stops after that many
+# executions (one worker). On a shared machine: nice -n 19 scripts/fuzz.sh idx 3600.
 # The corpus grows in build-fuzz/fuzz-long-TARGET/corpus (kept between runs),
 # findings land in build-fuzz/fuzz-long-TARGET/artifacts; turn each into a
 # regression test (a unit test, and the input under tests/fuzz/corpus/TARGET/).
@@ -36,6 +37,7 @@ else
 fi
 par=()
 [ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
+[ -n "${FUZZ_RUNS:-}" ] && par=(-runs="$FUZZ_RUNS")
 # Small ASan quarantine: the loaders allocate and free buffers per input.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=16}
 # UBSan's findings are crashes too (by default it prints and goes on).
