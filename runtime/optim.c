@@ -15,6 +15,7 @@
  * PyTorch's weight_decay).
  */
 #include <math.h>
+#include <string.h>
 
 #include "netrt.h"
 
@@ -101,12 +102,27 @@ void nrt_adam_step(int64_t numel, float *w, const float *g, float *m, float *v, 
 }
 
 /* The numeric guard before an update (the generated train step calls it on
- * every parameter and gradient): a plain scan, stopping at the first bad
- * element; exponent bits all ones is NaN or Inf. */
+ * every parameter and gradient, so it reads every weight twice a step: on
+ * the mlp it was 15% of a step as a scalar loop with an early exit). Blocks
+ * of SCAN_BLOCK floats are tested branch-free with integer compares (the
+ * loop vectorizes); only a block that holds a bad value is rescanned for
+ * the first one. Exponent bits all ones is NaN or Inf. */
 int64_t nrt_find_nonfinite(const float *x, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return i;
+    enum { SCAN_BLOCK = 512 };
+    for (int64_t i0 = 0; i0 < n; i0 += SCAN_BLOCK) {
+        int64_t i1 = n - i0 < SCAN_BLOCK ? n : i0 + SCAN_BLOCK;
+        int32_t bad = 0;
+        for (int64_t i = i0; i < i1; i++) {
+            int32_t u;
+            memcpy(&u, x + i, sizeof u);
+            bad |= (u & 0x7fffffff) > 0x7f7fffff;   /* above FLT_MAX's bits */
+        }
+        if (!bad)
+            continue;
+        for (int64_t i = i0; i < i1; i++)
+            if (!isfinite(x[i]))
+                return i;
+    }
     return -1;
 }

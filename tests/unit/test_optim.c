@@ -1,7 +1,9 @@
 /* test_optim.c - runtime/optim.c: SGD (plain, momentum, Nesterov), Adam
  * (with L2), AdamW against hand-computed steps and against numbers torch
  * 1.13 produced; the L1/L2 penalties (gradient check of the penalty term,
- * value, threads). */
+ * value, threads); the numeric guard's scan (nrt_find_nonfinite). */
+#include <float.h>
+
 #include "layers_test.h"
 
 /* Three steps on w = val(7, 0.7, 0.3) with gradients val(7, 1.3, 0.5 + s)
@@ -160,6 +162,37 @@ static void test_optim_penalty_threads(void **state)
     free(w);
 }
 
+/* The guard scans in blocks: a bad value anywhere (block edges, the tail,
+ * the last element) is found, the first of several wins, and the largest
+ * finite values, subnormals and -0 are not bad. */
+static void test_optim_find_nonfinite(void **state)
+{
+    (void)state;
+    enum { N = 1300 };
+    float *x = lt_alloc(N);
+    lt_fill(x, N, 5, -1.0, 1.0);
+    x[3] = FLT_MAX;
+    x[700] = -FLT_MAX;
+    x[800] = FLT_MIN / 4.0f;
+    x[900] = -0.0f;
+    assert_int_equal(nrt_find_nonfinite(x, N), -1);
+    assert_int_equal(nrt_find_nonfinite(x, 0), -1);
+    const int64_t at[] = {0, 1, 511, 512, 513, 1023, 1024, 1299};
+    const float bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
+        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            float keep = x[at[i]];
+            x[at[i]] = bad[k];
+            assert_int_equal(nrt_find_nonfinite(x, N), at[i]);
+            assert_int_equal(nrt_find_nonfinite(x, at[i]), -1);   /* not scanned past n */
+            x[at[i]] = keep;
+        }
+    x[1100] = NAN;
+    x[600] = INFINITY;
+    assert_int_equal(nrt_find_nonfinite(x, N), 600);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_optim_adam_by_hand),
         cmocka_unit_test(test_optim_penalty),
         cmocka_unit_test(test_optim_penalty_threads),
+        cmocka_unit_test(test_optim_find_nonfinite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
