@@ -61,6 +61,8 @@ static const char train_usage[] =
     "  --on-nan stop|rollback  a NaN or Inf in the loss, a gradient or a parameter\n"
     "                    stops training before the update (stop, the default), or\n"
     "                    reloads the last checkpoint and continues (rollback)\n"
+    "  --elapsed         end each epoch's line with the wall time since netc started\n"
+    "                    and the training time so far (time to accuracy)\n"
     "  --weights CKPT    eval: the checkpoint to evaluate\n"
     "  --backend jit|cc  how the model's code is built: jit = LLVM in-process (the\n"
     "                    default when netc has LLVM), cc = C compiler + cache\n"
@@ -198,9 +200,9 @@ static int check_args(TrainArgs *a, char *err, size_t errsize)
         return arg_error(err, errsize, "netc eval needs --weights CKPT");
     if (strcmp(a->on_nan, "stop") != 0 && strcmp(a->on_nan, "rollback") != 0)
         return arg_error(err, errsize, "--on-nan needs 'stop' or 'rollback', not '%s'", a->on_nan);
-    if (a->eval && (a->resume || a->out || a->epochs || a->checkpoint_every))
-        return arg_error(err, errsize, "--resume, --out, --epochs and --checkpoint-every go with "
-                                       "'netc train'");
+    if (a->eval && (a->resume || a->out || a->epochs || a->checkpoint_every || a->elapsed))
+        return arg_error(err, errsize, "--resume, --out, --epochs, --checkpoint-every and "
+                                       "--elapsed go with 'netc train'");
     if (!a->eval && a->weights)
         return arg_error(err, errsize, "--weights goes with 'netc eval' (use --resume to "
                                        "continue training)");
@@ -218,6 +220,10 @@ int train_parse_args(int argc, char **argv, TrainArgs *a, char *err, size_t errs
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             a->help = true;
             return 0;
+        }
+        if (strcmp(arg, "--elapsed") == 0) {    /* the one flag without a value */
+            a->elapsed = true;
+            continue;
         }
         bool matched = false;
         for (size_t k = 0; k < sizeof flag_specs / sizeof *flag_specs && !matched; k++) {
@@ -374,6 +380,8 @@ typedef struct Session {
     const char *last_ckpt;     /* the checkpoint a rollback reloads (NULL: none yet) */
     int64_t rolled_back_to;    /* the step of the last rollback (-1: none) */
     TrainPoison poison;        /* NETC_TEST_POISON (tests only) */
+    double t_start;            /* progress_now() when train_main began (--elapsed) */
+    double train_s;            /* seconds of training steps in this run so far (--elapsed) */
 } Session;
 
 /* Front end: diagnostics as `netc check` prints them. */
@@ -745,7 +753,11 @@ static int finish_epoch(Session *s, Progress *p)
     int st = save_checkpoint(s);
     if (st)
         return st;
-    snprintf(extra, sizeof extra, "%s%s", line[0] ? "; " : "", line);
+    int len = snprintf(extra, sizeof extra, "%s%s", line[0] ? "; " : "", line);
+    s->train_s += p->elapsed;
+    if (s->args.elapsed && len >= 0 && (size_t)len < sizeof extra)
+        snprintf(extra + len, sizeof extra - (size_t)len, "; elapsed %.2fs, training %.2fs",
+                 progress_now() - s->t_start, s->train_s);
     progress_epoch_end(p, extra);
     return 0;
 }
@@ -991,6 +1003,7 @@ int train_main(int argc, char **argv)
 {
     Session s;
     memset(&s, 0, sizeof s);
+    s.t_start = progress_now();
     char err[512];
     if (train_parse_args(argc, argv, &s.args, err, sizeof err)) {
         fprintf(stderr, "netc: %s\n(run 'netc %s --help' for usage)\n", err,

@@ -33,6 +33,7 @@ typedef struct TrainArgs {
     const char *color;          /* auto, always, never */
     int64_t checkpoint_every;   /* also save every N steps inside an epoch (0: epoch ends only) */
     const char *on_nan;         /* "stop" (default) or "rollback" */
+    bool elapsed;               /* end each epoch line with the wall time so far */
     bool help;
 } TrainArgs;
 

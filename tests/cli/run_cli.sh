@@ -106,6 +106,25 @@ if [ -f "${NETC_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}/train-imag
 fi
 [ ! -e "$tmp/p.png.tmp" ] || { fail=$((fail + 1)); echo "FAIL: preview left a temp file"; }
 
+# netc train --elapsed: every epoch line ends with "elapsed A s, training B s",
+# A never decreasing from epoch to epoch and 0 <= B <= A (the wall time since netc
+# started includes compiling, loading, evaluation and checkpoints).
+expect 2 "eval --elapsed" "$netc" eval "$root/tests/e2e/tiny.net" --weights "$tmp/w" --elapsed
+contains "$tmp/err" "--elapsed go with 'netc train'" "eval --elapsed message"
+if [ -f "${NETC_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}/train-images-idx3-ubyte.gz" ]; then
+    expect 0 "train --elapsed" "$netc" train "$root/tests/e2e/tiny.net" --epochs 3 \
+        --limit-train 256 --limit-test 64 --elapsed --out "$tmp/tiny.safetensors"
+    contains "$tmp/out" "epoch 3/3: loss" "train --elapsed epoch lines"
+    sed -n 's/^epoch .*; elapsed \([0-9]*\.[0-9][0-9]\)s, training \([0-9]*\.[0-9][0-9]\)s$/\1 \2/p' \
+        "$tmp/out" >"$tmp/elapsed"
+    if awk '{ n++; if ($1 < last || $2 < lastt || $2 > $1) bad = 1; last = $1; lastt = $2 }
+            END { exit n == 3 && !bad ? 0 : 1 }' "$tmp/elapsed"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1)); echo "FAIL: train --elapsed lines"; sed 's/^/    | /' "$tmp/out"
+    fi
+fi
+
 # Graph output, for every example; checked by Graphviz when it is there.
 for f in "$ex"/*.net; do
     name=$(basename "$f" .net)

@@ -38,6 +38,7 @@ static void test_train_args_defaults(void **state)
     /* the JIT when netc has LLVM, else the C backend */
     assert_string_equal(a.backend, NETC_HAVE_LLVM ? "jit" : "cc");
     assert_null(a.out);
+    assert_false(a.elapsed);
     assert_int_equal(parse(&a, (const char *[]){"train", "m.net", "--c-source", "m.c", NULL}), 0);
     assert_string_equal(a.backend, "cc");
 }
@@ -50,8 +51,10 @@ static void test_train_args_all_flags(void **state)
                                                 "--seed", "18446744073709551615", "--threads=2",
                                                 "--data", "d", "--out", "o.st", "--resume",
                                                 "r.st", "--backend=cc", "--limit-train",
-                                                "20000", "--limit-test=2000", NULL}),
+                                                "20000", "--limit-test=2000", "--elapsed",
+                                                NULL}),
                      0);
+    assert_true(a.elapsed);
     assert_int_equal(a.epochs, 3);
     assert_int_equal(a.batch, 128);
     assert_true(a.seed_set);
@@ -82,6 +85,7 @@ static void test_train_args_rejects_bad_values(void **state)
         {"train", "m.net", "--bogus", "1"},       {"train", "m.net", "other.net", "--out"},
         {"eval", "m.net", "--epochs", "1"},       {"train", "m.net", "--weights", "w"},
         {"train", "m.net", "--color", "purple"},  {"train", "--epochs", "2", NULL},
+        {"eval", "m.net", "--weights=w", "--elapsed"}, {"train", "m.net", "--elapsed=1", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *argv[5] = {bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL};
