@@ -17,6 +17,8 @@
 #include "netrt.h"
 
 #include <math.h>
+
+#include "isa_kernels.h"
 #include <stdbool.h>
 
 #define PHILOX_M0 0xD2511F53u
@@ -28,6 +30,7 @@ enum { DOMAIN_WORDS = 0, DOMAIN_SUB = 1, DOMAIN_PERM = 2 };
 enum { SUB_BLOCKS = 1 << 20 };          /* blocks per substream (22-bit field: tag, block) */
 enum { TAG_GAMMA_A = 0, TAG_GAMMA_B = 1, TAG_BELOW = 2 };
 #define RNG_PAR_MIN ((int64_t)1 << 14)  /* elements below this: one thread */
+enum { GROUP = 16 };                    /* blocks per batch-fill task (one AVX-512 Philox call) */
 
 static const double TWO_M32 = 1.0 / 4294967296.0;
 static const double TWO_PI = 6.283185307179586476925286766559;
@@ -330,17 +333,40 @@ static void fill_block(const Fill *fl, uint64_t blk)
     }
 }
 
+/* Blocks [blk, blk + count), count <= GROUP. A dropout mask of 16 whole
+ * blocks whose counters share their high word goes through AVX-512 when the
+ * CPU has it (the same words, so the same bits; 10x faster). */
+static void fill_group(const Fill *fl, uint64_t blk, int64_t count)
+{
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (fl->kind == FILL_MASK && count == GROUP && blk * 4 >= fl->first &&
+        (blk + GROUP) * 4 <= fl->first + (uint64_t)fl->n && blk >> 32 == (blk + GROUP - 1) >> 32 &&
+        nrt_sgemm_isa() == NRT_ISA_AVX512) {
+        uint32_t key[2] = {(uint32_t)fl->seed, (uint32_t)(fl->seed >> 32)};
+        uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)fl->sample, (uint32_t)fl->step,
+                           (fl->purpose & 0xFFu) << 24 | DOMAIN_WORDS << 22 |
+                               (uint32_t)(blk >> 32 & 0x3FFFFFu)};
+        /* (double)w < a  <=>  w < ceil(a) for integer w */
+        nrt_rng_mask16_avx512(key, ctr, (uint64_t)ceil(fl->a), (float)fl->b,
+                              fl->f + (blk * 4 - fl->first));
+        return;
+    }
+#endif
+    for (int64_t k = 0; k < count; k++)
+        fill_block(fl, blk + (uint64_t)k);
+}
+
 static void fill_run(const Fill *fl)
 {
     if (fl->n <= 0)
         return;
     uint64_t b0 = fl->first >> 2, b1 = (fl->first + (uint64_t)fl->n - 1) >> 2;
-    int64_t nb = (int64_t)(b1 - b0 + 1);
+    int64_t nb = (int64_t)(b1 - b0 + 1), ng = (nb + GROUP - 1) / GROUP;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (fl->n >= RNG_PAR_MIN)
 #endif
-    for (int64_t k = 0; k < nb; k++)
-        fill_block(fl, b0 + (uint64_t)k);
+    for (int64_t g = 0; g < ng; g++)
+        fill_group(fl, b0 + (uint64_t)(g * GROUP), nb - g * GROUP < GROUP ? nb - g * GROUP : GROUP);
 }
 
 void nrt_rng_fill_uniform(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,

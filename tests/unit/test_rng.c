@@ -154,6 +154,36 @@ static void test_rng_fill_matches_scalar(void **state)
     }
 }
 
+/* The dropout-mask fill (16-block AVX-512 groups where the CPU has it) is
+ * bitwise the scalar draw: unaligned starts and ends, group tails, block
+ * counters crossing 2^32 (the counter's high word changes inside a group),
+ * drop probabilities 0, 1 and ones whose threshold is not an integer. */
+static void test_rng_mask_groups(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    const uint64_t firsts[] = {0, 3, 64, 4001, (((uint64_t)1 << 32) - 20) * 4 + 1};
+    const int64_t ns[] = {N, 1, 63, 64, 65, 517};
+    const double drops[] = {0.0, 1.0, 0.5, 0.3, 1.0 / 3.0};
+    float *m = xmalloc(N * sizeof *m);
+    for (size_t f = 0; f < sizeof firsts / sizeof firsts[0]; f++)
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
+            for (size_t d = 0; d < sizeof drops / sizeof drops[0]; d++) {
+                double keep = 1.0 - drops[d];
+                nrt_rng_fill_dropout_mask(5, NRT_RNG_DROPOUT, 7, 3, firsts[f], ns[k], drops[d], m);
+                for (int64_t i = 0; i < ns[k]; i++) {
+                    uint32_t w = nrt_rng_u32(5, NRT_RNG_DROPOUT, 7, 3, firsts[f] + (uint64_t)i);
+                    float want = (double)w < keep * 4294967296.0 ? (float)(keep > 0 ? 1 / keep : 0)
+                                                                 : 0.0f;
+                    if (m[i] != want)
+                        fail_msg("first %llu n %lld drop %g: element %lld is %g, not %g",
+                                 (unsigned long long)firsts[f], (long long)ns[k], drops[d],
+                                 (long long)i, (double)m[i], (double)want);
+                }
+            }
+    free(m);
+}
+
 static void test_rng_bernoulli_and_mask(void **state)
 {
     (void)state;
@@ -377,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_rng_uniform_moments),
         cmocka_unit_test(test_rng_normal_moments),
         cmocka_unit_test(test_rng_fill_matches_scalar),
+        cmocka_unit_test(test_rng_mask_groups),
         cmocka_unit_test(test_rng_bernoulli_and_mask),
         cmocka_unit_test(test_rng_beta_moments),
         cmocka_unit_test(test_rng_gamma_moments),
