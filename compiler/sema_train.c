@@ -161,6 +161,8 @@ static bool target_map(Sema *s, const AstStmt *st, IrTarget *t)
     }
     const AstNode *b = d->call.args[0].value;
     Name *nm = b->kind == AST_CALL ? sema_lookup(&s->top, b->call.name) : NULL;
+    if (nm && nm->kind == NAME_TARGET && nm->target < 0)
+        return false;   /* the base's declaration had an error, already reported */
     if (!nm || nm->kind != NAME_TARGET || s->g->targets.items[nm->target]->kind != IR_TARGET_CLASSES) {
         sema_error(s, b->sp, "map: the base must be an earlier classes target, got %s",
                    sema_describe(s, &s->top, b));
