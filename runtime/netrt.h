@@ -103,6 +103,12 @@ float nrt_rng_uniformf(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t 
  * u1 = (w0 + 0.5) 2^-32 in (0, 1), r = sqrt(-2 ln u1), t = 2 pi w1 2^-32. */
 double nrt_rng_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
                       uint64_t element);
+/* The same Box-Muller on the same words in float (rng_normal.c): within
+ * about 1e-6 (1 + |z|) of (float)nrt_rng_normal, about 40x faster in batch
+ * fills; the same bits on every CPU, compiler and thread count. This is
+ * the generator of noise (augment, gaussian_noise); init keeps the double. */
+float nrt_rng_normalf(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                      uint64_t element);
 /* Uniform integer in [0, bound) without modulo bias (Lemire's method on
  * 64-bit words of the element's substream); 0 when bound is 0. */
 uint64_t nrt_rng_below(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
@@ -121,7 +127,8 @@ void nrt_rng_permutation(uint64_t seed, uint32_t purpose, uint64_t step, int64_t
                          int64_t *perm);
 
 /* Batch fills: out[i] is the scalar draw at element first + i (bitwise the
- * same as calling the scalar function), OpenMP over blocks for large n. */
+ * same as calling the scalar function), OpenMP over blocks for large n.
+ * fill_normal: out[i] = mean + std * z in float, z = nrt_rng_normalf. */
 void nrt_rng_fill_uniform(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
                           uint64_t first, int64_t n, float *out);       /* uniformf */
 void nrt_rng_fill_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
@@ -135,7 +142,9 @@ void nrt_rng_fill_dropout_mask(uint64_t seed, uint32_t purpose, uint64_t step, u
                                uint64_t first, int64_t n, double p_drop, float *out);
 
 /* Parameter initialization: w[i] depends only on (seed, param_id, i), drawn
- * at (NRT_RNG_INIT, step 0, sample param_id, element i). normal: std * N(0,1);
+ * at (NRT_RNG_INIT, step 0, sample param_id, element i). normal:
+ * (float)(std * nrt_rng_normal) (the double generator: init runs once, and
+ * its bits, so every trained result, stay as they were);
  * uniform: U[-a, a) as a * (2 u - 1) with u = nrt_rng_uniformf. */
 void nrt_init_normal(float *w, int64_t n, float std, uint64_t seed, uint64_t param_id);
 void nrt_init_uniform(float *w, int64_t n, float a, uint64_t seed, uint64_t param_id);

@@ -15,6 +15,7 @@
  * never shifts the numbers another element sees.
  */
 #include "netrt.h"
+#include "rng_normal.h"
 
 #include <math.h>
 
@@ -128,6 +129,35 @@ double nrt_rng_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t s
     uint32_t w[4];
     nrt_rng_block(seed, purpose, step, sample, element >> 2, w);
     return normal_in_block(w, element);
+}
+
+/* The float normal kernel for this CPU (rng_normal.c: every copy the same bits). */
+static void normal_blocks(const NrtNormalKey *key, uint64_t b0, int nb, float mean, float std,
+                          float *out)
+{
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (__builtin_cpu_supports("avx512f")) {
+        nrt_normal_blocks_avx512(key, b0, nb, mean, std, out);
+        return;
+    }
+#endif
+    nrt_normal_blocks_portable(key, b0, nb, mean, std, out);
+}
+
+static NrtNormalKey normal_key(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample)
+{
+    NrtNormalKey k = {(uint32_t)seed, (uint32_t)(seed >> 32), (uint32_t)sample, (uint32_t)step,
+                      (purpose & 0xFFu) << 24 | (uint32_t)DOMAIN_WORDS << 22};
+    return k;
+}
+
+float nrt_rng_normalf(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                      uint64_t element)
+{
+    NrtNormalKey key = normal_key(seed, purpose, step, sample);
+    float z[4];
+    normal_blocks(&key, element >> 2, 1, 0.0f, 1.0f, z);
+    return z[element & 3];
 }
 
 /* ---- substreams: sequential words for rejection samplers ----------------- */
@@ -377,8 +407,34 @@ void nrt_rng_fill_uniform(uint64_t seed, uint32_t purpose, uint64_t step, uint64
     fill_run(&fl);
 }
 
+/* Blocks b0 .. b1 in groups of NRT_NORMAL_BLOCKS; a group's values do not
+ * depend on where it starts, so neither the grouping nor the threads do. */
 void nrt_rng_fill_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
                          uint64_t first, int64_t n, float mean, float std, float *out)
+{
+    if (n <= 0)
+        return;
+    NrtNormalKey key = normal_key(seed, purpose, step, sample);
+    uint64_t b0 = first >> 2, b1 = (first + (uint64_t)n - 1) >> 2;
+    int64_t groups = (int64_t)((b1 - b0) / NRT_NORMAL_BLOCKS + 1);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n >= RNG_PAR_MIN)
+#endif
+    for (int64_t g = 0; g < groups; g++) {
+        float z[4 * NRT_NORMAL_BLOCKS];
+        uint64_t gb = b0 + (uint64_t)g * NRT_NORMAL_BLOCKS;
+        int nb = (int)(b1 - gb + 1 < NRT_NORMAL_BLOCKS ? b1 - gb + 1 : NRT_NORMAL_BLOCKS);
+        normal_blocks(&key, gb, nb, mean, std, z);
+        uint64_t e0 = gb * 4 > first ? gb * 4 : first, e1 = (gb + (uint64_t)nb) * 4;
+        e1 = e1 < first + (uint64_t)n ? e1 : first + (uint64_t)n;
+        for (uint64_t e = e0; e < e1; e++)
+            out[e - first] = z[e - gb * 4];
+    }
+}
+
+/* The double Box-Muller of nrt_rng_normal into floats (parameter init). */
+static void fill_normal_double(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
+                               uint64_t first, int64_t n, float mean, float std, float *out)
 {
     Fill fl = {.seed = seed, .step = step, .sample = sample, .first = first, .purpose = purpose,
                .n = n, .kind = FILL_NORMAL, .a = mean, .b = std, .f = out};
@@ -408,7 +464,7 @@ void nrt_rng_fill_dropout_mask(uint64_t seed, uint32_t purpose, uint64_t step, u
 
 void nrt_init_normal(float *w, int64_t n, float std, uint64_t seed, uint64_t param_id)
 {
-    nrt_rng_fill_normal(seed, NRT_RNG_INIT, 0, param_id, 0, n, 0.0f, std, w);
+    fill_normal_double(seed, NRT_RNG_INIT, 0, param_id, 0, n, 0.0f, std, w);
 }
 
 void nrt_init_uniform(float *w, int64_t n, float a, uint64_t seed, uint64_t param_id)

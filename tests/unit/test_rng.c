@@ -148,7 +148,7 @@ static void test_rng_fill_matches_scalar(void **state)
         uint64_t e = first + (uint64_t)i;
         uint32_t w = nrt_rng_u32(9, NRT_RNG_AUGMENT, 2, 4, e);
         assert_true(u[i] == nrt_rng_uniformf(9, NRT_RNG_AUGMENT, 2, 4, e));
-        assert_true(z[i] == (float)(0.5 + 2.0 * nrt_rng_normal(9, NRT_RNG_AUGMENT, 2, 4, e)));
+        assert_true(z[i] == 0.5f + 2.0f * nrt_rng_normalf(9, NRT_RNG_AUGMENT, 2, 4, e));
         assert_int_equal(b[i], (double)w < 0.3 * 4294967296.0);
         assert_true(m[i] == ((double)w < 0.75 * 4294967296.0 ? (float)(1 / 0.75) : 0.0f));
     }
