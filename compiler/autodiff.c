@@ -172,15 +172,18 @@ static bool rule_unary(Ad *A, const IrNode *n, KOp op, int dy)
     if (dx < 0)
         return true;
     KStep fwd = {0};
-    if (A->kp->fused_into[n->id]) {     /* relu in a dense/conv epilogue: no step of its own */
-        fwd.i[0] = KACT_RELU;
+    if (A->kp->fused_into[n->id]) {     /* in a dense/conv/add epilogue: no step of its own */
+        fwd.i[0] = k_act(n->op);
         fwd.i[1] = ir_shape_numel(n->out->shape);
+        fwd.f[0] = n->op == IR_OP_LEAKY_RELU ? n->leaky.slope : 0;
     } else {
         fwd = *forward_step(A, n);
     }
     KStep *s = step(A, op, n, "backward");
     if (!s)
         return false;
+    /* fused: x and y are one buffer, and leaky_relu's rule reads y > 0 for
+     * x > 0 (the same test: its slope is in [0, 1]) */
     int x = A->val[n->in[0]->id], y = A->val[n->out->id];
     int nb = 0;
     s->buf[nb++] = dy;
@@ -205,7 +208,7 @@ static bool rule_batchnorm(Ad *A, const IrNode *n, int dy)
     int dx = take_in(A, n, 0, &acc);
     const KStep *f = forward_step(A, n);
     KStep fwd = *f;
-    const IrNode *r = A->kp->relu_of[n->id];
+    const IrNode *r = A->kp->act_of[n->id];
     const char *fn = r ? arena_printf(A->kp->g->a, "%s_backward", r->name) : "backward";
     KStep *s = fn ? step(A, K_BN_BWD, n, fn) : NULL;
     if (!s)
@@ -220,12 +223,36 @@ static bool rule_batchnorm(Ad *A, const IrNode *n, int dy)
     return true;
 }
 
-/* add: dx_k = dy; flatten: dx = dy (a copy: the input may fan out). */
+/* The input of n that may take dy's buffer as its gradient instead of a
+ * copy (IR_FUSE_ELEMENTWISE): the last one that needs a gradient nobody
+ * has written yet and that is no other input of n (x + x must copy: the
+ * second write adds to the first). -1: none. */
+static int alias_input(const Ad *A, const IrNode *n)
+{
+    if (!(A->kp->g->fuse & IR_FUSE_ELEMENTWISE))
+        return -1;
+    for (int k = n->nin - 1; k >= 0; k--) {
+        const IrValue *v = n->in[k];
+        bool once = true;
+        for (int j = 0; j < n->nin; j++)
+            once = once && (j == k || n->in[j] != v);
+        if (once && A->dep[v->id] && A->grad[v->id] < 0)
+            return k;
+    }
+    return -1;
+}
+
+/* add: dx_k = dy; flatten, gaussian_noise: dx = dy. A copy, since the
+ * input may fan out; one input may take dy's buffer itself (alias_input)
+ * after the copies: later writers add to it as they would to the copy, and
+ * dy is dead after this rule (so is every value that shared its buffer:
+ * they are downstream, their rules ran). */
 static bool rule_copies(Ad *A, const IrNode *n, int dy)
 {
+    int alias = alias_input(A, n);
     for (int k = 0; k < n->nin; k++) {
         bool acc;
-        int dx = take_in(A, n, k, &acc);
+        int dx = k == alias ? -1 : take_in(A, n, k, &acc);
         if (dx < 0)
             continue;
         const char *sfx = n->nin > 1 ? arena_printf(A->kp->g->a, "backward_in%d", k) : "backward";
@@ -235,6 +262,10 @@ static bool rule_copies(Ad *A, const IrNode *n, int dy)
         s->buf[0] = dy, s->buf[1] = dx, s->nbuf = 2;
         s->acc = acc;
         s->i[0] = ir_shape_numel(n->out->shape);
+    }
+    if (alias >= 0) {
+        A->grad[n->in[alias]->id] = dy;
+        A->written[n->in[alias]->id] = true;
     }
     return true;
 }

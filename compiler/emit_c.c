@@ -596,10 +596,39 @@ static void body_add(Emit *E, const KStep *s)
         decl(E, false, var, s->buf[k]);
     }
     decl(E, true, "y", s->buf[nin]);
+    if (s->i[1]) {     /* the activation fused in: one pass (runtime/eltwise.c) */
+        static const char *acts[] = {"RELU", "LEAKY_RELU", "TANH", "SIGMOID"};
+        char b1[40];
+        out(E, "    const float *const xs[] = {x0");
+        for (int k = 1; k < nin; k++)
+            out(E, ", x%d", k);
+        out(E, "};\n    nrt_add_act_forward((int64_t)n * D, %d, xs, NRT_FUSED_%s, %s, y);\n", nin,
+            acts[s->i[1] - 1], flt(b1, s->f[0]));
+        return;
+    }
     out(E, "    for (int64_t i = 0; i < (int64_t)n * D; i++)\n        y[i] = x0[i]");
     for (int k = 1; k < nin; k++)
         out(E, " + x%d[i]", k);
     out(E, ";\n");
+}
+
+/* Inference: the batchnorm's scale and shift folded into the weights and
+ * bias of the dense/conv step that follows, on every call (never stale). */
+static void body_bn_fold(Emit *E, const KStep *s)
+{
+    char b1[40];
+    out(E, "    enum { F = %" PRId64 ", PER = %" PRId64 " };    /* output channels, weights each */\n",
+        s->i[0], s->i[1]);
+    decl(E, false, "w", s->buf[0]);
+    decl(E, false, "b", s->buf[1]);
+    decl(E, false, "gamma", s->buf[2]);
+    decl(E, false, "beta", s->buf[3]);
+    decl(E, false, "rmean", s->buf[4]);
+    decl(E, false, "rvar", s->buf[5]);
+    decl(E, true, "wf", s->buf[6]);
+    decl(E, true, "bf", s->buf[7]);
+    out(E, "    (void)n;\n    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, %s, wf, bf);\n",
+        dbl(b1, s->f[0]));
 }
 
 static void body_grad_copy(Emit *E, const KStep *s)
@@ -785,6 +814,7 @@ static void emit_step_body(Emit *E, const KStep *s)
     case K_FRACPOOL_FWD:
     case K_FRACPOOL_BWD: body_fracpool(E, s); break;
     case K_MIX: body_mix(E, s); break;
+    case K_BN_FOLD: body_bn_fold(E, s); break;
     }
 }
 

@@ -480,13 +480,23 @@ static void body_dropout(LE *E, const KStep *s)
     RT(E, nrt_dropout_forward, "vlppp", n_times(E, D), buf(E, s->buf[0]), mask, buf(E, s->buf[1]));
 }
 
-/* y[i] = x0[i] + x1[i] + ... (left to right, as the C). */
+/* y[i] = x0[i] + x1[i] + ... (left to right, as the C); with a fused
+ * activation the runtime's one-pass kernel, its inputs as an array of
+ * pointers on the stack. */
 static void body_add(LE *E, const KStep *s)
 {
     int nin = s->nbuf - 1;
-    LLVMValueRef x[K_MAX_BUFS], y = buf(E, s->buf[nin]);
+    LLVMValueRef x[K_MAX_BUFS] = {0}, y = buf(E, s->buf[nin]);
     for (int k = 0; k < nin; k++)
         x[k] = buf(E, s->buf[k]);
+    if (s->i[1]) {
+        LLVMValueRef ptrs[K_MAX_BUFS];
+        for (int k = 0; k < nin; k++)
+            ptrs[k] = LLVMBuildPtrToInt(E->b, x[k], E->i64, "");
+        RT(E, nrt_add_act_forward, "vlipifp", n_times(E, s->i[0]), ci32(E, nin), stack_slots(E, ptrs, nin),
+           ci32(E, s->i[1]), cf32(E, s->f[0]), y);
+        return;
+    }
     Loop L;
     LLVMValueRef i = loop_open(E, &L, n_times(E, s->i[0]));
     LLVMValueRef sum = load_elem(E, x[0], i);
@@ -795,6 +805,14 @@ static void body_mix(LE *E, const KStep *s)
     LLVMBuildStore(E->b, lambda, elem(E, buf(E, s->buf[3]), ci64(E, 0)));
 }
 
+/* Inference: batchnorm folded into the next dense/conv's weights and bias. */
+static void body_bn_fold(LE *E, const KStep *s)
+{
+    const int *b = s->buf;
+    RT(E, nrt_batchnorm_fold, "vllppppppdpp", ci64(E, s->i[0]), ci64(E, s->i[1]), buf(E, b[0]), buf(E, b[1]),
+       buf(E, b[2]), buf(E, b[3]), buf(E, b[4]), buf(E, b[5]), cf64(E, s->f[0]), buf(E, b[6]), buf(E, b[7]));
+}
+
 /* false: a step this printer does not know (a KOp newer than it). */
 static bool step_body(LE *E, const KStep *s)
 {
@@ -840,6 +858,7 @@ static bool step_body(LE *E, const KStep *s)
     case K_FRACPOOL_FWD:
     case K_FRACPOOL_BWD: body_fracpool(E, s); return true;
     case K_MIX: body_mix(E, s); return true;
+    case K_BN_FOLD: body_bn_fold(E, s); return true;
     }
     return false;
 }

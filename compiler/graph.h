@@ -227,8 +227,19 @@ typedef struct IrOutput {
     SrcSpan sp;
 } IrOutput;
 
+/* The fusion passes lower.c may apply (docs/architecture.md, "Fusion"):
+ * a code-generation choice carried with the graph, as the batch is. All
+ * are on unless the driver turns them off (`--no-fuse[=LIST]`). */
+typedef enum IrFuse {
+    IR_FUSE_EPILOGUE = 1 << 0,  /* activation into the conv/dense/batchnorm before it */
+    IR_FUSE_BN_FOLD = 1 << 1,   /* inference: batchnorm folded into the conv/dense before it */
+    IR_FUSE_ELEMENTWISE = 1 << 2, /* add + activation in one loop; add's gradient aliased */
+    IR_FUSE_ALL = (1 << 3) - 1,
+} IrFuse;
+
 typedef struct IrGraph {
     Arena *a;
+    unsigned fuse;          /* IrFuse bits; IR_FUSE_ALL from ir_graph_new */
     const char *model;      /* a valid C identifier, not a keyword */
     SrcSpan model_sp;
     IrInput input;
@@ -242,6 +253,11 @@ typedef struct IrGraph {
     Vec(IrScope *) scopes;
     IrTrain train;
 } IrGraph;
+
+/* `--no-fuse[=LIST]`: the IrFuse bits to turn off. NULL or "" (plain
+ * --no-fuse): all; else comma-separated names of epilogue, bnfold,
+ * elementwise. False for an unknown name. */
+bool ir_fuse_parse(const char *list, unsigned *off);
 
 /* Builders (sema uses them; they keep ids and orders consistent). NULL when
  * the arena is exhausted. */

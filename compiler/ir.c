@@ -82,11 +82,40 @@ char *ir_shape_str(IrShape s, char *buf, size_t size)
 
 /* ---- builders ---------------------------------------------------------- */
 
+bool ir_fuse_parse(const char *list, unsigned *off)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } passes[] = {{"epilogue", IR_FUSE_EPILOGUE}, {"bnfold", IR_FUSE_BN_FOLD},
+                  {"elementwise", IR_FUSE_ELEMENTWISE}};
+    *off = 0;
+    if (!list || !*list) {
+        *off = IR_FUSE_ALL;
+        return true;
+    }
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        bool known = false;
+        for (size_t i = 0; i < sizeof passes / sizeof *passes; i++)
+            if (strlen(passes[i].name) == len && strncmp(p, passes[i].name, len) == 0) {
+                *off |= passes[i].bit;
+                known = true;
+            }
+        if (!known)
+            return false;
+        p += len + (p[len] == ',');
+    }
+    return true;
+}
+
 IrGraph *ir_graph_new(Arena *a)
 {
     IrGraph *g = arena_alloc(a, sizeof *g);
-    if (g)
+    if (g) {
         g->a = a;
+        g->fuse = IR_FUSE_ALL;
+    }
     return g;
 }
 

@@ -69,8 +69,10 @@ typedef enum KOp {
                          * b7 dbeta; b8 the fused relu's output (masks dy) or -1 */
     K_DROPOUT_FWD,      /* b0 x -> b1 y, b2 mask; i0 numel, i1 node id (RNG stream); f0 p */
     K_DROPOUT_BWD,      /* b0 dy, b1 mask -> b2 dx (acc) */
-    K_ADD_FWD,          /* b0.. inputs (nbuf-1) -> last buf y; i0 numel. An add of more than
-                         * K_MAX_BUFS - 1 inputs is several steps: later ones have b0 = y */
+    K_ADD_FWD,          /* b0.. inputs (nbuf-1) -> last buf y; i0 numel; i1 fused activation
+                         * (0 none, else 1 + KAct), f0 its slope. An add of more than
+                         * K_MAX_BUFS - 1 inputs is several steps: later ones have b0 = y,
+                         * the activation is in the last */
     K_GRAD_COPY,        /* b0 dy -> b1 dx (acc); i0 numel */
     K_CONCAT_FWD,       /* inputs -> last buf y; i0 spatial, i1 channel offset of the first
                          * input in y, i2 channels of y, i[3+k] channels of input k; a concat
@@ -119,6 +121,11 @@ typedef enum KOp {
                          * b0 x, b1 scratch, b2 perm (int64 per sample), b3 lambda (1 float);
                          * i0 IrMixKind, i1 c, i2 h, i3 w (mixup: i1 = values per sample, i2 = i3 = 1);
                          * f0 alpha. nrt_mixup / nrt_cutmix (NRT_RNG_MIX) */
+    K_BN_FOLD,          /* predict: batchnorm folded into the dense/conv before it: b0 w, b1 b|-1,
+                         * b2 gamma, b3 beta, b4 rmean, b5 rvar -> b6 folded w, b7 folded b;
+                         * i0 output channels, i1 weights per channel; f0 eps. nrt_batchnorm_fold,
+                         * every predict call (never stale; it costs 1/(batch x positions) of
+                         * the layer) */
 } KOp;
 
 typedef enum KAct { KACT_RELU, KACT_LEAKY_RELU, KACT_TANH, KACT_SIGMOID } KAct;
@@ -155,11 +162,17 @@ typedef struct KProgram {
     Vec(KParam) params;         /* in IrParam order */
     KStepList predict;
     KStepList train;
-    /* Fusion (node id ->): the relu folded into a dense/conv/batchnorm node's
-     * step, or NULL; fused_into: true for such a relu (it has no forward
-     * step; after a batchnorm no backward step either). */
-    const IrNode **relu_of;
+    /* Fusion (node id ->), planned by lower.c from g->fuse:
+     * act_of: the activation in a node's epilogue (a relu after dense/conv,
+     *   a relu after batchnorm, any activation after add), or NULL;
+     * fused_into: true for such an activation (no forward step of its own;
+     *   after a batchnorm no backward step either);
+     * bn_of: the batchnorm folded into a dense/conv node's weights in the
+     *   predict list (K_BN_FOLD), or NULL; folded: true for that batchnorm. */
+    const IrNode **act_of;
     bool *fused_into;
+    const IrNode **bn_of;
+    bool *folded;
     int pre_mean, pre_std;      /* preprocessing statistics buffers, -1 when none
                                  * (zca: mean (d) and the d x d matrix in pre_std) */
     int mix_perm, mix_lambda;   /* K_MIX's partners and lambda for the losses, -1: no mixing */
@@ -185,5 +198,7 @@ KStep *kp_step(KProgram *kp, bool train, KOp op, const IrNode *n, const char *wh
 int ad_backward(KProgram *kp, const int *val_buf, int (*aux)[2], DiagSink *d);
 
 const char *k_op_name(KOp op);
+/* The KAct of an activation op (relu, leaky_relu, tanh, sigmoid). */
+KAct k_act(IrOp op);
 
 #endif

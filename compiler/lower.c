@@ -30,7 +30,7 @@ const char *k_op_name(KOp op)
         "add_fwd", "grad_copy", "concat_fwd", "concat_bwd", "gap_fwd", "gap_bwd", "softmax",
         "cross_entropy", "mse", "output", "penalty", "opt_sgd", "opt_adam", "dense_dc_fwd",
         "dense_dc_bwd", "dropconnect_mask", "dropconnect_grad", "drop_path_fwd", "drop_path_bwd",
-        "noise_fwd", "fracpool_fwd", "fracpool_bwd", "mix",
+        "noise_fwd", "fracpool_fwd", "fracpool_bwd", "mix", "bn_fold",
     };
     return (size_t)op < sizeof names / sizeof *names ? names[op] : "?";
 }
@@ -202,12 +202,27 @@ static int pbuf(const KProgram *kp, const IrParam *p)
     return p ? kparam(kp, p)->buf : -1;
 }
 
-/* ---- fusion: dense/conv/batchnorm + relu -> one step ---------------------- */
+/* ---- fusion (docs/architecture.md, "Fusion") ------------------------------ */
 
-/* x -> dense|conv|batchnorm -> relu, where the relu is the only use of the
- * first output (no other consumer, not an output): the relu goes into the
- * kernel's epilogue (the GEMM's, or batchnorm's relu flag), which saves a
- * pass over the tensor and its buffer. */
+static bool is_act(IrOp op)
+{
+    return op == IR_OP_RELU || op == IR_OP_LEAKY_RELU || op == IR_OP_TANH || op == IR_OP_SIGMOID;
+}
+
+/* The activation host n's epilogue may take: relu after dense/conv (the
+ * GEMM epilogue) and after batchnorm; any activation after add. */
+static bool epilogue_takes(const IrGraph *g, const IrNode *n, const IrNode *r)
+{
+    if (n->op == IR_OP_ADD)
+        return (g->fuse & IR_FUSE_ELEMENTWISE) && is_act(r->op);
+    bool host = n->op == IR_OP_DENSE || n->op == IR_OP_CONV || n->op == IR_OP_BATCHNORM;
+    return (g->fuse & IR_FUSE_EPILOGUE) && host && r->op == IR_OP_RELU;
+}
+
+/* A node whose output has one use (no other consumer, not an output) may
+ * absorb that consumer: an activation goes into its epilogue (which saves a
+ * pass over the tensor and its buffer); a batchnorm after dense/conv is
+ * folded into the weights of the predict list. */
 static bool plan_fusion(KProgram *kp)
 {
     const IrGraph *g = kp->g;
@@ -215,9 +230,11 @@ static bool plan_fusion(KProgram *kp)
     size_t nn = g->nodes.len ? g->nodes.len : 1, nv = g->values.len ? g->values.len : 1;
     int *uses = arena_array(a, nv, sizeof *uses);
     const IrNode **consumer = arena_array(a, nv, sizeof *consumer);
-    kp->relu_of = arena_array(a, nn, sizeof *kp->relu_of);
+    kp->act_of = arena_array(a, nn, sizeof *kp->act_of);
     kp->fused_into = arena_array(a, nn, sizeof *kp->fused_into);
-    if (!uses || !consumer || !kp->relu_of || !kp->fused_into)
+    kp->bn_of = arena_array(a, nn, sizeof *kp->bn_of);
+    kp->folded = arena_array(a, nn, sizeof *kp->folded);
+    if (!uses || !consumer || !kp->act_of || !kp->fused_into || !kp->bn_of || !kp->folded)
         return false;
     for (size_t i = 0; i < g->nodes.len; i++) {
         const IrNode *n = g->nodes.items[i];
@@ -230,11 +247,15 @@ static bool plan_fusion(KProgram *kp)
         uses[g->outputs.items[k].value->id]++;
     for (size_t i = 0; i < g->nodes.len; i++) {
         const IrNode *n = g->nodes.items[i];
-        bool host = n->op == IR_OP_DENSE || n->op == IR_OP_CONV || n->op == IR_OP_BATCHNORM;
-        const IrNode *r = consumer[n->out->id];
-        if (host && uses[n->out->id] == 1 && r->op == IR_OP_RELU) {
-            kp->relu_of[n->id] = r;
+        const IrNode *r = uses[n->out->id] == 1 ? consumer[n->out->id] : NULL;
+        if (r && epilogue_takes(g, n, r)) {
+            kp->act_of[n->id] = r;
             kp->fused_into[r->id] = true;
+        }
+        if (r && (g->fuse & IR_FUSE_BN_FOLD) && r->op == IR_OP_BATCHNORM
+            && (n->op == IR_OP_DENSE || n->op == IR_OP_CONV)) {
+            kp->bn_of[n->id] = r;
+            kp->folded[r->id] = true;
         }
     }
     return true;
@@ -273,7 +294,7 @@ static void bn_ints(KStep *s, const IrNode *n)
     s->f[0] = n->bn.momentum, s->f[1] = n->bn.eps;
 }
 
-static KAct act_of(IrOp op)
+KAct k_act(IrOp op)
 {
     return op == IR_OP_RELU ? KACT_RELU : op == IR_OP_LEAKY_RELU ? KACT_LEAKY_RELU
          : op == IR_OP_TANH ? KACT_TANH : KACT_SIGMOID;
@@ -370,6 +391,26 @@ static KStep *lower_concat(KProgram *kp, const IrNode *n, bool train, const int 
     return s;
 }
 
+/* Inference: batchnorm bn folded into dense/conv n (K_BN_FOLD), every
+ * predict call; *w and *b become the folded weights and bias. */
+static bool lower_fold(Lower *L, const IrNode *n, const IrNode *bn, int *w, int *b)
+{
+    KProgram *kp = L->kp;
+    Arena *a = kp->g->a;
+    int64_t f = bn->out->shape.d[0], wn = n->weight->numel;
+    int wf = kp_buf_new(kp, suffixed(a, n->name, "folded_weight"), KS_ARENA, 0, wn);
+    int bf = kp_buf_new(kp, suffixed(a, n->name, "folded_bias"), KS_ARENA, 0, f);
+    KStep *s = kp_step(kp, false, K_BN_FOLD, bn, arena_printf(a, "%s_%s_fold", n->name, bn->name));
+    if (!s)
+        return false;
+    step_bufs(s, 8, (int[]){*w, *b, pbuf(kp, bn->gamma), pbuf(kp, bn->beta), pbuf(kp, bn->running_mean),
+                            pbuf(kp, bn->running_var), wf, bf});
+    s->i[0] = f, s->i[1] = wn / f;
+    s->f[0] = bn->bn.eps;
+    *w = wf, *b = bf;
+    return true;
+}
+
 /* One forward step of n in the given mode; map is that mode's value map. */
 static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
 {
@@ -384,24 +425,30 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         return true;
     }
     if (op == IR_OP_CROSS_ENTROPY || op == IR_OP_MSE || (train && op == IR_OP_SOFTMAX)
-        || kp->fused_into[n->id])
-        return true;    /* losses: autodiff; softmax: outputs only; fused relus: done */
-    const IrNode *relu = kp->relu_of[n->id];
-    int y = kp_buf_new(kp, relu ? relu->name : n->name, KS_ARENA, numel, 0);
-    map[n->out->id] = y;
-    if (relu)
-        map[relu->out->id] = y;
-    const char *fn = arena_printf(a, "%s%s%s_%s", n->name, relu ? "_" : "", relu ? relu->name : "",
-                                  train ? "forward" : "infer");
+        || kp->fused_into[n->id] || (!train && kp->folded[n->id]))
+        return true;    /* losses: autodiff; softmax: outputs only; fused activations and folded
+                         * batchnorms: done by their host's step */
+    const IrNode *bn = train ? NULL : kp->bn_of[n->id];
+    const IrNode *act = kp->act_of[bn ? bn->id : n->id];
+    const IrNode *tail = act ? act : bn ? bn : n;
+    int y = kp_buf_new(kp, tail->name, KS_ARENA, numel, 0);
+    map[n->out->id] = map[tail->out->id] = y;
+    if (bn)
+        map[bn->out->id] = y;
+    const char *fn = arena_printf(a, "%s%s%s%s%s_%s", n->name, bn ? "_" : "", bn ? bn->name : "",
+                                  act ? "_" : "", act ? act->name : "", train ? "forward" : "infer");
+    int w = pbuf(kp, n->weight), b = pbuf(kp, n->bias);
+    if (bn && !lower_fold(L, n, bn, &w, &b))
+        return false;
     KStep *s = NULL;
     switch (op) {
     case IR_OP_DENSE: {
         bool dc = train && n->dense.dropconnect > 0;
         s = kp_step(kp, train, dc ? K_DENSE_DC_FWD : K_DENSE_FWD, n, fn);
         if (s) {
-            step_bufs(s, 4, (int[]){x, pbuf(kp, n->weight), pbuf(kp, n->bias), y});
+            step_bufs(s, 4, (int[]){x, w, b, y});
             s->i[0] = ir_shape_numel(n->in[0]->shape), s->i[1] = numel;
-            s->i[2] = relu != NULL;
+            s->i[2] = act != NULL;
             s->i[3] = dc ? n->id : 0;
             s->f[0] = dc ? n->dense.dropconnect : 0;
         }
@@ -413,14 +460,13 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         break;
     }
     case IR_OP_CONV: {
-        int w = pbuf(kp, n->weight);
         if (train && n->conv.dropconnect > 0 && !(w = lower_conv_mask(L, n)))
             return false;
         s = kp_step(kp, train, K_CONV_FWD, n, fn);
         if (s) {
-            step_bufs(s, 4, (int[]){x, w, pbuf(kp, n->bias), y});
+            step_bufs(s, 4, (int[]){x, w, b, y});
             conv_ints(s, n);
-            s->i[7] = relu != NULL;
+            s->i[7] = act != NULL;
         }
         break;
     }
@@ -472,7 +518,7 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         s = kp_step(kp, train, K_ACT_FWD, n, fn);
         if (s) {
             step_bufs(s, 2, (int[]){x, y});
-            s->i[0] = act_of(op), s->i[1] = numel;
+            s->i[0] = k_act(op), s->i[1] = numel;
             s->f[0] = op == IR_OP_LEAKY_RELU ? n->leaky.slope : 0;
         }
         break;
@@ -492,7 +538,7 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
             s->nbuf = 8;
         }
         bn_ints(s, n);
-        s->i[2] = relu != NULL;
+        s->i[2] = act != NULL;
         break;
     }
     case IR_OP_DROPOUT:
@@ -506,6 +552,10 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         break;
     case IR_OP_ADD:
         s = lower_add(kp, n, train, map, y, fn);
+        if (s && act) {     /* in the last group's loop */
+            s->i[1] = 1 + k_act(act->op);
+            s->f[0] = act->op == IR_OP_LEAKY_RELU ? act->leaky.slope : 0;
+        }
         break;
     case IR_OP_CONCAT:
         s = lower_concat(kp, n, train, map, y, fn);

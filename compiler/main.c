@@ -41,6 +41,8 @@ static const char usage_text[] =
     "\n"
     "options:\n"
     "  --color=auto|always|never        color diagnostics (auto: when stderr is a terminal)\n"
+    "  --no-fuse[=LIST]                 generate code without the fusion passes (all, or the\n"
+    "                                   listed ones of epilogue,bnfold,elementwise)\n"
     "  -h, --help                       this help\n"
     "  --version                        print the version\n"
     "\n"
@@ -52,6 +54,7 @@ typedef struct Options {
     const char *output;
     bool print_ir, print_ast;
     bool color;
+    unsigned fuse_off;       /* IrFuse bits turned off by --no-fuse */
 } Options;
 
 __attribute__((format(printf, 1, 2)))
@@ -105,6 +108,9 @@ static int parse_args(int argc, char **argv, Options *o)
             if (++i == argc)
                 return usage_error("%s needs a file name", a);
             o->output = argv[i];
+        } else if (strcmp(a, "--no-fuse") == 0 || strncmp(a, "--no-fuse=", 10) == 0) {
+            if (!ir_fuse_parse(a[9] ? a + 10 : NULL, &o->fuse_off))
+                return usage_error("unknown fusion pass in '%s' (epilogue, bnfold, elementwise)", a);
         } else if (strcmp(a, "--ir") == 0) {
             o->print_ir = true;
         } else if (strcmp(a, "--ast") == 0) {
@@ -213,6 +219,7 @@ static int run(const Options *o, NetcCompilation *c)
         fprintf(stderr, "%d error%s.\n", nerr, nerr == 1 ? "" : "s");
         return EXIT_INPUT;
     }
+    c->graph->fuse &= ~o->fuse_off;
     if (strcmp(o->command, "check") == 0) {
         if (o->print_ir)
             ir_print(c->graph, stdout);

@@ -66,6 +66,8 @@ static const char train_usage[] =
     "  --weights CKPT    eval: the checkpoint to evaluate\n"
     "  --backend jit|cc  how the model's code is built: jit = LLVM in-process (the\n"
     "                    default when netc has LLVM), cc = C compiler + cache\n"
+    "  --no-fuse[=LIST]  generate the model's code without the fusion passes (all, or\n"
+    "                    the listed ones of epilogue,bnfold,elementwise)\n"
     "  --color=auto|always|never\n"
     "\n"
     "exit status: 0 ok, 1 errors in the model, data or checkpoint, 2 bad usage,\n"
@@ -221,8 +223,14 @@ int train_parse_args(int argc, char **argv, TrainArgs *a, char *err, size_t errs
             a->help = true;
             return 0;
         }
-        if (strcmp(arg, "--elapsed") == 0) {    /* the one flag without a value */
+        if (strcmp(arg, "--elapsed") == 0) {    /* flags without a value: --elapsed, --no-fuse */
             a->elapsed = true;
+            continue;
+        }
+        if (strcmp(arg, "--no-fuse") == 0 || strncmp(arg, "--no-fuse=", 10) == 0) {
+            if (!ir_fuse_parse(arg[9] ? arg + 10 : NULL, &a->fuse_off))
+                return arg_error(err, errsize, "unknown fusion pass in '%s' (epilogue, bnfold, "
+                                               "elementwise)", arg);
             continue;
         }
         bool matched = false;
@@ -408,6 +416,7 @@ static int compile_model(Session *s)
     /* The batch is a compile-time constant of the generated code. */
     if (s->args.batch)
         s->comp.graph->train.batch = s->args.batch;
+    s->comp.graph->fuse &= ~s->args.fuse_off;
     return 0;
 }
 
@@ -446,8 +455,8 @@ static int open_backend(Session *s)
         return open_jit(s);
 #endif
     char variant[64];
-    snprintf(variant, sizeof variant, "batch=%" PRId64 "%s", s->comp.graph->train.batch,
-             s->args.c_source ? ";hand-written" : "");
+    snprintf(variant, sizeof variant, "batch=%" PRId64 ";fuse=%u%s", s->comp.graph->train.batch,
+             s->comp.graph->fuse, s->args.c_source ? ";hand-written" : "");
     EmitCtx ectx = {s->comp.graph, s->args.model_path, s->args.c_source, &s->comp.arena,
                    s->color};
     CcbRequest req = {s->comp.graph->model, s->text, s->len, variant, emit_model, &ectx};

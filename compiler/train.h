@@ -34,6 +34,7 @@ typedef struct TrainArgs {
     int64_t checkpoint_every;   /* also save every N steps inside an epoch (0: epoch ends only) */
     const char *on_nan;         /* "stop" (default) or "rollback" */
     bool elapsed;               /* end each epoch line with the wall time so far */
+    unsigned fuse_off;          /* IrFuse bits turned off by --no-fuse[=LIST] */
     bool help;
 } TrainArgs;
 

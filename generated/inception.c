@@ -48,36 +48,39 @@ static void p00_preprocess(NrtModel *m, int n)
             }
 }
 
-/* inception.net:28: conv(32, 3, pad=1) */
-static void p01_conv1_infer(NrtModel *m, int n)
+/* inception.net:28: batchnorm */
+static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
+    enum { F = 32, PER = 9 };    /* output channels, weights each */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(288);    /* conv1.bias */
-    float *y = A(100352);    /* conv1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* inception.net:28: batchnorm */
-static void p02_batchnorm1_relu1_infer(NrtModel *m, int n)
-{
-    enum { C = 32, S = 784 };    /* channels, values per channel */
-    const float *x = A(100352);    /* conv1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *beta = P(352);    /* batchnorm1.beta */
     const float *rmean = P(25856);    /* batchnorm1.running_mean */
     const float *rvar = P(25888);    /* batchnorm1.running_var */
-    float *y = A(3311616);    /* relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(100352);    /* conv1.folded_weight */
+    float *bf = A(100640);    /* conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+}
+
+/* inception.net:28: conv(32, 3, pad=1) */
+static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
+{
+    const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
+    const float *w = A(100352);    /* conv1.folded_weight */
+    const float *b = A(100640);    /* conv1.folded_bias */
+    float *y = A(100672);    /* relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* inception.net:29: maxpool(2) */
 static void p03_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(3311616);    /* relu1 */
-    float *y = A(0);    /* maxpool1 */
+    const float *x = A(100672);    /* relu1 */
+    float *y = A(3311936);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
@@ -85,10 +88,10 @@ static void p03_maxpool1_infer(NrtModel *m, int n)
 static void p04_inception1_conv1_inception1_relu1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 16, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* maxpool1 */
+    const float *x = A(3311936);    /* maxpool1 */
     const float *w = P(384);    /* inception1.conv1.weight */
     const float *b = P(896);    /* inception1.conv1.bias */
-    float *y = A(802816);    /* inception1.relu1 */
+    float *y = A(0);    /* inception1.relu1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -96,10 +99,10 @@ static void p04_inception1_conv1_inception1_relu1_infer(NrtModel *m, int n)
 static void p05_inception1_conv2_inception1_relu2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 16, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* maxpool1 */
+    const float *x = A(3311936);    /* maxpool1 */
     const float *w = P(912);    /* inception1.conv2.weight */
     const float *b = P(1424);    /* inception1.conv2.bias */
-    float *y = A(1204224);    /* inception1.relu2 */
+    float *y = A(401408);    /* inception1.relu2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -107,10 +110,10 @@ static void p05_inception1_conv2_inception1_relu2_infer(NrtModel *m, int n)
 static void p06_inception1_conv3_inception1_relu3_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 24, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1204224);    /* inception1.relu2 */
+    const float *x = A(401408);    /* inception1.relu2 */
     const float *w = P(1440);    /* inception1.conv3.weight */
     const float *b = P(4896);    /* inception1.conv3.bias */
-    float *y = A(1605632);    /* inception1.relu3 */
+    float *y = A(802816);    /* inception1.relu3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -118,10 +121,10 @@ static void p06_inception1_conv3_inception1_relu3_infer(NrtModel *m, int n)
 static void p07_inception1_conv4_inception1_relu4_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 4, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* maxpool1 */
+    const float *x = A(3311936);    /* maxpool1 */
     const float *w = P(4928);    /* inception1.conv4.weight */
     const float *b = P(5056);    /* inception1.conv4.bias */
-    float *y = A(1204224);    /* inception1.relu4 */
+    float *y = A(401408);    /* inception1.relu4 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -129,10 +132,10 @@ static void p07_inception1_conv4_inception1_relu4_infer(NrtModel *m, int n)
 static void p08_inception1_conv5_inception1_relu5_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 4, 14, 14, 8, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1204224);    /* inception1.relu4 */
+    const float *x = A(401408);    /* inception1.relu4 */
     const float *w = P(5072);    /* inception1.conv5.weight */
     const float *b = P(5872);    /* inception1.conv5.bias */
-    float *y = A(1304576);    /* inception1.relu5 */
+    float *y = A(501760);    /* inception1.relu5 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -140,8 +143,8 @@ static void p08_inception1_conv5_inception1_relu5_infer(NrtModel *m, int n)
 static void p09_inception1_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 3, 1, 1};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(0);    /* maxpool1 */
-    float *y = A(2207744);    /* inception1.maxpool1 */
+    const float *x = A(3311936);    /* maxpool1 */
+    float *y = A(1404928);    /* inception1.maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
@@ -149,10 +152,10 @@ static void p09_inception1_maxpool1_infer(NrtModel *m, int n)
 static void p10_inception1_conv6_inception1_relu6_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 8, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(2207744);    /* inception1.maxpool1 */
+    const float *x = A(1404928);    /* inception1.maxpool1 */
     const float *w = P(5888);    /* inception1.conv6.weight */
     const float *b = P(6144);    /* inception1.conv6.bias */
-    float *y = A(0);    /* inception1.relu6 */
+    float *y = A(2207744);    /* inception1.relu6 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -160,11 +163,11 @@ static void p10_inception1_conv6_inception1_relu6_infer(NrtModel *m, int n)
 static void p11_inception1_concat1_infer(NrtModel *m, int n)
 {
     enum { S = 196, CT = 56 };    /* values per channel, channels out */
-    float *y = A(2207744);    /* inception1.concat1 */
-    const float *x0 = A(802816);    /* inception1.relu1 */
-    const float *x1 = A(1605632);    /* inception1.relu3 */
-    const float *x2 = A(1304576);    /* inception1.relu5 */
-    const float *x3 = A(0);    /* inception1.relu6 */
+    float *y = A(2408448);    /* inception1.concat1 */
+    const float *x0 = A(0);    /* inception1.relu1 */
+    const float *x1 = A(802816);    /* inception1.relu3 */
+    const float *x2 = A(501760);    /* inception1.relu5 */
+    const float *x3 = A(2207744);    /* inception1.relu6 */
     for (int64_t i = 0; i < n; i++) {
         memcpy(y + (i * CT + 0) * S, x0 + i * 16 * S, 16 * S * sizeof(float));
         memcpy(y + (i * CT + 16) * S, x1 + i * 24 * S, 24 * S * sizeof(float));
@@ -177,7 +180,7 @@ static void p11_inception1_concat1_infer(NrtModel *m, int n)
 static void p12_inception1_batchnorm1_infer(NrtModel *m, int n)
 {
     enum { C = 56, S = 196 };    /* channels, values per channel */
-    const float *x = A(2207744);    /* inception1.concat1 */
+    const float *x = A(2408448);    /* inception1.concat1 */
     const float *gamma = P(6160);    /* inception1.batchnorm1.gamma */
     const float *beta = P(6224);    /* inception1.batchnorm1.beta */
     const float *rmean = P(25920);    /* inception1.batchnorm1.running_mean */
@@ -1508,8 +1511,8 @@ NrtStatus inception_predict(NrtModel *m, const float *x, int n, float *const *ou
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_infer(m, n);
-    p02_batchnorm1_relu1_infer(m, n);
+    p01_conv1_batchnorm1_fold(m, n);
+    p02_conv1_batchnorm1_relu1_infer(m, n);
     p03_maxpool1_infer(m, n);
     p04_inception1_conv1_inception1_relu1_infer(m, n);
     p05_inception1_conv2_inception1_relu2_infer(m, n);

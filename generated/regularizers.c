@@ -15,7 +15,7 @@
 #include "regularizers.h"
 
 #define BLOCK_FLOATS 1015872
-#define ARENA_FLOATS 11110544
+#define ARENA_FLOATS 11163792
 #define STRUCTURE_HASH_STR "c35035d218689aee"    /* REGULARIZERS_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -48,37 +48,40 @@ static void p00_preprocess(NrtModel *m, int n)
     (void)C;
 }
 
-/* regularizers.net:26: conv(32, 3, pad=1, dropconnect=0.1) */
-static void p01_conv1_infer(NrtModel *m, int n)
+/* regularizers.net:26: batchnorm */
+static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
+    enum { F = 32, PER = 9 };    /* output channels, weights each */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(288);    /* conv1.bias */
-    float *y = A(50176);    /* conv1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* regularizers.net:26: batchnorm */
-static void p02_batchnorm1_relu1_infer(NrtModel *m, int n)
-{
-    enum { C = 32, S = 784 };    /* channels, values per channel */
-    const float *x = A(50176);    /* conv1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *beta = P(352);    /* batchnorm1.beta */
     const float *rmean = P(338528);    /* batchnorm1.running_mean */
     const float *rvar = P(338560);    /* batchnorm1.running_var */
-    float *y = A(1655808);    /* relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(50176);    /* conv1.folded_weight */
+    float *bf = A(50464);    /* conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+}
+
+/* regularizers.net:26: conv(32, 3, pad=1, dropconnect=0.1) */
+static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
+{
+    const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
+    const float *w = A(50176);    /* conv1.folded_weight */
+    const float *b = A(50464);    /* conv1.folded_bias */
+    float *y = A(50496);    /* relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regularizers.net:27: fractional_maxpool(1.414, overlap=true) */
 static void p03_fractional_maxpool1_infer(NrtModel *m, int n)
 {
     enum { C = 32, H = 28, W = 28, OH = 19, OW = 19 };
-    const float *x = A(1655808);    /* relu1 */
-    float *y = A(0);    /* fractional_maxpool1 */
-    float *regions = A(739328);    /* fractional_maxpool1.regions */
+    const float *x = A(50496);    /* relu1 */
+    float *y = A(1656128);    /* fractional_maxpool1 */
+    float *regions = A(0);    /* fractional_maxpool1.regions */
     const int64_t sets = 1;
     int32_t *r = (int32_t *)regions;
     nrt_fracpool_draw(m->seed, NRT_FRACPOOL_INFER_STEP, (uint64_t)5 << 32, sets, H, W, OH, OW, true, r);
@@ -87,37 +90,40 @@ static void p03_fractional_maxpool1_infer(NrtModel *m, int n)
     nrt_fracpool_forward(&p, x, y, NULL);
 }
 
-/* regularizers.net:28: conv(48, 3, pad=1, dropconnect=0.1) */
-static void p04_conv2_infer(NrtModel *m, int n)
+/* regularizers.net:28: batchnorm */
+static void p04_conv2_batchnorm2_fold(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 32, 19, 19, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* fractional_maxpool1 */
+    enum { F = 48, PER = 288 };    /* output channels, weights each */
     const float *w = P(384);    /* conv2.weight */
     const float *b = P(14208);    /* conv2.bias */
-    float *y = A(739328);    /* conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* regularizers.net:28: batchnorm */
-static void p05_batchnorm2_relu2_infer(NrtModel *m, int n)
-{
-    enum { C = 48, S = 361 };    /* channels, values per channel */
-    const float *x = A(739328);    /* conv2 */
     const float *gamma = P(14256);    /* batchnorm2.gamma */
     const float *beta = P(14304);    /* batchnorm2.beta */
     const float *rmean = P(338592);    /* batchnorm2.running_mean */
     const float *rvar = P(338640);    /* batchnorm2.running_var */
-    float *y = A(1848320);    /* relu2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(0);    /* conv2.folded_weight */
+    float *bf = A(13824);    /* conv2.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+}
+
+/* regularizers.net:28: conv(48, 3, pad=1, dropconnect=0.1) */
+static void p05_conv2_batchnorm2_relu2_infer(NrtModel *m, int n)
+{
+    const NrtConvShape s = {n, 32, 19, 19, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1656128);    /* fractional_maxpool1 */
+    const float *w = A(0);    /* conv2.folded_weight */
+    const float *b = A(13824);    /* conv2.folded_bias */
+    float *y = A(13872);    /* relu2 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regularizers.net:29: fractional_maxpool(1.414) */
 static void p06_fractional_maxpool2_infer(NrtModel *m, int n)
 {
     enum { C = 48, H = 19, W = 19, OH = 13, OW = 13 };
-    const float *x = A(1848320);    /* relu2 */
-    float *y = A(0);    /* fractional_maxpool2 */
-    float *regions = A(519168);    /* fractional_maxpool2.regions */
+    const float *x = A(13872);    /* relu2 */
+    float *y = A(1122864);    /* fractional_maxpool2 */
+    float *regions = A(0);    /* fractional_maxpool2.regions */
     const int64_t sets = 1;
     int32_t *r = (int32_t *)regions;
     nrt_fracpool_draw(m->seed, NRT_FRACPOOL_INFER_STEP, (uint64_t)9 << 32, sets, H, W, OH, OW, false, r);
@@ -126,37 +132,40 @@ static void p06_fractional_maxpool2_infer(NrtModel *m, int n)
     nrt_fracpool_forward(&p, x, y, NULL);
 }
 
-/* regularizers.net:30: conv(64, 3, pad=1) */
-static void p07_conv3_infer(NrtModel *m, int n)
+/* regularizers.net:30: batchnorm */
+static void p07_conv3_batchnorm3_fold(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 48, 13, 13, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* fractional_maxpool2 */
+    enum { F = 64, PER = 432 };    /* output channels, weights each */
     const float *w = P(14352);    /* conv3.weight */
     const float *b = P(42000);    /* conv3.bias */
-    float *y = A(519168);    /* conv3 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* regularizers.net:30: batchnorm */
-static void p08_batchnorm3_relu3_infer(NrtModel *m, int n)
-{
-    enum { C = 64, S = 169 };    /* channels, values per channel */
-    const float *x = A(519168);    /* conv3 */
     const float *gamma = P(42064);    /* batchnorm3.gamma */
     const float *beta = P(42128);    /* batchnorm3.beta */
     const float *rmean = P(338688);    /* batchnorm3.running_mean */
     const float *rvar = P(338752);    /* batchnorm3.running_var */
-    float *y = A(1211392);    /* relu3 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(0);    /* conv3.folded_weight */
+    float *bf = A(27648);    /* conv3.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+}
+
+/* regularizers.net:30: conv(64, 3, pad=1) */
+static void p08_conv3_batchnorm3_relu3_infer(NrtModel *m, int n)
+{
+    const NrtConvShape s = {n, 48, 13, 13, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1122864);    /* fractional_maxpool2 */
+    const float *w = A(0);    /* conv3.folded_weight */
+    const float *b = A(27648);    /* conv3.folded_bias */
+    float *y = A(27712);    /* relu3 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regularizers.net:31: fractional_maxpool(ratio=2.0) */
 static void p09_fractional_maxpool3_infer(NrtModel *m, int n)
 {
     enum { C = 64, H = 13, W = 13, OH = 6, OW = 6 };
-    const float *x = A(1211392);    /* relu3 */
-    float *y = A(0);    /* fractional_maxpool3 */
-    float *regions = A(147456);    /* fractional_maxpool3.regions */
+    const float *x = A(27712);    /* relu3 */
+    float *y = A(719936);    /* fractional_maxpool3 */
+    float *regions = A(0);    /* fractional_maxpool3.regions */
     const int64_t sets = 1;
     int32_t *r = (int32_t *)regions;
     nrt_fracpool_draw(m->seed, NRT_FRACPOOL_INFER_STEP, (uint64_t)13 << 32, sets, H, W, OH, OW, false, r);
@@ -169,10 +178,10 @@ static void p09_fractional_maxpool3_infer(NrtModel *m, int n)
 static void p10_dense1_relu4_infer(NrtModel *m, int n)
 {
     enum { IN = 2304, OUT = 128 };
-    const float *x = A(0);    /* fractional_maxpool3 */
+    const float *x = A(719936);    /* fractional_maxpool3 */
     const float *w = P(42192);    /* dense1.weight */
     const float *b = P(337104);    /* dense1.bias */
-    float *y = A(147456);    /* relu4 */
+    float *y = A(0);    /* relu4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -180,10 +189,10 @@ static void p10_dense1_relu4_infer(NrtModel *m, int n)
 static void p11_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *x = A(147456);    /* relu4 */
+    const float *x = A(0);    /* relu4 */
     const float *w = P(337232);    /* dense2.weight */
     const float *b = P(338512);    /* dense2.bias */
-    float *y = A(0);    /* dense2 */
+    float *y = A(8192);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -191,7 +200,7 @@ static void p11_dense2_infer(NrtModel *m, int n)
 static void p12_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
-    const float *y = A(0);    /* dense2 */
+    const float *y = A(8192);    /* dense2 */
     memcpy(m->outs[0], y, (size_t)n * D * sizeof *y);
 }
 
@@ -495,36 +504,27 @@ static void t21_dense1_backward(NrtModel *m, int n)
     nrt_dropconnect_dense_backward_data(n, IN, OUT, dy, w, p, (const uint32_t *)bits, dx, false);
 }
 
-/* regularizers.net:32: flatten */
-static void t22_flatten1_backward(NrtModel *m, int n)
-{
-    enum { D = 2304 };
-    const float *dy = A(10324112);    /* features.grad */
-    float *dx = A(9431184);    /* fractional_maxpool3.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
 /* regularizers.net:31: fractional_maxpool(ratio=2.0) */
-static void t23_fractional_maxpool3_backward(NrtModel *m, int n)
+static void t22_fractional_maxpool3_backward(NrtModel *m, int n)
 {
     enum { C = 64, H = 13, W = 13, OH = 6, OW = 6 };
-    const float *dy = A(9431184);    /* fractional_maxpool3.grad */
+    const float *dy = A(10324112);    /* features.grad */
     const float *argmax = A(9578640);    /* fractional_maxpool3.argmax */
-    float *dx = A(9726096);    /* relu3.grad */
+    float *dx = A(10471568);    /* relu3.grad */
     const NrtFracPool p = {.n = n, .c = C, .h = H, .w = W, .oh = OH, .ow = OW};
     nrt_fracpool_backward(&p, dy, (const int32_t *)argmax, dx, false);
 }
 
 /* regularizers.net:30: batchnorm */
-static void t24_batchnorm3_relu3_backward(NrtModel *m, int n)
+static void t23_batchnorm3_relu3_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 169 };    /* channels, values per channel */
-    const float *dy = A(9726096);    /* relu3.grad */
+    const float *dy = A(10471568);    /* relu3.grad */
     const float *x = A(8046736);    /* conv3 */
     const float *gamma = P(42064);    /* batchnorm3.gamma */
     const float *mean = A(28384);    /* batchnorm3.mean */
     const float *invstd = A(28448);    /* batchnorm3.invstd */
-    float *dx = A(10418320);    /* conv3.grad */
+    float *dx = A(9431184);    /* conv3.grad */
     float *dgamma = P(380880);    /* batchnorm3.gamma.grad */
     float *dbeta = P(380944);    /* batchnorm3.beta.grad */
     const float *y = A(8738960);    /* relu3 */
@@ -533,10 +533,10 @@ static void t24_batchnorm3_relu3_backward(NrtModel *m, int n)
 }
 
 /* regularizers.net:30: conv(64, 3, pad=1) */
-static void t25_conv3_backward(NrtModel *m, int n)
+static void t24_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 48, 13, 13, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(10418320);    /* conv3.grad */
+    const float *dy = A(9431184);    /* conv3.grad */
     const float *x = A(7008400);    /* fractional_maxpool2 */
     const float *w = P(14352);    /* conv3.weight */
     float *dx = A(8046736);    /* fractional_maxpool2.grad */
@@ -548,7 +548,7 @@ static void t25_conv3_backward(NrtModel *m, int n)
 }
 
 /* regularizers.net:29: fractional_maxpool(1.414) */
-static void t26_fractional_maxpool2_backward(NrtModel *m, int n)
+static void t25_fractional_maxpool2_backward(NrtModel *m, int n)
 {
     enum { C = 48, H = 19, W = 19, OH = 13, OW = 13 };
     const float *dy = A(8046736);    /* fractional_maxpool2.grad */
@@ -559,7 +559,7 @@ static void t26_fractional_maxpool2_backward(NrtModel *m, int n)
 }
 
 /* regularizers.net:28: batchnorm */
-static void t27_batchnorm2_relu2_backward(NrtModel *m, int n)
+static void t26_batchnorm2_relu2_backward(NrtModel *m, int n)
 {
     enum { C = 48, S = 361 };    /* channels, values per channel */
     const float *dy = A(8565904);    /* relu2.grad */
@@ -576,7 +576,7 @@ static void t27_batchnorm2_relu2_backward(NrtModel *m, int n)
 }
 
 /* regularizers.net:28: conv(48, 3, pad=1, dropconnect=0.1) */
-static void t28_conv2_backward(NrtModel *m, int n)
+static void t27_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 19, 19, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(7008400);    /* conv2.grad */
@@ -591,7 +591,7 @@ static void t28_conv2_backward(NrtModel *m, int n)
 }
 
 /* regularizers.net:28: conv(48, 3, pad=1, dropconnect=0.1) */
-static void t29_conv2_dropconnect_backward(NrtModel *m, int n)
+static void t28_conv2_dropconnect_backward(NrtModel *m, int n)
 {
     enum { D = 13824 };    /* weights */
     (void)n;
@@ -601,7 +601,7 @@ static void t29_conv2_dropconnect_backward(NrtModel *m, int n)
 }
 
 /* regularizers.net:27: fractional_maxpool(1.414, overlap=true) */
-static void t30_fractional_maxpool1_backward(NrtModel *m, int n)
+static void t29_fractional_maxpool1_backward(NrtModel *m, int n)
 {
     enum { C = 32, H = 28, W = 28, OH = 19, OW = 19 };
     const float *dy = A(4790416);    /* fractional_maxpool1.grad */
@@ -612,7 +612,7 @@ static void t30_fractional_maxpool1_backward(NrtModel *m, int n)
 }
 
 /* regularizers.net:26: batchnorm */
-static void t31_batchnorm1_relu1_backward(NrtModel *m, int n)
+static void t30_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 784 };    /* channels, values per channel */
     const float *dy = A(5529744);    /* relu1.grad */
@@ -629,7 +629,7 @@ static void t31_batchnorm1_relu1_backward(NrtModel *m, int n)
 }
 
 /* regularizers.net:26: conv(32, 3, pad=1, dropconnect=0.1) */
-static void t32_conv1_backward(NrtModel *m, int n)
+static void t31_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(3311760);    /* conv1.grad */
@@ -641,7 +641,7 @@ static void t32_conv1_backward(NrtModel *m, int n)
 }
 
 /* regularizers.net:26: conv(32, 3, pad=1, dropconnect=0.1) */
-static void t33_conv1_dropconnect_backward(NrtModel *m, int n)
+static void t32_conv1_dropconnect_backward(NrtModel *m, int n)
 {
     enum { D = 288 };    /* weights */
     (void)n;
@@ -651,7 +651,7 @@ static void t33_conv1_dropconnect_backward(NrtModel *m, int n)
 }
 
 /* regularizers.net:26: conv(32, 3, pad=1, dropconnect=0.1) */
-static void t34_conv1_penalty(NrtModel *m, int n)
+static void t33_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 288 };
     const float *w = P(0);    /* conv1.weight */
@@ -661,7 +661,7 @@ static void t34_conv1_penalty(NrtModel *m, int n)
 }
 
 /* regularizers.net:28: conv(48, 3, pad=1, dropconnect=0.1) */
-static void t35_conv2_penalty(NrtModel *m, int n)
+static void t34_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 13824 };
     const float *w = P(384);    /* conv2.weight */
@@ -671,7 +671,7 @@ static void t35_conv2_penalty(NrtModel *m, int n)
 }
 
 /* regularizers.net:30: conv(64, 3, pad=1) */
-static void t36_conv3_penalty(NrtModel *m, int n)
+static void t35_conv3_penalty(NrtModel *m, int n)
 {
     enum { D = 27648 };
     const float *w = P(14352);    /* conv3.weight */
@@ -681,7 +681,7 @@ static void t36_conv3_penalty(NrtModel *m, int n)
 }
 
 /* regularizers.net:35: dense(128, dropconnect=0.5, l2=1e-4) */
-static void t37_dense1_penalty(NrtModel *m, int n)
+static void t36_dense1_penalty(NrtModel *m, int n)
 {
     enum { D = 294912 };
     const float *w = P(42192);    /* dense1.weight */
@@ -691,7 +691,7 @@ static void t37_dense1_penalty(NrtModel *m, int n)
 }
 
 /* opt_sgd */
-static void t38_sgd_update(NrtModel *m, int n)
+static void t37_sgd_update(NrtModel *m, int n)
 {
     enum { D = 338522 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -803,17 +803,17 @@ static size_t workspace_floats(void)
     }
     {
         const NrtConvShape s = {REGULARIZERS_BATCH, 48, 13, 13, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t25_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t24_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {REGULARIZERS_BATCH, 32, 19, 19, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t28_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t27_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {REGULARIZERS_BATCH, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t32_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t31_conv1_backward */
         f = k > f ? k : f;
     }
     return f;
@@ -900,14 +900,14 @@ NrtStatus regularizers_predict(NrtModel *m, const float *x, int n, float *const 
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_infer(m, n);
-    p02_batchnorm1_relu1_infer(m, n);
+    p01_conv1_batchnorm1_fold(m, n);
+    p02_conv1_batchnorm1_relu1_infer(m, n);
     p03_fractional_maxpool1_infer(m, n);
-    p04_conv2_infer(m, n);
-    p05_batchnorm2_relu2_infer(m, n);
+    p04_conv2_batchnorm2_fold(m, n);
+    p05_conv2_batchnorm2_relu2_infer(m, n);
     p06_fractional_maxpool2_infer(m, n);
-    p07_conv3_infer(m, n);
-    p08_batchnorm3_relu3_infer(m, n);
+    p07_conv3_batchnorm3_fold(m, n);
+    p08_conv3_batchnorm3_relu3_infer(m, n);
     p09_fractional_maxpool3_infer(m, n);
     p10_dense1_relu4_infer(m, n);
     p11_dense2_infer(m, n);
@@ -954,28 +954,27 @@ NrtStatus regularizers_train_step(NrtModel *m, const NrtBatch *b, float lr, floa
     t19_dense2_backward(m, n);
     t20_relu4_backward(m, n);
     t21_dense1_backward(m, n);
-    t22_flatten1_backward(m, n);
-    t23_fractional_maxpool3_backward(m, n);
-    t24_batchnorm3_relu3_backward(m, n);
-    t25_conv3_backward(m, n);
-    t26_fractional_maxpool2_backward(m, n);
-    t27_batchnorm2_relu2_backward(m, n);
-    t28_conv2_backward(m, n);
-    t29_conv2_dropconnect_backward(m, n);
-    t30_fractional_maxpool1_backward(m, n);
-    t31_batchnorm1_relu1_backward(m, n);
-    t32_conv1_backward(m, n);
-    t33_conv1_dropconnect_backward(m, n);
-    t34_conv1_penalty(m, n);
-    t35_conv2_penalty(m, n);
-    t36_conv3_penalty(m, n);
-    t37_dense1_penalty(m, n);
+    t22_fractional_maxpool3_backward(m, n);
+    t23_batchnorm3_relu3_backward(m, n);
+    t24_conv3_backward(m, n);
+    t25_fractional_maxpool2_backward(m, n);
+    t26_batchnorm2_relu2_backward(m, n);
+    t27_conv2_backward(m, n);
+    t28_conv2_dropconnect_backward(m, n);
+    t29_fractional_maxpool1_backward(m, n);
+    t30_batchnorm1_relu1_backward(m, n);
+    t31_conv1_backward(m, n);
+    t32_conv1_dropconnect_backward(m, n);
+    t33_conv1_penalty(m, n);
+    t34_conv2_penalty(m, n);
+    t35_conv3_penalty(m, n);
+    t36_dense1_penalty(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t38_sgd_update(m, n);
+    t37_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -15,7 +15,7 @@
 #include "resnet.h"
 
 #define BLOCK_FLOATS 525600
-#define ARENA_FLOATS 32233632
+#define ARENA_FLOATS 26594976
 #define STRUCTURE_HASH_STR "cc396a69da4eeb86"    /* RESNET_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -49,462 +49,447 @@ static void p00_preprocess(NrtModel *m, int n)
             }
 }
 
-/* resnet.net:41: conv(16, 3, pad=same, bias=false) */
-static void p01_conv1_infer(NrtModel *m, int n)
+/* resnet.net:41: batchnorm */
+static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
+    enum { F = 16, PER = 9 };    /* output channels, weights each */
     const float *w = P(0);    /* conv1.weight */
     const float *b = NULL;
-    float *y = A(100352);    /* conv1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* resnet.net:41: batchnorm */
-static void p02_batchnorm1_relu1_infer(NrtModel *m, int n)
-{
-    enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(100352);    /* conv1 */
     const float *gamma = P(144);    /* batchnorm1.gamma */
     const float *beta = P(160);    /* batchnorm1.beta */
     const float *rmean = P(174880);    /* batchnorm1.running_mean */
     const float *rvar = P(174896);    /* batchnorm1.running_var */
-    float *y = A(1705984);    /* relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(100352);    /* conv1.folded_weight */
+    float *bf = A(100496);    /* conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void p03_res1_conv1_infer(NrtModel *m, int n)
+/* resnet.net:41: conv(16, 3, pad=same, bias=false) */
+static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1705984);    /* relu1 */
-    const float *w = P(176);    /* res1.conv1.weight */
-    const float *b = NULL;
-    float *y = A(0);    /* res1.conv1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
+    const float *w = A(100352);    /* conv1.folded_weight */
+    const float *b = A(100496);    /* conv1.folded_bias */
+    float *y = A(100512);    /* relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet.net:24: batchnorm */
-static void p04_res1_batchnorm1_res1_relu1_infer(NrtModel *m, int n)
+static void p03_res1_conv1_res1_batchnorm1_fold(NrtModel *m, int n)
 {
-    enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(0);    /* res1.conv1 */
+    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const float *w = P(176);    /* res1.conv1.weight */
+    const float *b = NULL;
     const float *gamma = P(2480);    /* res1.batchnorm1.gamma */
     const float *beta = P(2496);    /* res1.batchnorm1.beta */
     const float *rmean = P(174912);    /* res1.batchnorm1.running_mean */
     const float *rvar = P(174928);    /* res1.batchnorm1.running_var */
-    float *y = A(3311616);    /* res1.relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(0);    /* res1.conv1.folded_weight */
+    float *bf = A(2304);    /* res1.conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void p05_res1_conv2_infer(NrtModel *m, int n)
+/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
+static void p04_res1_conv1_res1_batchnorm1_res1_relu1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3311616);    /* res1.relu1 */
-    const float *w = P(2512);    /* res1.conv2.weight */
-    const float *b = NULL;
-    float *y = A(0);    /* res1.conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    const float *x = A(100512);    /* relu1 */
+    const float *w = A(0);    /* res1.conv1.folded_weight */
+    const float *b = A(2304);    /* res1.conv1.folded_bias */
+    float *y = A(1706144);    /* res1.relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void p06_res1_batchnorm2_infer(NrtModel *m, int n)
+static void p05_res1_conv2_res1_batchnorm2_fold(NrtModel *m, int n)
 {
-    enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(0);    /* res1.conv2 */
+    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const float *w = P(2512);    /* res1.conv2.weight */
+    const float *b = NULL;
     const float *gamma = P(4816);    /* res1.batchnorm2.gamma */
     const float *beta = P(4832);    /* res1.batchnorm2.beta */
     const float *rmean = P(174944);    /* res1.batchnorm2.running_mean */
     const float *rvar = P(174960);    /* res1.batchnorm2.running_var */
-    float *y = A(3311616);    /* res1.batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(0);    /* res1.conv2.folded_weight */
+    float *bf = A(2304);    /* res1.conv2.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet.net:27: in + branch */
-static void p07_res1_add1_infer(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x0 = A(1705984);    /* relu1 */
-    const float *x1 = A(3311616);    /* res1.batchnorm2 */
-    float *y = A(0);    /* res1.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:27: relu(in + branch) */
-static void p08_res1_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(0);    /* res1.add1 */
-    float *y = A(1605632);    /* res1.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void p09_res2_conv1_infer(NrtModel *m, int n)
+/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
+static void p06_res1_conv2_res1_batchnorm2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1605632);    /* res1.relu2 */
-    const float *w = P(4848);    /* res2.conv1.weight */
-    const float *b = NULL;
-    float *y = A(0);    /* res2.conv1 */
+    const float *x = A(1706144);    /* res1.relu1 */
+    const float *w = A(0);    /* res1.conv2.folded_weight */
+    const float *b = A(2304);    /* res1.conv2.folded_bias */
+    float *y = A(3311776);    /* res1.batchnorm2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet.net:24: batchnorm */
-static void p10_res2_batchnorm1_res2_relu1_infer(NrtModel *m, int n)
+/* resnet.net:27: in + branch */
+static void p07_res1_add1_res1_relu2_infer(NrtModel *m, int n)
 {
-    enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(0);    /* res2.conv1 */
+    enum { D = 12544 };
+    const float *x0 = A(100512);    /* relu1 */
+    const float *x1 = A(3311776);    /* res1.batchnorm2 */
+    float *y = A(1706144);    /* res1.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
+}
+
+/* resnet.net:24: batchnorm */
+static void p08_res2_conv1_res2_batchnorm1_fold(NrtModel *m, int n)
+{
+    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const float *w = P(4848);    /* res2.conv1.weight */
+    const float *b = NULL;
     const float *gamma = P(7152);    /* res2.batchnorm1.gamma */
     const float *beta = P(7168);    /* res2.batchnorm1.beta */
     const float *rmean = P(174976);    /* res2.batchnorm1.running_mean */
     const float *rvar = P(174992);    /* res2.batchnorm1.running_var */
-    float *y = A(3211264);    /* res2.relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(0);    /* res2.conv1.folded_weight */
+    float *bf = A(2304);    /* res2.conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void p11_res2_conv2_infer(NrtModel *m, int n)
+/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
+static void p09_res2_conv1_res2_batchnorm1_res2_relu1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3211264);    /* res2.relu1 */
-    const float *w = P(7184);    /* res2.conv2.weight */
-    const float *b = NULL;
-    float *y = A(0);    /* res2.conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    const float *x = A(1706144);    /* res1.relu2 */
+    const float *w = A(0);    /* res2.conv1.folded_weight */
+    const float *b = A(2304);    /* res2.conv1.folded_bias */
+    float *y = A(2320);    /* res2.relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void p12_res2_batchnorm2_infer(NrtModel *m, int n)
+static void p10_res2_conv2_res2_batchnorm2_fold(NrtModel *m, int n)
 {
-    enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(0);    /* res2.conv2 */
+    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const float *w = P(7184);    /* res2.conv2.weight */
+    const float *b = NULL;
     const float *gamma = P(9488);    /* res2.batchnorm2.gamma */
     const float *beta = P(9504);    /* res2.batchnorm2.beta */
     const float *rmean = P(175008);    /* res2.batchnorm2.running_mean */
     const float *rvar = P(175024);    /* res2.batchnorm2.running_var */
-    float *y = A(3211264);    /* res2.batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(0);    /* res2.conv2.folded_weight */
+    float *bf = A(2304);    /* res2.conv2.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet.net:27: in + branch */
-static void p13_res2_add1_infer(NrtModel *m, int n)
+/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
+static void p11_res2_conv2_res2_batchnorm2_infer(NrtModel *m, int n)
 {
-    enum { D = 12544 };
-    const float *x0 = A(1605632);    /* res1.relu2 */
-    const float *x1 = A(3211264);    /* res2.batchnorm2 */
-    float *y = A(0);    /* res2.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:27: relu(in + branch) */
-static void p14_res2_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(0);    /* res2.add1 */
-    float *y = A(1605632);    /* res2.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
-/* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void p15_res_down1_conv1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1605632);    /* res2.relu2 */
-    const float *w = P(9520);    /* res_down1.conv1.weight */
-    const float *b = NULL;
-    float *y = A(0);    /* res_down1.conv1 */
+    const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(2320);    /* res2.relu1 */
+    const float *w = A(0);    /* res2.conv2.folded_weight */
+    const float *b = A(2304);    /* res2.conv2.folded_bias */
+    float *y = A(3311776);    /* res2.batchnorm2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet.net:32: batchnorm */
-static void p16_res_down1_batchnorm1_res_down1_relu1_infer(NrtModel *m, int n)
+/* resnet.net:27: in + branch */
+static void p12_res2_add1_res2_relu2_infer(NrtModel *m, int n)
 {
-    enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(0);    /* res_down1.conv1 */
+    enum { D = 12544 };
+    const float *x0 = A(1706144);    /* res1.relu2 */
+    const float *x1 = A(3311776);    /* res2.batchnorm2 */
+    float *y = A(0);    /* res2.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
+}
+
+/* resnet.net:32: batchnorm */
+static void p13_res_down1_conv1_res_down1_batchnorm1_fold(NrtModel *m, int n)
+{
+    enum { F = 32, PER = 144 };    /* output channels, weights each */
+    const float *w = P(9520);    /* res_down1.conv1.weight */
+    const float *b = NULL;
     const float *gamma = P(14128);    /* res_down1.batchnorm1.gamma */
     const float *beta = P(14160);    /* res_down1.batchnorm1.beta */
     const float *rmean = P(175040);    /* res_down1.batchnorm1.running_mean */
     const float *rvar = P(175072);    /* res_down1.batchnorm1.running_var */
-    float *y = A(802816);    /* res_down1.relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(1605632);    /* res_down1.conv1.folded_weight */
+    float *bf = A(1610240);    /* res_down1.conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+}
+
+/* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
+static void p14_res_down1_conv1_res_down1_batchnorm1_res_down1_relu1_infer(NrtModel *m, int n)
+{
+    const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* res2.relu2 */
+    const float *w = A(1605632);    /* res_down1.conv1.folded_weight */
+    const float *b = A(1610240);    /* res_down1.conv1.folded_bias */
+    float *y = A(1610272);    /* res_down1.relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void p17_res_down1_conv2_infer(NrtModel *m, int n)
+static void p15_res_down1_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(802816);    /* res_down1.relu1 */
+    const float *x = A(1610272);    /* res_down1.relu1 */
     const float *w = P(14192);    /* res_down1.conv2.weight */
     const float *b = P(23408);    /* res_down1.conv2.bias */
-    float *y = A(0);    /* res_down1.conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void p18_res_down1_conv3_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1605632);    /* res2.relu2 */
-    const float *w = P(23440);    /* res_down1.conv3.weight */
-    const float *b = NULL;
-    float *y = A(802816);    /* res_down1.conv3 */
+    float *y = A(2413088);    /* res_down1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:35: batchnorm */
-static void p19_res_down1_batchnorm2_infer(NrtModel *m, int n)
+static void p16_res_down1_conv3_res_down1_batchnorm2_fold(NrtModel *m, int n)
 {
-    enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(802816);    /* res_down1.conv3 */
+    enum { F = 32, PER = 16 };    /* output channels, weights each */
+    const float *w = P(23440);    /* res_down1.conv3.weight */
+    const float *b = NULL;
     const float *gamma = P(23952);    /* res_down1.batchnorm2.gamma */
     const float *beta = P(23984);    /* res_down1.batchnorm2.beta */
     const float *rmean = P(175104);    /* res_down1.batchnorm2.running_mean */
     const float *rvar = P(175136);    /* res_down1.batchnorm2.running_var */
-    float *y = A(1605632);    /* res_down1.batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(1605632);    /* res_down1.conv3.folded_weight */
+    float *bf = A(1606144);    /* res_down1.conv3.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet.net:36: shortcut + branch */
-static void p20_res_down1_add1_infer(NrtModel *m, int n)
+/* resnet.net:35: conv(f, 1, stride=2, bias=false) */
+static void p17_res_down1_conv3_res_down1_batchnorm2_infer(NrtModel *m, int n)
 {
-    enum { D = 6272 };
-    const float *x0 = A(1605632);    /* res_down1.batchnorm2 */
-    const float *x1 = A(0);    /* res_down1.conv2 */
-    float *y = A(802816);    /* res_down1.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:36: relu(shortcut + branch) */
-static void p21_res_down1_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *x = A(802816);    /* res_down1.add1 */
-    float *y = A(0);    /* res_down1.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void p22_res3_conv1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* res_down1.relu2 */
-    const float *w = P(24016);    /* res3.conv1.weight */
-    const float *b = NULL;
-    float *y = A(802816);    /* res3.conv1 */
+    const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* res2.relu2 */
+    const float *w = A(1605632);    /* res_down1.conv3.folded_weight */
+    const float *b = A(1606144);    /* res_down1.conv3.folded_bias */
+    float *y = A(1606176);    /* res_down1.batchnorm2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet.net:24: batchnorm */
-static void p23_res3_batchnorm1_res3_relu1_infer(NrtModel *m, int n)
+/* resnet.net:36: shortcut + branch */
+static void p18_res_down1_add1_res_down1_relu2_infer(NrtModel *m, int n)
 {
-    enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(802816);    /* res3.conv1 */
+    enum { D = 6272 };
+    const float *x0 = A(1606176);    /* res_down1.batchnorm2 */
+    const float *x1 = A(2413088);    /* res_down1.conv2 */
+    float *y = A(0);    /* res_down1.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
+}
+
+/* resnet.net:24: batchnorm */
+static void p19_res3_conv1_res3_batchnorm1_fold(NrtModel *m, int n)
+{
+    enum { F = 32, PER = 288 };    /* output channels, weights each */
+    const float *w = P(24016);    /* res3.conv1.weight */
+    const float *b = NULL;
     const float *gamma = P(33232);    /* res3.batchnorm1.gamma */
     const float *beta = P(33264);    /* res3.batchnorm1.beta */
     const float *rmean = P(175168);    /* res3.batchnorm1.running_mean */
     const float *rvar = P(175200);    /* res3.batchnorm1.running_var */
-    float *y = A(1605632);    /* res3.relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(802816);    /* res3.conv1.folded_weight */
+    float *bf = A(812032);    /* res3.conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void p24_res3_conv2_infer(NrtModel *m, int n)
+/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
+static void p20_res3_conv1_res3_batchnorm1_res3_relu1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1605632);    /* res3.relu1 */
-    const float *w = P(33296);    /* res3.conv2.weight */
-    const float *b = NULL;
-    float *y = A(802816);    /* res3.conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    const float *x = A(0);    /* res_down1.relu2 */
+    const float *w = A(802816);    /* res3.conv1.folded_weight */
+    const float *b = A(812032);    /* res3.conv1.folded_bias */
+    float *y = A(812064);    /* res3.relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void p25_res3_batchnorm2_infer(NrtModel *m, int n)
+static void p21_res3_conv2_res3_batchnorm2_fold(NrtModel *m, int n)
 {
-    enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(802816);    /* res3.conv2 */
+    enum { F = 32, PER = 288 };    /* output channels, weights each */
+    const float *w = P(33296);    /* res3.conv2.weight */
+    const float *b = NULL;
     const float *gamma = P(42512);    /* res3.batchnorm2.gamma */
     const float *beta = P(42544);    /* res3.batchnorm2.beta */
     const float *rmean = P(175232);    /* res3.batchnorm2.running_mean */
     const float *rvar = P(175264);    /* res3.batchnorm2.running_var */
-    float *y = A(1605632);    /* res3.batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(802816);    /* res3.conv2.folded_weight */
+    float *bf = A(812032);    /* res3.conv2.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet.net:27: in + branch */
-static void p26_res3_add1_infer(NrtModel *m, int n)
+/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
+static void p22_res3_conv2_res3_batchnorm2_infer(NrtModel *m, int n)
 {
-    enum { D = 6272 };
-    const float *x0 = A(0);    /* res_down1.relu2 */
-    const float *x1 = A(1605632);    /* res3.batchnorm2 */
-    float *y = A(802816);    /* res3.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:27: relu(in + branch) */
-static void p27_res3_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *x = A(802816);    /* res3.add1 */
-    float *y = A(0);    /* res3.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
-/* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void p28_res_down2_conv1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* res3.relu2 */
-    const float *w = P(42576);    /* res_down2.conv1.weight */
-    const float *b = NULL;
-    float *y = A(802816);    /* res_down2.conv1 */
+    const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(812064);    /* res3.relu1 */
+    const float *w = A(802816);    /* res3.conv2.folded_weight */
+    const float *b = A(812032);    /* res3.conv2.folded_bias */
+    float *y = A(1614880);    /* res3.batchnorm2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet.net:32: batchnorm */
-static void p29_res_down2_batchnorm1_res_down2_relu1_infer(NrtModel *m, int n)
+/* resnet.net:27: in + branch */
+static void p23_res3_add1_res3_relu2_infer(NrtModel *m, int n)
 {
-    enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(802816);    /* res_down2.conv1 */
+    enum { D = 6272 };
+    const float *x0 = A(0);    /* res_down1.relu2 */
+    const float *x1 = A(1614880);    /* res3.batchnorm2 */
+    float *y = A(802816);    /* res3.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
+}
+
+/* resnet.net:32: batchnorm */
+static void p24_res_down2_conv1_res_down2_batchnorm1_fold(NrtModel *m, int n)
+{
+    enum { F = 64, PER = 288 };    /* output channels, weights each */
+    const float *w = P(42576);    /* res_down2.conv1.weight */
+    const float *b = NULL;
     const float *gamma = P(61008);    /* res_down2.batchnorm1.gamma */
     const float *beta = P(61072);    /* res_down2.batchnorm1.beta */
     const float *rmean = P(175296);    /* res_down2.batchnorm1.running_mean */
     const float *rvar = P(175360);    /* res_down2.batchnorm1.running_var */
-    float *y = A(1204224);    /* res_down2.relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(0);    /* res_down2.conv1.folded_weight */
+    float *bf = A(18432);    /* res_down2.conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+}
+
+/* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
+static void p25_res_down2_conv1_res_down2_batchnorm1_res_down2_relu1_infer(NrtModel *m, int n)
+{
+    const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(802816);    /* res3.relu2 */
+    const float *w = A(0);    /* res_down2.conv1.folded_weight */
+    const float *b = A(18432);    /* res_down2.conv1.folded_bias */
+    float *y = A(18496);    /* res_down2.relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void p30_res_down2_conv2_infer(NrtModel *m, int n)
+static void p26_res_down2_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1204224);    /* res_down2.relu1 */
+    const float *x = A(18496);    /* res_down2.relu1 */
     const float *w = P(61136);    /* res_down2.conv2.weight */
     const float *b = P(98000);    /* res_down2.conv2.bias */
-    float *y = A(802816);    /* res_down2.conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void p31_res_down2_conv3_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* res3.relu2 */
-    const float *w = P(98064);    /* res_down2.conv3.weight */
-    const float *b = NULL;
-    float *y = A(1204224);    /* res_down2.conv3 */
+    float *y = A(1605632);    /* res_down2.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:35: batchnorm */
-static void p32_res_down2_batchnorm2_infer(NrtModel *m, int n)
+static void p27_res_down2_conv3_res_down2_batchnorm2_fold(NrtModel *m, int n)
 {
-    enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(1204224);    /* res_down2.conv3 */
+    enum { F = 64, PER = 32 };    /* output channels, weights each */
+    const float *w = P(98064);    /* res_down2.conv3.weight */
+    const float *b = NULL;
     const float *gamma = P(100112);    /* res_down2.batchnorm2.gamma */
     const float *beta = P(100176);    /* res_down2.batchnorm2.beta */
     const float *rmean = P(175424);    /* res_down2.batchnorm2.running_mean */
     const float *rvar = P(175488);    /* res_down2.batchnorm2.running_var */
-    float *y = A(0);    /* res_down2.batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(0);    /* res_down2.conv3.folded_weight */
+    float *bf = A(2048);    /* res_down2.conv3.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet.net:36: shortcut + branch */
-static void p33_res_down2_add1_infer(NrtModel *m, int n)
+/* resnet.net:35: conv(f, 1, stride=2, bias=false) */
+static void p28_res_down2_conv3_res_down2_batchnorm2_infer(NrtModel *m, int n)
 {
-    enum { D = 3136 };
-    const float *x0 = A(0);    /* res_down2.batchnorm2 */
-    const float *x1 = A(802816);    /* res_down2.conv2 */
-    float *y = A(401408);    /* res_down2.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:36: relu(shortcut + branch) */
-static void p34_res_down2_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *x = A(401408);    /* res_down2.add1 */
-    float *y = A(0);    /* res_down2.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void p35_res4_conv1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* res_down2.relu2 */
-    const float *w = P(100240);    /* res4.conv1.weight */
-    const float *b = NULL;
-    float *y = A(401408);    /* res4.conv1 */
+    const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(802816);    /* res3.relu2 */
+    const float *w = A(0);    /* res_down2.conv3.folded_weight */
+    const float *b = A(2048);    /* res_down2.conv3.folded_bias */
+    float *y = A(2112);    /* res_down2.batchnorm2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet.net:24: batchnorm */
-static void p36_res4_batchnorm1_res4_relu1_infer(NrtModel *m, int n)
+/* resnet.net:36: shortcut + branch */
+static void p29_res_down2_add1_res_down2_relu2_infer(NrtModel *m, int n)
 {
-    enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(401408);    /* res4.conv1 */
+    enum { D = 3136 };
+    const float *x0 = A(2112);    /* res_down2.batchnorm2 */
+    const float *x1 = A(1605632);    /* res_down2.conv2 */
+    float *y = A(403520);    /* res_down2.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
+}
+
+/* resnet.net:24: batchnorm */
+static void p30_res4_conv1_res4_batchnorm1_fold(NrtModel *m, int n)
+{
+    enum { F = 64, PER = 576 };    /* output channels, weights each */
+    const float *w = P(100240);    /* res4.conv1.weight */
+    const float *b = NULL;
     const float *gamma = P(137104);    /* res4.batchnorm1.gamma */
     const float *beta = P(137168);    /* res4.batchnorm1.beta */
     const float *rmean = P(175552);    /* res4.batchnorm1.running_mean */
     const float *rvar = P(175616);    /* res4.batchnorm1.running_var */
-    float *y = A(802816);    /* res4.relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(0);    /* res4.conv1.folded_weight */
+    float *bf = A(36864);    /* res4.conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void p37_res4_conv2_infer(NrtModel *m, int n)
+/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
+static void p31_res4_conv1_res4_batchnorm1_res4_relu1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(802816);    /* res4.relu1 */
-    const float *w = P(137232);    /* res4.conv2.weight */
-    const float *b = NULL;
-    float *y = A(401408);    /* res4.conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    const float *x = A(403520);    /* res_down2.relu2 */
+    const float *w = A(0);    /* res4.conv1.folded_weight */
+    const float *b = A(36864);    /* res4.conv1.folded_bias */
+    float *y = A(804928);    /* res4.relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void p38_res4_batchnorm2_infer(NrtModel *m, int n)
+static void p32_res4_conv2_res4_batchnorm2_fold(NrtModel *m, int n)
 {
-    enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(401408);    /* res4.conv2 */
+    enum { F = 64, PER = 576 };    /* output channels, weights each */
+    const float *w = P(137232);    /* res4.conv2.weight */
+    const float *b = NULL;
     const float *gamma = P(174096);    /* res4.batchnorm2.gamma */
     const float *beta = P(174160);    /* res4.batchnorm2.beta */
     const float *rmean = P(175680);    /* res4.batchnorm2.running_mean */
     const float *rvar = P(175744);    /* res4.batchnorm2.running_var */
-    float *y = A(802816);    /* res4.batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(0);    /* res4.conv2.folded_weight */
+    float *bf = A(36864);    /* res4.conv2.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+}
+
+/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
+static void p33_res4_conv2_res4_batchnorm2_infer(NrtModel *m, int n)
+{
+    const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(804928);    /* res4.relu1 */
+    const float *w = A(0);    /* res4.conv2.folded_weight */
+    const float *b = A(36864);    /* res4.conv2.folded_bias */
+    float *y = A(1206336);    /* res4.batchnorm2 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:27: in + branch */
-static void p39_res4_add1_infer(NrtModel *m, int n)
+static void p34_res4_add1_res4_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(0);    /* res_down2.relu2 */
-    const float *x1 = A(802816);    /* res4.batchnorm2 */
-    float *y = A(401408);    /* res4.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:27: relu(in + branch) */
-static void p40_res4_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *x = A(401408);    /* res4.add1 */
+    const float *x0 = A(403520);    /* res_down2.relu2 */
+    const float *x1 = A(1206336);    /* res4.batchnorm2 */
     float *y = A(0);    /* res4.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet.net:46: global_avgpool */
-static void p41_global_avgpool1_infer(NrtModel *m, int n)
+static void p35_global_avgpool1_infer(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
     const float *x = A(0);    /* res4.relu2 */
@@ -513,7 +498,7 @@ static void p41_global_avgpool1_infer(NrtModel *m, int n)
 }
 
 /* resnet.net:46: dense(10, init=xavier) */
-static void p42_dense1_infer(NrtModel *m, int n)
+static void p36_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
     const float *x = A(401408);    /* global_avgpool1 */
@@ -524,7 +509,7 @@ static void p42_dense1_infer(NrtModel *m, int n)
 }
 
 /* resnet.net:46: dense(10, init=xavier) */
-static void p43_output_logits(NrtModel *m, int n)
+static void p37_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(0);    /* dense1 */
@@ -654,86 +639,77 @@ static void t08_res1_drop_path1_forward(NrtModel *m, int n)
 }
 
 /* resnet.net:27: in + branch */
-static void t09_res1_add1_forward(NrtModel *m, int n)
+static void t09_res1_add1_res1_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
     const float *x0 = A(1705984);    /* relu1 */
     const float *x1 = A(9734240);    /* res1.drop_path1 */
-    float *y = A(8128576);    /* res1.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:27: relu(in + branch) */
-static void t10_res1_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(8128576);    /* res1.add1 */
-    float *y = A(9734240);    /* res1.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(8128576);    /* res1.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t11_res2_conv1_forward(NrtModel *m, int n)
+static void t10_res2_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(9734240);    /* res1.relu2 */
+    const float *x = A(8128576);    /* res1.relu2 */
     const float *w = P(4848);    /* res2.conv1.weight */
     const float *b = NULL;
-    float *y = A(11340000);    /* res2.conv1 */
+    float *y = A(9734240);    /* res2.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:24: batchnorm */
-static void t12_res2_batchnorm1_res2_relu1_forward(NrtModel *m, int n)
+static void t11_res2_batchnorm1_res2_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(11340000);    /* res2.conv1 */
+    const float *x = A(9734240);    /* res2.conv1 */
     const float *gamma = P(7152);    /* res2.batchnorm1.gamma */
     const float *beta = P(7168);    /* res2.batchnorm1.beta */
     float *rmean = P(174976);    /* res2.batchnorm1.running_mean */
     float *rvar = P(174992);    /* res2.batchnorm1.running_var */
-    float *y = A(12945632);    /* res2.relu1 */
-    float *mean = A(14551264);    /* res2.batchnorm1.mean */
-    float *invstd = A(14551280);    /* res2.batchnorm1.invstd */
+    float *y = A(11340000);    /* res2.relu1 */
+    float *mean = A(12945632);    /* res2.batchnorm1.mean */
+    float *invstd = A(12945648);    /* res2.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t13_res2_conv2_forward(NrtModel *m, int n)
+static void t12_res2_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(12945632);    /* res2.relu1 */
+    const float *x = A(11340000);    /* res2.relu1 */
     const float *w = P(7184);    /* res2.conv2.weight */
     const float *b = NULL;
-    float *y = A(14551296);    /* res2.conv2 */
+    float *y = A(12945664);    /* res2.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void t14_res2_batchnorm2_forward(NrtModel *m, int n)
+static void t13_res2_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(14551296);    /* res2.conv2 */
+    const float *x = A(12945664);    /* res2.conv2 */
     const float *gamma = P(9488);    /* res2.batchnorm2.gamma */
     const float *beta = P(9504);    /* res2.batchnorm2.beta */
     float *rmean = P(175008);    /* res2.batchnorm2.running_mean */
     float *rvar = P(175024);    /* res2.batchnorm2.running_var */
-    float *y = A(16156928);    /* res2.batchnorm2 */
-    float *mean = A(17762560);    /* res2.batchnorm2.mean */
-    float *invstd = A(17762576);    /* res2.batchnorm2.invstd */
+    float *y = A(14551296);    /* res2.batchnorm2 */
+    float *mean = A(16156928);    /* res2.batchnorm2.mean */
+    float *invstd = A(16156944);    /* res2.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
 
 /* resnet.net:26: drop_path(p) */
-static void t15_res2_drop_path1_forward(NrtModel *m, int n)
+static void t14_res2_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };    /* values per sample */
-    const float *x = A(16156928);    /* res2.batchnorm2 */
-    float *y = A(17762592);    /* res2.drop_path1 */
-    float *scale = A(19368224);    /* res2.drop_path1.scale */
+    const float *x = A(14551296);    /* res2.batchnorm2 */
+    float *y = A(16156960);    /* res2.drop_path1 */
+    float *scale = A(17762592);    /* res2.drop_path1.scale */
     const uint64_t stream = (uint64_t)17 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.02,
@@ -742,70 +718,61 @@ static void t15_res2_drop_path1_forward(NrtModel *m, int n)
 }
 
 /* resnet.net:27: in + branch */
-static void t16_res2_add1_forward(NrtModel *m, int n)
+static void t15_res2_add1_res2_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x0 = A(9734240);    /* res1.relu2 */
-    const float *x1 = A(17762592);    /* res2.drop_path1 */
-    float *y = A(16156928);    /* res2.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:27: relu(in + branch) */
-static void t17_res2_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(16156928);    /* res2.add1 */
-    float *y = A(17762592);    /* res2.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    const float *x0 = A(8128576);    /* res1.relu2 */
+    const float *x1 = A(16156960);    /* res2.drop_path1 */
+    float *y = A(14551296);    /* res2.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void t18_res_down1_conv1_forward(NrtModel *m, int n)
+static void t16_res_down1_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(17762592);    /* res2.relu2 */
+    const float *x = A(14551296);    /* res2.relu2 */
     const float *w = P(9520);    /* res_down1.conv1.weight */
     const float *b = NULL;
-    float *y = A(19368352);    /* res_down1.conv1 */
+    float *y = A(16156960);    /* res_down1.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:32: batchnorm */
-static void t19_res_down1_batchnorm1_res_down1_relu1_forward(NrtModel *m, int n)
+static void t17_res_down1_batchnorm1_res_down1_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(19368352);    /* res_down1.conv1 */
+    const float *x = A(16156960);    /* res_down1.conv1 */
     const float *gamma = P(14128);    /* res_down1.batchnorm1.gamma */
     const float *beta = P(14160);    /* res_down1.batchnorm1.beta */
     float *rmean = P(175040);    /* res_down1.batchnorm1.running_mean */
     float *rvar = P(175072);    /* res_down1.batchnorm1.running_var */
-    float *y = A(20171168);    /* res_down1.relu1 */
-    float *mean = A(20973984);    /* res_down1.batchnorm1.mean */
-    float *invstd = A(20974016);    /* res_down1.batchnorm1.invstd */
+    float *y = A(16959776);    /* res_down1.relu1 */
+    float *mean = A(17762720);    /* res_down1.batchnorm1.mean */
+    float *invstd = A(17762752);    /* res_down1.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void t20_res_down1_conv2_forward(NrtModel *m, int n)
+static void t18_res_down1_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(20171168);    /* res_down1.relu1 */
+    const float *x = A(16959776);    /* res_down1.relu1 */
     const float *w = P(14192);    /* res_down1.conv2.weight */
     const float *b = P(23408);    /* res_down1.conv2.bias */
-    float *y = A(20974048);    /* res_down1.conv2 */
+    float *y = A(17762784);    /* res_down1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:34: drop_path(p) */
-static void t21_res_down1_drop_path1_forward(NrtModel *m, int n)
+static void t19_res_down1_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };    /* values per sample */
-    const float *x = A(20974048);    /* res_down1.conv2 */
-    float *y = A(21776864);    /* res_down1.drop_path1 */
-    float *scale = A(22579680);    /* res_down1.drop_path1.scale */
+    const float *x = A(17762784);    /* res_down1.conv2 */
+    float *y = A(18565600);    /* res_down1.drop_path1 */
+    float *scale = A(19368416);    /* res_down1.drop_path1.scale */
     const uint64_t stream = (uint64_t)24 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.04,
@@ -814,113 +781,104 @@ static void t21_res_down1_drop_path1_forward(NrtModel *m, int n)
 }
 
 /* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void t22_res_down1_conv3_forward(NrtModel *m, int n)
+static void t20_res_down1_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(17762592);    /* res2.relu2 */
+    const float *x = A(14551296);    /* res2.relu2 */
     const float *w = P(23440);    /* res_down1.conv3.weight */
     const float *b = NULL;
-    float *y = A(20974048);    /* res_down1.conv3 */
+    float *y = A(17762784);    /* res_down1.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:35: batchnorm */
-static void t23_res_down1_batchnorm2_forward(NrtModel *m, int n)
+static void t21_res_down1_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(20974048);    /* res_down1.conv3 */
+    const float *x = A(17762784);    /* res_down1.conv3 */
     const float *gamma = P(23952);    /* res_down1.batchnorm2.gamma */
     const float *beta = P(23984);    /* res_down1.batchnorm2.beta */
     float *rmean = P(175104);    /* res_down1.batchnorm2.running_mean */
     float *rvar = P(175136);    /* res_down1.batchnorm2.running_var */
-    float *y = A(22579808);    /* res_down1.batchnorm2 */
-    float *mean = A(23382624);    /* res_down1.batchnorm2.mean */
-    float *invstd = A(23382656);    /* res_down1.batchnorm2.invstd */
+    float *y = A(19368544);    /* res_down1.batchnorm2 */
+    float *mean = A(20171360);    /* res_down1.batchnorm2.mean */
+    float *invstd = A(20171392);    /* res_down1.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
 
 /* resnet.net:36: shortcut + branch */
-static void t24_res_down1_add1_forward(NrtModel *m, int n)
+static void t22_res_down1_add1_res_down1_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x0 = A(22579808);    /* res_down1.batchnorm2 */
-    const float *x1 = A(21776864);    /* res_down1.drop_path1 */
-    float *y = A(23382688);    /* res_down1.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:36: relu(shortcut + branch) */
-static void t25_res_down1_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *x = A(23382688);    /* res_down1.add1 */
-    float *y = A(21776864);    /* res_down1.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    const float *x0 = A(19368544);    /* res_down1.batchnorm2 */
+    const float *x1 = A(18565600);    /* res_down1.drop_path1 */
+    float *y = A(20171424);    /* res_down1.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t26_res3_conv1_forward(NrtModel *m, int n)
+static void t23_res3_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(21776864);    /* res_down1.relu2 */
+    const float *x = A(20171424);    /* res_down1.relu2 */
     const float *w = P(24016);    /* res3.conv1.weight */
     const float *b = NULL;
-    float *y = A(22579808);    /* res3.conv1 */
+    float *y = A(18565600);    /* res3.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:24: batchnorm */
-static void t27_res3_batchnorm1_res3_relu1_forward(NrtModel *m, int n)
+static void t24_res3_batchnorm1_res3_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(22579808);    /* res3.conv1 */
+    const float *x = A(18565600);    /* res3.conv1 */
     const float *gamma = P(33232);    /* res3.batchnorm1.gamma */
     const float *beta = P(33264);    /* res3.batchnorm1.beta */
     float *rmean = P(175168);    /* res3.batchnorm1.running_mean */
     float *rvar = P(175200);    /* res3.batchnorm1.running_var */
-    float *y = A(24185504);    /* res3.relu1 */
-    float *mean = A(24988320);    /* res3.batchnorm1.mean */
-    float *invstd = A(24988352);    /* res3.batchnorm1.invstd */
+    float *y = A(19368544);    /* res3.relu1 */
+    float *mean = A(20974240);    /* res3.batchnorm1.mean */
+    float *invstd = A(20974272);    /* res3.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t28_res3_conv2_forward(NrtModel *m, int n)
+static void t25_res3_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(24185504);    /* res3.relu1 */
+    const float *x = A(19368544);    /* res3.relu1 */
     const float *w = P(33296);    /* res3.conv2.weight */
     const float *b = NULL;
-    float *y = A(24988384);    /* res3.conv2 */
+    float *y = A(20974304);    /* res3.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void t29_res3_batchnorm2_forward(NrtModel *m, int n)
+static void t26_res3_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(24988384);    /* res3.conv2 */
+    const float *x = A(20974304);    /* res3.conv2 */
     const float *gamma = P(42512);    /* res3.batchnorm2.gamma */
     const float *beta = P(42544);    /* res3.batchnorm2.beta */
     float *rmean = P(175232);    /* res3.batchnorm2.running_mean */
     float *rvar = P(175264);    /* res3.batchnorm2.running_var */
-    float *y = A(25791200);    /* res3.batchnorm2 */
-    float *mean = A(26594016);    /* res3.batchnorm2.mean */
-    float *invstd = A(26594048);    /* res3.batchnorm2.invstd */
+    float *y = A(21777120);    /* res3.batchnorm2 */
+    float *mean = A(22579936);    /* res3.batchnorm2.mean */
+    float *invstd = A(22579968);    /* res3.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
 
 /* resnet.net:26: drop_path(p) */
-static void t30_res3_drop_path1_forward(NrtModel *m, int n)
+static void t27_res3_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };    /* values per sample */
-    const float *x = A(25791200);    /* res3.batchnorm2 */
-    float *y = A(26594080);    /* res3.drop_path1 */
-    float *scale = A(27396896);    /* res3.drop_path1.scale */
+    const float *x = A(21777120);    /* res3.batchnorm2 */
+    float *y = A(22580000);    /* res3.drop_path1 */
+    float *scale = A(23382816);    /* res3.drop_path1.scale */
     const uint64_t stream = (uint64_t)34 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.06,
@@ -929,70 +887,61 @@ static void t30_res3_drop_path1_forward(NrtModel *m, int n)
 }
 
 /* resnet.net:27: in + branch */
-static void t31_res3_add1_forward(NrtModel *m, int n)
+static void t28_res3_add1_res3_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x0 = A(21776864);    /* res_down1.relu2 */
-    const float *x1 = A(26594080);    /* res3.drop_path1 */
-    float *y = A(25791200);    /* res3.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:27: relu(in + branch) */
-static void t32_res3_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *x = A(25791200);    /* res3.add1 */
-    float *y = A(26594080);    /* res3.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    const float *x0 = A(20171424);    /* res_down1.relu2 */
+    const float *x1 = A(22580000);    /* res3.drop_path1 */
+    float *y = A(21777120);    /* res3.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void t33_res_down2_conv1_forward(NrtModel *m, int n)
+static void t29_res_down2_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(26594080);    /* res3.relu2 */
+    const float *x = A(21777120);    /* res3.relu2 */
     const float *w = P(42576);    /* res_down2.conv1.weight */
     const float *b = NULL;
-    float *y = A(27397024);    /* res_down2.conv1 */
+    float *y = A(22580000);    /* res_down2.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:32: batchnorm */
-static void t34_res_down2_batchnorm1_res_down2_relu1_forward(NrtModel *m, int n)
+static void t30_res_down2_batchnorm1_res_down2_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(27397024);    /* res_down2.conv1 */
+    const float *x = A(22580000);    /* res_down2.conv1 */
     const float *gamma = P(61008);    /* res_down2.batchnorm1.gamma */
     const float *beta = P(61072);    /* res_down2.batchnorm1.beta */
     float *rmean = P(175296);    /* res_down2.batchnorm1.running_mean */
     float *rvar = P(175360);    /* res_down2.batchnorm1.running_var */
-    float *y = A(27798432);    /* res_down2.relu1 */
-    float *mean = A(28199840);    /* res_down2.batchnorm1.mean */
-    float *invstd = A(28199904);    /* res_down2.batchnorm1.invstd */
+    float *y = A(22981408);    /* res_down2.relu1 */
+    float *mean = A(23382944);    /* res_down2.batchnorm1.mean */
+    float *invstd = A(23383008);    /* res_down2.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void t35_res_down2_conv2_forward(NrtModel *m, int n)
+static void t31_res_down2_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(27798432);    /* res_down2.relu1 */
+    const float *x = A(22981408);    /* res_down2.relu1 */
     const float *w = P(61136);    /* res_down2.conv2.weight */
     const float *b = P(98000);    /* res_down2.conv2.bias */
-    float *y = A(28199968);    /* res_down2.conv2 */
+    float *y = A(23383072);    /* res_down2.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:34: drop_path(p) */
-static void t36_res_down2_drop_path1_forward(NrtModel *m, int n)
+static void t32_res_down2_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };    /* values per sample */
-    const float *x = A(28199968);    /* res_down2.conv2 */
-    float *y = A(28601376);    /* res_down2.drop_path1 */
-    float *scale = A(29002784);    /* res_down2.drop_path1.scale */
+    const float *x = A(23383072);    /* res_down2.conv2 */
+    float *y = A(23784480);    /* res_down2.drop_path1 */
+    float *scale = A(24185888);    /* res_down2.drop_path1.scale */
     const uint64_t stream = (uint64_t)41 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.08,
@@ -1001,113 +950,104 @@ static void t36_res_down2_drop_path1_forward(NrtModel *m, int n)
 }
 
 /* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void t37_res_down2_conv3_forward(NrtModel *m, int n)
+static void t33_res_down2_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(26594080);    /* res3.relu2 */
+    const float *x = A(21777120);    /* res3.relu2 */
     const float *w = P(98064);    /* res_down2.conv3.weight */
     const float *b = NULL;
-    float *y = A(28199968);    /* res_down2.conv3 */
+    float *y = A(23383072);    /* res_down2.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:35: batchnorm */
-static void t38_res_down2_batchnorm2_forward(NrtModel *m, int n)
+static void t34_res_down2_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(28199968);    /* res_down2.conv3 */
+    const float *x = A(23383072);    /* res_down2.conv3 */
     const float *gamma = P(100112);    /* res_down2.batchnorm2.gamma */
     const float *beta = P(100176);    /* res_down2.batchnorm2.beta */
     float *rmean = P(175424);    /* res_down2.batchnorm2.running_mean */
     float *rvar = P(175488);    /* res_down2.batchnorm2.running_var */
-    float *y = A(29002912);    /* res_down2.batchnorm2 */
-    float *mean = A(29404320);    /* res_down2.batchnorm2.mean */
-    float *invstd = A(29404384);    /* res_down2.batchnorm2.invstd */
+    float *y = A(24186016);    /* res_down2.batchnorm2 */
+    float *mean = A(24587424);    /* res_down2.batchnorm2.mean */
+    float *invstd = A(24587488);    /* res_down2.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
 
 /* resnet.net:36: shortcut + branch */
-static void t39_res_down2_add1_forward(NrtModel *m, int n)
+static void t35_res_down2_add1_res_down2_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(29002912);    /* res_down2.batchnorm2 */
-    const float *x1 = A(28601376);    /* res_down2.drop_path1 */
-    float *y = A(29404448);    /* res_down2.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:36: relu(shortcut + branch) */
-static void t40_res_down2_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *x = A(29404448);    /* res_down2.add1 */
-    float *y = A(28601376);    /* res_down2.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    const float *x0 = A(24186016);    /* res_down2.batchnorm2 */
+    const float *x1 = A(23784480);    /* res_down2.drop_path1 */
+    float *y = A(24587552);    /* res_down2.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t41_res4_conv1_forward(NrtModel *m, int n)
+static void t36_res4_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(28601376);    /* res_down2.relu2 */
+    const float *x = A(24587552);    /* res_down2.relu2 */
     const float *w = P(100240);    /* res4.conv1.weight */
     const float *b = NULL;
-    float *y = A(29002912);    /* res4.conv1 */
+    float *y = A(23784480);    /* res4.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:24: batchnorm */
-static void t42_res4_batchnorm1_res4_relu1_forward(NrtModel *m, int n)
+static void t37_res4_batchnorm1_res4_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(29002912);    /* res4.conv1 */
+    const float *x = A(23784480);    /* res4.conv1 */
     const float *gamma = P(137104);    /* res4.batchnorm1.gamma */
     const float *beta = P(137168);    /* res4.batchnorm1.beta */
     float *rmean = P(175552);    /* res4.batchnorm1.running_mean */
     float *rvar = P(175616);    /* res4.batchnorm1.running_var */
-    float *y = A(29805856);    /* res4.relu1 */
-    float *mean = A(30207264);    /* res4.batchnorm1.mean */
-    float *invstd = A(30207328);    /* res4.batchnorm1.invstd */
+    float *y = A(24186016);    /* res4.relu1 */
+    float *mean = A(24988960);    /* res4.batchnorm1.mean */
+    float *invstd = A(24989024);    /* res4.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t43_res4_conv2_forward(NrtModel *m, int n)
+static void t38_res4_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(29805856);    /* res4.relu1 */
+    const float *x = A(24186016);    /* res4.relu1 */
     const float *w = P(137232);    /* res4.conv2.weight */
     const float *b = NULL;
-    float *y = A(30207392);    /* res4.conv2 */
+    float *y = A(24989088);    /* res4.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void t44_res4_batchnorm2_forward(NrtModel *m, int n)
+static void t39_res4_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(30207392);    /* res4.conv2 */
+    const float *x = A(24989088);    /* res4.conv2 */
     const float *gamma = P(174096);    /* res4.batchnorm2.gamma */
     const float *beta = P(174160);    /* res4.batchnorm2.beta */
     float *rmean = P(175680);    /* res4.batchnorm2.running_mean */
     float *rvar = P(175744);    /* res4.batchnorm2.running_var */
-    float *y = A(30608800);    /* res4.batchnorm2 */
-    float *mean = A(31010208);    /* res4.batchnorm2.mean */
-    float *invstd = A(31010272);    /* res4.batchnorm2.invstd */
+    float *y = A(25390496);    /* res4.batchnorm2 */
+    float *mean = A(25791904);    /* res4.batchnorm2.mean */
+    float *invstd = A(25791968);    /* res4.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
 
 /* resnet.net:26: drop_path(p) */
-static void t45_res4_drop_path1_forward(NrtModel *m, int n)
+static void t40_res4_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };    /* values per sample */
-    const float *x = A(30608800);    /* res4.batchnorm2 */
-    float *y = A(31010336);    /* res4.drop_path1 */
-    float *scale = A(31411744);    /* res4.drop_path1.scale */
+    const float *x = A(25390496);    /* res4.batchnorm2 */
+    float *y = A(25792032);    /* res4.drop_path1 */
+    float *scale = A(26193440);    /* res4.drop_path1.scale */
     const uint64_t stream = (uint64_t)51 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.1,
@@ -1116,64 +1056,55 @@ static void t45_res4_drop_path1_forward(NrtModel *m, int n)
 }
 
 /* resnet.net:27: in + branch */
-static void t46_res4_add1_forward(NrtModel *m, int n)
+static void t41_res4_add1_res4_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(28601376);    /* res_down2.relu2 */
-    const float *x1 = A(31010336);    /* res4.drop_path1 */
-    float *y = A(30608800);    /* res4.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet.net:27: relu(in + branch) */
-static void t47_res4_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *x = A(30608800);    /* res4.add1 */
-    float *y = A(31010336);    /* res4.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    const float *x0 = A(24587552);    /* res_down2.relu2 */
+    const float *x1 = A(25792032);    /* res4.drop_path1 */
+    float *y = A(25390496);    /* res4.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet.net:46: global_avgpool */
-static void t48_global_avgpool1_forward(NrtModel *m, int n)
+static void t42_global_avgpool1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(31010336);    /* res4.relu2 */
-    float *y = A(31411872);    /* global_avgpool1 */
+    const float *x = A(25390496);    /* res4.relu2 */
+    float *y = A(25792032);    /* global_avgpool1 */
     nrt_global_avgpool_forward(n, C, S, x, y);
 }
 
 /* resnet.net:46: dense(10, init=xavier) */
-static void t49_dense1_forward(NrtModel *m, int n)
+static void t43_dense1_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *x = A(31411872);    /* global_avgpool1 */
+    const float *x = A(25792032);    /* global_avgpool1 */
     const float *w = P(174224);    /* dense1.weight */
     const float *b = P(174864);    /* dense1.bias */
-    float *y = A(31420064);    /* dense1 */
+    float *y = A(25800224);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:48: cross_entropy(logits, label) */
-static void t50_cross_entropy1_loss(NrtModel *m, int n)
+static void t44_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(31420064);    /* dense1 */
-    float *dx = A(31421344);    /* logits.grad */
+    const float *x = A(25800224);    /* dense1 */
+    float *dx = A(25801504);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
 }
 
 /* resnet.net:46: dense(10, init=xavier) */
-static void t51_dense1_backward(NrtModel *m, int n)
+static void t45_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *dy = A(31421344);    /* logits.grad */
-    const float *x = A(31411872);    /* global_avgpool1 */
+    const float *dy = A(25801504);    /* logits.grad */
+    const float *x = A(25792032);    /* global_avgpool1 */
     const float *w = P(174224);    /* dense1.weight */
-    float *dx = A(31422624);    /* global_avgpool1.grad */
+    float *dx = A(25802784);    /* global_avgpool1.grad */
     float *dw = P(350064);    /* dense1.weight.grad */
     float *db = P(350704);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -1182,62 +1113,53 @@ static void t51_dense1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:46: global_avgpool */
-static void t52_global_avgpool1_backward(NrtModel *m, int n)
+static void t46_global_avgpool1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(31422624);    /* global_avgpool1.grad */
-    float *dx = A(31430816);    /* res4.out.grad */
+    const float *dy = A(25802784);    /* global_avgpool1.grad */
+    float *dx = A(26193568);    /* res4.out.grad */
     nrt_global_avgpool_backward(n, C, S, dy, dx, false);
 }
 
 /* resnet.net:27: relu(in + branch) */
-static void t53_res4_relu2_backward(NrtModel *m, int n)
+static void t47_res4_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(31430816);    /* res4.out.grad */
-    const float *y = A(31010336);    /* res4.relu2 */
-    float *dx = A(31832224);    /* res4.add1.grad */
+    const float *dy = A(26193568);    /* res4.out.grad */
+    const float *y = A(25390496);    /* res4.relu2 */
+    float *dx = A(25792032);    /* res4.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet.net:27: in + branch */
-static void t54_res4_add1_backward_in0(NrtModel *m, int n)
+static void t48_res4_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(31832224);    /* res4.add1.grad */
-    float *dx = A(30608800);    /* res_down2.out.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
-/* resnet.net:27: in + branch */
-static void t55_res4_add1_backward_in1(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *dy = A(31832224);    /* res4.add1.grad */
-    float *dx = A(31010336);    /* res4.branch.grad */
+    const float *dy = A(25792032);    /* res4.add1.grad */
+    float *dx = A(25390496);    /* res_down2.out.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
 /* resnet.net:26: drop_path(p) */
-static void t56_res4_drop_path1_backward(NrtModel *m, int n)
+static void t49_res4_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };    /* values per sample */
-    const float *dy = A(31010336);    /* res4.branch.grad */
-    const float *scale = A(31411744);    /* res4.drop_path1.scale */
-    float *dx = A(31411872);    /* res4.batchnorm2.grad */
+    const float *dy = A(25792032);    /* res4.add1.grad */
+    const float *scale = A(26193440);    /* res4.drop_path1.scale */
+    float *dx = A(26193568);    /* res4.batchnorm2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void t57_res4_batchnorm2_backward(NrtModel *m, int n)
+static void t50_res4_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(31411872);    /* res4.batchnorm2.grad */
-    const float *x = A(30207392);    /* res4.conv2 */
+    const float *dy = A(26193568);    /* res4.batchnorm2.grad */
+    const float *x = A(24989088);    /* res4.conv2 */
     const float *gamma = P(174096);    /* res4.batchnorm2.gamma */
-    const float *mean = A(31010208);    /* res4.batchnorm2.mean */
-    const float *invstd = A(31010272);    /* res4.batchnorm2.invstd */
-    float *dx = A(31010336);    /* res4.conv2.grad */
+    const float *mean = A(25791904);    /* res4.batchnorm2.mean */
+    const float *invstd = A(25791968);    /* res4.batchnorm2.invstd */
+    float *dx = A(25792032);    /* res4.conv2.grad */
     float *dgamma = P(349936);    /* res4.batchnorm2.gamma.grad */
     float *dbeta = P(350000);    /* res4.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1245,86 +1167,77 @@ static void t57_res4_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t58_res4_conv2_backward(NrtModel *m, int n)
+static void t51_res4_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(31010336);    /* res4.conv2.grad */
-    const float *x = A(29805856);    /* res4.relu1 */
+    const float *dy = A(25792032);    /* res4.conv2.grad */
+    const float *x = A(24186016);    /* res4.relu1 */
     const float *w = P(137232);    /* res4.conv2.weight */
-    float *dx = A(30207392);    /* res4.relu1.grad */
+    float *dx = A(24989088);    /* res4.relu1.grad */
     float *dw = P(313072);    /* res4.conv2.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
 /* resnet.net:24: batchnorm */
-static void t59_res4_batchnorm1_res4_relu1_backward(NrtModel *m, int n)
+static void t52_res4_batchnorm1_res4_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(30207392);    /* res4.relu1.grad */
-    const float *x = A(29002912);    /* res4.conv1 */
+    const float *dy = A(24989088);    /* res4.relu1.grad */
+    const float *x = A(23784480);    /* res4.conv1 */
     const float *gamma = P(137104);    /* res4.batchnorm1.gamma */
-    const float *mean = A(30207264);    /* res4.batchnorm1.mean */
-    const float *invstd = A(30207328);    /* res4.batchnorm1.invstd */
-    float *dx = A(31010208);    /* res4.conv1.grad */
+    const float *mean = A(24988960);    /* res4.batchnorm1.mean */
+    const float *invstd = A(24989024);    /* res4.batchnorm1.invstd */
+    float *dx = A(25791904);    /* res4.conv1.grad */
     float *dgamma = P(312944);    /* res4.batchnorm1.gamma.grad */
     float *dbeta = P(313008);    /* res4.batchnorm1.beta.grad */
-    const float *y = A(29805856);    /* res4.relu1 */
+    const float *y = A(24186016);    /* res4.relu1 */
     nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t60_res4_conv1_backward(NrtModel *m, int n)
+static void t53_res4_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(31010208);    /* res4.conv1.grad */
-    const float *x = A(28601376);    /* res_down2.relu2 */
+    const float *dy = A(25791904);    /* res4.conv1.grad */
+    const float *x = A(24587552);    /* res_down2.relu2 */
     const float *w = P(100240);    /* res4.conv1.weight */
-    float *dx = A(30608800);    /* res_down2.out.grad */
+    float *dx = A(25390496);    /* res_down2.out.grad */
     float *dw = P(276080);    /* res4.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
 /* resnet.net:36: relu(shortcut + branch) */
-static void t61_res_down2_relu2_backward(NrtModel *m, int n)
+static void t54_res_down2_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(30608800);    /* res_down2.out.grad */
-    const float *y = A(28601376);    /* res_down2.relu2 */
-    float *dx = A(29002912);    /* res_down2.add1.grad */
+    const float *dy = A(25390496);    /* res_down2.out.grad */
+    const float *y = A(24587552);    /* res_down2.relu2 */
+    float *dx = A(23784480);    /* res_down2.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet.net:36: shortcut + branch */
-static void t62_res_down2_add1_backward_in0(NrtModel *m, int n)
+static void t55_res_down2_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(29002912);    /* res_down2.add1.grad */
-    float *dx = A(28601376);    /* res_down2.shortcut.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
-/* resnet.net:36: shortcut + branch */
-static void t63_res_down2_add1_backward_in1(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *dy = A(29002912);    /* res_down2.add1.grad */
-    float *dx = A(29404448);    /* res_down2.branch.grad */
+    const float *dy = A(23784480);    /* res_down2.add1.grad */
+    float *dx = A(24186016);    /* res_down2.shortcut.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
 /* resnet.net:35: batchnorm */
-static void t64_res_down2_batchnorm2_backward(NrtModel *m, int n)
+static void t56_res_down2_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(28601376);    /* res_down2.shortcut.grad */
-    const float *x = A(28199968);    /* res_down2.conv3 */
+    const float *dy = A(24186016);    /* res_down2.shortcut.grad */
+    const float *x = A(23383072);    /* res_down2.conv3 */
     const float *gamma = P(100112);    /* res_down2.batchnorm2.gamma */
-    const float *mean = A(29404320);    /* res_down2.batchnorm2.mean */
-    const float *invstd = A(29404384);    /* res_down2.batchnorm2.invstd */
-    float *dx = A(29002912);    /* res_down2.conv3.grad */
+    const float *mean = A(24587424);    /* res_down2.batchnorm2.mean */
+    const float *invstd = A(24587488);    /* res_down2.batchnorm2.invstd */
+    float *dx = A(24587552);    /* res_down2.conv3.grad */
     float *dgamma = P(275952);    /* res_down2.batchnorm2.gamma.grad */
     float *dbeta = P(276016);    /* res_down2.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1332,36 +1245,36 @@ static void t64_res_down2_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void t65_res_down2_conv3_backward(NrtModel *m, int n)
+static void t57_res_down2_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(29002912);    /* res_down2.conv3.grad */
-    const float *x = A(26594080);    /* res3.relu2 */
+    const float *dy = A(24587552);    /* res_down2.conv3.grad */
+    const float *x = A(21777120);    /* res3.relu2 */
     const float *w = P(98064);    /* res_down2.conv3.weight */
-    float *dx = A(28199968);    /* res3.out.grad */
+    float *dx = A(24988960);    /* res3.out.grad */
     float *dw = P(273904);    /* res_down2.conv3.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
 /* resnet.net:34: drop_path(p) */
-static void t66_res_down2_drop_path1_backward(NrtModel *m, int n)
+static void t58_res_down2_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };    /* values per sample */
-    const float *dy = A(29404448);    /* res_down2.branch.grad */
-    const float *scale = A(29002784);    /* res_down2.drop_path1.scale */
-    float *dx = A(29002912);    /* res_down2.conv2.grad */
+    const float *dy = A(23784480);    /* res_down2.add1.grad */
+    const float *scale = A(24185888);    /* res_down2.drop_path1.scale */
+    float *dx = A(23383072);    /* res_down2.conv2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void t67_res_down2_conv2_backward(NrtModel *m, int n)
+static void t59_res_down2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(29002912);    /* res_down2.conv2.grad */
-    const float *x = A(27798432);    /* res_down2.relu1 */
+    const float *dy = A(23383072);    /* res_down2.conv2.grad */
+    const float *x = A(22981408);    /* res_down2.relu1 */
     const float *w = P(61136);    /* res_down2.conv2.weight */
-    float *dx = A(29404320);    /* res_down2.relu1.grad */
+    float *dx = A(23784480);    /* res_down2.relu1.grad */
     float *dw = P(236976);    /* res_down2.conv2.weight.grad */
     float *db = P(273840);    /* res_down2.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1370,83 +1283,74 @@ static void t67_res_down2_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:32: batchnorm */
-static void t68_res_down2_batchnorm1_res_down2_relu1_backward(NrtModel *m, int n)
+static void t60_res_down2_batchnorm1_res_down2_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(29404320);    /* res_down2.relu1.grad */
-    const float *x = A(27397024);    /* res_down2.conv1 */
+    const float *dy = A(23784480);    /* res_down2.relu1.grad */
+    const float *x = A(22580000);    /* res_down2.conv1 */
     const float *gamma = P(61008);    /* res_down2.batchnorm1.gamma */
-    const float *mean = A(28199840);    /* res_down2.batchnorm1.mean */
-    const float *invstd = A(28199904);    /* res_down2.batchnorm1.invstd */
-    float *dx = A(29002784);    /* res_down2.conv1.grad */
+    const float *mean = A(23382944);    /* res_down2.batchnorm1.mean */
+    const float *invstd = A(23383008);    /* res_down2.batchnorm1.invstd */
+    float *dx = A(23383072);    /* res_down2.conv1.grad */
     float *dgamma = P(236848);    /* res_down2.batchnorm1.gamma.grad */
     float *dbeta = P(236912);    /* res_down2.batchnorm1.beta.grad */
-    const float *y = A(27798432);    /* res_down2.relu1 */
+    const float *y = A(22981408);    /* res_down2.relu1 */
     nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void t69_res_down2_conv1_backward(NrtModel *m, int n)
+static void t61_res_down2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(29002784);    /* res_down2.conv1.grad */
-    const float *x = A(26594080);    /* res3.relu2 */
+    const float *dy = A(23383072);    /* res_down2.conv1.grad */
+    const float *x = A(21777120);    /* res3.relu2 */
     const float *w = P(42576);    /* res_down2.conv1.weight */
-    float *dx = A(28199968);    /* res3.out.grad */
+    float *dx = A(24988960);    /* res3.out.grad */
     float *dw = P(218416);    /* res_down2.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
 /* resnet.net:27: relu(in + branch) */
-static void t70_res3_relu2_backward(NrtModel *m, int n)
+static void t62_res3_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(28199968);    /* res3.out.grad */
-    const float *y = A(26594080);    /* res3.relu2 */
-    float *dx = A(27397024);    /* res3.add1.grad */
+    const float *dy = A(24988960);    /* res3.out.grad */
+    const float *y = A(21777120);    /* res3.relu2 */
+    float *dx = A(22580000);    /* res3.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet.net:27: in + branch */
-static void t71_res3_add1_backward_in0(NrtModel *m, int n)
+static void t63_res3_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(27397024);    /* res3.add1.grad */
-    float *dx = A(25791200);    /* res_down1.out.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
-/* resnet.net:27: in + branch */
-static void t72_res3_add1_backward_in1(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *dy = A(27397024);    /* res3.add1.grad */
-    float *dx = A(26594080);    /* res3.branch.grad */
+    const float *dy = A(22580000);    /* res3.add1.grad */
+    float *dx = A(21777120);    /* res_down1.out.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
 /* resnet.net:26: drop_path(p) */
-static void t73_res3_drop_path1_backward(NrtModel *m, int n)
+static void t64_res3_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };    /* values per sample */
-    const float *dy = A(26594080);    /* res3.branch.grad */
-    const float *scale = A(27396896);    /* res3.drop_path1.scale */
-    float *dx = A(27397024);    /* res3.batchnorm2.grad */
+    const float *dy = A(22580000);    /* res3.add1.grad */
+    const float *scale = A(23382816);    /* res3.drop_path1.scale */
+    float *dx = A(23382944);    /* res3.batchnorm2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void t74_res3_batchnorm2_backward(NrtModel *m, int n)
+static void t65_res3_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(27397024);    /* res3.batchnorm2.grad */
-    const float *x = A(24988384);    /* res3.conv2 */
+    const float *dy = A(23382944);    /* res3.batchnorm2.grad */
+    const float *x = A(20974304);    /* res3.conv2 */
     const float *gamma = P(42512);    /* res3.batchnorm2.gamma */
-    const float *mean = A(26594016);    /* res3.batchnorm2.mean */
-    const float *invstd = A(26594048);    /* res3.batchnorm2.invstd */
-    float *dx = A(26594080);    /* res3.conv2.grad */
+    const float *mean = A(22579936);    /* res3.batchnorm2.mean */
+    const float *invstd = A(22579968);    /* res3.batchnorm2.invstd */
+    float *dx = A(22580000);    /* res3.conv2.grad */
     float *dgamma = P(218352);    /* res3.batchnorm2.gamma.grad */
     float *dbeta = P(218384);    /* res3.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1454,86 +1358,77 @@ static void t74_res3_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t75_res3_conv2_backward(NrtModel *m, int n)
+static void t66_res3_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(26594080);    /* res3.conv2.grad */
-    const float *x = A(24185504);    /* res3.relu1 */
+    const float *dy = A(22580000);    /* res3.conv2.grad */
+    const float *x = A(19368544);    /* res3.relu1 */
     const float *w = P(33296);    /* res3.conv2.weight */
-    float *dx = A(24988384);    /* res3.relu1.grad */
+    float *dx = A(20974304);    /* res3.relu1.grad */
     float *dw = P(209136);    /* res3.conv2.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
 /* resnet.net:24: batchnorm */
-static void t76_res3_batchnorm1_res3_relu1_backward(NrtModel *m, int n)
+static void t67_res3_batchnorm1_res3_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(24988384);    /* res3.relu1.grad */
-    const float *x = A(22579808);    /* res3.conv1 */
+    const float *dy = A(20974304);    /* res3.relu1.grad */
+    const float *x = A(18565600);    /* res3.conv1 */
     const float *gamma = P(33232);    /* res3.batchnorm1.gamma */
-    const float *mean = A(24988320);    /* res3.batchnorm1.mean */
-    const float *invstd = A(24988352);    /* res3.batchnorm1.invstd */
-    float *dx = A(26594016);    /* res3.conv1.grad */
+    const float *mean = A(20974240);    /* res3.batchnorm1.mean */
+    const float *invstd = A(20974272);    /* res3.batchnorm1.invstd */
+    float *dx = A(22579936);    /* res3.conv1.grad */
     float *dgamma = P(209072);    /* res3.batchnorm1.gamma.grad */
     float *dbeta = P(209104);    /* res3.batchnorm1.beta.grad */
-    const float *y = A(24185504);    /* res3.relu1 */
+    const float *y = A(19368544);    /* res3.relu1 */
     nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t77_res3_conv1_backward(NrtModel *m, int n)
+static void t68_res3_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(26594016);    /* res3.conv1.grad */
-    const float *x = A(21776864);    /* res_down1.relu2 */
+    const float *dy = A(22579936);    /* res3.conv1.grad */
+    const float *x = A(20171424);    /* res_down1.relu2 */
     const float *w = P(24016);    /* res3.conv1.weight */
-    float *dx = A(25791200);    /* res_down1.out.grad */
+    float *dx = A(21777120);    /* res_down1.out.grad */
     float *dw = P(199856);    /* res3.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
 /* resnet.net:36: relu(shortcut + branch) */
-static void t78_res_down1_relu2_backward(NrtModel *m, int n)
+static void t69_res_down1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(25791200);    /* res_down1.out.grad */
-    const float *y = A(21776864);    /* res_down1.relu2 */
-    float *dx = A(22579808);    /* res_down1.add1.grad */
+    const float *dy = A(21777120);    /* res_down1.out.grad */
+    const float *y = A(20171424);    /* res_down1.relu2 */
+    float *dx = A(18565600);    /* res_down1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet.net:36: shortcut + branch */
-static void t79_res_down1_add1_backward_in0(NrtModel *m, int n)
+static void t70_res_down1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(22579808);    /* res_down1.add1.grad */
-    float *dx = A(21776864);    /* res_down1.shortcut.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
-/* resnet.net:36: shortcut + branch */
-static void t80_res_down1_add1_backward_in1(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *dy = A(22579808);    /* res_down1.add1.grad */
-    float *dx = A(23382688);    /* res_down1.branch.grad */
+    const float *dy = A(18565600);    /* res_down1.add1.grad */
+    float *dx = A(19368544);    /* res_down1.shortcut.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
 /* resnet.net:35: batchnorm */
-static void t81_res_down1_batchnorm2_backward(NrtModel *m, int n)
+static void t71_res_down1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(21776864);    /* res_down1.shortcut.grad */
-    const float *x = A(20974048);    /* res_down1.conv3 */
+    const float *dy = A(19368544);    /* res_down1.shortcut.grad */
+    const float *x = A(17762784);    /* res_down1.conv3 */
     const float *gamma = P(23952);    /* res_down1.batchnorm2.gamma */
-    const float *mean = A(23382624);    /* res_down1.batchnorm2.mean */
-    const float *invstd = A(23382656);    /* res_down1.batchnorm2.invstd */
-    float *dx = A(22579808);    /* res_down1.conv3.grad */
+    const float *mean = A(20171360);    /* res_down1.batchnorm2.mean */
+    const float *invstd = A(20171392);    /* res_down1.batchnorm2.invstd */
+    float *dx = A(20171424);    /* res_down1.conv3.grad */
     float *dgamma = P(199792);    /* res_down1.batchnorm2.gamma.grad */
     float *dbeta = P(199824);    /* res_down1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1541,36 +1436,36 @@ static void t81_res_down1_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void t82_res_down1_conv3_backward(NrtModel *m, int n)
+static void t72_res_down1_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(22579808);    /* res_down1.conv3.grad */
-    const float *x = A(17762592);    /* res2.relu2 */
+    const float *dy = A(20171424);    /* res_down1.conv3.grad */
+    const float *x = A(14551296);    /* res2.relu2 */
     const float *w = P(23440);    /* res_down1.conv3.weight */
-    float *dx = A(20974048);    /* res2.out.grad */
+    float *dx = A(20974240);    /* res2.out.grad */
     float *dw = P(199280);    /* res_down1.conv3.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
 /* resnet.net:34: drop_path(p) */
-static void t83_res_down1_drop_path1_backward(NrtModel *m, int n)
+static void t73_res_down1_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };    /* values per sample */
-    const float *dy = A(23382688);    /* res_down1.branch.grad */
-    const float *scale = A(22579680);    /* res_down1.drop_path1.scale */
-    float *dx = A(22579808);    /* res_down1.conv2.grad */
+    const float *dy = A(18565600);    /* res_down1.add1.grad */
+    const float *scale = A(19368416);    /* res_down1.drop_path1.scale */
+    float *dx = A(17762784);    /* res_down1.conv2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void t84_res_down1_conv2_backward(NrtModel *m, int n)
+static void t74_res_down1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(22579808);    /* res_down1.conv2.grad */
-    const float *x = A(20171168);    /* res_down1.relu1 */
+    const float *dy = A(17762784);    /* res_down1.conv2.grad */
+    const float *x = A(16959776);    /* res_down1.relu1 */
     const float *w = P(14192);    /* res_down1.conv2.weight */
-    float *dx = A(23382624);    /* res_down1.relu1.grad */
+    float *dx = A(18565600);    /* res_down1.relu1.grad */
     float *dw = P(190032);    /* res_down1.conv2.weight.grad */
     float *db = P(199248);    /* res_down1.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1579,83 +1474,74 @@ static void t84_res_down1_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:32: batchnorm */
-static void t85_res_down1_batchnorm1_res_down1_relu1_backward(NrtModel *m, int n)
+static void t75_res_down1_batchnorm1_res_down1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(23382624);    /* res_down1.relu1.grad */
-    const float *x = A(19368352);    /* res_down1.conv1 */
+    const float *dy = A(18565600);    /* res_down1.relu1.grad */
+    const float *x = A(16156960);    /* res_down1.conv1 */
     const float *gamma = P(14128);    /* res_down1.batchnorm1.gamma */
-    const float *mean = A(20973984);    /* res_down1.batchnorm1.mean */
-    const float *invstd = A(20974016);    /* res_down1.batchnorm1.invstd */
-    float *dx = A(22579680);    /* res_down1.conv1.grad */
+    const float *mean = A(17762720);    /* res_down1.batchnorm1.mean */
+    const float *invstd = A(17762752);    /* res_down1.batchnorm1.invstd */
+    float *dx = A(17762784);    /* res_down1.conv1.grad */
     float *dgamma = P(189968);    /* res_down1.batchnorm1.gamma.grad */
     float *dbeta = P(190000);    /* res_down1.batchnorm1.beta.grad */
-    const float *y = A(20171168);    /* res_down1.relu1 */
+    const float *y = A(16959776);    /* res_down1.relu1 */
     nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void t86_res_down1_conv1_backward(NrtModel *m, int n)
+static void t76_res_down1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(22579680);    /* res_down1.conv1.grad */
-    const float *x = A(17762592);    /* res2.relu2 */
+    const float *dy = A(17762784);    /* res_down1.conv1.grad */
+    const float *x = A(14551296);    /* res2.relu2 */
     const float *w = P(9520);    /* res_down1.conv1.weight */
-    float *dx = A(20974048);    /* res2.out.grad */
+    float *dx = A(20974240);    /* res2.out.grad */
     float *dw = P(185360);    /* res_down1.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
 /* resnet.net:27: relu(in + branch) */
-static void t87_res2_relu2_backward(NrtModel *m, int n)
+static void t77_res2_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(20974048);    /* res2.out.grad */
-    const float *y = A(17762592);    /* res2.relu2 */
-    float *dx = A(19368352);    /* res2.add1.grad */
+    const float *dy = A(20974240);    /* res2.out.grad */
+    const float *y = A(14551296);    /* res2.relu2 */
+    float *dx = A(16156960);    /* res2.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet.net:27: in + branch */
-static void t88_res2_add1_backward_in0(NrtModel *m, int n)
+static void t78_res2_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(19368352);    /* res2.add1.grad */
-    float *dx = A(16156928);    /* res1.out.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
-/* resnet.net:27: in + branch */
-static void t89_res2_add1_backward_in1(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *dy = A(19368352);    /* res2.add1.grad */
-    float *dx = A(17762592);    /* res2.branch.grad */
+    const float *dy = A(16156960);    /* res2.add1.grad */
+    float *dx = A(14551296);    /* res1.out.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
 /* resnet.net:26: drop_path(p) */
-static void t90_res2_drop_path1_backward(NrtModel *m, int n)
+static void t79_res2_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };    /* values per sample */
-    const float *dy = A(17762592);    /* res2.branch.grad */
-    const float *scale = A(19368224);    /* res2.drop_path1.scale */
-    float *dx = A(19368352);    /* res2.batchnorm2.grad */
+    const float *dy = A(16156960);    /* res2.add1.grad */
+    const float *scale = A(17762592);    /* res2.drop_path1.scale */
+    float *dx = A(17762720);    /* res2.batchnorm2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void t91_res2_batchnorm2_backward(NrtModel *m, int n)
+static void t80_res2_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(19368352);    /* res2.batchnorm2.grad */
-    const float *x = A(14551296);    /* res2.conv2 */
+    const float *dy = A(17762720);    /* res2.batchnorm2.grad */
+    const float *x = A(12945664);    /* res2.conv2 */
     const float *gamma = P(9488);    /* res2.batchnorm2.gamma */
-    const float *mean = A(17762560);    /* res2.batchnorm2.mean */
-    const float *invstd = A(17762576);    /* res2.batchnorm2.invstd */
-    float *dx = A(17762592);    /* res2.conv2.grad */
+    const float *mean = A(16156928);    /* res2.batchnorm2.mean */
+    const float *invstd = A(16156944);    /* res2.batchnorm2.invstd */
+    float *dx = A(16156960);    /* res2.conv2.grad */
     float *dgamma = P(185328);    /* res2.batchnorm2.gamma.grad */
     float *dbeta = P(185344);    /* res2.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1663,88 +1549,79 @@ static void t91_res2_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t92_res2_conv2_backward(NrtModel *m, int n)
+static void t81_res2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(17762592);    /* res2.conv2.grad */
-    const float *x = A(12945632);    /* res2.relu1 */
+    const float *dy = A(16156960);    /* res2.conv2.grad */
+    const float *x = A(11340000);    /* res2.relu1 */
     const float *w = P(7184);    /* res2.conv2.weight */
-    float *dx = A(14551296);    /* res2.relu1.grad */
+    float *dx = A(12945664);    /* res2.relu1.grad */
     float *dw = P(183024);    /* res2.conv2.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
 /* resnet.net:24: batchnorm */
-static void t93_res2_batchnorm1_res2_relu1_backward(NrtModel *m, int n)
+static void t82_res2_batchnorm1_res2_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(14551296);    /* res2.relu1.grad */
-    const float *x = A(11340000);    /* res2.conv1 */
+    const float *dy = A(12945664);    /* res2.relu1.grad */
+    const float *x = A(9734240);    /* res2.conv1 */
     const float *gamma = P(7152);    /* res2.batchnorm1.gamma */
-    const float *mean = A(14551264);    /* res2.batchnorm1.mean */
-    const float *invstd = A(14551280);    /* res2.batchnorm1.invstd */
-    float *dx = A(17762560);    /* res2.conv1.grad */
+    const float *mean = A(12945632);    /* res2.batchnorm1.mean */
+    const float *invstd = A(12945648);    /* res2.batchnorm1.invstd */
+    float *dx = A(16156928);    /* res2.conv1.grad */
     float *dgamma = P(182992);    /* res2.batchnorm1.gamma.grad */
     float *dbeta = P(183008);    /* res2.batchnorm1.beta.grad */
-    const float *y = A(12945632);    /* res2.relu1 */
+    const float *y = A(11340000);    /* res2.relu1 */
     nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t94_res2_conv1_backward(NrtModel *m, int n)
+static void t83_res2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(17762560);    /* res2.conv1.grad */
-    const float *x = A(9734240);    /* res1.relu2 */
+    const float *dy = A(16156928);    /* res2.conv1.grad */
+    const float *x = A(8128576);    /* res1.relu2 */
     const float *w = P(4848);    /* res2.conv1.weight */
-    float *dx = A(16156928);    /* res1.out.grad */
+    float *dx = A(14551296);    /* res1.out.grad */
     float *dw = P(180688);    /* res2.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
 /* resnet.net:27: relu(in + branch) */
-static void t95_res1_relu2_backward(NrtModel *m, int n)
+static void t84_res1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(16156928);    /* res1.out.grad */
-    const float *y = A(9734240);    /* res1.relu2 */
-    float *dx = A(11340000);    /* res1.add1.grad */
+    const float *dy = A(14551296);    /* res1.out.grad */
+    const float *y = A(8128576);    /* res1.relu2 */
+    float *dx = A(9734240);    /* res1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet.net:27: in + branch */
-static void t96_res1_add1_backward_in0(NrtModel *m, int n)
+static void t85_res1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(11340000);    /* res1.add1.grad */
+    const float *dy = A(9734240);    /* res1.add1.grad */
     float *dx = A(8128576);    /* relu1.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
-/* resnet.net:27: in + branch */
-static void t97_res1_add1_backward_in1(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *dy = A(11340000);    /* res1.add1.grad */
-    float *dx = A(9734240);    /* res1.branch.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
 /* resnet.net:26: drop_path(p) */
-static void t98_res1_drop_path1_backward(NrtModel *m, int n)
+static void t86_res1_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };    /* values per sample */
-    const float *dy = A(9734240);    /* res1.branch.grad */
+    const float *dy = A(9734240);    /* res1.add1.grad */
     const float *scale = A(11339872);    /* res1.drop_path1.scale */
     float *dx = A(11340000);    /* res1.batchnorm2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void t99_res1_batchnorm2_backward(NrtModel *m, int n)
+static void t87_res1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(11340000);    /* res1.batchnorm2.grad */
@@ -1760,7 +1637,7 @@ static void t99_res1_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t100_res1_conv2_backward(NrtModel *m, int n)
+static void t88_res1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(9734240);    /* res1.conv2.grad */
@@ -1773,7 +1650,7 @@ static void t100_res1_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:24: batchnorm */
-static void t101_res1_batchnorm1_res1_relu1_backward(NrtModel *m, int n)
+static void t89_res1_batchnorm1_res1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(6522944);    /* res1.relu1.grad */
@@ -1790,7 +1667,7 @@ static void t101_res1_batchnorm1_res1_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t102_res1_conv1_backward(NrtModel *m, int n)
+static void t90_res1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(9734208);    /* res1.conv1.grad */
@@ -1803,7 +1680,7 @@ static void t102_res1_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:41: batchnorm */
-static void t103_batchnorm1_relu1_backward(NrtModel *m, int n)
+static void t91_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(8128576);    /* relu1.grad */
@@ -1820,7 +1697,7 @@ static void t103_batchnorm1_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:41: conv(16, 3, pad=same, bias=false) */
-static void t104_conv1_backward(NrtModel *m, int n)
+static void t92_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(3311648);    /* conv1.grad */
@@ -1830,7 +1707,7 @@ static void t104_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:41: conv(16, 3, pad=same, bias=false) */
-static void t105_conv1_penalty(NrtModel *m, int n)
+static void t93_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 144 };
     const float *w = P(0);    /* conv1.weight */
@@ -1840,7 +1717,7 @@ static void t105_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t106_res1_conv1_penalty(NrtModel *m, int n)
+static void t94_res1_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 2304 };
     const float *w = P(176);    /* res1.conv1.weight */
@@ -1850,7 +1727,7 @@ static void t106_res1_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t107_res1_conv2_penalty(NrtModel *m, int n)
+static void t95_res1_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 2304 };
     const float *w = P(2512);    /* res1.conv2.weight */
@@ -1860,7 +1737,7 @@ static void t107_res1_conv2_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t108_res2_conv1_penalty(NrtModel *m, int n)
+static void t96_res2_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 2304 };
     const float *w = P(4848);    /* res2.conv1.weight */
@@ -1870,7 +1747,7 @@ static void t108_res2_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t109_res2_conv2_penalty(NrtModel *m, int n)
+static void t97_res2_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 2304 };
     const float *w = P(7184);    /* res2.conv2.weight */
@@ -1880,7 +1757,7 @@ static void t109_res2_conv2_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void t110_res_down1_conv1_penalty(NrtModel *m, int n)
+static void t98_res_down1_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 4608 };
     const float *w = P(9520);    /* res_down1.conv1.weight */
@@ -1890,7 +1767,7 @@ static void t110_res_down1_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void t111_res_down1_conv2_penalty(NrtModel *m, int n)
+static void t99_res_down1_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 9216 };
     const float *w = P(14192);    /* res_down1.conv2.weight */
@@ -1900,7 +1777,7 @@ static void t111_res_down1_conv2_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void t112_res_down1_conv3_penalty(NrtModel *m, int n)
+static void t100_res_down1_conv3_penalty(NrtModel *m, int n)
 {
     enum { D = 512 };
     const float *w = P(23440);    /* res_down1.conv3.weight */
@@ -1910,7 +1787,7 @@ static void t112_res_down1_conv3_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t113_res3_conv1_penalty(NrtModel *m, int n)
+static void t101_res3_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 9216 };
     const float *w = P(24016);    /* res3.conv1.weight */
@@ -1920,7 +1797,7 @@ static void t113_res3_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t114_res3_conv2_penalty(NrtModel *m, int n)
+static void t102_res3_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 9216 };
     const float *w = P(33296);    /* res3.conv2.weight */
@@ -1930,7 +1807,7 @@ static void t114_res3_conv2_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void t115_res_down2_conv1_penalty(NrtModel *m, int n)
+static void t103_res_down2_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 18432 };
     const float *w = P(42576);    /* res_down2.conv1.weight */
@@ -1940,7 +1817,7 @@ static void t115_res_down2_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void t116_res_down2_conv2_penalty(NrtModel *m, int n)
+static void t104_res_down2_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 36864 };
     const float *w = P(61136);    /* res_down2.conv2.weight */
@@ -1950,7 +1827,7 @@ static void t116_res_down2_conv2_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void t117_res_down2_conv3_penalty(NrtModel *m, int n)
+static void t105_res_down2_conv3_penalty(NrtModel *m, int n)
 {
     enum { D = 2048 };
     const float *w = P(98064);    /* res_down2.conv3.weight */
@@ -1960,7 +1837,7 @@ static void t117_res_down2_conv3_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t118_res4_conv1_penalty(NrtModel *m, int n)
+static void t106_res4_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 36864 };
     const float *w = P(100240);    /* res4.conv1.weight */
@@ -1970,7 +1847,7 @@ static void t118_res4_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t119_res4_conv2_penalty(NrtModel *m, int n)
+static void t107_res4_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 36864 };
     const float *w = P(137232);    /* res4.conv2.weight */
@@ -1980,7 +1857,7 @@ static void t119_res4_conv2_penalty(NrtModel *m, int n)
 }
 
 /* resnet.net:46: dense(10, init=xavier) */
-static void t120_dense1_penalty(NrtModel *m, int n)
+static void t108_dense1_penalty(NrtModel *m, int n)
 {
     enum { D = 640 };
     const float *w = P(174224);    /* dense1.weight */
@@ -1990,7 +1867,7 @@ static void t120_dense1_penalty(NrtModel *m, int n)
 }
 
 /* opt_sgd */
-static void t121_sgd_update(NrtModel *m, int n)
+static void t109_sgd_update(NrtModel *m, int n)
 {
     enum { D = 174874 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -2196,145 +2073,145 @@ static size_t workspace_floats(void)
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t11_res2_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t10_res2_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t13_res2_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t12_res2_conv2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t18_res_down1_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t16_res_down1_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t20_res_down1_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t18_res_down1_conv2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t22_res_down1_conv3_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t20_res_down1_conv3_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t26_res3_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t23_res3_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t28_res3_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t25_res3_conv2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t33_res_down2_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t29_res_down2_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t35_res_down2_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t31_res_down2_conv2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t37_res_down2_conv3_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t33_res_down2_conv3_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t41_res4_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t36_res4_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t43_res4_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t38_res4_conv2_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(RESNET_BATCH, 64, 10);    /* t49_dense1_forward */
+        size_t k = nrt_dense_workspace_floats(RESNET_BATCH, 64, 10);    /* t43_dense1_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(RESNET_BATCH, 64, 10);    /* t51_dense1_backward */
-        f = k > f ? k : f;
-    }
-    {
-        const NrtConvShape s = {RESNET_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t58_res4_conv2_backward */
+        size_t k = nrt_dense_workspace_floats(RESNET_BATCH, 64, 10);    /* t45_dense1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t60_res4_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t51_res4_conv2_backward */
+        f = k > f ? k : f;
+    }
+    {
+        const NrtConvShape s = {RESNET_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t53_res4_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t65_res_down2_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t57_res_down2_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t67_res_down2_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t59_res_down2_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t69_res_down2_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t61_res_down2_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t75_res3_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t66_res3_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t77_res3_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t68_res3_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t82_res_down1_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t72_res_down1_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t84_res_down1_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t74_res_down1_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t86_res_down1_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t76_res_down1_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t92_res2_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t81_res2_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t94_res2_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t83_res2_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t100_res1_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t88_res1_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t102_res1_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t90_res1_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t104_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t92_conv1_backward */
         f = k > f ? k : f;
     }
     return f;
@@ -2434,49 +2311,43 @@ NrtStatus resnet_predict(NrtModel *m, const float *x, int n, float *const *outs,
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_infer(m, n);
-    p02_batchnorm1_relu1_infer(m, n);
-    p03_res1_conv1_infer(m, n);
-    p04_res1_batchnorm1_res1_relu1_infer(m, n);
-    p05_res1_conv2_infer(m, n);
-    p06_res1_batchnorm2_infer(m, n);
-    p07_res1_add1_infer(m, n);
-    p08_res1_relu2_infer(m, n);
-    p09_res2_conv1_infer(m, n);
-    p10_res2_batchnorm1_res2_relu1_infer(m, n);
-    p11_res2_conv2_infer(m, n);
-    p12_res2_batchnorm2_infer(m, n);
-    p13_res2_add1_infer(m, n);
-    p14_res2_relu2_infer(m, n);
-    p15_res_down1_conv1_infer(m, n);
-    p16_res_down1_batchnorm1_res_down1_relu1_infer(m, n);
-    p17_res_down1_conv2_infer(m, n);
-    p18_res_down1_conv3_infer(m, n);
-    p19_res_down1_batchnorm2_infer(m, n);
-    p20_res_down1_add1_infer(m, n);
-    p21_res_down1_relu2_infer(m, n);
-    p22_res3_conv1_infer(m, n);
-    p23_res3_batchnorm1_res3_relu1_infer(m, n);
-    p24_res3_conv2_infer(m, n);
-    p25_res3_batchnorm2_infer(m, n);
-    p26_res3_add1_infer(m, n);
-    p27_res3_relu2_infer(m, n);
-    p28_res_down2_conv1_infer(m, n);
-    p29_res_down2_batchnorm1_res_down2_relu1_infer(m, n);
-    p30_res_down2_conv2_infer(m, n);
-    p31_res_down2_conv3_infer(m, n);
-    p32_res_down2_batchnorm2_infer(m, n);
-    p33_res_down2_add1_infer(m, n);
-    p34_res_down2_relu2_infer(m, n);
-    p35_res4_conv1_infer(m, n);
-    p36_res4_batchnorm1_res4_relu1_infer(m, n);
-    p37_res4_conv2_infer(m, n);
-    p38_res4_batchnorm2_infer(m, n);
-    p39_res4_add1_infer(m, n);
-    p40_res4_relu2_infer(m, n);
-    p41_global_avgpool1_infer(m, n);
-    p42_dense1_infer(m, n);
-    p43_output_logits(m, n);
+    p01_conv1_batchnorm1_fold(m, n);
+    p02_conv1_batchnorm1_relu1_infer(m, n);
+    p03_res1_conv1_res1_batchnorm1_fold(m, n);
+    p04_res1_conv1_res1_batchnorm1_res1_relu1_infer(m, n);
+    p05_res1_conv2_res1_batchnorm2_fold(m, n);
+    p06_res1_conv2_res1_batchnorm2_infer(m, n);
+    p07_res1_add1_res1_relu2_infer(m, n);
+    p08_res2_conv1_res2_batchnorm1_fold(m, n);
+    p09_res2_conv1_res2_batchnorm1_res2_relu1_infer(m, n);
+    p10_res2_conv2_res2_batchnorm2_fold(m, n);
+    p11_res2_conv2_res2_batchnorm2_infer(m, n);
+    p12_res2_add1_res2_relu2_infer(m, n);
+    p13_res_down1_conv1_res_down1_batchnorm1_fold(m, n);
+    p14_res_down1_conv1_res_down1_batchnorm1_res_down1_relu1_infer(m, n);
+    p15_res_down1_conv2_infer(m, n);
+    p16_res_down1_conv3_res_down1_batchnorm2_fold(m, n);
+    p17_res_down1_conv3_res_down1_batchnorm2_infer(m, n);
+    p18_res_down1_add1_res_down1_relu2_infer(m, n);
+    p19_res3_conv1_res3_batchnorm1_fold(m, n);
+    p20_res3_conv1_res3_batchnorm1_res3_relu1_infer(m, n);
+    p21_res3_conv2_res3_batchnorm2_fold(m, n);
+    p22_res3_conv2_res3_batchnorm2_infer(m, n);
+    p23_res3_add1_res3_relu2_infer(m, n);
+    p24_res_down2_conv1_res_down2_batchnorm1_fold(m, n);
+    p25_res_down2_conv1_res_down2_batchnorm1_res_down2_relu1_infer(m, n);
+    p26_res_down2_conv2_infer(m, n);
+    p27_res_down2_conv3_res_down2_batchnorm2_fold(m, n);
+    p28_res_down2_conv3_res_down2_batchnorm2_infer(m, n);
+    p29_res_down2_add1_res_down2_relu2_infer(m, n);
+    p30_res4_conv1_res4_batchnorm1_fold(m, n);
+    p31_res4_conv1_res4_batchnorm1_res4_relu1_infer(m, n);
+    p32_res4_conv2_res4_batchnorm2_fold(m, n);
+    p33_res4_conv2_res4_batchnorm2_infer(m, n);
+    p34_res4_add1_res4_relu2_infer(m, n);
+    p35_global_avgpool1_infer(m, n);
+    p36_dense1_infer(m, n);
+    p37_output_logits(m, n);
     return NRT_OK;
 }
 
@@ -2506,124 +2377,112 @@ NrtStatus resnet_train_step(NrtModel *m, const NrtBatch *b, float lr, float *los
     t06_res1_conv2_forward(m, n);
     t07_res1_batchnorm2_forward(m, n);
     t08_res1_drop_path1_forward(m, n);
-    t09_res1_add1_forward(m, n);
-    t10_res1_relu2_forward(m, n);
-    t11_res2_conv1_forward(m, n);
-    t12_res2_batchnorm1_res2_relu1_forward(m, n);
-    t13_res2_conv2_forward(m, n);
-    t14_res2_batchnorm2_forward(m, n);
-    t15_res2_drop_path1_forward(m, n);
-    t16_res2_add1_forward(m, n);
-    t17_res2_relu2_forward(m, n);
-    t18_res_down1_conv1_forward(m, n);
-    t19_res_down1_batchnorm1_res_down1_relu1_forward(m, n);
-    t20_res_down1_conv2_forward(m, n);
-    t21_res_down1_drop_path1_forward(m, n);
-    t22_res_down1_conv3_forward(m, n);
-    t23_res_down1_batchnorm2_forward(m, n);
-    t24_res_down1_add1_forward(m, n);
-    t25_res_down1_relu2_forward(m, n);
-    t26_res3_conv1_forward(m, n);
-    t27_res3_batchnorm1_res3_relu1_forward(m, n);
-    t28_res3_conv2_forward(m, n);
-    t29_res3_batchnorm2_forward(m, n);
-    t30_res3_drop_path1_forward(m, n);
-    t31_res3_add1_forward(m, n);
-    t32_res3_relu2_forward(m, n);
-    t33_res_down2_conv1_forward(m, n);
-    t34_res_down2_batchnorm1_res_down2_relu1_forward(m, n);
-    t35_res_down2_conv2_forward(m, n);
-    t36_res_down2_drop_path1_forward(m, n);
-    t37_res_down2_conv3_forward(m, n);
-    t38_res_down2_batchnorm2_forward(m, n);
-    t39_res_down2_add1_forward(m, n);
-    t40_res_down2_relu2_forward(m, n);
-    t41_res4_conv1_forward(m, n);
-    t42_res4_batchnorm1_res4_relu1_forward(m, n);
-    t43_res4_conv2_forward(m, n);
-    t44_res4_batchnorm2_forward(m, n);
-    t45_res4_drop_path1_forward(m, n);
-    t46_res4_add1_forward(m, n);
-    t47_res4_relu2_forward(m, n);
-    t48_global_avgpool1_forward(m, n);
-    t49_dense1_forward(m, n);
-    t50_cross_entropy1_loss(m, n);
-    t51_dense1_backward(m, n);
-    t52_global_avgpool1_backward(m, n);
-    t53_res4_relu2_backward(m, n);
-    t54_res4_add1_backward_in0(m, n);
-    t55_res4_add1_backward_in1(m, n);
-    t56_res4_drop_path1_backward(m, n);
-    t57_res4_batchnorm2_backward(m, n);
-    t58_res4_conv2_backward(m, n);
-    t59_res4_batchnorm1_res4_relu1_backward(m, n);
-    t60_res4_conv1_backward(m, n);
-    t61_res_down2_relu2_backward(m, n);
-    t62_res_down2_add1_backward_in0(m, n);
-    t63_res_down2_add1_backward_in1(m, n);
-    t64_res_down2_batchnorm2_backward(m, n);
-    t65_res_down2_conv3_backward(m, n);
-    t66_res_down2_drop_path1_backward(m, n);
-    t67_res_down2_conv2_backward(m, n);
-    t68_res_down2_batchnorm1_res_down2_relu1_backward(m, n);
-    t69_res_down2_conv1_backward(m, n);
-    t70_res3_relu2_backward(m, n);
-    t71_res3_add1_backward_in0(m, n);
-    t72_res3_add1_backward_in1(m, n);
-    t73_res3_drop_path1_backward(m, n);
-    t74_res3_batchnorm2_backward(m, n);
-    t75_res3_conv2_backward(m, n);
-    t76_res3_batchnorm1_res3_relu1_backward(m, n);
-    t77_res3_conv1_backward(m, n);
-    t78_res_down1_relu2_backward(m, n);
-    t79_res_down1_add1_backward_in0(m, n);
-    t80_res_down1_add1_backward_in1(m, n);
-    t81_res_down1_batchnorm2_backward(m, n);
-    t82_res_down1_conv3_backward(m, n);
-    t83_res_down1_drop_path1_backward(m, n);
-    t84_res_down1_conv2_backward(m, n);
-    t85_res_down1_batchnorm1_res_down1_relu1_backward(m, n);
-    t86_res_down1_conv1_backward(m, n);
-    t87_res2_relu2_backward(m, n);
-    t88_res2_add1_backward_in0(m, n);
-    t89_res2_add1_backward_in1(m, n);
-    t90_res2_drop_path1_backward(m, n);
-    t91_res2_batchnorm2_backward(m, n);
-    t92_res2_conv2_backward(m, n);
-    t93_res2_batchnorm1_res2_relu1_backward(m, n);
-    t94_res2_conv1_backward(m, n);
-    t95_res1_relu2_backward(m, n);
-    t96_res1_add1_backward_in0(m, n);
-    t97_res1_add1_backward_in1(m, n);
-    t98_res1_drop_path1_backward(m, n);
-    t99_res1_batchnorm2_backward(m, n);
-    t100_res1_conv2_backward(m, n);
-    t101_res1_batchnorm1_res1_relu1_backward(m, n);
-    t102_res1_conv1_backward(m, n);
-    t103_batchnorm1_relu1_backward(m, n);
-    t104_conv1_backward(m, n);
-    t105_conv1_penalty(m, n);
-    t106_res1_conv1_penalty(m, n);
-    t107_res1_conv2_penalty(m, n);
-    t108_res2_conv1_penalty(m, n);
-    t109_res2_conv2_penalty(m, n);
-    t110_res_down1_conv1_penalty(m, n);
-    t111_res_down1_conv2_penalty(m, n);
-    t112_res_down1_conv3_penalty(m, n);
-    t113_res3_conv1_penalty(m, n);
-    t114_res3_conv2_penalty(m, n);
-    t115_res_down2_conv1_penalty(m, n);
-    t116_res_down2_conv2_penalty(m, n);
-    t117_res_down2_conv3_penalty(m, n);
-    t118_res4_conv1_penalty(m, n);
-    t119_res4_conv2_penalty(m, n);
-    t120_dense1_penalty(m, n);
+    t09_res1_add1_res1_relu2_forward(m, n);
+    t10_res2_conv1_forward(m, n);
+    t11_res2_batchnorm1_res2_relu1_forward(m, n);
+    t12_res2_conv2_forward(m, n);
+    t13_res2_batchnorm2_forward(m, n);
+    t14_res2_drop_path1_forward(m, n);
+    t15_res2_add1_res2_relu2_forward(m, n);
+    t16_res_down1_conv1_forward(m, n);
+    t17_res_down1_batchnorm1_res_down1_relu1_forward(m, n);
+    t18_res_down1_conv2_forward(m, n);
+    t19_res_down1_drop_path1_forward(m, n);
+    t20_res_down1_conv3_forward(m, n);
+    t21_res_down1_batchnorm2_forward(m, n);
+    t22_res_down1_add1_res_down1_relu2_forward(m, n);
+    t23_res3_conv1_forward(m, n);
+    t24_res3_batchnorm1_res3_relu1_forward(m, n);
+    t25_res3_conv2_forward(m, n);
+    t26_res3_batchnorm2_forward(m, n);
+    t27_res3_drop_path1_forward(m, n);
+    t28_res3_add1_res3_relu2_forward(m, n);
+    t29_res_down2_conv1_forward(m, n);
+    t30_res_down2_batchnorm1_res_down2_relu1_forward(m, n);
+    t31_res_down2_conv2_forward(m, n);
+    t32_res_down2_drop_path1_forward(m, n);
+    t33_res_down2_conv3_forward(m, n);
+    t34_res_down2_batchnorm2_forward(m, n);
+    t35_res_down2_add1_res_down2_relu2_forward(m, n);
+    t36_res4_conv1_forward(m, n);
+    t37_res4_batchnorm1_res4_relu1_forward(m, n);
+    t38_res4_conv2_forward(m, n);
+    t39_res4_batchnorm2_forward(m, n);
+    t40_res4_drop_path1_forward(m, n);
+    t41_res4_add1_res4_relu2_forward(m, n);
+    t42_global_avgpool1_forward(m, n);
+    t43_dense1_forward(m, n);
+    t44_cross_entropy1_loss(m, n);
+    t45_dense1_backward(m, n);
+    t46_global_avgpool1_backward(m, n);
+    t47_res4_relu2_backward(m, n);
+    t48_res4_add1_backward_in0(m, n);
+    t49_res4_drop_path1_backward(m, n);
+    t50_res4_batchnorm2_backward(m, n);
+    t51_res4_conv2_backward(m, n);
+    t52_res4_batchnorm1_res4_relu1_backward(m, n);
+    t53_res4_conv1_backward(m, n);
+    t54_res_down2_relu2_backward(m, n);
+    t55_res_down2_add1_backward_in0(m, n);
+    t56_res_down2_batchnorm2_backward(m, n);
+    t57_res_down2_conv3_backward(m, n);
+    t58_res_down2_drop_path1_backward(m, n);
+    t59_res_down2_conv2_backward(m, n);
+    t60_res_down2_batchnorm1_res_down2_relu1_backward(m, n);
+    t61_res_down2_conv1_backward(m, n);
+    t62_res3_relu2_backward(m, n);
+    t63_res3_add1_backward_in0(m, n);
+    t64_res3_drop_path1_backward(m, n);
+    t65_res3_batchnorm2_backward(m, n);
+    t66_res3_conv2_backward(m, n);
+    t67_res3_batchnorm1_res3_relu1_backward(m, n);
+    t68_res3_conv1_backward(m, n);
+    t69_res_down1_relu2_backward(m, n);
+    t70_res_down1_add1_backward_in0(m, n);
+    t71_res_down1_batchnorm2_backward(m, n);
+    t72_res_down1_conv3_backward(m, n);
+    t73_res_down1_drop_path1_backward(m, n);
+    t74_res_down1_conv2_backward(m, n);
+    t75_res_down1_batchnorm1_res_down1_relu1_backward(m, n);
+    t76_res_down1_conv1_backward(m, n);
+    t77_res2_relu2_backward(m, n);
+    t78_res2_add1_backward_in0(m, n);
+    t79_res2_drop_path1_backward(m, n);
+    t80_res2_batchnorm2_backward(m, n);
+    t81_res2_conv2_backward(m, n);
+    t82_res2_batchnorm1_res2_relu1_backward(m, n);
+    t83_res2_conv1_backward(m, n);
+    t84_res1_relu2_backward(m, n);
+    t85_res1_add1_backward_in0(m, n);
+    t86_res1_drop_path1_backward(m, n);
+    t87_res1_batchnorm2_backward(m, n);
+    t88_res1_conv2_backward(m, n);
+    t89_res1_batchnorm1_res1_relu1_backward(m, n);
+    t90_res1_conv1_backward(m, n);
+    t91_batchnorm1_relu1_backward(m, n);
+    t92_conv1_backward(m, n);
+    t93_conv1_penalty(m, n);
+    t94_res1_conv1_penalty(m, n);
+    t95_res1_conv2_penalty(m, n);
+    t96_res2_conv1_penalty(m, n);
+    t97_res2_conv2_penalty(m, n);
+    t98_res_down1_conv1_penalty(m, n);
+    t99_res_down1_conv2_penalty(m, n);
+    t100_res_down1_conv3_penalty(m, n);
+    t101_res3_conv1_penalty(m, n);
+    t102_res3_conv2_penalty(m, n);
+    t103_res_down2_conv1_penalty(m, n);
+    t104_res_down2_conv2_penalty(m, n);
+    t105_res_down2_conv3_penalty(m, n);
+    t106_res4_conv1_penalty(m, n);
+    t107_res4_conv2_penalty(m, n);
+    t108_dense1_penalty(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t121_sgd_update(m, n);
+    t109_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

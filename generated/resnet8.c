@@ -15,7 +15,7 @@
 #include "resnet8.h"
 
 #define BLOCK_FLOATS 234992
-#define ARENA_FLOATS 19368608
+#define ARENA_FLOATS 16959776
 #define STRUCTURE_HASH_STR "61b04b8541df2cf1"    /* RESNET8_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -49,293 +49,293 @@ static void p00_preprocess(NrtModel *m, int n)
             }
 }
 
-/* resnet8.net:32: conv(16, 3, pad=1) */
-static void p01_conv1_infer(NrtModel *m, int n)
+/* resnet8.net:32: batchnorm */
+static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
+    enum { F = 16, PER = 9 };    /* output channels, weights each */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(144);    /* conv1.bias */
-    float *y = A(100352);    /* conv1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* resnet8.net:32: batchnorm */
-static void p02_batchnorm1_relu1_infer(NrtModel *m, int n)
-{
-    enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(100352);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *beta = P(176);    /* batchnorm1.beta */
     const float *rmean = P(78096);    /* batchnorm1.running_mean */
     const float *rvar = P(78112);    /* batchnorm1.running_var */
-    float *y = A(1705984);    /* relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(100352);    /* conv1.folded_weight */
+    float *bf = A(100496);    /* conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet8.net:18: conv(f, 3, pad=1) */
-static void p03_basic1_conv1_infer(NrtModel *m, int n)
+/* resnet8.net:32: conv(16, 3, pad=1) */
+static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1705984);    /* relu1 */
-    const float *w = P(192);    /* basic1.conv1.weight */
-    const float *b = P(2496);    /* basic1.conv1.bias */
-    float *y = A(0);    /* basic1.conv1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
+    const float *w = A(100352);    /* conv1.folded_weight */
+    const float *b = A(100496);    /* conv1.folded_bias */
+    float *y = A(100512);    /* relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet8.net:18: batchnorm */
-static void p04_basic1_batchnorm1_basic1_relu1_infer(NrtModel *m, int n)
+static void p03_basic1_conv1_basic1_batchnorm1_fold(NrtModel *m, int n)
 {
-    enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(0);    /* basic1.conv1 */
+    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const float *w = P(192);    /* basic1.conv1.weight */
+    const float *b = P(2496);    /* basic1.conv1.bias */
     const float *gamma = P(2512);    /* basic1.batchnorm1.gamma */
     const float *beta = P(2528);    /* basic1.batchnorm1.beta */
     const float *rmean = P(78128);    /* basic1.batchnorm1.running_mean */
     const float *rvar = P(78144);    /* basic1.batchnorm1.running_var */
-    float *y = A(3311616);    /* basic1.relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(0);    /* basic1.conv1.folded_weight */
+    float *bf = A(2304);    /* basic1.conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet8.net:19: conv(f, 3, pad=1) */
-static void p05_basic1_conv2_infer(NrtModel *m, int n)
+/* resnet8.net:18: conv(f, 3, pad=1) */
+static void p04_basic1_conv1_basic1_batchnorm1_basic1_relu1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3311616);    /* basic1.relu1 */
-    const float *w = P(2544);    /* basic1.conv2.weight */
-    const float *b = P(4848);    /* basic1.conv2.bias */
-    float *y = A(0);    /* basic1.conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    const float *x = A(100512);    /* relu1 */
+    const float *w = A(0);    /* basic1.conv1.folded_weight */
+    const float *b = A(2304);    /* basic1.conv1.folded_bias */
+    float *y = A(1706144);    /* basic1.relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet8.net:19: batchnorm */
-static void p06_basic1_batchnorm2_infer(NrtModel *m, int n)
+static void p05_basic1_conv2_basic1_batchnorm2_fold(NrtModel *m, int n)
 {
-    enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(0);    /* basic1.conv2 */
+    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const float *w = P(2544);    /* basic1.conv2.weight */
+    const float *b = P(4848);    /* basic1.conv2.bias */
     const float *gamma = P(4864);    /* basic1.batchnorm2.gamma */
     const float *beta = P(4880);    /* basic1.batchnorm2.beta */
     const float *rmean = P(78160);    /* basic1.batchnorm2.running_mean */
     const float *rvar = P(78176);    /* basic1.batchnorm2.running_var */
-    float *y = A(3311616);    /* basic1.batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(0);    /* basic1.conv2.folded_weight */
+    float *bf = A(2304);    /* basic1.conv2.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet8.net:20: branch + in */
-static void p07_basic1_add1_infer(NrtModel *m, int n)
+/* resnet8.net:19: conv(f, 3, pad=1) */
+static void p06_basic1_conv2_basic1_batchnorm2_infer(NrtModel *m, int n)
 {
-    enum { D = 12544 };
-    const float *x0 = A(3311616);    /* basic1.batchnorm2 */
-    const float *x1 = A(1705984);    /* relu1 */
-    float *y = A(0);    /* basic1.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet8.net:20: relu(branch + in) */
-static void p08_basic1_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(0);    /* basic1.add1 */
-    float *y = A(1605632);    /* basic1.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
-/* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void p09_down1_conv1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1605632);    /* basic1.relu2 */
-    const float *w = P(4896);    /* down1.conv1.weight */
-    const float *b = P(9504);    /* down1.conv1.bias */
-    float *y = A(0);    /* down1.conv1 */
+    const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1706144);    /* basic1.relu1 */
+    const float *w = A(0);    /* basic1.conv2.folded_weight */
+    const float *b = A(2304);    /* basic1.conv2.folded_bias */
+    float *y = A(3311776);    /* basic1.batchnorm2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet8.net:26: batchnorm */
-static void p10_down1_batchnorm1_down1_relu1_infer(NrtModel *m, int n)
+/* resnet8.net:20: branch + in */
+static void p07_basic1_add1_basic1_relu2_infer(NrtModel *m, int n)
 {
-    enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(0);    /* down1.conv1 */
+    enum { D = 12544 };
+    const float *x0 = A(3311776);    /* basic1.batchnorm2 */
+    const float *x1 = A(100512);    /* relu1 */
+    float *y = A(1706144);    /* basic1.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
+}
+
+/* resnet8.net:26: batchnorm */
+static void p08_down1_conv1_down1_batchnorm1_fold(NrtModel *m, int n)
+{
+    enum { F = 32, PER = 144 };    /* output channels, weights each */
+    const float *w = P(4896);    /* down1.conv1.weight */
+    const float *b = P(9504);    /* down1.conv1.bias */
     const float *gamma = P(9536);    /* down1.batchnorm1.gamma */
     const float *beta = P(9568);    /* down1.batchnorm1.beta */
     const float *rmean = P(78192);    /* down1.batchnorm1.running_mean */
     const float *rvar = P(78224);    /* down1.batchnorm1.running_var */
-    float *y = A(802816);    /* down1.relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(0);    /* down1.conv1.folded_weight */
+    float *bf = A(4608);    /* down1.conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet8.net:27: conv(f, 3, pad=1) */
-static void p11_down1_conv2_infer(NrtModel *m, int n)
+/* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
+static void p09_down1_conv1_down1_batchnorm1_down1_relu1_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(802816);    /* down1.relu1 */
-    const float *w = P(9600);    /* down1.conv2.weight */
-    const float *b = P(18816);    /* down1.conv2.bias */
-    float *y = A(0);    /* down1.conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1706144);    /* basic1.relu2 */
+    const float *w = A(0);    /* down1.conv1.folded_weight */
+    const float *b = A(4608);    /* down1.conv1.folded_bias */
+    float *y = A(4640);    /* down1.relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet8.net:27: batchnorm */
-static void p12_down1_batchnorm2_infer(NrtModel *m, int n)
+static void p10_down1_conv2_down1_batchnorm2_fold(NrtModel *m, int n)
 {
-    enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(0);    /* down1.conv2 */
+    enum { F = 32, PER = 288 };    /* output channels, weights each */
+    const float *w = P(9600);    /* down1.conv2.weight */
+    const float *b = P(18816);    /* down1.conv2.bias */
     const float *gamma = P(18848);    /* down1.batchnorm2.gamma */
     const float *beta = P(18880);    /* down1.batchnorm2.beta */
     const float *rmean = P(78256);    /* down1.batchnorm2.running_mean */
     const float *rvar = P(78288);    /* down1.batchnorm2.running_var */
-    float *y = A(802816);    /* down1.batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(807456);    /* down1.conv2.folded_weight */
+    float *bf = A(0);    /* down1.conv2.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet8.net:28: conv(f, 1, stride=2) */
-static void p13_down1_conv3_infer(NrtModel *m, int n)
+/* resnet8.net:27: conv(f, 3, pad=1) */
+static void p11_down1_conv2_down1_batchnorm2_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1605632);    /* basic1.relu2 */
-    const float *w = P(18912);    /* down1.conv3.weight */
-    const float *b = P(19424);    /* down1.conv3.bias */
-    float *y = A(0);    /* down1.conv3 */
+    const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(4640);    /* down1.relu1 */
+    const float *w = A(807456);    /* down1.conv2.folded_weight */
+    const float *b = A(0);    /* down1.conv2.folded_bias */
+    float *y = A(816672);    /* down1.batchnorm2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:28: batchnorm */
-static void p14_down1_batchnorm3_infer(NrtModel *m, int n)
+static void p12_down1_conv3_down1_batchnorm3_fold(NrtModel *m, int n)
 {
-    enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(0);    /* down1.conv3 */
+    enum { F = 32, PER = 16 };    /* output channels, weights each */
+    const float *w = P(18912);    /* down1.conv3.weight */
+    const float *b = P(19424);    /* down1.conv3.bias */
     const float *gamma = P(19456);    /* down1.batchnorm3.gamma */
     const float *beta = P(19488);    /* down1.batchnorm3.beta */
     const float *rmean = P(78320);    /* down1.batchnorm3.running_mean */
     const float *rvar = P(78352);    /* down1.batchnorm3.running_var */
-    float *y = A(1605632);    /* down1.batchnorm3 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(0);    /* down1.conv3.folded_weight */
+    float *bf = A(512);    /* down1.conv3.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet8.net:29: branch + shortcut */
-static void p15_down1_add1_infer(NrtModel *m, int n)
+/* resnet8.net:28: conv(f, 1, stride=2) */
+static void p13_down1_conv3_down1_batchnorm3_infer(NrtModel *m, int n)
 {
-    enum { D = 6272 };
-    const float *x0 = A(802816);    /* down1.batchnorm2 */
-    const float *x1 = A(1605632);    /* down1.batchnorm3 */
-    float *y = A(0);    /* down1.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet8.net:29: relu(branch + shortcut) */
-static void p16_down1_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *x = A(0);    /* down1.add1 */
-    float *y = A(802816);    /* down1.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
-}
-
-/* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void p17_down2_conv1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(802816);    /* down1.relu2 */
-    const float *w = P(19520);    /* down2.conv1.weight */
-    const float *b = P(37952);    /* down2.conv1.bias */
-    float *y = A(0);    /* down2.conv1 */
+    const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1706144);    /* basic1.relu2 */
+    const float *w = A(0);    /* down1.conv3.folded_weight */
+    const float *b = A(512);    /* down1.conv3.folded_bias */
+    float *y = A(544);    /* down1.batchnorm3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet8.net:26: batchnorm */
-static void p18_down2_batchnorm1_down2_relu1_infer(NrtModel *m, int n)
+/* resnet8.net:29: branch + shortcut */
+static void p14_down1_add1_down1_relu2_infer(NrtModel *m, int n)
 {
-    enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(0);    /* down2.conv1 */
+    enum { D = 6272 };
+    const float *x0 = A(816672);    /* down1.batchnorm2 */
+    const float *x1 = A(544);    /* down1.batchnorm3 */
+    float *y = A(1619488);    /* down1.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
+}
+
+/* resnet8.net:26: batchnorm */
+static void p15_down2_conv1_down2_batchnorm1_fold(NrtModel *m, int n)
+{
+    enum { F = 64, PER = 288 };    /* output channels, weights each */
+    const float *w = P(19520);    /* down2.conv1.weight */
+    const float *b = P(37952);    /* down2.conv1.bias */
     const float *gamma = P(38016);    /* down2.batchnorm1.gamma */
     const float *beta = P(38080);    /* down2.batchnorm1.beta */
     const float *rmean = P(78384);    /* down2.batchnorm1.running_mean */
     const float *rvar = P(78448);    /* down2.batchnorm1.running_var */
-    float *y = A(401408);    /* down2.relu1 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, true, y);
+    float *wf = A(0);    /* down2.conv1.folded_weight */
+    float *bf = A(18432);    /* down2.conv1.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet8.net:27: conv(f, 3, pad=1) */
-static void p19_down2_conv2_infer(NrtModel *m, int n)
+/* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
+static void p16_down2_conv1_down2_batchnorm1_down2_relu1_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(401408);    /* down2.relu1 */
-    const float *w = P(38144);    /* down2.conv2.weight */
-    const float *b = P(75008);    /* down2.conv2.bias */
-    float *y = A(0);    /* down2.conv2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1619488);    /* down1.relu2 */
+    const float *w = A(0);    /* down2.conv1.folded_weight */
+    const float *b = A(18432);    /* down2.conv1.folded_bias */
+    float *y = A(18496);    /* down2.relu1 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet8.net:27: batchnorm */
-static void p20_down2_batchnorm2_infer(NrtModel *m, int n)
+static void p17_down2_conv2_down2_batchnorm2_fold(NrtModel *m, int n)
 {
-    enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(0);    /* down2.conv2 */
+    enum { F = 64, PER = 576 };    /* output channels, weights each */
+    const float *w = P(38144);    /* down2.conv2.weight */
+    const float *b = P(75008);    /* down2.conv2.bias */
     const float *gamma = P(75072);    /* down2.batchnorm2.gamma */
     const float *beta = P(75136);    /* down2.batchnorm2.beta */
     const float *rmean = P(78512);    /* down2.batchnorm2.running_mean */
     const float *rvar = P(78576);    /* down2.batchnorm2.running_var */
-    float *y = A(401408);    /* down2.batchnorm2 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(419904);    /* down2.conv2.folded_weight */
+    float *bf = A(0);    /* down2.conv2.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
 }
 
-/* resnet8.net:28: conv(f, 1, stride=2) */
-static void p21_down2_conv3_infer(NrtModel *m, int n)
+/* resnet8.net:27: conv(f, 3, pad=1) */
+static void p18_down2_conv2_down2_batchnorm2_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(802816);    /* down1.relu2 */
-    const float *w = P(75200);    /* down2.conv3.weight */
-    const float *b = P(77248);    /* down2.conv3.bias */
-    float *y = A(0);    /* down2.conv3 */
+    const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(18496);    /* down2.relu1 */
+    const float *w = A(419904);    /* down2.conv2.folded_weight */
+    const float *b = A(0);    /* down2.conv2.folded_bias */
+    float *y = A(456768);    /* down2.batchnorm2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:28: batchnorm */
-static void p22_down2_batchnorm3_infer(NrtModel *m, int n)
+static void p19_down2_conv3_down2_batchnorm3_fold(NrtModel *m, int n)
 {
-    enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(0);    /* down2.conv3 */
+    enum { F = 64, PER = 32 };    /* output channels, weights each */
+    const float *w = P(75200);    /* down2.conv3.weight */
+    const float *b = P(77248);    /* down2.conv3.bias */
     const float *gamma = P(77312);    /* down2.batchnorm3.gamma */
     const float *beta = P(77376);    /* down2.batchnorm3.beta */
     const float *rmean = P(78640);    /* down2.batchnorm3.running_mean */
     const float *rvar = P(78704);    /* down2.batchnorm3.running_var */
-    float *y = A(802816);    /* down2.batchnorm3 */
-    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, 1e-05, false, y);
+    float *wf = A(0);    /* down2.conv3.folded_weight */
+    float *bf = A(2048);    /* down2.conv3.folded_bias */
+    (void)n;
+    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+}
+
+/* resnet8.net:28: conv(f, 1, stride=2) */
+static void p20_down2_conv3_down2_batchnorm3_infer(NrtModel *m, int n)
+{
+    const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1619488);    /* down1.relu2 */
+    const float *w = A(0);    /* down2.conv3.folded_weight */
+    const float *b = A(2048);    /* down2.conv3.folded_bias */
+    float *y = A(2112);    /* down2.batchnorm3 */
+    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:29: branch + shortcut */
-static void p23_down2_add1_infer(NrtModel *m, int n)
+static void p21_down2_add1_down2_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(401408);    /* down2.batchnorm2 */
-    const float *x1 = A(802816);    /* down2.batchnorm3 */
-    float *y = A(0);    /* down2.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet8.net:29: relu(branch + shortcut) */
-static void p24_down2_relu2_infer(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *x = A(0);    /* down2.add1 */
-    float *y = A(401408);    /* down2.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    const float *x0 = A(456768);    /* down2.batchnorm2 */
+    const float *x1 = A(2112);    /* down2.batchnorm3 */
+    float *y = A(858176);    /* down2.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet8.net:38: global_avgpool */
-static void p25_global_avgpool1_infer(NrtModel *m, int n)
+static void p22_global_avgpool1_infer(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(401408);    /* down2.relu2 */
+    const float *x = A(858176);    /* down2.relu2 */
     float *y = A(0);    /* global_avgpool1 */
     nrt_global_avgpool_forward(n, C, S, x, y);
 }
 
 /* resnet8.net:39: dense(10) */
-static void p26_dense1_infer(NrtModel *m, int n)
+static void p23_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
     const float *x = A(0);    /* global_avgpool1 */
@@ -346,7 +346,7 @@ static void p26_dense1_infer(NrtModel *m, int n)
 }
 
 /* resnet8.net:39: dense(10) */
-static void p27_output_logits(NrtModel *m, int n)
+static void p24_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(8192);    /* dense1 */
@@ -462,266 +462,239 @@ static void t07_basic1_batchnorm2_forward(NrtModel *m, int n)
 }
 
 /* resnet8.net:20: branch + in */
-static void t08_basic1_add1_forward(NrtModel *m, int n)
+static void t08_basic1_add1_basic1_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
     const float *x0 = A(8128576);    /* basic1.batchnorm2 */
     const float *x1 = A(1705984);    /* relu1 */
-    float *y = A(9734240);    /* basic1.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet8.net:20: relu(branch + in) */
-static void t09_basic1_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *x = A(9734240);    /* basic1.add1 */
-    float *y = A(8128576);    /* basic1.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    float *y = A(9734240);    /* basic1.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void t10_down1_conv1_forward(NrtModel *m, int n)
+static void t09_down1_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(8128576);    /* basic1.relu2 */
+    const float *x = A(9734240);    /* basic1.relu2 */
     const float *w = P(4896);    /* down1.conv1.weight */
     const float *b = P(9504);    /* down1.conv1.bias */
-    float *y = A(11339872);    /* down1.conv1 */
+    float *y = A(8128576);    /* down1.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:26: batchnorm */
-static void t11_down1_batchnorm1_down1_relu1_forward(NrtModel *m, int n)
+static void t10_down1_batchnorm1_down1_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(11339872);    /* down1.conv1 */
+    const float *x = A(8128576);    /* down1.conv1 */
     const float *gamma = P(9536);    /* down1.batchnorm1.gamma */
     const float *beta = P(9568);    /* down1.batchnorm1.beta */
     float *rmean = P(78192);    /* down1.batchnorm1.running_mean */
     float *rvar = P(78224);    /* down1.batchnorm1.running_var */
-    float *y = A(12142688);    /* down1.relu1 */
-    float *mean = A(12945504);    /* down1.batchnorm1.mean */
-    float *invstd = A(12945536);    /* down1.batchnorm1.invstd */
+    float *y = A(8931392);    /* down1.relu1 */
+    float *mean = A(11339872);    /* down1.batchnorm1.mean */
+    float *invstd = A(11339904);    /* down1.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
 /* resnet8.net:27: conv(f, 3, pad=1) */
-static void t12_down1_conv2_forward(NrtModel *m, int n)
+static void t11_down1_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(12142688);    /* down1.relu1 */
+    const float *x = A(8931392);    /* down1.relu1 */
     const float *w = P(9600);    /* down1.conv2.weight */
     const float *b = P(18816);    /* down1.conv2.bias */
-    float *y = A(12945568);    /* down1.conv2 */
+    float *y = A(11339936);    /* down1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:27: batchnorm */
-static void t13_down1_batchnorm2_forward(NrtModel *m, int n)
+static void t12_down1_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(12945568);    /* down1.conv2 */
+    const float *x = A(11339936);    /* down1.conv2 */
     const float *gamma = P(18848);    /* down1.batchnorm2.gamma */
     const float *beta = P(18880);    /* down1.batchnorm2.beta */
     float *rmean = P(78256);    /* down1.batchnorm2.running_mean */
     float *rvar = P(78288);    /* down1.batchnorm2.running_var */
-    float *y = A(13748384);    /* down1.batchnorm2 */
-    float *mean = A(14551200);    /* down1.batchnorm2.mean */
-    float *invstd = A(14551232);    /* down1.batchnorm2.invstd */
+    float *y = A(12142752);    /* down1.batchnorm2 */
+    float *mean = A(12945568);    /* down1.batchnorm2.mean */
+    float *invstd = A(12945600);    /* down1.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
 
 /* resnet8.net:28: conv(f, 1, stride=2) */
-static void t14_down1_conv3_forward(NrtModel *m, int n)
+static void t13_down1_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(8128576);    /* basic1.relu2 */
+    const float *x = A(9734240);    /* basic1.relu2 */
     const float *w = P(18912);    /* down1.conv3.weight */
     const float *b = P(19424);    /* down1.conv3.bias */
-    float *y = A(14551264);    /* down1.conv3 */
+    float *y = A(12945632);    /* down1.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:28: batchnorm */
-static void t15_down1_batchnorm3_forward(NrtModel *m, int n)
+static void t14_down1_batchnorm3_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(14551264);    /* down1.conv3 */
+    const float *x = A(12945632);    /* down1.conv3 */
     const float *gamma = P(19456);    /* down1.batchnorm3.gamma */
     const float *beta = P(19488);    /* down1.batchnorm3.beta */
     float *rmean = P(78320);    /* down1.batchnorm3.running_mean */
     float *rvar = P(78352);    /* down1.batchnorm3.running_var */
-    float *y = A(15354080);    /* down1.batchnorm3 */
-    float *mean = A(16156896);    /* down1.batchnorm3.mean */
-    float *invstd = A(16156928);    /* down1.batchnorm3.invstd */
+    float *y = A(13748448);    /* down1.batchnorm3 */
+    float *mean = A(14551264);    /* down1.batchnorm3.mean */
+    float *invstd = A(14551296);    /* down1.batchnorm3.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
 
 /* resnet8.net:29: branch + shortcut */
-static void t16_down1_add1_forward(NrtModel *m, int n)
+static void t15_down1_add1_down1_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x0 = A(13748384);    /* down1.batchnorm2 */
-    const float *x1 = A(15354080);    /* down1.batchnorm3 */
-    float *y = A(16156960);    /* down1.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet8.net:29: relu(branch + shortcut) */
-static void t17_down1_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *x = A(16156960);    /* down1.add1 */
-    float *y = A(13748384);    /* down1.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    const float *x0 = A(12142752);    /* down1.batchnorm2 */
+    const float *x1 = A(13748448);    /* down1.batchnorm3 */
+    float *y = A(14551328);    /* down1.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void t18_down2_conv1_forward(NrtModel *m, int n)
+static void t16_down2_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(13748384);    /* down1.relu2 */
+    const float *x = A(14551328);    /* down1.relu2 */
     const float *w = P(19520);    /* down2.conv1.weight */
     const float *b = P(37952);    /* down2.conv1.bias */
-    float *y = A(15354080);    /* down2.conv1 */
+    float *y = A(12142752);    /* down2.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:26: batchnorm */
-static void t19_down2_batchnorm1_down2_relu1_forward(NrtModel *m, int n)
+static void t17_down2_batchnorm1_down2_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(15354080);    /* down2.conv1 */
+    const float *x = A(12142752);    /* down2.conv1 */
     const float *gamma = P(38016);    /* down2.batchnorm1.gamma */
     const float *beta = P(38080);    /* down2.batchnorm1.beta */
     float *rmean = P(78384);    /* down2.batchnorm1.running_mean */
     float *rvar = P(78448);    /* down2.batchnorm1.running_var */
-    float *y = A(15755488);    /* down2.relu1 */
-    float *mean = A(16959776);    /* down2.batchnorm1.mean */
-    float *invstd = A(16959840);    /* down2.batchnorm1.invstd */
+    float *y = A(12544160);    /* down2.relu1 */
+    float *mean = A(13748448);    /* down2.batchnorm1.mean */
+    float *invstd = A(13748512);    /* down2.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
                                 mean, invstd);
 }
 
 /* resnet8.net:27: conv(f, 3, pad=1) */
-static void t20_down2_conv2_forward(NrtModel *m, int n)
+static void t18_down2_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(15755488);    /* down2.relu1 */
+    const float *x = A(12544160);    /* down2.relu1 */
     const float *w = P(38144);    /* down2.conv2.weight */
     const float *b = P(75008);    /* down2.conv2.bias */
-    float *y = A(16959904);    /* down2.conv2 */
+    float *y = A(13748576);    /* down2.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:27: batchnorm */
-static void t21_down2_batchnorm2_forward(NrtModel *m, int n)
+static void t19_down2_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(16959904);    /* down2.conv2 */
+    const float *x = A(13748576);    /* down2.conv2 */
     const float *gamma = P(75072);    /* down2.batchnorm2.gamma */
     const float *beta = P(75136);    /* down2.batchnorm2.beta */
     float *rmean = P(78512);    /* down2.batchnorm2.running_mean */
     float *rvar = P(78576);    /* down2.batchnorm2.running_var */
-    float *y = A(17361312);    /* down2.batchnorm2 */
-    float *mean = A(17762720);    /* down2.batchnorm2.mean */
-    float *invstd = A(17762784);    /* down2.batchnorm2.invstd */
+    float *y = A(15354144);    /* down2.batchnorm2 */
+    float *mean = A(14149984);    /* down2.batchnorm2.mean */
+    float *invstd = A(14150048);    /* down2.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
 
 /* resnet8.net:28: conv(f, 1, stride=2) */
-static void t22_down2_conv3_forward(NrtModel *m, int n)
+static void t20_down2_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(13748384);    /* down1.relu2 */
+    const float *x = A(14551328);    /* down1.relu2 */
     const float *w = P(75200);    /* down2.conv3.weight */
     const float *b = P(77248);    /* down2.conv3.bias */
-    float *y = A(17762848);    /* down2.conv3 */
+    float *y = A(15755552);    /* down2.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:28: batchnorm */
-static void t23_down2_batchnorm3_forward(NrtModel *m, int n)
+static void t21_down2_batchnorm3_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(17762848);    /* down2.conv3 */
+    const float *x = A(15755552);    /* down2.conv3 */
     const float *gamma = P(77312);    /* down2.batchnorm3.gamma */
     const float *beta = P(77376);    /* down2.batchnorm3.beta */
     float *rmean = P(78640);    /* down2.batchnorm3.running_mean */
     float *rvar = P(78704);    /* down2.batchnorm3.running_var */
-    float *y = A(18164256);    /* down2.batchnorm3 */
-    float *mean = A(18565664);    /* down2.batchnorm3.mean */
-    float *invstd = A(18565728);    /* down2.batchnorm3.invstd */
+    float *y = A(16156960);    /* down2.batchnorm3 */
+    float *mean = A(14150112);    /* down2.batchnorm3.mean */
+    float *invstd = A(14150176);    /* down2.batchnorm3.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
 
 /* resnet8.net:29: branch + shortcut */
-static void t24_down2_add1_forward(NrtModel *m, int n)
+static void t22_down2_add1_down2_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(17361312);    /* down2.batchnorm2 */
-    const float *x1 = A(18164256);    /* down2.batchnorm3 */
-    float *y = A(18565792);    /* down2.add1 */
-    for (int64_t i = 0; i < (int64_t)n * D; i++)
-        y[i] = x0[i] + x1[i];
-}
-
-/* resnet8.net:29: relu(branch + shortcut) */
-static void t25_down2_relu2_forward(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *x = A(18565792);    /* down2.add1 */
-    float *y = A(17361312);    /* down2.relu2 */
-    nrt_relu_forward((int64_t)n * D, x, y);
+    const float *x0 = A(15354144);    /* down2.batchnorm2 */
+    const float *x1 = A(16156960);    /* down2.batchnorm3 */
+    float *y = A(16558368);    /* down2.relu2 */
+    const float *const xs[] = {x0, x1};
+    nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet8.net:38: global_avgpool */
-static void t26_global_avgpool1_forward(NrtModel *m, int n)
+static void t23_global_avgpool1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(17361312);    /* down2.relu2 */
-    float *y = A(18164256);    /* global_avgpool1 */
+    const float *x = A(16558368);    /* down2.relu2 */
+    float *y = A(14150240);    /* global_avgpool1 */
     nrt_global_avgpool_forward(n, C, S, x, y);
 }
 
 /* resnet8.net:39: dense(10) */
-static void t27_dense1_forward(NrtModel *m, int n)
+static void t24_dense1_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *x = A(18164256);    /* global_avgpool1 */
+    const float *x = A(14150240);    /* global_avgpool1 */
     const float *w = P(77440);    /* dense1.weight */
     const float *b = P(78080);    /* dense1.bias */
-    float *y = A(18172448);    /* dense1 */
+    float *y = A(14158432);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:41: cross_entropy(logits, label) */
-static void t28_cross_entropy1_loss(NrtModel *m, int n)
+static void t25_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(18172448);    /* dense1 */
-    float *dx = A(18173728);    /* logits.grad */
+    const float *x = A(14158432);    /* dense1 */
+    float *dx = A(14159712);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
 }
 
 /* resnet8.net:39: dense(10) */
-static void t29_dense1_backward(NrtModel *m, int n)
+static void t26_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *dy = A(18173728);    /* logits.grad */
-    const float *x = A(18164256);    /* global_avgpool1 */
+    const float *dy = A(14159712);    /* logits.grad */
+    const float *x = A(14150240);    /* global_avgpool1 */
     const float *w = P(77440);    /* dense1.weight */
-    float *dx = A(18175008);    /* global_avgpool1.grad */
+    float *dx = A(14160992);    /* global_avgpool1.grad */
     float *dw = P(156240);    /* dense1.weight.grad */
     float *db = P(156880);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -730,52 +703,43 @@ static void t29_dense1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:38: global_avgpool */
-static void t30_global_avgpool1_backward(NrtModel *m, int n)
+static void t27_global_avgpool1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(18175008);    /* global_avgpool1.grad */
-    float *dx = A(18967200);    /* down2.out.grad */
+    const float *dy = A(14160992);    /* global_avgpool1.grad */
+    float *dx = A(15354144);    /* down2.out.grad */
     nrt_global_avgpool_backward(n, C, S, dy, dx, false);
 }
 
 /* resnet8.net:29: relu(branch + shortcut) */
-static void t31_down2_relu2_backward(NrtModel *m, int n)
+static void t28_down2_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(18967200);    /* down2.out.grad */
-    const float *y = A(17361312);    /* down2.relu2 */
-    float *dx = A(18164256);    /* down2.add1.grad */
+    const float *dy = A(15354144);    /* down2.out.grad */
+    const float *y = A(16558368);    /* down2.relu2 */
+    float *dx = A(16156960);    /* down2.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet8.net:29: branch + shortcut */
-static void t32_down2_add1_backward_in0(NrtModel *m, int n)
+static void t29_down2_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(18164256);    /* down2.add1.grad */
-    float *dx = A(17361312);    /* down2.branch.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
-/* resnet8.net:29: branch + shortcut */
-static void t33_down2_add1_backward_in1(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *dy = A(18164256);    /* down2.add1.grad */
-    float *dx = A(18565792);    /* down2.shortcut.grad */
+    const float *dy = A(16156960);    /* down2.add1.grad */
+    float *dx = A(15354144);    /* down2.branch.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
 /* resnet8.net:28: batchnorm */
-static void t34_down2_batchnorm3_backward(NrtModel *m, int n)
+static void t30_down2_batchnorm3_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(18565792);    /* down2.shortcut.grad */
-    const float *x = A(17762848);    /* down2.conv3 */
+    const float *dy = A(16156960);    /* down2.add1.grad */
+    const float *x = A(15755552);    /* down2.conv3 */
     const float *gamma = P(77312);    /* down2.batchnorm3.gamma */
-    const float *mean = A(18565664);    /* down2.batchnorm3.mean */
-    const float *invstd = A(18565728);    /* down2.batchnorm3.invstd */
-    float *dx = A(18164256);    /* down2.conv3.grad */
+    const float *mean = A(14150112);    /* down2.batchnorm3.mean */
+    const float *invstd = A(14150176);    /* down2.batchnorm3.invstd */
+    float *dx = A(16558368);    /* down2.conv3.grad */
     float *dgamma = P(156112);    /* down2.batchnorm3.gamma.grad */
     float *dbeta = P(156176);    /* down2.batchnorm3.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -783,13 +747,13 @@ static void t34_down2_batchnorm3_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:28: conv(f, 1, stride=2) */
-static void t35_down2_conv3_backward(NrtModel *m, int n)
+static void t31_down2_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(18164256);    /* down2.conv3.grad */
-    const float *x = A(13748384);    /* down1.relu2 */
+    const float *dy = A(16558368);    /* down2.conv3.grad */
+    const float *x = A(14551328);    /* down1.relu2 */
     const float *w = P(75200);    /* down2.conv3.weight */
-    float *dx = A(18565664);    /* down1.out.grad */
+    float *dx = A(15755552);    /* down1.out.grad */
     float *dw = P(154000);    /* down2.conv3.weight.grad */
     float *db = P(156048);    /* down2.conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -798,15 +762,15 @@ static void t35_down2_conv3_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:27: batchnorm */
-static void t36_down2_batchnorm2_backward(NrtModel *m, int n)
+static void t32_down2_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(17361312);    /* down2.branch.grad */
-    const float *x = A(16959904);    /* down2.conv2 */
+    const float *dy = A(15354144);    /* down2.branch.grad */
+    const float *x = A(13748576);    /* down2.conv2 */
     const float *gamma = P(75072);    /* down2.batchnorm2.gamma */
-    const float *mean = A(17762720);    /* down2.batchnorm2.mean */
-    const float *invstd = A(17762784);    /* down2.batchnorm2.invstd */
-    float *dx = A(17762848);    /* down2.conv2.grad */
+    const float *mean = A(14149984);    /* down2.batchnorm2.mean */
+    const float *invstd = A(14150048);    /* down2.batchnorm2.invstd */
+    float *dx = A(16558368);    /* down2.conv2.grad */
     float *dgamma = P(153872);    /* down2.batchnorm2.gamma.grad */
     float *dbeta = P(153936);    /* down2.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -814,13 +778,13 @@ static void t36_down2_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:27: conv(f, 3, pad=1) */
-static void t37_down2_conv2_backward(NrtModel *m, int n)
+static void t33_down2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(17762848);    /* down2.conv2.grad */
-    const float *x = A(15755488);    /* down2.relu1 */
+    const float *dy = A(16558368);    /* down2.conv2.grad */
+    const float *x = A(12544160);    /* down2.relu1 */
     const float *w = P(38144);    /* down2.conv2.weight */
-    float *dx = A(16959904);    /* down2.relu1.grad */
+    float *dx = A(13748576);    /* down2.relu1.grad */
     float *dw = P(116944);    /* down2.conv2.weight.grad */
     float *db = P(153808);    /* down2.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -829,30 +793,30 @@ static void t37_down2_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:26: batchnorm */
-static void t38_down2_batchnorm1_down2_relu1_backward(NrtModel *m, int n)
+static void t34_down2_batchnorm1_down2_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(16959904);    /* down2.relu1.grad */
-    const float *x = A(15354080);    /* down2.conv1 */
+    const float *dy = A(13748576);    /* down2.relu1.grad */
+    const float *x = A(12142752);    /* down2.conv1 */
     const float *gamma = P(38016);    /* down2.batchnorm1.gamma */
-    const float *mean = A(16959776);    /* down2.batchnorm1.mean */
-    const float *invstd = A(16959840);    /* down2.batchnorm1.invstd */
-    float *dx = A(17361312);    /* down2.conv1.grad */
+    const float *mean = A(13748448);    /* down2.batchnorm1.mean */
+    const float *invstd = A(13748512);    /* down2.batchnorm1.invstd */
+    float *dx = A(15354144);    /* down2.conv1.grad */
     float *dgamma = P(116816);    /* down2.batchnorm1.gamma.grad */
     float *dbeta = P(116880);    /* down2.batchnorm1.beta.grad */
-    const float *y = A(15755488);    /* down2.relu1 */
+    const float *y = A(12544160);    /* down2.relu1 */
     nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void t39_down2_conv1_backward(NrtModel *m, int n)
+static void t35_down2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(17361312);    /* down2.conv1.grad */
-    const float *x = A(13748384);    /* down1.relu2 */
+    const float *dy = A(15354144);    /* down2.conv1.grad */
+    const float *x = A(14551328);    /* down1.relu2 */
     const float *w = P(19520);    /* down2.conv1.weight */
-    float *dx = A(18565664);    /* down1.out.grad */
+    float *dx = A(15755552);    /* down1.out.grad */
     float *dw = P(98320);    /* down2.conv1.weight.grad */
     float *db = P(116752);    /* down2.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -861,43 +825,34 @@ static void t39_down2_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:29: relu(branch + shortcut) */
-static void t40_down1_relu2_backward(NrtModel *m, int n)
+static void t36_down1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(18565664);    /* down1.out.grad */
-    const float *y = A(13748384);    /* down1.relu2 */
-    float *dx = A(15354080);    /* down1.add1.grad */
+    const float *dy = A(15755552);    /* down1.out.grad */
+    const float *y = A(14551328);    /* down1.relu2 */
+    float *dx = A(12142752);    /* down1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet8.net:29: branch + shortcut */
-static void t41_down1_add1_backward_in0(NrtModel *m, int n)
+static void t37_down1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(15354080);    /* down1.add1.grad */
-    float *dx = A(13748384);    /* down1.branch.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
-/* resnet8.net:29: branch + shortcut */
-static void t42_down1_add1_backward_in1(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *dy = A(15354080);    /* down1.add1.grad */
-    float *dx = A(16156960);    /* down1.shortcut.grad */
+    const float *dy = A(12142752);    /* down1.add1.grad */
+    float *dx = A(13748448);    /* down1.branch.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
 /* resnet8.net:28: batchnorm */
-static void t43_down1_batchnorm3_backward(NrtModel *m, int n)
+static void t38_down1_batchnorm3_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(16156960);    /* down1.shortcut.grad */
-    const float *x = A(14551264);    /* down1.conv3 */
+    const float *dy = A(12142752);    /* down1.add1.grad */
+    const float *x = A(12945632);    /* down1.conv3 */
     const float *gamma = P(19456);    /* down1.batchnorm3.gamma */
-    const float *mean = A(16156896);    /* down1.batchnorm3.mean */
-    const float *invstd = A(16156928);    /* down1.batchnorm3.invstd */
-    float *dx = A(15354080);    /* down1.conv3.grad */
+    const float *mean = A(14551264);    /* down1.batchnorm3.mean */
+    const float *invstd = A(14551296);    /* down1.batchnorm3.invstd */
+    float *dx = A(14551328);    /* down1.conv3.grad */
     float *dgamma = P(98256);    /* down1.batchnorm3.gamma.grad */
     float *dbeta = P(98288);    /* down1.batchnorm3.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -905,13 +860,13 @@ static void t43_down1_batchnorm3_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:28: conv(f, 1, stride=2) */
-static void t44_down1_conv3_backward(NrtModel *m, int n)
+static void t39_down1_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(15354080);    /* down1.conv3.grad */
-    const float *x = A(8128576);    /* basic1.relu2 */
+    const float *dy = A(14551328);    /* down1.conv3.grad */
+    const float *x = A(9734240);    /* basic1.relu2 */
     const float *w = P(18912);    /* down1.conv3.weight */
-    float *dx = A(16156896);    /* basic1.out.grad */
+    float *dx = A(15354144);    /* basic1.out.grad */
     float *dw = P(97712);    /* down1.conv3.weight.grad */
     float *db = P(98224);    /* down1.conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -920,15 +875,15 @@ static void t44_down1_conv3_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:27: batchnorm */
-static void t45_down1_batchnorm2_backward(NrtModel *m, int n)
+static void t40_down1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(13748384);    /* down1.branch.grad */
-    const float *x = A(12945568);    /* down1.conv2 */
+    const float *dy = A(13748448);    /* down1.branch.grad */
+    const float *x = A(11339936);    /* down1.conv2 */
     const float *gamma = P(18848);    /* down1.batchnorm2.gamma */
-    const float *mean = A(14551200);    /* down1.batchnorm2.mean */
-    const float *invstd = A(14551232);    /* down1.batchnorm2.invstd */
-    float *dx = A(14551264);    /* down1.conv2.grad */
+    const float *mean = A(12945568);    /* down1.batchnorm2.mean */
+    const float *invstd = A(12945600);    /* down1.batchnorm2.invstd */
+    float *dx = A(12142752);    /* down1.conv2.grad */
     float *dgamma = P(97648);    /* down1.batchnorm2.gamma.grad */
     float *dbeta = P(97680);    /* down1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -936,13 +891,13 @@ static void t45_down1_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:27: conv(f, 3, pad=1) */
-static void t46_down1_conv2_backward(NrtModel *m, int n)
+static void t41_down1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(14551264);    /* down1.conv2.grad */
-    const float *x = A(12142688);    /* down1.relu1 */
+    const float *dy = A(12142752);    /* down1.conv2.grad */
+    const float *x = A(8931392);    /* down1.relu1 */
     const float *w = P(9600);    /* down1.conv2.weight */
-    float *dx = A(12945568);    /* down1.relu1.grad */
+    float *dx = A(11339936);    /* down1.relu1.grad */
     float *dw = P(88400);    /* down1.conv2.weight.grad */
     float *db = P(97616);    /* down1.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -951,30 +906,30 @@ static void t46_down1_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:26: batchnorm */
-static void t47_down1_batchnorm1_down1_relu1_backward(NrtModel *m, int n)
+static void t42_down1_batchnorm1_down1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(12945568);    /* down1.relu1.grad */
-    const float *x = A(11339872);    /* down1.conv1 */
+    const float *dy = A(11339936);    /* down1.relu1.grad */
+    const float *x = A(8128576);    /* down1.conv1 */
     const float *gamma = P(9536);    /* down1.batchnorm1.gamma */
-    const float *mean = A(12945504);    /* down1.batchnorm1.mean */
-    const float *invstd = A(12945536);    /* down1.batchnorm1.invstd */
-    float *dx = A(13748384);    /* down1.conv1.grad */
+    const float *mean = A(11339872);    /* down1.batchnorm1.mean */
+    const float *invstd = A(11339904);    /* down1.batchnorm1.invstd */
+    float *dx = A(12142752);    /* down1.conv1.grad */
     float *dgamma = P(88336);    /* down1.batchnorm1.gamma.grad */
     float *dbeta = P(88368);    /* down1.batchnorm1.beta.grad */
-    const float *y = A(12142688);    /* down1.relu1 */
+    const float *y = A(8931392);    /* down1.relu1 */
     nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
                            false);
 }
 
 /* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void t48_down1_conv1_backward(NrtModel *m, int n)
+static void t43_down1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(13748384);    /* down1.conv1.grad */
-    const float *x = A(8128576);    /* basic1.relu2 */
+    const float *dy = A(12142752);    /* down1.conv1.grad */
+    const float *x = A(9734240);    /* basic1.relu2 */
     const float *w = P(4896);    /* down1.conv1.weight */
-    float *dx = A(16156896);    /* basic1.out.grad */
+    float *dx = A(15354144);    /* basic1.out.grad */
     float *dw = P(83696);    /* down1.conv1.weight.grad */
     float *db = P(88304);    /* down1.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -983,38 +938,29 @@ static void t48_down1_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:20: relu(branch + in) */
-static void t49_basic1_relu2_backward(NrtModel *m, int n)
+static void t44_basic1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(16156896);    /* basic1.out.grad */
-    const float *y = A(8128576);    /* basic1.relu2 */
-    float *dx = A(11339872);    /* basic1.add1.grad */
+    const float *dy = A(15354144);    /* basic1.out.grad */
+    const float *y = A(9734240);    /* basic1.relu2 */
+    float *dx = A(8128576);    /* basic1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet8.net:20: branch + in */
-static void t50_basic1_add1_backward_in0(NrtModel *m, int n)
+static void t45_basic1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(11339872);    /* basic1.add1.grad */
-    float *dx = A(8128576);    /* basic1.branch.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
-/* resnet8.net:20: branch + in */
-static void t51_basic1_add1_backward_in1(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *dy = A(11339872);    /* basic1.add1.grad */
-    float *dx = A(9734240);    /* stem.grad */
+    const float *dy = A(8128576);    /* basic1.add1.grad */
+    float *dx = A(9734240);    /* basic1.branch.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
 /* resnet8.net:19: batchnorm */
-static void t52_basic1_batchnorm2_backward(NrtModel *m, int n)
+static void t46_basic1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(8128576);    /* basic1.branch.grad */
+    const float *dy = A(9734240);    /* basic1.branch.grad */
     const float *x = A(6522944);    /* basic1.conv2 */
     const float *gamma = P(4864);    /* basic1.batchnorm2.gamma */
     const float *mean = A(9734208);    /* basic1.batchnorm2.mean */
@@ -1027,7 +973,7 @@ static void t52_basic1_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:19: conv(f, 3, pad=1) */
-static void t53_basic1_conv2_backward(NrtModel *m, int n)
+static void t47_basic1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(11339872);    /* basic1.conv2.grad */
@@ -1042,7 +988,7 @@ static void t53_basic1_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:18: batchnorm */
-static void t54_basic1_batchnorm1_basic1_relu1_backward(NrtModel *m, int n)
+static void t48_basic1_batchnorm1_basic1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(6522944);    /* basic1.relu1.grad */
@@ -1050,7 +996,7 @@ static void t54_basic1_batchnorm1_basic1_relu1_backward(NrtModel *m, int n)
     const float *gamma = P(2512);    /* basic1.batchnorm1.gamma */
     const float *mean = A(6522912);    /* basic1.batchnorm1.mean */
     const float *invstd = A(6522928);    /* basic1.batchnorm1.invstd */
-    float *dx = A(8128576);    /* basic1.conv1.grad */
+    float *dx = A(9734208);    /* basic1.conv1.grad */
     float *dgamma = P(81312);    /* basic1.batchnorm1.gamma.grad */
     float *dbeta = P(81328);    /* basic1.batchnorm1.beta.grad */
     const float *y = A(4917280);    /* basic1.relu1 */
@@ -1059,13 +1005,13 @@ static void t54_basic1_batchnorm1_basic1_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:18: conv(f, 3, pad=1) */
-static void t55_basic1_conv1_backward(NrtModel *m, int n)
+static void t49_basic1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(8128576);    /* basic1.conv1.grad */
+    const float *dy = A(9734208);    /* basic1.conv1.grad */
     const float *x = A(1705984);    /* relu1 */
     const float *w = P(192);    /* basic1.conv1.weight */
-    float *dx = A(9734240);    /* stem.grad */
+    float *dx = A(8128576);    /* basic1.add1.grad */
     float *dw = P(78992);    /* basic1.conv1.weight.grad */
     float *db = P(81296);    /* basic1.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1074,10 +1020,10 @@ static void t55_basic1_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:32: batchnorm */
-static void t56_batchnorm1_relu1_backward(NrtModel *m, int n)
+static void t50_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(9734240);    /* stem.grad */
+    const float *dy = A(8128576);    /* basic1.add1.grad */
     const float *x = A(100352);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *mean = A(3311616);    /* batchnorm1.mean */
@@ -1091,7 +1037,7 @@ static void t56_batchnorm1_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:32: conv(16, 3, pad=1) */
-static void t57_conv1_backward(NrtModel *m, int n)
+static void t51_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(3311648);    /* conv1.grad */
@@ -1103,7 +1049,7 @@ static void t57_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:32: conv(16, 3, pad=1) */
-static void t58_conv1_penalty(NrtModel *m, int n)
+static void t52_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 144 };
     const float *w = P(0);    /* conv1.weight */
@@ -1113,7 +1059,7 @@ static void t58_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet8.net:18: conv(f, 3, pad=1) */
-static void t59_basic1_conv1_penalty(NrtModel *m, int n)
+static void t53_basic1_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 2304 };
     const float *w = P(192);    /* basic1.conv1.weight */
@@ -1123,7 +1069,7 @@ static void t59_basic1_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet8.net:19: conv(f, 3, pad=1) */
-static void t60_basic1_conv2_penalty(NrtModel *m, int n)
+static void t54_basic1_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 2304 };
     const float *w = P(2544);    /* basic1.conv2.weight */
@@ -1133,7 +1079,7 @@ static void t60_basic1_conv2_penalty(NrtModel *m, int n)
 }
 
 /* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void t61_down1_conv1_penalty(NrtModel *m, int n)
+static void t55_down1_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 4608 };
     const float *w = P(4896);    /* down1.conv1.weight */
@@ -1143,7 +1089,7 @@ static void t61_down1_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet8.net:27: conv(f, 3, pad=1) */
-static void t62_down1_conv2_penalty(NrtModel *m, int n)
+static void t56_down1_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 9216 };
     const float *w = P(9600);    /* down1.conv2.weight */
@@ -1153,7 +1099,7 @@ static void t62_down1_conv2_penalty(NrtModel *m, int n)
 }
 
 /* resnet8.net:28: conv(f, 1, stride=2) */
-static void t63_down1_conv3_penalty(NrtModel *m, int n)
+static void t57_down1_conv3_penalty(NrtModel *m, int n)
 {
     enum { D = 512 };
     const float *w = P(18912);    /* down1.conv3.weight */
@@ -1163,7 +1109,7 @@ static void t63_down1_conv3_penalty(NrtModel *m, int n)
 }
 
 /* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void t64_down2_conv1_penalty(NrtModel *m, int n)
+static void t58_down2_conv1_penalty(NrtModel *m, int n)
 {
     enum { D = 18432 };
     const float *w = P(19520);    /* down2.conv1.weight */
@@ -1173,7 +1119,7 @@ static void t64_down2_conv1_penalty(NrtModel *m, int n)
 }
 
 /* resnet8.net:27: conv(f, 3, pad=1) */
-static void t65_down2_conv2_penalty(NrtModel *m, int n)
+static void t59_down2_conv2_penalty(NrtModel *m, int n)
 {
     enum { D = 36864 };
     const float *w = P(38144);    /* down2.conv2.weight */
@@ -1183,7 +1129,7 @@ static void t65_down2_conv2_penalty(NrtModel *m, int n)
 }
 
 /* resnet8.net:28: conv(f, 1, stride=2) */
-static void t66_down2_conv3_penalty(NrtModel *m, int n)
+static void t60_down2_conv3_penalty(NrtModel *m, int n)
 {
     enum { D = 2048 };
     const float *w = P(75200);    /* down2.conv3.weight */
@@ -1193,7 +1139,7 @@ static void t66_down2_conv3_penalty(NrtModel *m, int n)
 }
 
 /* resnet8.net:39: dense(10) */
-static void t67_dense1_penalty(NrtModel *m, int n)
+static void t61_dense1_penalty(NrtModel *m, int n)
 {
     enum { D = 640 };
     const float *w = P(77440);    /* dense1.weight */
@@ -1203,7 +1149,7 @@ static void t67_dense1_penalty(NrtModel *m, int n)
 }
 
 /* opt_sgd */
-static void t68_sgd_update(NrtModel *m, int n)
+static void t62_sgd_update(NrtModel *m, int n)
 {
     enum { D = 78090 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -1379,85 +1325,85 @@ static size_t workspace_floats(void)
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t10_down1_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t09_down1_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t12_down1_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t11_down1_conv2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t14_down1_conv3_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t13_down1_conv3_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t18_down2_conv1_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t16_down2_conv1_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t20_down2_conv2_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t18_down2_conv2_forward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t22_down2_conv3_forward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t20_down2_conv3_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(RESNET8_BATCH, 64, 10);    /* t27_dense1_forward */
+        size_t k = nrt_dense_workspace_floats(RESNET8_BATCH, 64, 10);    /* t24_dense1_forward */
         f = k > f ? k : f;
     }
     {
-        size_t k = nrt_dense_workspace_floats(RESNET8_BATCH, 64, 10);    /* t29_dense1_backward */
+        size_t k = nrt_dense_workspace_floats(RESNET8_BATCH, 64, 10);    /* t26_dense1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t35_down2_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t31_down2_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t37_down2_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t33_down2_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t39_down2_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t35_down2_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t44_down1_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t39_down1_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t46_down1_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t41_down1_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t48_down1_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t43_down1_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t53_basic1_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t47_basic1_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t55_basic1_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t49_basic1_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t57_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t51_conv1_backward */
         f = k > f ? k : f;
     }
     return f;
@@ -1557,33 +1503,30 @@ NrtStatus resnet8_predict(NrtModel *m, const float *x, int n, float *const *outs
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_infer(m, n);
-    p02_batchnorm1_relu1_infer(m, n);
-    p03_basic1_conv1_infer(m, n);
-    p04_basic1_batchnorm1_basic1_relu1_infer(m, n);
-    p05_basic1_conv2_infer(m, n);
-    p06_basic1_batchnorm2_infer(m, n);
-    p07_basic1_add1_infer(m, n);
-    p08_basic1_relu2_infer(m, n);
-    p09_down1_conv1_infer(m, n);
-    p10_down1_batchnorm1_down1_relu1_infer(m, n);
-    p11_down1_conv2_infer(m, n);
-    p12_down1_batchnorm2_infer(m, n);
-    p13_down1_conv3_infer(m, n);
-    p14_down1_batchnorm3_infer(m, n);
-    p15_down1_add1_infer(m, n);
-    p16_down1_relu2_infer(m, n);
-    p17_down2_conv1_infer(m, n);
-    p18_down2_batchnorm1_down2_relu1_infer(m, n);
-    p19_down2_conv2_infer(m, n);
-    p20_down2_batchnorm2_infer(m, n);
-    p21_down2_conv3_infer(m, n);
-    p22_down2_batchnorm3_infer(m, n);
-    p23_down2_add1_infer(m, n);
-    p24_down2_relu2_infer(m, n);
-    p25_global_avgpool1_infer(m, n);
-    p26_dense1_infer(m, n);
-    p27_output_logits(m, n);
+    p01_conv1_batchnorm1_fold(m, n);
+    p02_conv1_batchnorm1_relu1_infer(m, n);
+    p03_basic1_conv1_basic1_batchnorm1_fold(m, n);
+    p04_basic1_conv1_basic1_batchnorm1_basic1_relu1_infer(m, n);
+    p05_basic1_conv2_basic1_batchnorm2_fold(m, n);
+    p06_basic1_conv2_basic1_batchnorm2_infer(m, n);
+    p07_basic1_add1_basic1_relu2_infer(m, n);
+    p08_down1_conv1_down1_batchnorm1_fold(m, n);
+    p09_down1_conv1_down1_batchnorm1_down1_relu1_infer(m, n);
+    p10_down1_conv2_down1_batchnorm2_fold(m, n);
+    p11_down1_conv2_down1_batchnorm2_infer(m, n);
+    p12_down1_conv3_down1_batchnorm3_fold(m, n);
+    p13_down1_conv3_down1_batchnorm3_infer(m, n);
+    p14_down1_add1_down1_relu2_infer(m, n);
+    p15_down2_conv1_down2_batchnorm1_fold(m, n);
+    p16_down2_conv1_down2_batchnorm1_down2_relu1_infer(m, n);
+    p17_down2_conv2_down2_batchnorm2_fold(m, n);
+    p18_down2_conv2_down2_batchnorm2_infer(m, n);
+    p19_down2_conv3_down2_batchnorm3_fold(m, n);
+    p20_down2_conv3_down2_batchnorm3_infer(m, n);
+    p21_down2_add1_down2_relu2_infer(m, n);
+    p22_global_avgpool1_infer(m, n);
+    p23_dense1_infer(m, n);
+    p24_output_logits(m, n);
     return NRT_OK;
 }
 
@@ -1612,72 +1555,66 @@ NrtStatus resnet8_train_step(NrtModel *m, const NrtBatch *b, float lr, float *lo
     t05_basic1_batchnorm1_basic1_relu1_forward(m, n);
     t06_basic1_conv2_forward(m, n);
     t07_basic1_batchnorm2_forward(m, n);
-    t08_basic1_add1_forward(m, n);
-    t09_basic1_relu2_forward(m, n);
-    t10_down1_conv1_forward(m, n);
-    t11_down1_batchnorm1_down1_relu1_forward(m, n);
-    t12_down1_conv2_forward(m, n);
-    t13_down1_batchnorm2_forward(m, n);
-    t14_down1_conv3_forward(m, n);
-    t15_down1_batchnorm3_forward(m, n);
-    t16_down1_add1_forward(m, n);
-    t17_down1_relu2_forward(m, n);
-    t18_down2_conv1_forward(m, n);
-    t19_down2_batchnorm1_down2_relu1_forward(m, n);
-    t20_down2_conv2_forward(m, n);
-    t21_down2_batchnorm2_forward(m, n);
-    t22_down2_conv3_forward(m, n);
-    t23_down2_batchnorm3_forward(m, n);
-    t24_down2_add1_forward(m, n);
-    t25_down2_relu2_forward(m, n);
-    t26_global_avgpool1_forward(m, n);
-    t27_dense1_forward(m, n);
-    t28_cross_entropy1_loss(m, n);
-    t29_dense1_backward(m, n);
-    t30_global_avgpool1_backward(m, n);
-    t31_down2_relu2_backward(m, n);
-    t32_down2_add1_backward_in0(m, n);
-    t33_down2_add1_backward_in1(m, n);
-    t34_down2_batchnorm3_backward(m, n);
-    t35_down2_conv3_backward(m, n);
-    t36_down2_batchnorm2_backward(m, n);
-    t37_down2_conv2_backward(m, n);
-    t38_down2_batchnorm1_down2_relu1_backward(m, n);
-    t39_down2_conv1_backward(m, n);
-    t40_down1_relu2_backward(m, n);
-    t41_down1_add1_backward_in0(m, n);
-    t42_down1_add1_backward_in1(m, n);
-    t43_down1_batchnorm3_backward(m, n);
-    t44_down1_conv3_backward(m, n);
-    t45_down1_batchnorm2_backward(m, n);
-    t46_down1_conv2_backward(m, n);
-    t47_down1_batchnorm1_down1_relu1_backward(m, n);
-    t48_down1_conv1_backward(m, n);
-    t49_basic1_relu2_backward(m, n);
-    t50_basic1_add1_backward_in0(m, n);
-    t51_basic1_add1_backward_in1(m, n);
-    t52_basic1_batchnorm2_backward(m, n);
-    t53_basic1_conv2_backward(m, n);
-    t54_basic1_batchnorm1_basic1_relu1_backward(m, n);
-    t55_basic1_conv1_backward(m, n);
-    t56_batchnorm1_relu1_backward(m, n);
-    t57_conv1_backward(m, n);
-    t58_conv1_penalty(m, n);
-    t59_basic1_conv1_penalty(m, n);
-    t60_basic1_conv2_penalty(m, n);
-    t61_down1_conv1_penalty(m, n);
-    t62_down1_conv2_penalty(m, n);
-    t63_down1_conv3_penalty(m, n);
-    t64_down2_conv1_penalty(m, n);
-    t65_down2_conv2_penalty(m, n);
-    t66_down2_conv3_penalty(m, n);
-    t67_dense1_penalty(m, n);
+    t08_basic1_add1_basic1_relu2_forward(m, n);
+    t09_down1_conv1_forward(m, n);
+    t10_down1_batchnorm1_down1_relu1_forward(m, n);
+    t11_down1_conv2_forward(m, n);
+    t12_down1_batchnorm2_forward(m, n);
+    t13_down1_conv3_forward(m, n);
+    t14_down1_batchnorm3_forward(m, n);
+    t15_down1_add1_down1_relu2_forward(m, n);
+    t16_down2_conv1_forward(m, n);
+    t17_down2_batchnorm1_down2_relu1_forward(m, n);
+    t18_down2_conv2_forward(m, n);
+    t19_down2_batchnorm2_forward(m, n);
+    t20_down2_conv3_forward(m, n);
+    t21_down2_batchnorm3_forward(m, n);
+    t22_down2_add1_down2_relu2_forward(m, n);
+    t23_global_avgpool1_forward(m, n);
+    t24_dense1_forward(m, n);
+    t25_cross_entropy1_loss(m, n);
+    t26_dense1_backward(m, n);
+    t27_global_avgpool1_backward(m, n);
+    t28_down2_relu2_backward(m, n);
+    t29_down2_add1_backward_in0(m, n);
+    t30_down2_batchnorm3_backward(m, n);
+    t31_down2_conv3_backward(m, n);
+    t32_down2_batchnorm2_backward(m, n);
+    t33_down2_conv2_backward(m, n);
+    t34_down2_batchnorm1_down2_relu1_backward(m, n);
+    t35_down2_conv1_backward(m, n);
+    t36_down1_relu2_backward(m, n);
+    t37_down1_add1_backward_in0(m, n);
+    t38_down1_batchnorm3_backward(m, n);
+    t39_down1_conv3_backward(m, n);
+    t40_down1_batchnorm2_backward(m, n);
+    t41_down1_conv2_backward(m, n);
+    t42_down1_batchnorm1_down1_relu1_backward(m, n);
+    t43_down1_conv1_backward(m, n);
+    t44_basic1_relu2_backward(m, n);
+    t45_basic1_add1_backward_in0(m, n);
+    t46_basic1_batchnorm2_backward(m, n);
+    t47_basic1_conv2_backward(m, n);
+    t48_basic1_batchnorm1_basic1_relu1_backward(m, n);
+    t49_basic1_conv1_backward(m, n);
+    t50_batchnorm1_relu1_backward(m, n);
+    t51_conv1_backward(m, n);
+    t52_conv1_penalty(m, n);
+    t53_basic1_conv1_penalty(m, n);
+    t54_basic1_conv2_penalty(m, n);
+    t55_down1_conv1_penalty(m, n);
+    t56_down1_conv2_penalty(m, n);
+    t57_down1_conv3_penalty(m, n);
+    t58_down2_conv1_penalty(m, n);
+    t59_down2_conv2_penalty(m, n);
+    t60_down2_conv3_penalty(m, n);
+    t61_dense1_penalty(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t68_sgd_update(m, n);
+    t62_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

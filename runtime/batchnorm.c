@@ -6,6 +6,8 @@
  * backward and moves the running statistics towards the batch ones (the
  * variance unbiased); inference uses the running statistics. An optional
  * ReLU is fused into the output (conv -> batchnorm -> relu in one pass).
+ * nrt_batchnorm_fold folds the inference form into the weights and bias
+ * of the conv/dense layer before it (the compiler's bnfold pass).
  *
  * Statistics: one pass of shifted sums, s1 = sum(x - K), s2 = sum((x - K)^2)
  * with K the channel's first value (so no cancellation: K lies within a
@@ -205,6 +207,20 @@ void nrt_batchnorm_forward_infer(int64_t n, int64_t c, int64_t spatial, const fl
         double scale = gamma[ch] / sqrt((double)running_var[ch] + eps);
         float fshift = (float)(beta[ch] - running_mean[ch] * scale);
         bn_affine(x + p * spatial, y + p * spatial, spatial, (float)scale, fshift, relu);
+    }
+}
+
+/* Inference folding (netrt.h): one scale and shift per output channel,
+ * applied to its weights and bias in double. */
+void nrt_batchnorm_fold(int64_t f, int64_t per, const float *w, const float *b,
+                        const float *gamma, const float *beta, const float *running_mean,
+                        const float *running_var, double eps, float *w_out, float *b_out)
+{
+    for (int64_t o = 0; o < f; o++) {
+        double scale = gamma[o] / sqrt((double)running_var[o] + eps);
+        for (int64_t k = 0; k < per; k++)
+            w_out[o * per + k] = (float)(w[o * per + k] * scale);
+        b_out[o] = (float)(((b ? (double)b[o] : 0.0) - running_mean[o]) * scale + beta[o]);
     }
 }
 

@@ -501,6 +501,18 @@ void nrt_batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *
                             float *dgamma, float *dbeta, bool accumulate_dx,
                             bool accumulate_params);
 
+/* Batchnorm folded into the conv or dense layer before it, for inference
+ * (the fusion pass of docs/architecture.md): for each of the f output
+ * channels, with scale = gamma / sqrt(running_var + eps) in double as
+ * nrt_batchnorm_forward_infer computes it,
+ *   w_out[o][k] = w[o][k] * scale       (k < per: c*k*k for conv, in for dense)
+ *   b_out[o]    = (b[o] - running_mean) * scale + beta     (b NULL: 0)
+ * each computed in double and rounded once. Then conv(x, w_out) + b_out is
+ * batchnorm(conv(x, w) + b) up to float rounding. */
+void nrt_batchnorm_fold(int64_t f, int64_t per, const float *w, const float *b,
+                        const float *gamma, const float *beta, const float *running_mean,
+                        const float *running_var, double eps, float *w_out, float *b_out);
+
 /* Pooling (pool.c): x is (n, c, h, w), y is (n, c, oh, ow) with
  * oh = (h + 2*pad - k) / stride + 1 (floor; ow alike), pad <= k/2. */
 typedef struct NrtPoolShape {
@@ -590,6 +602,20 @@ void nrt_tanh_backward(int64_t numel, const float *dy, const float *y, float *dx
 void nrt_sigmoid_forward(int64_t numel, const float *x, float *y);
 void nrt_sigmoid_backward(int64_t numel, const float *dy, const float *y, float *dx,
                           bool accumulate);
+/* An activation fused into another kernel's output, with the definitions
+ * above (NRT_FUSED_LEAKY_RELU takes a slope). */
+typedef enum NrtFusedAct {
+    NRT_FUSED_NONE = 0,
+    NRT_FUSED_RELU = 1,
+    NRT_FUSED_LEAKY_RELU = 2,
+    NRT_FUSED_TANH = 3,
+    NRT_FUSED_SIGMOID = 4,
+} NrtFusedAct;
+/* y = act(x[0] + x[1] + ... + x[nin-1]) over numel floats in one pass
+ * (eltwise.c), summed left to right: the same bits as the sum, then the
+ * activation's own kernel. y may be one of the inputs. */
+void nrt_add_act_forward(int64_t numel, int nin, const float *const *x, NrtFusedAct act,
+                         float slope, float *y);
 /* Row-wise over x (n, k), max-subtracted, sums in double. */
 void nrt_softmax_forward(int64_t n, int64_t k, const float *x, float *y);
 void nrt_log_softmax_forward(int64_t n, int64_t k, const float *x, float *y);

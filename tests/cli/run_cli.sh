@@ -65,9 +65,21 @@ contains "$tmp/out" "activations / sample" "activation memory"
 # The planned arena is the one the generated code allocates (ARENA_FLOATS
 # of generated/lenet_bn.c, 4 bytes each), and reuse makes it smaller.
 arena=$(sed -n 's/^#define ARENA_FLOATS \([0-9]*\).*/\1/p' "$root/generated/lenet_bn.c")
-contains "$tmp/out" "planned arena, batch 64  5.6 MiB ($((arena * 4)) bytes; 11.5 MiB without buffer reuse)" \
+contains "$tmp/out" "planned arena, batch 64  5.6 MiB ($((arena * 4)) bytes; 9.9 MiB without buffer reuse)" \
     "lenet_bn planned arena"
 contains "$tmp/out" "planned parameter block:" "lenet_bn parameter block"
+# --no-fuse: without the fusion passes every relu and batchnorm has a
+# buffer of its own (docs/architecture.md, "Fusion"); unknown passes are usage errors.
+expect 0 "check --no-fuse" "$netc" check --no-fuse "$ex/lenet_bn.net"
+contains "$tmp/out" "planned arena, batch 64  6.8 MiB (7125120 bytes; 16.2 MiB without buffer reuse)" \
+    "lenet_bn planned arena without fusion"
+expect 0 "--no-fuse=LIST" "$netc" "$ex/lenet_bn.net" --no-fuse=bnfold,elementwise -o "$tmp/nofold.c"
+grep -q nrt_batchnorm_fold "$tmp/nofold.c" && { fail=$((fail + 1)); echo "FAIL: --no-fuse=bnfold folded"; } \
+    || pass=$((pass + 1))
+grep -q "NRT_ACT_RELU" "$tmp/nofold.c" && pass=$((pass + 1)) \
+    || { fail=$((fail + 1)); echo "FAIL: --no-fuse=bnfold,elementwise turned the epilogues off too"; }
+expect 2 "--no-fuse=unknown" "$netc" check --no-fuse=bnfold,nope "$ex/lenet_bn.net"
+contains "$tmp/err" "unknown fusion pass in '--no-fuse=bnfold,nope'" "--no-fuse message"
 # mlp: 784*512+512 + 512*256+256 + 256*10+10 = 535,818.
 expect 0 "check mlp" "$netc" check "$ex/mlp.net"
 contains "$tmp/out" "parameters:              535818" "mlp parameter total"
