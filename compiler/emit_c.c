@@ -1106,7 +1106,10 @@ static bool is_update(const KStep *s)
 /* The numeric guard (docs/training.md, "Numeric guards"): before the first
  * update every parameter, every gradient and the loss must be finite, else
  * the step stops with the parameters and optimizer state unchanged and
- * names the step (1-based, as the driver counts) and the parameter. */
+ * names the step (1-based, as the driver counts) and the parameter. The
+ * loss is summed in double but reported as a float: a sum past FLT_MAX (a
+ * target of 1e30 under mse) is finite in double with finite gradients and
+ * only the reported loss is inf, so the guard tests the float. */
 static void emit_guard(Emit *E)
 {
     out(E, "/* Before the update: parameters, then gradients, then the loss finite, or\n"
@@ -1127,8 +1130,8 @@ static void emit_guard(Emit *E)
            "            return nrt_error_set(err, NRT_ERR_NUMERIC, \"step %%llu: the gradient of '%%s' is %%g at element %%lld (before the update)\",\n"
            "                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);\n"
            "    }\n"
-           "    if (!isfinite(m->loss))\n"
-           "        return nrt_error_set(err, NRT_ERR_NUMERIC, \"step %%llu: the loss is %%g (before the update)\", step, (double)m->loss);\n"
+           "    if (!isfinite((float)m->loss))   /* as the step reports it: a float */\n"
+           "        return nrt_error_set(err, NRT_ERR_NUMERIC, \"step %%llu: the loss is %%g (before the update)\", step, (double)(float)m->loss);\n"
            "    return NRT_OK;\n"
            "}\n\n", E->M, E->M);
 }

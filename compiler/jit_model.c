@@ -402,9 +402,9 @@ static NrtStatus check_finite(const NrtModel *m, NrtError *err)
                                  "step %llu: the gradient of '%s' is %g at element %lld (before the update)", step,
                                  jm->params[i].name, (double)g[k], (long long)k);
     }
-    if (!isfinite(m->loss))
+    if (!isfinite((float)m->loss))   /* as the step reports it (emit_c.c: emit_guard) */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step,
-                             (double)m->loss);
+                             (double)(float)m->loss);
     return NRT_OK;
 }
 

@@ -361,8 +361,10 @@ static bool emit_model(void *ctx, const char *c_path, const char *h_path, char *
 }
 
 /* NETC_TEST_POISON=STEP:WHAT:VALUE, for the tests of the numeric guard:
- * before step STEP (1-based) write VALUE (nan, inf or -inf) into element 0
- * of parameter WHAT, or of the batch's input when WHAT is "input". Once. */
+ * before step STEP (1-based) write VALUE (nan, inf, -inf or a number) into
+ * element 0 of parameter WHAT, of the batch's input when WHAT is "input",
+ * or of the batch's values of target WHAT (a huge finite target under mse
+ * makes the loss the only thing that overflows). Once. */
 typedef struct TrainPoison {
     uint64_t step;             /* 0: off */
     char what[128];
@@ -657,7 +659,7 @@ static int save_checkpoint(Session *s)
 }
 
 /* The test hook NETC_TEST_POISON, applied before the step it names. */
-static void apply_poison(Session *s, uint64_t step, float *x)
+static void apply_poison(Session *s, uint64_t step, float *x, float *const *values)
 {
     TrainPoison *p = &s->poison;
     if (!p->step || p->step != step + 1)
@@ -670,6 +672,9 @@ static void apply_poison(Session *s, uint64_t step, float *x)
     for (int i = 0; i < s->info->nparams; i++)
         if (strcmp(s->info->params[i].name, p->what) == 0)
             s->info->param(s->model, i)[0] = p->value;
+    for (int t = 0; t < s->info->ntargets && t < NRT_MAX_TARGETS; t++)
+        if (values[t] && strcmp(s->info->targets[t].name, p->what) == 0)
+            values[t][0] = p->value;
 }
 
 /* A failed step: a non-finite number stops the run (or asks for a
@@ -727,7 +732,7 @@ static int run_epoch(Session *s, BatchBuf *bb, Progress *p, int64_t epoch, int64
         }
         uint64_t step = *info->step(s->model);
         float lr = (float)nrt_schedule_lr(&s->cfg, (int64_t)step, spe), loss = 0;
-        apply_poison(s, step, bb->x);
+        apply_poison(s, step, bb->x, bb->values);
         if (info->train_step(s->model, &b, lr, &loss, &err) != NRT_OK
             || (s->args.c_source && check_finite_after(s, step, &err) != NRT_OK))
             return step_failed(s, p, epoch, &err);
@@ -969,7 +974,10 @@ static void parse_poison(TrainPoison *p)
         return;
     p->step = step;
     snprintf(p->what, sizeof p->what, "%s", what);
-    p->value = strcmp(value, "-inf") == 0 ? -INFINITY : strcmp(value, "inf") == 0 ? INFINITY : NAN;
+    char *end;
+    float v = strtof(value, &end);
+    p->value = strcmp(value, "-inf") == 0 ? -INFINITY : strcmp(value, "inf") == 0 ? INFINITY
+             : *end == '\0' && end != value ? v : NAN;
 }
 
 static int do_train(Session *s)

@@ -767,8 +767,8 @@ static NrtStatus check_finite(NrtModel *m, NrtError *err)
             return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
                                  step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
     }
-    if (!isfinite(m->loss))
-        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)m->loss);
+    if (!isfinite((float)m->loss))   /* as the step reports it: a float */
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);
     return NRT_OK;
 }
 

@@ -14,6 +14,10 @@
 #   - --on-nan rollback reloads the last checkpoint and continues: the
 #     one-off fault is gone, so the run ends bitwise identical to a clean one;
 #   - rollback with no checkpoint yet stops with its own message;
+#   - only the loss non-finite (loss_guard.net, a target of 1e30 under mse:
+#     the float loss overflows, gradients and parameters stay finite): the
+#     guard stops before the update saying it is the loss, rollback rolls
+#     back, on both backends;
 #   - --resume with another --seed or training-set size is refused.
 set -u
 NETC=$1 ROOT=$2
@@ -72,6 +76,19 @@ has rollback "step 13: parameter .batchnorm1.running_mean. is -*nan"
 has rollback "rolled back to $TMP/r.st (step 10); continuing"
 cmp -s "$TMP/r.st" "$TMP/clean.st" || fail "rollback: the run does not end as the clean run"
 
+# Only the loss goes bad. Without a guard on the float loss this step would
+# update with gradients of 1e28 and stop only after it ("training diverged").
+LG=$ROOT/tests/e2e/loss_guard.net
+run lclean 0 "$NETC" train "$LG" $FLAGS --out "$TMP/lc.st"
+run loss 1 NETC_TEST_POISON=13:level:1e30 "$NETC" train "$LG" $FLAGS --out "$TMP/l.st"
+has loss "epoch 2, step 13: the loss is inf (before the update)"
+[ "$(ckinfo "$TMP/l.st")" = "10 finite" ] || fail "loss: checkpoint is $(ckinfo "$TMP/l.st"), expected '10 finite'"
+run lrollback 0 NETC_TEST_POISON=13:level:1e30 "$NETC" train "$LG" $FLAGS --on-nan rollback \
+    --out "$TMP/lr.st"
+has lrollback "step 13: the loss is inf (before the update)"
+has lrollback "rolled back to $TMP/lr.st (step 10); continuing"
+cmp -s "$TMP/lr.st" "$TMP/lc.st" || fail "loss rollback: the run does not end as the clean run"
+
 run early 1 NETC_TEST_POISON=3:dense2.bias:-inf "$NETC" train "$MODEL" $FLAGS --on-nan rollback \
     --out "$TMP/e.st"
 has early "step 3: parameter 'dense2.bias' is -inf"
@@ -89,6 +106,13 @@ if "$NETC" train "$MODEL" $JFLAGS --epochs 1 --out "$TMP/j0.st" >/dev/null 2>&1;
         --out "$TMP/jr.st"
     has jitrb "rolled back to $TMP/jr.st (step 10); continuing"
     [ "$(ckinfo "$TMP/jr.st")" = "20 finite" ] || fail "jit rollback: checkpoint is $(ckinfo "$TMP/jr.st")"
+    run jitloss 1 NETC_TEST_POISON=13:level:1e30 "$NETC" train "$LG" $JFLAGS --out "$TMP/jl.st"
+    has jitloss "epoch 2, step 13: the loss is inf (before the update)"
+    [ "$(ckinfo "$TMP/jl.st")" = "10 finite" ] || fail "jit loss: checkpoint is $(ckinfo "$TMP/jl.st")"
+    run jitlrb 0 NETC_TEST_POISON=13:level:1e30 "$NETC" train "$LG" $JFLAGS --on-nan rollback \
+        --out "$TMP/jlr.st"
+    has jitlrb "rolled back to $TMP/jlr.st (step 10); continuing"
+    cmp -s "$TMP/jlr.st" "$TMP/lc.st" || fail "jit loss rollback: the run does not end as the clean C run"
 else
     echo "(no JIT in this netc: its part skipped)"
 fi
