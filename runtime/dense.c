@@ -11,11 +11,15 @@
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Sized for the thread count at the time of the call (generated code asks
+ * when it creates a model); with more threads later, the GEMMs use as many
+ * as the workspace holds (same bits, gemm.c). */
 size_t nrt_dense_workspace_floats(int64_t n, int64_t in, int64_t out)
 {
-    size_t f = nrt_sgemm_workspace_floats(n, out, in);
-    f = max_size(f, nrt_sgemm_workspace_floats(n, in, out));
-    return max_size(f, nrt_sgemm_workspace_floats(out, in, n));
+    int t = nrt_get_threads();
+    size_t f = nrt_sgemm_workspace_floats_threads(n, out, in, t);
+    f = max_size(f, nrt_sgemm_workspace_floats_threads(n, in, out, t));
+    return max_size(f, nrt_sgemm_workspace_floats_threads(out, in, n, t));
 }
 
 /* y (n, out) = act(x (n, in) w^T + b). */

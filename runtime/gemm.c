@@ -12,10 +12,16 @@
  * register-blocked micro-kernel (gemm_kernel.h) over the tiles of C. The
  * packing absorbs both transposes, so one kernel serves all four cases.
  *
+ * Two drivers: up to M = 512 rows (every model GEMM here), threads split
+ * C by columns and pack privately, one parallel region without inner
+ * barriers (gemm_split); taller products share packed panels (gemm_blocked,
+ * three barriers per K slice).
+ *
  * Determinism: the blocking depends only on the shape. Each tile of C is
- * computed by exactly one thread, over the K slices in increasing order, so
- * results are bitwise identical for any thread count. Small products
- * (M*N*K below NRT_GEMM_PAR_MIN) run without a parallel region.
+ * computed by exactly one thread, over the K slices in increasing order,
+ * from the same packed values in both drivers, so results are bitwise
+ * identical for any thread count. Small products (M*N*K below
+ * NRT_GEMM_PAR_MIN) run without a parallel region.
  *
  * ISA: the AVX-512 kernel (gemm_avx512.c) is chosen at run time when the CPU
  * has avx512f; otherwise a portable GNU-vector kernel runs. With AVX-512,
@@ -43,6 +49,7 @@ enum {
     NC = 2048,          /* columns per packed B block (at most 2 MB) */
     MB = 1024,          /* rows per packed A block (at most 1 MB) */
     DIRECT_B_MAX_M = 32, /* up to this M, B panels are used too few times to pack */
+    SPLIT_MAX_M = 512,   /* up to this M, threads split C by columns (gemm_split) */
     ALIGN = 16,         /* floats: packed buffers start on 64-byte lines */
 };
 
@@ -50,6 +57,12 @@ enum {
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+static float *align_floats(float *p)
+{
+    uintptr_t u = (uintptr_t)p, a = ALIGN * sizeof(float);
+    return (float *)((u + a - 1) / a * a);
+}
 
 /* ---- kernel selection ---------------------------------------------------- */
 
@@ -284,6 +297,104 @@ static void gemm_blocked(const Gemm *g, float *bp, float *ap, bool parallel)
     }
 }
 
+/* ---- the column-split driver (M <= SPLIT_MAX_M) ----------------------------
+ * One parallel region without a barrier inside: thread t of T takes the
+ * NR-panels [npb*t/T, npb*(t+1)/T) of C's columns and, for each K slice,
+ * packs its own copy of A and its own B panels, then runs its tiles. The
+ * blocked driver shares the packed panels, which takes three barriers per K
+ * slice (13 for mlp fc1 forward); on the 2-vCPU host a barrier cost more
+ * than the slice of work it guarded (mlp training was slower on 2 threads
+ * than on 1). The private copies of A cost M*K copies per thread, against
+ * M*K*N/T multiply-adds. Every tile sees the same packed values and the
+ * same kernel calls in the same K order as in gemm_blocked, so the bits do
+ * not depend on the driver nor on T. Per thread, the workspace holds an A
+ * slice (ma x KC) and the thread's B panels (nbt x KC). */
+static int64_t split_panels(int64_t n, int t, int nt)
+{
+    int64_t npb = (n + NR - 1) / NR;
+    return npb * t / nt;
+}
+
+static int64_t split_width(int64_t n, int nt)   /* the widest share, at most NC */
+{
+    int64_t npb = (n + NR - 1) / NR;
+    return min64((npb + nt - 1) / nt * NR, NC);
+}
+
+static size_t split_floats(int64_t m, int64_t n, int64_t k, int nt)
+{
+    int64_t kc = min64(k, KC);
+    return (size_t)(nt * (round_up(m, MR) + split_width(n, nt)) * kc + nt * ALIGN);
+}
+
+/* Columns [j0, j1) of C, all rows, in blocks of NC columns. */
+static void run_cols(const Gemm *g, int64_t j0, int64_t j1, float *ap, float *bp)
+{
+    int64_t npa = (g->m + MR - 1) / MR;
+    for (int64_t jb = j0; jb < j1; jb += NC) {
+        int64_t je = min64(j1, jb + NC);
+        for (int64_t p0 = 0; p0 < g->k; p0 += KC) {
+            int64_t kc = min64(KC, g->k - p0);
+            for (int64_t q = 0; q < npa; q++)
+                pack_a_panel(g, q * MR, (int)min64(MR, g->m - q * MR), p0, kc, ap + q * kc * MR);
+            for (int64_t j = jb; j < je; j += NR) {
+                int nr = (int)min64(NR, je - j);
+                if (!g->direct_b || nr < NR)
+                    pack_b_panel(g, j, nr, p0, kc, bp + (j - jb) * kc);
+            }
+            for (int64_t ic = 0; ic < g->m; ic += MC)
+                for (int64_t jc = jb; jc < je; jc += NT)
+                    run_task(g, ic, min64(MC, g->m - ic), jc, min64(NT, je - jc), p0, kc,
+                             ap + ic * kc, bp + (jc - jb) * kc);
+        }
+    }
+}
+
+static void gemm_split(const Gemm *g, float *buf, int nt)
+{
+    size_t per = split_floats(g->m, g->n, g->k, nt) / (size_t)nt;
+    int64_t ma = round_up(g->m, MR);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        float *bp = align_floats(buf + (size_t)t * per);   /* B first: aligned panels */
+        float *ap = bp + (int64_t)(per - ALIGN) - ma * min64(g->k, KC);
+        int64_t j0 = split_panels(g->n, t, nt) * NR;
+        int64_t j1 = min64(g->n, split_panels(g->n, t + 1, nt) * NR);
+        if (j0 < j1)
+            run_cols(g, j0, j1, ap, bp);
+    }
+}
+
+/* The threads gemm_split may use: T when the product is large enough to
+ * split and the workspace holds T private slices, else fewer, else 1. */
+static int split_threads(int64_t m, int64_t n, int64_t k, size_t have, bool parallel)
+{
+    int nt = 1;
+#ifdef _OPENMP
+    if (parallel)
+        nt = omp_get_max_threads();
+#endif
+    int64_t npb = (n + NR - 1) / NR;
+    if (nt > npb)
+        nt = (int)npb;
+    while (nt > 1 && split_floats(m, n, k, nt) > have)
+        nt--;
+    return nt;
+}
+
+size_t nrt_sgemm_workspace_floats_threads(int64_t M, int64_t N, int64_t K, int threads)
+{
+    size_t f = nrt_sgemm_workspace_floats(M, N, K);
+    if (M <= 0 || N <= 0 || K <= 0 || M > SPLIT_MAX_M || threads <= 1)
+        return f;
+    size_t s = split_floats(M, N, K, threads);
+    return s > f ? s : f;
+}
+
 /* K == 0: C = beta*C (+ epilogue), the product is empty. */
 static void gemm_scale_only(const Gemm *g)
 {
@@ -301,13 +412,12 @@ size_t nrt_sgemm_workspace_floats(int64_t M, int64_t N, int64_t K)
         return 0;
     int64_t kc = min64(K, KC);
     int64_t nb = round_up(min64(N, NC), NR), ma = round_up(min64(M, MB), MR);
-    return (size_t)(kc * nb + kc * ma + ALIGN);
-}
-
-static float *align_floats(float *p)
-{
-    uintptr_t u = (uintptr_t)p, a = ALIGN * sizeof(float);
-    return (float *)((u + a - 1) / a * a);
+    size_t f = (size_t)(kc * nb + kc * ma + ALIGN);
+    if (M <= SPLIT_MAX_M) {   /* gemm_split on one thread */
+        size_t s = split_floats(M, N, K, 1);
+        f = s > f ? s : f;
+    }
+    return f;
 }
 
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
@@ -355,25 +465,34 @@ void nrt_sgemm_ex(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
         gemm_scale_only(&g);
         return;
     }
-    size_t need = nrt_sgemm_workspace_floats(M, N, K);
+    size_t need = nrt_sgemm_workspace_floats(M, N, K), have = need;
+    bool parallel = M * N * K >= NRT_GEMM_PAR_MIN && (M > MC || N > NT);
+#ifdef _OPENMP
+    parallel = parallel && !omp_in_parallel();   /* callers may split work themselves */
+#endif
     float *owned = NULL, *buf;
     if (ws && ws->buf && ws->floats >= need) {
         buf = ws->buf;
+        have = ws->floats;
     } else {
-        owned = malloc(need * sizeof(float));
+#ifdef _OPENMP
+        if (parallel)
+            have = nrt_sgemm_workspace_floats_threads(M, N, K, omp_get_max_threads());
+#endif
+        owned = malloc(have * sizeof(float));
         if (!owned) {   /* no memory for packing: the slow path needs none */
             nrt_sgemm_ref_ex(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
             return;
         }
         buf = owned;
     }
-    float *bp = align_floats(buf);
-    float *ap = bp + min64(K, KC) * round_up(min64(N, NC), NR);
-    bool parallel = M * N * K >= NRT_GEMM_PAR_MIN && (M > MC || N > NT);
-#ifdef _OPENMP
-    parallel = parallel && !omp_in_parallel();   /* callers may split work themselves */
-#endif
-    gemm_blocked(&g, bp, ap, parallel);
+    if (M <= SPLIT_MAX_M) {
+        gemm_split(&g, buf, split_threads(M, N, K, have, parallel));
+    } else {
+        float *bp = align_floats(buf);
+        float *ap = bp + min64(K, KC) * round_up(min64(N, NC), NR);
+        gemm_blocked(&g, bp, ap, parallel);
+    }
     free(owned);
 }
 

@@ -374,6 +374,11 @@ NrtIsa nrt_sgemm_isa(void);
 /* Floats of workspace nrt_sgemm needs: at most
  * min(K,256) * (roundup(min(N,2048),32) + roundup(min(M,1024),8)) + 16. */
 size_t nrt_sgemm_workspace_floats(int64_t M, int64_t N, int64_t K);
+/* The same for a product run on up to `threads` threads: with M <= 512 the
+ * threads pack private slices, at most threads * (min(K,256) *
+ * (roundup(M,8) + min(2048, 32*ceil(ceil(N/32)/threads))) + 16). With less,
+ * nrt_sgemm uses as many threads as the workspace holds (same bits). */
+size_t nrt_sgemm_workspace_floats_threads(int64_t M, int64_t N, int64_t K, int threads);
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is M x K (A is
  * M x K, or K x M when transA), op(B) is K x N (B is K x N, or N x K when
