@@ -392,8 +392,13 @@ static void fill_run(const Fill *fl)
         return;
     uint64_t b0 = fl->first >> 2, b1 = (fl->first + (uint64_t)fl->n - 1) >> 2;
     int64_t nb = (int64_t)(b1 - b0 + 1), ng = (nb + GROUP - 1) / GROUP;
+    if (fl->n < RNG_PAR_MIN) {   /* no region at all: a per-sample mask fill is ~1 us */
+        for (int64_t g = 0; g < ng; g++)
+            fill_group(fl, b0 + (uint64_t)(g * GROUP), nb - g * GROUP < GROUP ? nb - g * GROUP : GROUP);
+        return;
+    }
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (fl->n >= RNG_PAR_MIN)
+#pragma omp parallel for schedule(static)
 #endif
     for (int64_t g = 0; g < ng; g++)
         fill_group(fl, b0 + (uint64_t)(g * GROUP), nb - g * GROUP < GROUP ? nb - g * GROUP : GROUP);
