@@ -12,6 +12,8 @@
  * directory is fsynced; on any failure before the rename the temporary file
  * is removed and a previous file at path is untouched; a failure of the
  * folder's fsync (after the rename) is reported, the new file complete.
+ * A writer killed mid-save leaves its path.tmp.<pid>: every save first
+ * removes those of writers that no longer run (remove_stale_temps).
  * tests/unit/test_checkpoint_io.c fails each of these calls in turn. Open reads the whole file and
  * validates everything before anything is used (sizes, JSON, dtypes,
  * shapes, offsets in bounds, byte counts, no overlaps), so a truncated or
@@ -20,9 +22,12 @@
  */
 #include "netrt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +200,54 @@ static bool write_all(FILE *f, const char *header, size_t hlen, const NrtTensorR
     return fflush(f) == 0 && fsync(fileno(f)) == 0;
 }
 
+/* The pid of a temporary name's suffix: decimal, no sign or leading zero,
+ * 1 .. INT_MAX; else 0. */
+static pid_t temp_pid(const char *digits)
+{
+    if (digits[0] < '1' || digits[0] > '9')
+        return 0;
+    long long v = 0;
+    for (const char *c = digits; *c; c++) {
+        if (*c < '0' || *c > '9' || c - digits >= 10)
+            return 0;
+        v = v * 10 + (*c - '0');
+    }
+    return v <= INT_MAX ? (pid_t)v : 0;
+}
+
+/* Removes what writers killed during a save left behind: in path's folder,
+ * files named exactly <name of path>.tmp.<pid> (the temporary names of
+ * nrt_checkpoint_save) whose pid no process has (kill(pid, 0) fails with
+ * ESRCH). A live pid, even a reused one, keeps its file; our own temporary
+ * does not exist yet. Best effort: nothing here fails a save. A writer in
+ * another pid namespace or on another host sharing the folder would look
+ * dead: do not point two such writers at one checkpoint path. */
+static void remove_stale_temps(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    char dir[4200], file[4300];
+    int dl = slash == path ? 1 : slash ? (int)(slash - path) : 1;
+    if (dl >= (int)sizeof dir)
+        return;
+    memcpy(dir, slash ? path : ".", (size_t)dl);
+    dir[dl] = '\0';
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t bl = strlen(base);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, base, bl) != 0 || strncmp(e->d_name + bl, ".tmp.", 5) != 0)
+            continue;
+        pid_t pid = temp_pid(e->d_name + bl + 5);
+        if (pid <= 0 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (snprintf(file, sizeof file, "%s%s%s", dir, dl == 1 && dir[0] == '/' ? "" : "/",
+                     e->d_name) < (int)sizeof file)
+            unlink(file);
+    }
+    closedir(d);
+}
+
 /* Makes the rename durable: fsyncs the folder that holds path. A file
  * system that cannot sync a directory (EINVAL: not supported) is accepted;
  * any other failure is an error, because after a crash the folder could
@@ -235,6 +288,7 @@ NrtStatus nrt_checkpoint_save(const char *path, const NrtTensorRef *t, int n, co
         free(header);
         return nrt_error_set(err, NRT_ERR_ARG, "%s: path too long", path);
     }
+    remove_stale_temps(path);
     NrtStatus st = NRT_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;

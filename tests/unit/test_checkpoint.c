@@ -8,7 +8,8 @@
  * when the file is well-formed but not what the reader expects) and a
  * message naming the file, and must never crash or yield wrong data.
  * Atomic saves: a failing save leaves no temporary file and the previous
- * checkpoint loadable and identical.
+ * checkpoint loadable and identical; a save removes the temporaries of
+ * writers killed mid-save (dead pids) and nothing else.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -555,6 +557,61 @@ static void test_checkpoint_save_failure_keeps_old(void **state)
     free(after);
 }
 
+/* A pid no process has: a child's, after it exited and was reaped (pids
+ * are reused only after the whole range wraps). */
+static long dead_pid(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    return (long)pid;
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("partial", f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Leftovers of killed writers go at the next save; a live writer's
+ * temporary, names that only look alike and other checkpoints' stay. */
+static void test_checkpoint_save_removes_stale_temps(void **state)
+{
+    (void)state;
+    enum { STALE = 2, KEEP = 7 };
+    char p[128], stale[STALE][192], keep[KEEP][192];
+    path_in(p, sizeof p, "run.st");
+    long dead = dead_pid();
+    snprintf(stale[0], sizeof stale[0], "%s.tmp.%ld", p, dead);
+    snprintf(stale[1], sizeof stale[1], "%s.tmp.%ld", p, dead_pid());
+    snprintf(keep[0], sizeof keep[0], "%s.tmp.%ld", p, (long)getppid());   /* alive */
+    snprintf(keep[1], sizeof keep[1], "%s.tmp.%ldx", p, dead);
+    snprintf(keep[2], sizeof keep[2], "%s.tmp.0%ld", p, dead);
+    snprintf(keep[3], sizeof keep[3], "%s.tmp.0", p);
+    snprintf(keep[4], sizeof keep[4], "%s/other.st.tmp.%ld", g_dir, dead);
+    snprintf(keep[5], sizeof keep[5], "%s/xrun.st.tmp.%ld", g_dir, dead);
+    snprintf(keep[6], sizeof keep[6], "%s.tmp.99999999999", p);
+    for (int i = 0; i < STALE; i++)
+        touch(stale[i]);
+    for (int i = 0; i < KEEP; i++)
+        touch(keep[i]);
+    save_sample(p);
+    for (int i = 0; i < STALE; i++)
+        if (exists(stale[i]))
+            fail_msg("%s (a dead writer's) was not removed", stale[i]);
+    for (int i = 0; i < KEEP; i++) {
+        if (!exists(keep[i]))
+            fail_msg("%s was removed", keep[i]);
+        assert_int_equal(unlink(keep[i]), 0);
+    }
+    NrtCheckpoint *ck = open_ok(p);
+    nrt_checkpoint_close(ck);
+}
+
 static void test_checkpoint_save_bad_args(void **state)
 {
     (void)state;
@@ -642,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_byte_flips),
         cmocka_unit_test(test_checkpoint_save_missing_dir),
         cmocka_unit_test(test_checkpoint_save_failure_keeps_old),
+        cmocka_unit_test(test_checkpoint_save_removes_stale_temps),
         cmocka_unit_test(test_checkpoint_save_bad_args),
         cmocka_unit_test(test_block_wrong_model_and_run_meta),
     };
