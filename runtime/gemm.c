@@ -423,11 +423,14 @@ size_t nrt_sgemm_workspace_floats(int64_t M, int64_t N, int64_t K)
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
 /* Small M, A not transposed: no packing (packing B cost 60% of an mlp
  * batch-1 inference). Columns are split in fixed blocks of GEMV_COLS; from
- * GEMV_PAR_MIN floats of B on, threads take the blocks (memory-bound: each
- * core streams its own part of B, and keeps it in its L2 across calls). */
+ * GEMV_PAR_MIN floats of B (16 MB) on, threads take the blocks. Below, one
+ * thread: on the 2-vCPU host a region's wake-up (tens of us with passive
+ * waiting) cost more than the half of a layer it saved (mlp batch-1 latency
+ * on the idle machine: 80 us on 1 thread, 169 us on 2 with 64K floats as
+ * the threshold). */
 static void gemv(const NrtGemv *g)
 {
-    enum { GEMV_COLS = 64, GEMV_PAR_MIN = 1 << 16 };
+    enum { GEMV_COLS = 64, GEMV_PAR_MIN = 1 << 22 };
     int64_t nblk = (g->n + GEMV_COLS - 1) / GEMV_COLS;
     bool parallel = g->n * g->k >= GEMV_PAR_MIN && nblk > 1;
 #ifdef _OPENMP
