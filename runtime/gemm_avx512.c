@@ -84,7 +84,7 @@ void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_
 /* ---- transposing packers (edge panels zero-padded) ------------------------ */
 
 /* In-register 8x8 transpose: r[i][j] -> r[j][i]. */
-static void transpose8(__m256 r[8])
+static inline __attribute__((always_inline)) void transpose8(__m256 r[8])
 {
     __m256 t[8], u[8];
     for (int i = 0; i < 4; i++) {
@@ -104,7 +104,7 @@ static void transpose8(__m256 r[8])
 }
 
 /* In-register 16x16 transpose: r[i][j] -> r[j][i]. */
-static void transpose16(__m512 r[16])
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16])
 {
     __m512 t[16], u[16];
     for (int i = 0; i < 8; i++) {
@@ -217,6 +217,13 @@ static void gemv_dot(const NrtGemv *g, int64_t j0, int64_t j1)
                     r[q] = q < nj ? _mm512_maskz_loadu_ps(mp, g->b + (j + q) * g->ldb + p)
                                   : _mm512_setzero_ps();
                 transpose16(r);   /* r[q] = B^T row p + q, columns j .. j+15 */
+                if (g->m == 1 && np == 16) {   /* batch 1: one chain in a register */
+                    NrtV16 c = acc[0];
+                    for (int q = 0; q < 16; q++)
+                        c += g->a[p + q] * (NrtV16)r[q];
+                    acc[0] = c;
+                    continue;
+                }
                 for (int q = 0; q < np; q++)
                     for (int64_t i = 0; i < g->m; i++)
                         acc[i] += g->a[i * g->lda + p + q] * (NrtV16)r[q];
