@@ -131,12 +131,13 @@ double nrt_rng_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t s
     return normal_in_block(w, element);
 }
 
-/* The float normal kernel for this CPU (rng_normal.c: every copy the same bits). */
+/* The float normal kernel for this CPU, the ISA choice of the whole runtime
+ * (nrt_sgemm_isa; rng_normal.c: every copy gives the same bits). */
 static void normal_blocks(const NrtNormalKey *key, uint64_t b0, int nb, float mean, float std,
                           float *out)
 {
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
-    if (__builtin_cpu_supports("avx512f")) {
+    if (nrt_sgemm_isa() == NRT_ISA_AVX512) {
         nrt_normal_blocks_avx512(key, b0, nb, mean, std, out);
         return;
     }
