@@ -198,6 +198,40 @@ static __mmask16 first_lanes(int64_t n)
     return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
 }
 
+/* The 16 x 16 block of B at rows j.., columns p.. transposed, as
+ * transpose16 of its rows gives it, with a quarter fewer port-5 shuffles:
+ * the first stage is done by the loads (rows i and i + 8 of eight columns
+ * side by side, one 256-bit load inserted into each half), then an 8 x 8
+ * transpose of both 256-bit halves at once. r[q] = column p + q, rows
+ * j .. j + 15. */
+static inline __attribute__((always_inline)) void load_transposed16(const float *b, int64_t ldb,
+                                                                   __m512 r[16])
+{
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    const __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    for (int h = 0; h < 2; h++) {   /* columns p + 8h .. p + 8h + 7 */
+        __m512 t[8], u[8], v[8];
+        for (int i = 0; i < 8; i++)
+            t[i] = _mm512_castpd_ps(_mm512_insertf64x4(   /* avx512f's insert; no DQ needed */
+                _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(b + i * ldb + 8 * h))),
+                _mm256_castps_pd(_mm256_loadu_ps(b + (i + 8) * ldb + 8 * h)), 1));
+        for (int i = 0; i < 8; i += 2) {
+            u[i] = _mm512_unpacklo_ps(t[i], t[i + 1]);
+            u[i + 1] = _mm512_unpackhi_ps(t[i], t[i + 1]);
+        }
+        for (int g = 0; g < 8; g += 4) {
+            v[g] = _mm512_shuffle_ps(u[g], u[g + 2], 0x44);
+            v[g + 1] = _mm512_shuffle_ps(u[g], u[g + 2], 0xee);
+            v[g + 2] = _mm512_shuffle_ps(u[g + 1], u[g + 3], 0x44);
+            v[g + 3] = _mm512_shuffle_ps(u[g + 1], u[g + 3], 0xee);
+        }
+        for (int c = 0; c < 4; c++) {   /* 128-bit lanes: (v[c], v[4+c]) low and high pairs */
+            r[8 * h + c] = _mm512_permutex2var_ps(v[c], lo, v[4 + c]);
+            r[8 * h + 4 + c] = _mm512_permutex2var_ps(v[c], hi, v[4 + c]);
+        }
+    }
+}
+
 /* op(B) = B^T (B is N x K): 16 columns of C at a time; 16 x 16 blocks of
  * B are transposed in registers (what packing does, without the memory
  * round trip) and fed to m broadcast rows of A. */
@@ -212,11 +246,15 @@ static void gemv_dot(const NrtGemv *g, int64_t j0, int64_t j1)
             for (int64_t p = p0; p < p0 + kc; p += 16) {
                 int np = p0 + kc - p < 16 ? (int)(p0 + kc - p) : 16;
                 __mmask16 mp = first_lanes(np);
-                __m512 r[16];
-                for (int q = 0; q < 16; q++)
-                    r[q] = q < nj ? _mm512_maskz_loadu_ps(mp, g->b + (j + q) * g->ldb + p)
-                                  : _mm512_setzero_ps();
-                transpose16(r);   /* r[q] = B^T row p + q, columns j .. j+15 */
+                __m512 r[16];   /* r[q] = B^T row p + q, columns j .. j+15 */
+                if (np == 16 && nj == 16) {
+                    load_transposed16(g->b + j * g->ldb + p, g->ldb, r);
+                } else {
+                    for (int q = 0; q < 16; q++)
+                        r[q] = q < nj ? _mm512_maskz_loadu_ps(mp, g->b + (j + q) * g->ldb + p)
+                                      : _mm512_setzero_ps();
+                    transpose16(r);
+                }
                 if (g->m == 1 && np == 16) {   /* batch 1: one chain in a register */
                     NrtV16 c = acc[0];
                     for (int q = 0; q < 16; q++)
