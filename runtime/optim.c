@@ -15,6 +15,7 @@
  * PyTorch's weight_decay).
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "netrt.h"
@@ -104,23 +105,33 @@ void nrt_adam_step(int64_t numel, float *w, const float *g, float *m, float *v, 
 /* The numeric guard before an update (the generated train step calls it on
  * every parameter and gradient, so it reads every weight twice a step: on
  * the mlp it was 15% of a step as a scalar loop with an early exit). Blocks
- * of SCAN_BLOCK floats are tested branch-free with integer compares (the
- * loop vectorizes); only a block that holds a bad value is rescanned for
- * the first one. Exponent bits all ones is NaN or Inf. */
+ * of SCAN_BLOCK floats are tested branch-free; only a block that holds a
+ * bad value is rescanned for the first one. Exponent bits all ones is NaN
+ * or Inf: then |bits| + 2^23 carries into the sign bit, so one add per
+ * element and an OR over SCAN_LANES independent lanes (they vectorize
+ * without a serial dependency) flag the block. */
 int64_t nrt_find_nonfinite(const float *x, int64_t n)
 {
-    enum { SCAN_BLOCK = 512 };
+    enum { SCAN_BLOCK = 512, SCAN_LANES = 16 };
     for (int64_t i0 = 0; i0 < n; i0 += SCAN_BLOCK) {
-        int64_t i1 = n - i0 < SCAN_BLOCK ? n : i0 + SCAN_BLOCK;
-        int32_t bad = 0;
-        for (int64_t i = i0; i < i1; i++) {
-            int32_t u;
+        int64_t i1 = n - i0 < SCAN_BLOCK ? n : i0 + SCAN_BLOCK, i = i0;
+        uint32_t lane[SCAN_LANES] = {0}, bad = 0;
+        for (; i + SCAN_LANES <= i1; i += SCAN_LANES)
+            for (int l = 0; l < SCAN_LANES; l++) {
+                uint32_t u;
+                memcpy(&u, x + i + l, sizeof u);
+                lane[l] |= (u & 0x7fffffffu) + 0x00800000u;
+            }
+        for (; i < i1; i++) {
+            uint32_t u;
             memcpy(&u, x + i, sizeof u);
-            bad |= (u & 0x7fffffff) > 0x7f7fffff;   /* above FLT_MAX's bits */
+            bad |= (u & 0x7fffffffu) + 0x00800000u;
         }
-        if (!bad)
+        for (int l = 0; l < SCAN_LANES; l++)
+            bad |= lane[l];
+        if (!(bad & 0x80000000u))
             continue;
-        for (int64_t i = i0; i < i1; i++)
+        for (i = i0; i < i1; i++)
             if (!isfinite(x[i]))
                 return i;
     }
