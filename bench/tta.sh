@@ -18,7 +18,8 @@
 # and the test-accuracy curve with the wall time of each point. Logs stay in $TTA_LOGS (default a temporary
 # folder that is removed). TTA_EPOCHS overrides the recipes' epochs (the
 # cosine schedule follows it) for short trial runs.
-# Takes about 15 (lenet) + 25 (resnet) minutes on an idle 2-core machine.
+# Takes roughly 10 (lenet) + 20 (resnet) minutes on an idle 2-core machine
+# (estimated from throughput; bench/RESULTS.md).
 # Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
