@@ -211,15 +211,20 @@ void nrt_batchnorm_forward_infer(int64_t n, int64_t c, int64_t spatial, const fl
 }
 
 /* Inference folding (netrt.h): one scale and shift per output channel,
- * applied to its weights and bias in double. */
+ * computed in double; the weights are scaled in float (vector lanes: the
+ * fold runs on every predict call, so it must cost little next to the
+ * layer even at batch 1), the bias in double. */
 void nrt_batchnorm_fold(int64_t f, int64_t per, const float *w, const float *b,
                         const float *gamma, const float *beta, const float *running_mean,
                         const float *running_var, double eps, float *w_out, float *b_out)
 {
     for (int64_t o = 0; o < f; o++) {
         double scale = gamma[o] / sqrt((double)running_var[o] + eps);
+        float fs = (float)scale;
+        const float *wo = w + o * per;
+        float *dst = w_out + o * per;
         for (int64_t k = 0; k < per; k++)
-            w_out[o * per + k] = (float)(w[o * per + k] * scale);
+            dst[k] = wo[k] * fs;
         b_out[o] = (float)(((b ? (double)b[o] : 0.0) - running_mean[o]) * scale + beta[o]);
     }
 }

@@ -510,10 +510,10 @@ void nrt_batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *
  * (the fusion pass of docs/architecture.md): for each of the f output
  * channels, with scale = gamma / sqrt(running_var + eps) in double as
  * nrt_batchnorm_forward_infer computes it,
- *   w_out[o][k] = w[o][k] * scale       (k < per: c*k*k for conv, in for dense)
- *   b_out[o]    = (b[o] - running_mean) * scale + beta     (b NULL: 0)
- * each computed in double and rounded once. Then conv(x, w_out) + b_out is
- * batchnorm(conv(x, w) + b) up to float rounding. */
+ *   w_out[o][k] = w[o][k] * (float)scale    (k < per: c*k*k for conv, in for dense)
+ *   b_out[o]    = (b[o] - running_mean) * scale + beta     (b NULL: 0; in double)
+ * Then conv(x, w_out) + b_out is batchnorm(conv(x, w) + b) up to float
+ * rounding. */
 void nrt_batchnorm_fold(int64_t f, int64_t per, const float *w, const float *b,
                         const float *gamma, const float *beta, const float *running_mean,
                         const float *running_var, double eps, float *w_out, float *b_out);

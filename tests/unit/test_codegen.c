@@ -24,6 +24,7 @@
 #include "kernel.h"
 
 static NetcCompilation comp;
+static unsigned fuse_off;       /* IrFuse bits lower_src turns off (--no-fuse) */
 
 /* body: graph statements; the model has input x [1, 8, 8] and target y. */
 static int lower_src(const char *body, const char *train, KProgram **kp)
@@ -40,6 +41,7 @@ static int lower_src(const char *body, const char *train, KProgram **kp)
         fail_msg("the test model does not compile");
     }
     *kp = NULL;
+    comp.graph->fuse &= ~fuse_off;
     return lower_program(comp.graph, "t.net", &comp.diags, kp);
 }
 
@@ -364,6 +366,57 @@ static void test_codegen_fuses_relu(void **state)
     assert_int_equal(relu_bwd, 2);      /* that one and conv1's */
 }
 
+/* Ops of list with op, and with ints i[k] == v (k < 0: any). */
+static int count_with(const KStepList *list, KOp op, int k, int64_t v)
+{
+    int c = 0;
+    for (size_t i = 0; i < list->len; i++)
+        c += list->items[i].op == op && (k < 0 || list->items[i].i[k] == v);
+    return c;
+}
+
+/* The three passes and their switches: batchnorm folded into conv and
+ * dense at inference (not in training); relu(p + q) one loop in both lists;
+ * p + q's gradient: one copy, the other input takes dy's buffer; r + r
+ * copies twice (the second adds to the first). --no-fuse: none of it. */
+static void test_codegen_fusion_passes(void **state)
+{
+    (void)state;
+    const char *body = "p = x -> conv(4, 3, pad=1) -> batchnorm -> relu;\n"
+                       "q = p -> conv(4, 3, pad=1) -> batchnorm;\n"
+                       "e = relu(p + q) -> flatten -> dense(8) -> batchnorm;\n"
+                       "f = e + e;\n"
+                       "loss cross_entropy(f -> dense(4), y);\n";
+    KProgram *kp;
+    for (int off = 0; off < 2; off++) {
+        fuse_off = off ? IR_FUSE_ALL : 0;
+        assert_int_equal(lower_src(body, NULL, &kp), 0);
+        assert_int_equal(count_with(&kp->predict, K_BN_FOLD, -1, 0), off ? 0 : 3);
+        assert_int_equal(count_with(&kp->predict, K_BN_FWD_INFER, -1, 0), off ? 3 : 0);
+        assert_int_equal(count_with(&kp->train, K_BN_FOLD, -1, 0), 0);
+        assert_int_equal(count_with(&kp->train, K_BN_FWD_TRAIN, -1, 0), 3);
+        for (int list = 0; list < 2; list++) {
+            const KStepList *l = list ? &kp->train : &kp->predict;
+            assert_int_equal(count_with(l, K_ADD_FWD, 1, 1 + KACT_RELU), off ? 0 : 1);
+            assert_int_equal(count_with(l, K_ACT_FWD, -1, 0), off ? 2 : 0);
+        }
+        assert_int_equal(count_with(&kp->train, K_GRAD_COPY, -1, 0), off ? 5 : 3);   /* + flatten */
+        assert_int_equal(count_with(&kp->train, K_CONV_FWD, 7, 1), 0);
+        assert_int_equal(count_with(&kp->predict, K_CONV_FWD, 7, 1), off ? 0 : 1);   /* p's relu */
+    }
+    fuse_off = IR_FUSE_BN_FOLD;
+    assert_int_equal(lower_src(body, NULL, &kp), 0);
+    assert_int_equal(count_with(&kp->predict, K_BN_FOLD, -1, 0), 0);
+    assert_int_equal(count_with(&kp->predict, K_ADD_FWD, 1, 1 + KACT_RELU), 1);
+    fuse_off = 0;
+    unsigned bits;
+    assert_true(ir_fuse_parse(NULL, &bits) && bits == IR_FUSE_ALL);
+    assert_true(ir_fuse_parse("bnfold,epilogue", &bits) && bits == (IR_FUSE_BN_FOLD | IR_FUSE_EPILOGUE));
+    assert_true(ir_fuse_parse("elementwise,", &bits) && bits == IR_FUSE_ELEMENTWISE);
+    assert_false(ir_fuse_parse("bnfold,,elementwise", &bits));
+    assert_false(ir_fuse_parse("bn", &bits));
+}
+
 /* emitc_files: both files or an IO error naming the path, never a
  * half-written pair or a temporary left behind. */
 static void test_codegen_files(void **state)
@@ -426,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_codegen_mix_whole_input),
         cmocka_unit_test(test_codegen_emit_deterministic),
         cmocka_unit_test(test_codegen_fuses_relu),
+        cmocka_unit_test(test_codegen_fusion_passes),
         cmocka_unit_test(test_codegen_files),
         cmocka_unit_test(test_codegen_header_path),
     };
