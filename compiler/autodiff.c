@@ -37,6 +37,7 @@ typedef struct Ad {
     bool *written;      /* value id -> its gradient has been written once */
     bool *dep;          /* value id -> depends on a trainable parameter */
     int *fwd;           /* node id -> index of its forward step in kp->train, -1 */
+    int *uses;          /* value id -> scratch count (alias_input), all 0 between uses */
 } Ad;
 
 static bool has_trainable(const IrNode *n)
@@ -226,20 +227,23 @@ static bool rule_batchnorm(Ad *A, const IrNode *n, int dy)
 /* The input of n that may take dy's buffer as its gradient instead of a
  * copy (IR_FUSE_ELEMENTWISE): the last one that needs a gradient nobody
  * has written yet and that is no other input of n (x + x must copy: the
- * second write adds to the first). -1: none. */
+ * second write adds to the first). -1: none. Linear in the inputs (a sum
+ * may have 100,000): uses[] counts them and is left all zero again. */
 static int alias_input(const Ad *A, const IrNode *n)
 {
     if (!(A->kp->g->fuse & IR_FUSE_ELEMENTWISE))
         return -1;
-    for (int k = n->nin - 1; k >= 0; k--) {
+    for (int k = 0; k < n->nin; k++)
+        A->uses[n->in[k]->id]++;
+    int pick = -1;
+    for (int k = n->nin - 1; k >= 0 && pick < 0; k--) {
         const IrValue *v = n->in[k];
-        bool once = true;
-        for (int j = 0; j < n->nin; j++)
-            once = once && (j == k || n->in[j] != v);
-        if (once && A->dep[v->id] && A->grad[v->id] < 0)
-            return k;
+        if (A->uses[v->id] == 1 && A->dep[v->id] && A->grad[v->id] < 0)
+            pick = k;
     }
-    return -1;
+    for (int k = 0; k < n->nin; k++)
+        A->uses[n->in[k]->id] = 0;
+    return pick;
 }
 
 /* add: dx_k = dy; flatten, gaussian_noise: dx = dy. A copy, since the
@@ -348,8 +352,9 @@ int ad_backward(KProgram *kp, const int *val, int (*aux)[2], DiagSink *d)
     Arena *a = g->a;
     size_t nv = g->values.len ? g->values.len : 1;
     Ad A = {kp, val, aux, arena_array(a, nv, sizeof(int)), arena_array(a, nv, sizeof(bool)),
-            arena_array(a, nv, sizeof(bool)), arena_array(a, g->nodes.len + 1, sizeof(int))};
-    if (!A.grad || !A.written || !A.dep || !A.fwd)
+            arena_array(a, nv, sizeof(bool)), arena_array(a, g->nodes.len + 1, sizeof(int)),
+            arena_array(a, nv, sizeof(int))};
+    if (!A.grad || !A.written || !A.dep || !A.fwd || !A.uses)
         return diag_error(d, g->model_sp, "out of memory in autodiff"), 1;
     for (size_t i = 0; i < nv; i++)
         A.grad[i] = -1;

@@ -526,7 +526,7 @@ static void body_act(Emit *E, const KStep *s)
 
 static void body_bn(Emit *E, const KStep *s)
 {
-    char b1[40], b2[40];
+    char b1[40], b2[40], b3[40];
     out(E, "    enum { C = %" PRId64 ", S = %" PRId64 " };    /* channels, values per channel */\n",
         s->i[0], s->i[1]);
     if (s->op == K_BN_FWD_TRAIN || s->op == K_BN_FWD_INFER) {
@@ -540,13 +540,22 @@ static void body_bn(Emit *E, const KStep *s)
         if (tr) {
             decl(E, true, "mean", s->buf[6]);
             decl(E, true, "invstd", s->buf[7]);
+        }
+        if (tr && s->i[2] > 1)
+            out(E, "    nrt_batchnorm_forward_train_act(n, C, S, x, gamma, beta, %s, %s, rmean, rvar,\n"
+                   "                                    NRT_FUSED_LEAKY_RELU, %s, y, mean, invstd);\n",
+                dbl(b1, s->f[1]), dbl(b2, s->f[0]), flt(b3, s->f[2]));
+        else if (tr)
             out(E, "    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, %s, %s, rmean, rvar, %s, y,\n"
                    "                                mean, invstd);\n", dbl(b1, s->f[1]), dbl(b2, s->f[0]),
                 s->i[2] ? "true" : "false");
-        } else {
+        else if (s->i[2] > 1)
+            out(E, "    nrt_batchnorm_forward_infer_act(n, C, S, x, gamma, beta, rmean, rvar, %s,\n"
+                   "                                    NRT_FUSED_LEAKY_RELU, %s, y);\n", dbl(b1, s->f[1]),
+                flt(b3, s->f[2]));
+        else
             out(E, "    nrt_batchnorm_forward_infer(n, C, S, x, gamma, beta, rmean, rvar, %s, %s, y);\n",
                 dbl(b1, s->f[1]), s->i[2] ? "true" : "false");
-        }
         return;
     }
     decl(E, false, "dy", s->buf[0]);
@@ -559,8 +568,12 @@ static void body_bn(Emit *E, const KStep *s)
     decl(E, true, "dbeta", s->buf[7]);
     if (s->buf[8] >= 0)
         decl(E, false, "y", s->buf[8]);
-    out(E, "    nrt_batchnorm_backward(n, C, S, dy, x, %s, gamma, mean, invstd, dx, dgamma, dbeta, %s,\n"
-           "                           false);\n", s->buf[8] >= 0 ? "y" : "NULL", acc_str(s));
+    if (s->i[2] > 1)
+        out(E, "    nrt_batchnorm_backward_act(n, C, S, dy, x, y, NRT_FUSED_LEAKY_RELU, %s, gamma, mean, invstd,\n"
+               "                               dx, dgamma, dbeta, %s, false);\n", flt(b3, s->f[2]), acc_str(s));
+    else
+        out(E, "    nrt_batchnorm_backward(n, C, S, dy, x, %s, gamma, mean, invstd, dx, dgamma, dbeta, %s,\n"
+               "                           false);\n", s->buf[8] >= 0 ? "y" : "NULL", acc_str(s));
 }
 
 /* Masks from (seed, NRT_RNG_DROPOUT, step, sample i, element STREAM << 32 | j):

@@ -210,13 +210,19 @@ static bool is_act(IrOp op)
 }
 
 /* The activation host n's epilogue may take: relu after dense/conv (the
- * GEMM epilogue) and after batchnorm; any activation after add. */
+ * GEMM epilogue), relu or leaky_relu after batchnorm, any activation after
+ * add. tanh and sigmoid cost 7.5 and 2.6 ns a value against 0.27 for the
+ * memory pass a fusion saves (bench/RESULTS.md, "Fusion"): not worth a
+ * batchnorm variant. */
 static bool epilogue_takes(const IrGraph *g, const IrNode *n, const IrNode *r)
 {
     if (n->op == IR_OP_ADD)
         return (g->fuse & IR_FUSE_ELEMENTWISE) && is_act(r->op);
-    bool host = n->op == IR_OP_DENSE || n->op == IR_OP_CONV || n->op == IR_OP_BATCHNORM;
-    return (g->fuse & IR_FUSE_EPILOGUE) && host && r->op == IR_OP_RELU;
+    if (!(g->fuse & IR_FUSE_EPILOGUE))
+        return false;
+    if (n->op == IR_OP_BATCHNORM)
+        return r->op == IR_OP_RELU || r->op == IR_OP_LEAKY_RELU;
+    return (n->op == IR_OP_DENSE || n->op == IR_OP_CONV) && r->op == IR_OP_RELU;
 }
 
 /* A node whose output has one use (no other consumer, not an output) may
@@ -411,6 +417,19 @@ static bool lower_fold(Lower *L, const IrNode *n, const IrNode *bn, int *w, int 
     return true;
 }
 
+/* Inference: the activation of a folded batchnorm that the GEMM epilogue
+ * cannot take, in place on the dense/conv output y. */
+static KStep *lower_tail_act(KProgram *kp, const IrNode *act, int y, int64_t numel)
+{
+    KStep *s = kp_step(kp, false, K_ACT_FWD, act, arena_printf(kp->g->a, "%s_infer", act->name));
+    if (s) {
+        step_bufs(s, 2, (int[]){y, y});
+        s->i[0] = k_act(act->op), s->i[1] = numel;
+        s->f[0] = act->op == IR_OP_LEAKY_RELU ? act->leaky.slope : 0;
+    }
+    return s;
+}
+
 /* One forward step of n in the given mode; map is that mode's value map. */
 static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
 {
@@ -440,6 +459,9 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
     int w = pbuf(kp, n->weight), b = pbuf(kp, n->bias);
     if (bn && !lower_fold(L, n, bn, &w, &b))
         return false;
+    /* the GEMM epilogue has relu only: a folded batchnorm's leaky_relu is a
+     * step of its own after the dense/conv (lower_tail_act) */
+    bool gemm_act = act && act->op == IR_OP_RELU;
     KStep *s = NULL;
     switch (op) {
     case IR_OP_DENSE: {
@@ -448,7 +470,7 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         if (s) {
             step_bufs(s, 4, (int[]){x, w, b, y});
             s->i[0] = ir_shape_numel(n->in[0]->shape), s->i[1] = numel;
-            s->i[2] = act != NULL;
+            s->i[2] = gemm_act;
             s->i[3] = dc ? n->id : 0;
             s->f[0] = dc ? n->dense.dropconnect : 0;
         }
@@ -466,7 +488,7 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
         if (s) {
             step_bufs(s, 4, (int[]){x, w, b, y});
             conv_ints(s, n);
-            s->i[7] = act != NULL;
+            s->i[7] = gemm_act;
         }
         break;
     }
@@ -538,7 +560,8 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
             s->nbuf = 8;
         }
         bn_ints(s, n);
-        s->i[2] = act != NULL;
+        s->i[2] = act ? 1 + k_act(act->op) : 0;    /* 1: relu, 2: leaky_relu */
+        s->f[2] = act && act->op == IR_OP_LEAKY_RELU ? act->leaky.slope : 0;
         break;
     }
     case IR_OP_DROPOUT:
@@ -570,6 +593,8 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
     default:
         NETC_DIE("lower: op %s reached the forward pass", ir_op_name(op));
     }
+    if (s && act && !gemm_act && (op == IR_OP_DENSE || op == IR_OP_CONV))
+        s = lower_tail_act(kp, act, y, numel);
     return s != NULL;
 }
 

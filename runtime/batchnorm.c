@@ -99,26 +99,48 @@ static double bn_finish_stats(int64_t ch, int64_t M, double mean, double var, do
     return invstd;
 }
 
-/* y = x*scale + shift over one plane, optionally clamped at 0 (NaN too). */
-static void bn_affine(const float *x, float *y, int64_t len, float scale, float shift, bool relu)
+/* The activation fused into the output: none, relu, or leaky_relu with
+ * its slope (activation.c's expressions, so the same bits as its kernel). */
+typedef struct BnAct {
+    NrtFusedAct kind;
+    float slope;
+} BnAct;
+
+static inline float bn_act1(float v, BnAct a)
+{
+    if (a.kind == NRT_FUSED_RELU)
+        return v > 0.0f ? v : 0.0f;
+    if (a.kind == NRT_FUSED_LEAKY_RELU)
+        return v > 0.0f ? v : v * a.slope;
+    return v;
+}
+
+static inline BnVec bn_act4(BnVec v, BnAct a)
+{
+    BnMask pos = v > 0.0f;
+    if (a.kind == NRT_FUSED_RELU)
+        return (BnVec)((BnMask)v & pos);
+    if (a.kind == NRT_FUSED_LEAKY_RELU)
+        return (BnVec)(((BnMask)v & pos) | ((BnMask)(v * a.slope) & ~pos));
+    return v;
+}
+
+/* y = act(x*scale + shift) over one plane. */
+static void bn_affine(const float *x, float *y, int64_t len, float scale, float shift, BnAct act)
 {
     int64_t j = 0;
     for (; j + 4 <= len; j += 4) {
-        BnVec v = bn_load(x + j) * scale + shift;
-        if (relu)
-            v = (BnVec)((BnMask)v & (v > 0.0f));
+        BnVec v = bn_act4(bn_load(x + j) * scale + shift, act);
         memcpy(y + j, &v, sizeof v);
     }
-    for (; j < len; j++) {
-        float v = x[j] * scale + shift;
-        y[j] = relu && !(v > 0.0f) ? 0.0f : v;
-    }
+    for (; j < len; j++)
+        y[j] = bn_act1(x[j] * scale + shift, act);
 }
 
 /* One channel of the training forward, spatial > 1. */
 static void bn_train_channel(int64_t n, int64_t c, int64_t spatial, int64_t ch, const float *x,
                              const float *gamma, const float *beta, double eps, double momentum,
-                             float *running_mean, float *running_var, bool relu, float *y,
+                             float *running_mean, float *running_var, BnAct act, float *y,
                              float *save_mean, float *save_invstd)
 {
     int64_t M = n * spatial;
@@ -133,14 +155,14 @@ static void bn_train_channel(int64_t n, int64_t c, int64_t spatial, int64_t ch, 
     float fscale = (float)scale, fshift = (float)(beta[ch] - mean * scale);
     for (int64_t i = 0; i < n; i++) {
         int64_t off = (i * c + ch) * spatial;
-        bn_affine(x + off, y + off, spatial, fscale, fshift, relu);
+        bn_affine(x + off, y + off, spatial, fscale, fshift, act);
     }
 }
 
 /* A block of features [f0, f1) of the training forward, spatial == 1. */
 static void bn_train_rows(int64_t n, int64_t c, int64_t f0, int64_t f1, const float *x,
                           const float *gamma, const float *beta, double eps, double momentum,
-                          float *running_mean, float *running_var, bool relu, float *y,
+                          float *running_mean, float *running_var, BnAct act, float *y,
                           float *save_mean, float *save_invstd)
 {
     double mean[BN_BLOCK] = {0}, sq[BN_BLOCK] = {0};
@@ -165,9 +187,15 @@ static void bn_train_rows(int64_t n, int64_t c, int64_t f0, int64_t f1, const fl
     }
     for (int64_t i = 0; i < n; i++)
         for (int64_t f = 0; f < nf; f++) {
-            float v = x[i * c + f0 + f] * scale[f] + shift[f];
-            y[i * c + f0 + f] = relu && !(v > 0.0f) ? 0.0f : v;
+            y[i * c + f0 + f] = bn_act1(x[i * c + f0 + f] * scale[f] + shift[f], act);
         }
+}
+
+static BnAct bn_act_of(NrtFusedAct act, float slope)
+{
+    /* tanh and sigmoid are not fused here (netrt.h): none */
+    bool ok = act == NRT_FUSED_RELU || act == NRT_FUSED_LEAKY_RELU;
+    return (BnAct){ok ? act : NRT_FUSED_NONE, slope};
 }
 
 void nrt_batchnorm_forward_train(int64_t n, int64_t c, int64_t spatial, const float *x,
@@ -175,6 +203,18 @@ void nrt_batchnorm_forward_train(int64_t n, int64_t c, int64_t spatial, const fl
                                  double momentum, float *running_mean, float *running_var,
                                  bool relu, float *y, float *save_mean, float *save_invstd)
 {
+    nrt_batchnorm_forward_train_act(n, c, spatial, x, gamma, beta, eps, momentum, running_mean,
+                                    running_var, relu ? NRT_FUSED_RELU : NRT_FUSED_NONE, 0.0f, y,
+                                    save_mean, save_invstd);
+}
+
+void nrt_batchnorm_forward_train_act(int64_t n, int64_t c, int64_t spatial, const float *x,
+                                     const float *gamma, const float *beta, double eps,
+                                     double momentum, float *running_mean, float *running_var,
+                                     NrtFusedAct fused, float slope, float *y, float *save_mean,
+                                     float *save_invstd)
+{
+    BnAct act = bn_act_of(fused, slope);
     bool par = n * c * spatial >= BN_PAR_MIN;
     (void)par;   /* unused without OpenMP */
     if (spatial == 1) {
@@ -183,14 +223,14 @@ void nrt_batchnorm_forward_train(int64_t n, int64_t c, int64_t spatial, const fl
         for (int64_t b = 0; b < nblocks; b++) {
             int64_t f1 = (b + 1) * BN_BLOCK < c ? (b + 1) * BN_BLOCK : c;
             bn_train_rows(n, c, b * BN_BLOCK, f1, x, gamma, beta, eps, momentum, running_mean,
-                          running_var, relu, y, save_mean, save_invstd);
+                          running_var, act, y, save_mean, save_invstd);
         }
         return;
     }
     BN_PARALLEL_FOR(par && c > 1)
     for (int64_t ch = 0; ch < c; ch++)
         bn_train_channel(n, c, spatial, ch, x, gamma, beta, eps, momentum, running_mean,
-                         running_var, relu, y, save_mean, save_invstd);
+                         running_var, act, y, save_mean, save_invstd);
 }
 
 /* y = (x - rm) / sqrt(rv + eps) * gamma + beta, as one scale and shift per
@@ -200,13 +240,23 @@ void nrt_batchnorm_forward_infer(int64_t n, int64_t c, int64_t spatial, const fl
                                  const float *running_mean, const float *running_var,
                                  double eps, bool relu, float *y)
 {
+    nrt_batchnorm_forward_infer_act(n, c, spatial, x, gamma, beta, running_mean, running_var, eps,
+                                    relu ? NRT_FUSED_RELU : NRT_FUSED_NONE, 0.0f, y);
+}
+
+void nrt_batchnorm_forward_infer_act(int64_t n, int64_t c, int64_t spatial, const float *x,
+                                     const float *gamma, const float *beta,
+                                     const float *running_mean, const float *running_var,
+                                     double eps, NrtFusedAct fused, float slope, float *y)
+{
+    BnAct act = bn_act_of(fused, slope);
     int64_t planes = n * c;
     BN_PARALLEL_FOR(planes * spatial >= BN_PAR_MIN && planes > 1)
     for (int64_t p = 0; p < planes; p++) {
         int64_t ch = p % c;
         double scale = gamma[ch] / sqrt((double)running_var[ch] + eps);
         float fshift = (float)(beta[ch] - running_mean[ch] * scale);
-        bn_affine(x + p * spatial, y + p * spatial, spatial, (float)scale, fshift, relu);
+        bn_affine(x + p * spatial, y + p * spatial, spatial, (float)scale, fshift, act);
     }
 }
 
@@ -231,22 +281,43 @@ void nrt_batchnorm_fold(int64_t f, int64_t per, const float *w, const float *b,
 
 /* ---- backward ------------------------------------------------------------ */
 
-/* The effective upstream gradient: dy, or 0 where the fused ReLU was off. */
-static inline float bn_grad(const float *dy, const float *yr, int64_t j)
+/* The fused activation's output y (NULL: none) and its kind: the backward
+ * turns dy into the activation's gradient from y > 0 (relu: dy or 0,
+ * leaky_relu: dy or dy * slope; x > 0 iff y > 0 for a slope in [0, 1]),
+ * activation.c's expressions, so the same bits as its backward kernel. */
+typedef struct BnOut {
+    const float *y;
+    BnAct act;
+} BnOut;
+
+static inline BnOut bn_out_at(BnOut o, int64_t off)
 {
-    float d = dy[j];
-    return yr && !(yr[j] > 0.0f) ? 0.0f : d;
+    return (BnOut){o.y ? o.y + off : NULL, o.act};
 }
 
-/* 4 lanes of g: dy, masked by the fused ReLU's output yr > 0. */
-static inline BnVec bn_load_grad(const float *dy, const float *yr, int64_t j)
+/* The effective upstream gradient g at j. */
+static inline float bn_grad(const float *dy, BnOut yr, int64_t j)
+{
+    float d = dy[j];
+    if (!yr.y || yr.y[j] > 0.0f)
+        return d;
+    return yr.act.kind == NRT_FUSED_LEAKY_RELU ? d * yr.act.slope : 0.0f;
+}
+
+/* 4 lanes of g. */
+static inline BnVec bn_load_grad(const float *dy, BnOut yr, int64_t j)
 {
     BnVec g = bn_load(dy + j);
-    return yr ? (BnVec)((BnMask)g & (bn_load(yr + j) > 0.0f)) : g;
+    if (!yr.y)
+        return g;
+    BnMask pos = bn_load(yr.y + j) > 0.0f;
+    if (yr.act.kind == NRT_FUSED_LEAKY_RELU)
+        return (BnVec)(((BnMask)g & pos) | ((BnMask)(g * yr.act.slope) & ~pos));
+    return (BnVec)((BnMask)g & pos);
 }
 
 /* sg += sum g, sgx += sum g*(x - mean) over one plane. */
-static void bn_plane_grad_sums(const float *dy, const float *x, const float *yr, int64_t len,
+static void bn_plane_grad_sums(const float *dy, const float *x, BnOut yr, int64_t len,
                                float mean, double *sg, double *sgx)
 {
     for (int64_t c0 = 0; c0 < len; c0 += BN_CHUNK) {
@@ -271,7 +342,7 @@ static void bn_plane_grad_sums(const float *dy, const float *x, const float *yr,
 }
 
 /* dx = (g - mean_g - (x - mean)*k) * (invstd*gamma) over one plane. */
-static void bn_plane_dx(const float *dy, const float *x, const float *yr, int64_t len,
+static void bn_plane_dx(const float *dy, const float *x, BnOut yr, int64_t len,
                         float mean, float mean_g, float k, float coef, float *dx, bool acc)
 {
     int64_t j = 0;
@@ -288,7 +359,7 @@ static void bn_plane_dx(const float *dy, const float *x, const float *yr, int64_
 }
 
 static void bn_backward_channel(int64_t n, int64_t c, int64_t spatial, int64_t ch,
-                                const float *dy, const float *x, const float *yr,
+                                const float *dy, const float *x, BnOut yr,
                                 const float *gamma, const float *save_mean,
                                 const float *save_invstd, float *dx, float *dgamma,
                                 float *dbeta, bool acc_dx, bool acc_params)
@@ -298,7 +369,7 @@ static void bn_backward_channel(int64_t n, int64_t c, int64_t spatial, int64_t c
     double sg = 0.0, sgx = 0.0;
     for (int64_t i = 0; i < n; i++) {
         int64_t off = (i * c + ch) * spatial;
-        bn_plane_grad_sums(dy + off, x + off, yr ? yr + off : NULL, spatial, (float)mean, &sg,
+        bn_plane_grad_sums(dy + off, x + off, bn_out_at(yr, off), spatial, (float)mean, &sg,
                            &sgx);
     }
     float db = (float)sg, dg = (float)(sgx * invstd);
@@ -311,19 +382,25 @@ static void bn_backward_channel(int64_t n, int64_t c, int64_t spatial, int64_t c
     float coef = (float)(invstd * gamma[ch]);
     for (int64_t i = 0; i < n; i++) {
         int64_t off = (i * c + ch) * spatial;
-        bn_plane_dx(dy + off, x + off, yr ? yr + off : NULL, spatial, (float)mean, mean_g, k,
+        bn_plane_dx(dy + off, x + off, bn_out_at(yr, off), spatial, (float)mean, mean_g, k,
                     coef, dx + off, acc_dx);
     }
 }
 
 /* spatial == 1, one row i of features [f0, f0 + nf): the sums, or dx. The
  * ReLU test is hoisted out of the loops so that they vectorize. */
-static void bn_row_sums(int64_t nf, const float *dy, const float *x, const float *yr,
+static void bn_row_sums(int64_t nf, const float *dy, const float *x, BnOut yr,
                         const double *mean, double *sg, double *sgx)
 {
-    if (yr) {
+    if (yr.y && yr.act.kind == NRT_FUSED_LEAKY_RELU) {
         for (int64_t f = 0; f < nf; f++) {
-            float d = dy[f], g = yr[f] > 0.0f ? d : 0.0f;   /* unconditional loads: a select */
+            float d = dy[f], g = yr.y[f] > 0.0f ? d : d * yr.act.slope;
+            sg[f] += g;
+            sgx[f] += g * ((double)x[f] - mean[f]);
+        }
+    } else if (yr.y) {
+        for (int64_t f = 0; f < nf; f++) {
+            float d = dy[f], g = yr.y[f] > 0.0f ? d : 0.0f;   /* unconditional loads: a select */
             sg[f] += g;
             sgx[f] += g * ((double)x[f] - mean[f]);
         }
@@ -335,12 +412,12 @@ static void bn_row_sums(int64_t nf, const float *dy, const float *x, const float
     }
 }
 
-static void bn_row_dx(int64_t nf, const float *dy, const float *x, const float *yr,
+static void bn_row_dx(int64_t nf, const float *dy, const float *x, BnOut yr,
                       const float *mean, const float *mean_g, const float *k, const float *coef,
                       float *dx, bool acc)
 {
     for (int64_t f = 0; f < nf; f++) {
-        float d = dy[f], g = yr && !(yr[f] > 0.0f) ? 0.0f : d;
+        float g = bn_grad(dy, yr, f);
         float v = (g - mean_g[f] - (x[f] - mean[f]) * k[f]) * coef[f];
         dx[f] = acc ? dx[f] + v : v;
     }
@@ -348,7 +425,7 @@ static void bn_row_dx(int64_t nf, const float *dy, const float *x, const float *
 
 /* spatial == 1: features [f0, f1), rows in order. */
 static void bn_backward_rows(int64_t n, int64_t c, int64_t f0, int64_t f1, const float *dy,
-                             const float *x, const float *yr, const float *gamma,
+                             const float *x, BnOut yr, const float *gamma,
                              const float *save_mean, const float *save_invstd, float *dx,
                              float *dgamma, float *dbeta, bool acc_dx, bool acc_params)
 {
@@ -359,7 +436,7 @@ static void bn_backward_rows(int64_t n, int64_t c, int64_t f0, int64_t f1, const
         mean[f] = save_mean[f0 + f];
     for (int64_t i = 0; i < n; i++) {
         int64_t o = i * c + f0;
-        bn_row_sums(nf, dy + o, x + o, yr ? yr + o : NULL, mean, sg, sgx);
+        bn_row_sums(nf, dy + o, x + o, bn_out_at(yr, o), mean, sg, sgx);
     }
     for (int64_t f = 0; f < nf; f++) {
         double invstd = save_invstd[f0 + f];
@@ -374,7 +451,7 @@ static void bn_backward_rows(int64_t n, int64_t c, int64_t f0, int64_t f1, const
         return;
     for (int64_t i = 0; i < n; i++) {
         int64_t o = i * c + f0;
-        bn_row_dx(nf, dy + o, x + o, yr ? yr + o : NULL, save_mean + f0, mean_g, k, coef, dx + o,
+        bn_row_dx(nf, dy + o, x + o, bn_out_at(yr, o), save_mean + f0, mean_g, k, coef, dx + o,
                   acc_dx);
     }
 }
@@ -385,6 +462,19 @@ void nrt_batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *
                             float *dgamma, float *dbeta, bool accumulate_dx,
                             bool accumulate_params)
 {
+    nrt_batchnorm_backward_act(n, c, spatial, dy, x, y_relu, NRT_FUSED_RELU, 0.0f, gamma, save_mean,
+                               save_invstd, dx, dgamma, dbeta, accumulate_dx, accumulate_params);
+}
+
+void nrt_batchnorm_backward_act(int64_t n, int64_t c, int64_t spatial, const float *dy,
+                                const float *x, const float *y_act, NrtFusedAct fused, float slope,
+                                const float *gamma, const float *save_mean,
+                                const float *save_invstd, float *dx, float *dgamma, float *dbeta,
+                                bool accumulate_dx, bool accumulate_params)
+{
+    BnOut yr = {y_act, bn_act_of(fused, slope)};
+    if (yr.act.kind == NRT_FUSED_NONE)
+        yr.y = NULL;
     bool par = n * c * spatial >= BN_PAR_MIN;
     (void)par;   /* unused without OpenMP */
     if (spatial == 1) {
@@ -392,13 +482,13 @@ void nrt_batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *
         BN_PARALLEL_FOR(par && nblocks > 1)
         for (int64_t b = 0; b < nblocks; b++) {
             int64_t f1 = (b + 1) * BN_BLOCK < c ? (b + 1) * BN_BLOCK : c;
-            bn_backward_rows(n, c, b * BN_BLOCK, f1, dy, x, y_relu, gamma, save_mean,
+            bn_backward_rows(n, c, b * BN_BLOCK, f1, dy, x, yr, gamma, save_mean,
                              save_invstd, dx, dgamma, dbeta, accumulate_dx, accumulate_params);
         }
         return;
     }
     BN_PARALLEL_FOR(par && c > 1)
     for (int64_t ch = 0; ch < c; ch++)
-        bn_backward_channel(n, c, spatial, ch, dy, x, y_relu, gamma, save_mean, save_invstd,
+        bn_backward_channel(n, c, spatial, ch, dy, x, yr, gamma, save_mean, save_invstd,
                             dx, dgamma, dbeta, accumulate_dx, accumulate_params);
 }

@@ -476,6 +476,16 @@ void nrt_conv_backward_bias(const NrtConvShape *s, const float *dy, float *db, b
  * tensor read by several ops); inputs are never modified. Elementwise
  * kernels allow y == x (and dx == dy when not accumulating). */
 
+/* An activation fused into another kernel's output (batchnorm, add), with
+ * the definitions of activation.c below (NRT_FUSED_LEAKY_RELU takes a slope). */
+typedef enum NrtFusedAct {
+    NRT_FUSED_NONE = 0,
+    NRT_FUSED_RELU = 1,
+    NRT_FUSED_LEAKY_RELU = 2,
+    NRT_FUSED_TANH = 3,
+    NRT_FUSED_SIGMOID = 4,
+} NrtFusedAct;
+
 /* Batch normalization (batchnorm.c), per channel over n and spatial: x and
  * y are (n, c, spatial) with spatial = h*w (spatial = 1, c = D for an
  * N x D input). Statistics: shifted sums, float vector lanes over chunks of
@@ -517,6 +527,27 @@ void nrt_batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *
 void nrt_batchnorm_fold(int64_t f, int64_t per, const float *w, const float *b,
                         const float *gamma, const float *beta, const float *running_mean,
                         const float *running_var, double eps, float *w_out, float *b_out);
+
+/* The same with any fused activation of NrtFusedAct (activation.c below)
+ * that batchnorm takes: NRT_FUSED_NONE, _RELU or _LEAKY_RELU (slope in
+ * [0, 1]; tanh and sigmoid count as none: they are compute-bound, so a
+ * fused pass would save little). The backward reads the forward's output
+ * y_act: g = dy where y > 0, else 0 (relu) or dy * slope (leaky_relu),
+ * the bits of the activation's own backward kernel. */
+void nrt_batchnorm_forward_train_act(int64_t n, int64_t c, int64_t spatial, const float *x,
+                                     const float *gamma, const float *beta, double eps,
+                                     double momentum, float *running_mean, float *running_var,
+                                     NrtFusedAct act, float slope, float *y, float *save_mean,
+                                     float *save_invstd);
+void nrt_batchnorm_forward_infer_act(int64_t n, int64_t c, int64_t spatial, const float *x,
+                                     const float *gamma, const float *beta,
+                                     const float *running_mean, const float *running_var,
+                                     double eps, NrtFusedAct act, float slope, float *y);
+void nrt_batchnorm_backward_act(int64_t n, int64_t c, int64_t spatial, const float *dy,
+                                const float *x, const float *y_act, NrtFusedAct act, float slope,
+                                const float *gamma, const float *save_mean,
+                                const float *save_invstd, float *dx, float *dgamma, float *dbeta,
+                                bool accumulate_dx, bool accumulate_params);
 
 /* Pooling (pool.c): x is (n, c, h, w), y is (n, c, oh, ow) with
  * oh = (h + 2*pad - k) / stride + 1 (floor; ow alike), pad <= k/2. */
@@ -607,15 +638,6 @@ void nrt_tanh_backward(int64_t numel, const float *dy, const float *y, float *dx
 void nrt_sigmoid_forward(int64_t numel, const float *x, float *y);
 void nrt_sigmoid_backward(int64_t numel, const float *dy, const float *y, float *dx,
                           bool accumulate);
-/* An activation fused into another kernel's output, with the definitions
- * above (NRT_FUSED_LEAKY_RELU takes a slope). */
-typedef enum NrtFusedAct {
-    NRT_FUSED_NONE = 0,
-    NRT_FUSED_RELU = 1,
-    NRT_FUSED_LEAKY_RELU = 2,
-    NRT_FUSED_TANH = 3,
-    NRT_FUSED_SIGMOID = 4,
-} NrtFusedAct;
 /* y = act(x[0] + x[1] + ... + x[nin-1]) over numel floats in one pass
  * (eltwise.c), summed left to right: the same bits as the sum, then the
  * activation's own kernel. y may be one of the inputs. */
