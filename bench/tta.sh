@@ -17,7 +17,9 @@
 # and best accuracy, training images/s (all epochs' images / training time),
 # and the test-accuracy curve with the wall time of each point. Logs stay in $TTA_LOGS (default a temporary
 # folder that is removed). TTA_EPOCHS overrides the recipes' epochs (the
-# cosine schedule follows it) for short trial runs.
+# cosine schedule follows it) and TTA_LIMIT=N keeps only the first N
+# training and test images, for short trial runs (the targets then mean
+# nothing): `TTA_EPOCHS=1 TTA_LIMIT=2560 TTA_PROBE=5 bash bench/tta.sh`.
 # Takes roughly 10 (lenet) + 20 (resnet) minutes on an idle 2-core machine
 # (estimated from throughput; bench/RESULTS.md).
 # Not a test.
@@ -30,6 +32,7 @@ netc=$bdir/compiler/netc
 probe=${TTA_PROBE:-40}
 epochs_flag=()
 [ -n "${TTA_EPOCHS:-}" ] && epochs_flag=(--epochs "$TTA_EPOCHS")
+[ -n "${TTA_LIMIT:-}" ] && epochs_flag+=(--limit-train "$TTA_LIMIT" --limit-test "$TTA_LIMIT")
 
 declare -A target=([lenet]=93 [resnet]=94)
 for r in $recipes; do
@@ -68,10 +71,11 @@ import re, sys
 log, target, who, what = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
 rows = []
 for line in open(log):
-    m = re.match(r"epoch (\d+)/(\d+): .*test accuracy: label ([0-9.]+)%; "
-                 r"elapsed ([0-9.]+)s, training ([0-9.]+)s", line)
+    m = re.match(r"epoch (\d+)/(\d+): loss [0-9.]+, ([0-9.]+) img/s, ([0-9.]+)s; "
+                 r"test accuracy: label ([0-9.]+)%; elapsed ([0-9.]+)s, training ([0-9.]+)s", line)
     if m:
-        rows.append((int(m[1]), int(m[2]), float(m[3]), float(m[4]), float(m[5])))
+        rows.append((int(m[1]), int(m[2]), float(m[5]), float(m[6]), float(m[7]),
+                     float(m[3]) * float(m[4]), float(m[4])))
 if what == "curve":
     print("- %s, test accuracy after each epoch (wall time): %s"
           % (who, ", ".join("%.2f%% (%.0f s)" % (r[2], r[3]) for r in rows)))
@@ -81,7 +85,8 @@ if not rows:
     sys.exit()
 hit = next((r for r in rows if r[2] >= target), None)
 last = rows[-1]
-ips = 60000 * len(rows) / last[4] if last[4] > 0 else 0
+secs = sum(r[6] for r in rows)       # images / training seconds over all epochs
+ips = sum(r[5] for r in rows) / secs if secs > 0 else 0
 if hit:
     to = "%d | %.0f s | %.0f s" % (hit[0], hit[3], hit[4])
 else:
