@@ -19,6 +19,13 @@
  * shapes, offsets in bounds, byte counts, no overlaps), so a truncated or
  * hostile file gives NRT_ERR_FORMAT naming the file and the field, never a
  * crash. The JSON is jansson's (no hand-written parser).
+ *
+ * Integrity: safetensors has no checksum, so a flipped bit in the data (or
+ * in a metadata value) would load as a different number. Every save adds
+ * __metadata__ "netc_crc32": the CRC-32 (zlib) of the whole file with
+ * those 8 hex digits read as "00000000"; open recomputes it and refuses a
+ * mismatch. Files without the field (other tools' safetensors) load as
+ * before.
  */
 #include "netrt.h"
 
@@ -33,9 +40,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define CK_MAX_HEADER ((uint64_t)100 << 20)   /* 100 MiB, as safetensors */
 enum { CK_MAX_RANK = 8 };
+
+#define CK_CRC_KEY "netc_crc32"
+static const char CK_CRC_FIELD[] = "\"" CK_CRC_KEY "\":\"";   /* then 8 hex digits */
+static const char CK_CRC_ZERO[8] = {'0', '0', '0', '0', '0', '0', '0', '0'};
 
 typedef struct CkEntry {
     char *name;
@@ -115,20 +127,18 @@ static json_t *tensor_json(const NrtTensorRef *t, uint64_t begin, uint64_t end)
 static char *build_header(const char *path, const NrtTensorRef *t, int n, const NrtKV *meta,
                           int nmeta, size_t *len, uint64_t *total, NrtError *err)
 {
-    json_t *root = json_object();
-    if (nmeta > 0) {
-        json_t *m = json_object();
-        for (int i = 0; i < nmeta; i++)
-            if (!meta[i].key || !meta[i].value
-                || json_object_set_new(m, meta[i].key, json_string(meta[i].value)) != 0) {
-                json_decref(m);
-                json_decref(root);
-                nrt_error_set(err, NRT_ERR_ARG, "%s: bad metadata entry %d (NULL or not UTF-8)",
-                              path, i);
-                return NULL;
-            }
-        json_object_set_new(root, "__metadata__", m);
-    }
+    json_t *root = json_object(), *m = json_object();
+    for (int i = 0; i < nmeta; i++)
+        if (!meta[i].key || !meta[i].value || strcmp(meta[i].key, CK_CRC_KEY) == 0
+            || json_object_set_new(m, meta[i].key, json_string(meta[i].value)) != 0) {
+            json_decref(m);
+            json_decref(root);
+            nrt_error_set(err, NRT_ERR_ARG, "%s: bad metadata entry %d (NULL, not UTF-8 or "
+                          "the reserved \"" CK_CRC_KEY "\")", path, i);
+            return NULL;
+        }
+    json_object_set_new(m, CK_CRC_KEY, json_string("00000000"));   /* save_crc fills it */
+    json_object_set_new(root, "__metadata__", m);
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         uint64_t nbytes = 0;
@@ -183,17 +193,74 @@ static bool write_floats(FILE *f, const float *x, uint64_t numel)
     return true;
 }
 
+static void len8_bytes(uint64_t hlen, unsigned char len8[8])
+{
+    for (int b = 0; b < 8; b++)
+        len8[b] = (unsigned char)(hlen >> (8 * b));
+}
+
+/* zlib's crc32 over any length (its length argument is an unsigned int). */
+static uint32_t crc_bytes(uint32_t crc, const void *p, uint64_t n)
+{
+    const unsigned char *c = p;
+    for (; n > 0;) {
+        uInt k = n > (1u << 30) ? 1u << 30 : (uInt)n;
+        crc = (uint32_t)crc32(crc, c, k);
+        c += k;
+        n -= k;
+    }
+    return crc;
+}
+
+static uint64_t numel_of(const NrtTensorRef *t)
+{
+    uint64_t numel = 1;
+    for (int d = 0; d < t->rank; d++)
+        numel *= (uint64_t)t->shape[d];
+    return numel;
+}
+
+/* The CRC of the file to be written (the 8 digits of its field as zeros),
+ * written into that field: the one unescaped CK_CRC_FIELD of the header. */
+static void save_crc(char *header, size_t hlen, const NrtTensorRef *t, int n)
+{
+    unsigned char len8[8];
+    len8_bytes(hlen, len8);
+    uint32_t crc = crc_bytes((uint32_t)crc32(0, Z_NULL, 0), len8, 8);
+    crc = crc_bytes(crc, header, hlen);   /* the field holds "00000000" here */
+    for (int i = 0; i < n; i++) {
+        uint64_t numel = numel_of(&t[i]);
+        if (host_little_endian() || numel == 0) {
+            crc = crc_bytes(crc, t[i].data, 4 * numel);
+            continue;
+        }
+        for (uint64_t j = 0; j < numel; j++) {
+            uint32_t v;
+            unsigned char le[4];
+            memcpy(&v, &t[i].data[j], 4);
+            for (int b = 0; b < 4; b++)
+                le[b] = (unsigned char)(v >> (8 * b));
+            crc = crc_bytes(crc, le, 4);
+        }
+    }
+    size_t fl = sizeof CK_CRC_FIELD - 1;
+    for (size_t i = 0; i + fl + 8 <= hlen; i++)
+        if (memcmp(header + i, CK_CRC_FIELD, fl) == 0) {
+            char hex[9];
+            snprintf(hex, sizeof hex, "%08x", (unsigned)crc);
+            memcpy(header + i + fl, hex, 8);
+            return;
+        }
+}
+
 static bool write_all(FILE *f, const char *header, size_t hlen, const NrtTensorRef *t, int n)
 {
     unsigned char len8[8];
-    for (int b = 0; b < 8; b++)
-        len8[b] = (unsigned char)((uint64_t)hlen >> (8 * b));
+    len8_bytes(hlen, len8);
     if (fwrite(len8, 1, 8, f) != 8 || fwrite(header, 1, hlen, f) != hlen)
         return false;
     for (int i = 0; i < n; i++) {
-        uint64_t numel = 1;
-        for (int d = 0; d < t[i].rank; d++)
-            numel *= (uint64_t)t[i].shape[d];
+        uint64_t numel = numel_of(&t[i]);
         if (numel > 0 && !write_floats(f, t[i].data, numel))
             return false;
     }
@@ -283,6 +350,7 @@ NrtStatus nrt_checkpoint_save(const char *path, const NrtTensorRef *t, int n, co
     char *header = build_header(path, t, n, meta, nmeta, &hlen, &total, err);
     if (!header)
         return err ? err->code : NRT_ERR_ARG;
+    save_crc(header, hlen, t, n);
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
         free(header);
@@ -520,6 +588,39 @@ static NrtStatus parse_header(NrtCheckpoint *ck, json_t *root, NrtError *err)
     return check_overlaps(ck, err);
 }
 
+/* A file with a "netc_crc32" (nrt_checkpoint_save's) must match it: the
+ * field appears once in the raw header, as 8 hex digits equal to the parsed
+ * value, and the CRC of the file with them as zeros is their value. */
+static NrtStatus check_crc(const NrtCheckpoint *ck, uint64_t hlen, NrtError *err)
+{
+    const char *want = nrt_checkpoint_meta(ck, CK_CRC_KEY);
+    if (!want)
+        return NRT_OK;
+    const char *h = (const char *)ck->buf + 8;
+    size_t fl = sizeof CK_CRC_FIELD - 1;
+    uint64_t at = 0;
+    int found = 0;
+    for (uint64_t i = 0; i + fl + 9 <= hlen; i++)
+        if (memcmp(h + i, CK_CRC_FIELD, fl) == 0) {
+            at = i + fl;
+            found++;
+        }
+    char *end = NULL;
+    bool hex8 = strlen(want) == 8 && strspn(want, "0123456789abcdef") == 8;
+    unsigned long stored = found == 1 && hex8 ? strtoul(want, &end, 16) : 0;
+    if (found != 1 || !end || *end || memcmp(h + at, want, 8) != 0 || h[at + 8] != '"')
+        return nrt_error_set(err, NRT_ERR_FORMAT, "%s: malformed \"" CK_CRC_KEY "\" field",
+                             ck->path);
+    uint32_t crc = crc_bytes((uint32_t)crc32(0, Z_NULL, 0), ck->buf, 8 + at);
+    crc = crc_bytes(crc, CK_CRC_ZERO, 8);
+    crc = crc_bytes(crc, h + at + 8, hlen - at - 8 + ck->data_size);
+    if (crc != (uint32_t)stored)
+        return nrt_error_set(err, NRT_ERR_FORMAT, "%s: checksum mismatch (stored %s, computed "
+                             "%08x): the file changed or was damaged after it was written",
+                             ck->path, want, (unsigned)crc);
+    return NRT_OK;
+}
+
 /* Sizes first, then the JSON. */
 static NrtStatus ck_validate(NrtCheckpoint *ck, uint64_t size, NrtError *err)
 {
@@ -545,7 +646,7 @@ static NrtStatus ck_validate(NrtCheckpoint *ck, uint64_t size, NrtError *err)
                              jerr.position, jerr.text);
     NrtStatus st = parse_header(ck, root, err);
     json_decref(root);
-    return st;
+    return st == NRT_OK ? check_crc(ck, n, err) : st;
 }
 
 NrtStatus nrt_checkpoint_open(const char *path, NrtCheckpoint **out, NrtError *err)

@@ -4,7 +4,7 @@ into tests/fuzz/corpus/{safetensors,idx}: small valid files of every kind
 the loaders accept (so the fuzzer starts deep in the parsers) and one of
 each hostile kind the unit tests name. Deterministic; rerun after changing
 it and commit the files.  usage: make_seeds.py [OUT_DIR]"""
-import gzip, json, os, struct, sys
+import gzip, json, os, struct, sys, zlib
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")
 
@@ -60,6 +60,14 @@ seeds["overlap"] = struct.pack("<Q", len(js)) + js + bytes(12)
 flipped = bytearray(good)
 flipped[40] ^= 0x20
 seeds["bit_flipped"] = bytes(flipped)
+# As nrt_checkpoint_save writes it: "netc_crc32" = CRC-32 of the file with
+# its own 8 digits as zeros (runtime/checkpoint.c); and one data bit flipped.
+zeroed = st([w, b], dict(block_meta, netc_crc32="00000000"))
+crc = b"%08x" % zlib.crc32(zeroed)
+seeds["block_crc_ok"] = zeroed.replace(b'"netc_crc32":"00000000"', b'"netc_crc32":"' + crc + b'"')
+crc_flipped = bytearray(seeds["block_crc_ok"])
+crc_flipped[-3] ^= 0x01
+seeds["block_crc_flipped"] = bytes(crc_flipped)
 for k, v in seeds.items():
     write("safetensors", k, v)
 

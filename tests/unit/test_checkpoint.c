@@ -210,7 +210,11 @@ static void test_checkpoint_layout(void **state)
     char *h = calloc(1, (size_t)hlen + 1);
     memcpy(h, a + 8, (size_t)hlen);
     assert_non_null(strstr(h, "\"fc.bias\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[48,60]}"));
-    assert_non_null(strstr(h, "\"__metadata__\":{\"model\":\"mlp\",\"step\":\"1234\"}"));
+    const char *m = strstr(h, "\"__metadata__\":{\"model\":\"mlp\",\"step\":\"1234\",\"netc_crc32\":\"");
+    assert_non_null(m);
+    m += strlen("\"__metadata__\":{\"model\":\"mlp\",\"step\":\"1234\",\"netc_crc32\":\"");
+    assert_int_equal(strspn(m, "0123456789abcdef"), 8);
+    assert_memory_equal(m + 8, "\"}", 2);
     free(h);
     free(a);
     free(b);
@@ -451,8 +455,9 @@ static bool read_all_or_mismatch(const NrtCheckpoint *ck, const char *what)
 }
 
 /* Every byte of the length field and the header, changed three ways: the
- * file is refused, or reads back MISMATCH, or reads back the right data
- * (a changed metadata value or padding byte). */
+ * file is refused (the checksum catches what the parser cannot: a metadata
+ * value, a padding byte), except for a change of the checksum key's own
+ * name, which leaves a file without a checksum whose data is intact. */
 static void test_checkpoint_byte_flips(void **state)
 {
     (void)state;
@@ -467,6 +472,12 @@ static void test_checkpoint_byte_flips(void **state)
         hlen = hlen << 8 | buf[i];
     static const unsigned char deltas[3] = {0xFF, 0x01, 0x80};
     int refused = 0, mismatched = 0, fine = 0;
+    char *h = calloc(1, (size_t)hlen + 1);
+    memcpy(h, buf + 8, (size_t)hlen);
+    const char *key = strstr(h, "\"netc_crc32\"");
+    assert_non_null(key);
+    size_t key0 = 8 + (size_t)(key - h) + 1, key1 = key0 + strlen("netc_crc32");
+    free(h);
     for (size_t pos = 0; pos < 8 + hlen; pos++)
         for (int k = 0; k < 3; k++) {
             unsigned char old = buf[pos];
@@ -484,6 +495,8 @@ static void test_checkpoint_byte_flips(void **state)
             }
             char what[64];
             snprintf(what, sizeof what, "flip at %zu", pos);
+            if (pos < key0 || pos >= key1)
+                fail_msg("flip at %zu (outside the checksum's key) was accepted", pos);
             if (read_all_or_mismatch(ck, what))
                 fine++;
             else
@@ -491,10 +504,53 @@ static void test_checkpoint_byte_flips(void **state)
             nrt_checkpoint_close(ck);
         }
     free(buf);
-    /* Most changes break the JSON or a number; names and metadata give the rest. */
-    assert_true(refused > 2 * (int)hlen);
-    assert_true(mismatched > 0);
-    assert_true(fine > 0);
+    assert_int_equal(mismatched, 0);
+    assert_true(refused >= 3 * (int)(8 + hlen) - 3 * (int)(key1 - key0));
+}
+
+/* A flipped bit anywhere in the data: refused by the checksum, by name. */
+/* The checksum field itself malformed: not 8 lowercase hex digits, or
+ * written with an escape (its raw bytes must be the digits). */
+static void test_checkpoint_bad_crc_field(void **state)
+{
+    (void)state;
+    char p[128];
+    path_in(p, sizeof p, "crcfield.safetensors");
+    static const char *const heads[] = {
+        "{\"__metadata__\":{\"netc_crc32\":\"zzzzzzzz\"},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"__metadata__\":{\"netc_crc32\":\"0000000\"},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"__metadata__\":{\"netc_crc32\":\"-0000001\"},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        "{\"__metadata__\":{\"netc_crc32\":\"\\u00300000000\"},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof *heads; i++) {
+        craft(p, heads[i], 4);
+        expect_open_fails(p, NRT_ERR_FORMAT, "malformed \"netc_crc32\"");
+    }
+    /* well-formed but wrong: a mismatch */
+    craft(p, "{\"__metadata__\":{\"netc_crc32\":\"00000000\"},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
+    expect_open_fails(p, NRT_ERR_FORMAT, "checksum mismatch (stored 00000000");
+}
+
+static void test_checkpoint_data_flips(void **state)
+{
+    (void)state;
+    char p[128], q[128];
+    path_in(p, sizeof p, "data.safetensors");
+    path_in(q, sizeof q, "dflip.safetensors");
+    save_sample(p);
+    size_t size;
+    unsigned char *buf = slurp(p, &size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | buf[i];
+    for (size_t pos = 8 + hlen; pos < size; pos++)
+        for (int bit = 0; bit < 8; bit += 7) {
+            buf[pos] ^= (unsigned char)(1u << bit);
+            spill(q, buf, size);
+            buf[pos] ^= (unsigned char)(1u << bit);
+            expect_open_fails(q, NRT_ERR_FORMAT, "checksum mismatch");
+        }
+    free(buf);
 }
 
 /* ---- saving -------------------------------------------------------------- */
@@ -633,6 +689,9 @@ static void test_checkpoint_save_bad_args(void **state)
     }
     NrtKV badmeta = {"k", "\xff\xfe"};   /* not UTF-8 */
     assert_int_equal(nrt_checkpoint_save(p, dup, 1, &badmeta, 1, &err), NRT_ERR_ARG);
+    NrtKV reserved = {"netc_crc32", "00000000"};   /* the checksum's own field */
+    assert_int_equal(nrt_checkpoint_save(p, dup, 1, &reserved, 1, &err), NRT_ERR_ARG);
+    assert_non_null(strstr(err.msg, "reserved"));
     assert_false(exists(p));
     /* No tensors at all is a valid file. */
     assert_int_equal(nrt_checkpoint_save(p, NULL, 0, NULL, 0, &err), NRT_OK);
@@ -697,6 +756,8 @@ int main(void)
         cmocka_unit_test(test_checkpoint_not_readable),
         cmocka_unit_test(test_checkpoint_mismatch),
         cmocka_unit_test(test_checkpoint_byte_flips),
+        cmocka_unit_test(test_checkpoint_data_flips),
+        cmocka_unit_test(test_checkpoint_bad_crc_field),
         cmocka_unit_test(test_checkpoint_save_missing_dir),
         cmocka_unit_test(test_checkpoint_save_failure_keeps_old),
         cmocka_unit_test(test_checkpoint_save_removes_stale_temps),
