@@ -413,8 +413,23 @@ void nrt_rng_fill_uniform(uint64_t seed, uint32_t purpose, uint64_t step, uint64
     fill_run(&fl);
 }
 
+/* The elements of [first, first + n) in the group of blocks from gb. */
+static void normal_group(const NrtNormalKey *key, uint64_t first, int64_t n, uint64_t gb,
+                         uint64_t b1, float mean, float std, float *out)
+{
+    float z[4 * NRT_NORMAL_BLOCKS];
+    int nb = (int)(b1 - gb + 1 < NRT_NORMAL_BLOCKS ? b1 - gb + 1 : NRT_NORMAL_BLOCKS);
+    normal_blocks(key, gb, nb, mean, std, z);
+    uint64_t e0 = gb * 4 > first ? gb * 4 : first, e1 = (gb + (uint64_t)nb) * 4;
+    e1 = e1 < first + (uint64_t)n ? e1 : first + (uint64_t)n;
+    for (uint64_t e = e0; e < e1; e++)
+        out[e - first] = z[e - gb * 4];
+}
+
 /* Blocks b0 .. b1 in groups of NRT_NORMAL_BLOCKS; a group's values do not
- * depend on where it starts, so neither the grouping nor the threads do. */
+ * depend on where it starts, so neither the grouping nor the threads do.
+ * Below RNG_PAR_MIN no parallel region at all (augment.c fills 256 floats
+ * at a time inside its own region over samples). */
 void nrt_rng_fill_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t sample,
                          uint64_t first, int64_t n, float mean, float std, float *out)
 {
@@ -423,19 +438,16 @@ void nrt_rng_fill_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_
     NrtNormalKey key = normal_key(seed, purpose, step, sample);
     uint64_t b0 = first >> 2, b1 = (first + (uint64_t)n - 1) >> 2;
     int64_t groups = (int64_t)((b1 - b0) / NRT_NORMAL_BLOCKS + 1);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (n >= RNG_PAR_MIN)
-#endif
-    for (int64_t g = 0; g < groups; g++) {
-        float z[4 * NRT_NORMAL_BLOCKS];
-        uint64_t gb = b0 + (uint64_t)g * NRT_NORMAL_BLOCKS;
-        int nb = (int)(b1 - gb + 1 < NRT_NORMAL_BLOCKS ? b1 - gb + 1 : NRT_NORMAL_BLOCKS);
-        normal_blocks(&key, gb, nb, mean, std, z);
-        uint64_t e0 = gb * 4 > first ? gb * 4 : first, e1 = (gb + (uint64_t)nb) * 4;
-        e1 = e1 < first + (uint64_t)n ? e1 : first + (uint64_t)n;
-        for (uint64_t e = e0; e < e1; e++)
-            out[e - first] = z[e - gb * 4];
+    if (n < RNG_PAR_MIN) {
+        for (int64_t g = 0; g < groups; g++)
+            normal_group(&key, first, n, b0 + (uint64_t)g * NRT_NORMAL_BLOCKS, b1, mean, std, out);
+        return;
     }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (int64_t g = 0; g < groups; g++)
+        normal_group(&key, first, n, b0 + (uint64_t)g * NRT_NORMAL_BLOCKS, b1, mean, std, out);
 }
 
 /* The double Box-Muller of nrt_rng_normal into floats (parameter init). */
