@@ -31,10 +31,8 @@
  * stale statistic, which are off by far more.
  * Exits 77 (skipped) without LLVM, 1 on any disagreement or error.
  */
-#include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,97 +51,13 @@ int main(void)
 #include "frontend.h"
 #include "jit.h"
 #include "kernel.h"
+#include "agree_common.h"
 
 #define TOL 1e-4
 
 static int64_t g_batch = 8, g_steps = 20;
-static int nfail;
-
-static uint64_t lcg(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return *s >> 33;
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = '\0', *len = (size_t)n;
-    return buf;
-}
-
-__attribute__((format(printf, 2, 3)))
-static void fail(const char *model, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("FAIL %s: ", model);
-    vprintf(fmt, ap);
-    putchar('\n');
-    va_end(ap);
-    nfail++;
-}
 
 /* ---- synthetic data ------------------------------------------------------------ */
-
-typedef struct Batch {
-    NrtBatch b;
-    float *x;
-    int32_t *labels[NRT_MAX_TARGETS];
-    float *values[NRT_MAX_TARGETS];
-} Batch;
-
-static bool batch_alloc(Batch *bt, const NrtModelInfo *info)
-{
-    memset(bt, 0, sizeof *bt);
-    bool ok = (bt->x = malloc((size_t)(info->batch * info->input_size) * sizeof(float))) != NULL;
-    for (int t = 0; t < info->ntargets && ok; t++) {
-        if (info->targets[t].kind == NRT_TARGET_CLASSES)
-            ok = (bt->labels[t] = malloc((size_t)info->batch * sizeof(int32_t))) != NULL;
-        else
-            ok = (bt->values[t] = malloc((size_t)(info->batch * info->targets[t].n) * sizeof(float))) != NULL;
-    }
-    return ok;
-}
-
-static void batch_free(Batch *bt)
-{
-    free(bt->x);
-    for (int t = 0; t < NRT_MAX_TARGETS; t++)
-        free(bt->labels[t]), free(bt->values[t]);
-}
-
-static void batch_fill(Batch *bt, const NrtModelInfo *info, uint64_t *rng)
-{
-    int n = (int)info->batch;
-    for (int64_t i = 0; i < n * info->input_size; i++)
-        bt->x[i] = (float)(lcg(rng) % 256) / 255.0f;
-    bt->b = (NrtBatch){.x = bt->x, .n = n};
-    for (int t = 0; t < info->ntargets; t++) {
-        const NrtTargetInfo *ti = &info->targets[t];
-        if (ti->kind == NRT_TARGET_CLASSES) {
-            for (int i = 0; i < n; i++)
-                bt->labels[t][i] = (int32_t)(lcg(rng) % (uint64_t)ti->n);
-            bt->b.labels[t] = bt->labels[t];
-        } else {
-            for (int64_t i = 0; i < n * ti->n; i++)
-                bt->values[t][i] = (float)(lcg(rng) % 1000) / 1000.0f;
-            bt->b.values[t] = bt->values[t];
-        }
-    }
-}
 
 /* ---- one model: F fused, U unfused ------------------------------------------------- */
 
@@ -162,7 +76,7 @@ static void compare_state(Pair *p, const char *dir, const char *when)
     for (int i = 0; i < p->fi->nparams; i++) {
         const float *a = p->fi->param(p->fm, i), *b = p->ui->param(p->um, i);
         if (memcmp(a, b, (size_t)p->fi->params[i].numel * sizeof(float)) != 0) {
-            fail(p->name, "%s: parameter %s differs", when, p->fi->params[i].name);
+            agree_fail(p->name, "%s: parameter %s differs", when, p->fi->params[i].name);
             return;
         }
     }
@@ -173,30 +87,30 @@ static void compare_state(Pair *p, const char *dir, const char *when)
     size_t la = 0, lb = 0;
     char *a = NULL, *b = NULL;
     if (p->fi->save(p->fm, pa, &e) != NRT_OK || p->ui->save(p->um, pb, &e) != NRT_OK)
-        fail(p->name, "%s: save: %s", when, e.msg);
-    else if (!(a = read_all(pa, &la)) || !(b = read_all(pb, &lb)) || la != lb || memcmp(a, b, la) != 0)
-        fail(p->name, "%s: the checkpoints (optimizer state included) differ", when);
+        agree_fail(p->name, "%s: save: %s", when, e.msg);
+    else if (!(a = agree_read_all(pa, &la)) || !(b = agree_read_all(pb, &lb)) || la != lb || memcmp(a, b, la) != 0)
+        agree_fail(p->name, "%s: the checkpoints (optimizer state included) differ", when);
     free(a), free(b);
     remove(pa), remove(pb);
 }
 
-static void train_both(Pair *p, Batch *bt, uint64_t *rng, int64_t steps)
+static void train_both(Pair *p, AgreeBatch *bt, uint64_t *rng, int64_t steps)
 {
     NrtError e1 = {0}, e2 = {0};
-    int before = nfail;
+    int before = agree_nfail;
     for (int64_t step = 0; step < steps; step++) {
-        batch_fill(bt, p->fi, rng);
+        agree_batch_fill(bt, p->fi, rng);
         float l1 = 0, l2 = 0;
         float lr = (float)nrt_schedule_lr(&p->fi->train, step, 100);
         NrtStatus s1 = p->fi->train_step(p->fm, &bt->b, lr, &l1, &e1);
         NrtStatus s2 = p->ui->train_step(p->um, &bt->b, lr, &l2, &e2);
         if (s1 != s2)
-            fail(p->name, "step %" PRId64 ": fused says '%s', unfused '%s'", step, s1 ? e1.msg : "ok",
+            agree_fail(p->name, "step %" PRId64 ": fused says '%s', unfused '%s'", step, s1 ? e1.msg : "ok",
                  s2 ? e2.msg : "ok");
         else if (memcmp(&l1, &l2, sizeof l1) != 0 && !(isnan(l1) && isnan(l2)))
-            fail(p->name, "step %" PRId64 ": loss %.9g (fused) vs %.9g (unfused)", step, (double)l1,
+            agree_fail(p->name, "step %" PRId64 ": loss %.9g (fused) vs %.9g (unfused)", step, (double)l1,
                  (double)l2);
-        if (nfail > before)
+        if (agree_nfail > before)
             return;
     }
 }
@@ -212,9 +126,9 @@ static void compare_output(Pair *p, const char *what, const float *f, const floa
         worst = fmax(worst, isnan(f[i]) != isnan(r[i]) ? INFINITY : fabs((double)f[i] - r[i]) / scale);
     p->worst = fmax(p->worst, worst);
     if (!p->folds && memcmp(f, r, (size_t)total * sizeof *f) != 0)
-        fail(p->name, "%s: predictions differ (%.3g relative) without a folded batchnorm", what, worst);
+        agree_fail(p->name, "%s: predictions differ (%.3g relative) without a folded batchnorm", what, worst);
     if (!(worst <= TOL))
-        fail(p->name, "%s: predictions differ by %.3g of the largest output", what, worst);
+        agree_fail(p->name, "%s: predictions differ by %.3g of the largest output", what, worst);
     for (int i = 0; i < n && size > 1; i++) {
         const float *fr = f + i * size, *rr = r + i * size;
         int64_t a1 = 0, a2 = 0, second = -1;
@@ -226,24 +140,24 @@ static void compare_output(Pair *p, const char *what, const float *f, const floa
             if (j != a2 && (second < 0 || rr[j] > rr[second]))
                 second = j;
         if (a1 != a2 && rr[a2] - rr[second] > TOL * scale)
-            fail(p->name, "%s, sample %d: argmax %" PRId64 " (fused) vs %" PRId64, what, i, a1, a2);
+            agree_fail(p->name, "%s, sample %d: argmax %" PRId64 " (fused) vs %" PRId64, what, i, a1, a2);
     }
 }
 
 /* predict with model fm (fused) and um (unfused) on the same batch. */
-static void predict_both(Pair *p, NrtModel *fm, Batch *bt, uint64_t *rng, const char *what)
+static void predict_both(Pair *p, NrtModel *fm, AgreeBatch *bt, uint64_t *rng, const char *what)
 {
     const NrtModelInfo *info = p->fi;
     int n = (int)info->batch;
     float *o1[NRT_MAX_OUTPUTS] = {0}, *o2[NRT_MAX_OUTPUTS] = {0};
-    batch_fill(bt, info, rng);
+    agree_batch_fill(bt, info, rng);
     for (int k = 0; k < info->noutputs; k++) {
         o1[k] = calloc((size_t)(n * info->outputs[k].size), sizeof(float));
         o2[k] = calloc((size_t)(n * info->outputs[k].size), sizeof(float));
     }
     NrtError e = {0};
     if (p->fi->predict(fm, bt->x, n, o1, &e) != NRT_OK || p->ui->predict(p->um, bt->x, n, o2, &e) != NRT_OK)
-        fail(p->name, "%s: predict failed: %s", what, e.msg);
+        agree_fail(p->name, "%s: predict failed: %s", what, e.msg);
     else
         for (int k = 0; k < info->noutputs; k++)
             compare_output(p, what, o1[k], o2[k], n, info->outputs[k].size);
@@ -252,7 +166,7 @@ static void predict_both(Pair *p, NrtModel *fm, Batch *bt, uint64_t *rng, const 
 }
 
 /* The fused model's checkpoint in a fresh fused model predicts the same bits. */
-static void reload_fused(Pair *p, Batch *bt, uint64_t *rng, const char *dir)
+static void reload_fused(Pair *p, AgreeBatch *bt, uint64_t *rng, const char *dir)
 {
     const NrtModelInfo *info = p->fi;
     char path[4200];
@@ -265,16 +179,16 @@ static void reload_fused(Pair *p, Batch *bt, uint64_t *rng, const char *dir)
         o1[k] = calloc((size_t)(n * info->outputs[k].size), sizeof(float));
         o2[k] = calloc((size_t)(n * info->outputs[k].size), sizeof(float));
     }
-    batch_fill(bt, info, rng);
+    agree_batch_fill(bt, info, rng);
     if (info->save(p->fm, path, &e) != NRT_OK || info->create(&fresh, 99, &e) != NRT_OK
         || info->predict(fresh, bt->x, n, o2, &e) != NRT_OK    /* folds the fresh parameters once */
         || info->load(fresh, path, &e) != NRT_OK || info->predict(p->fm, bt->x, n, o1, &e) != NRT_OK
         || info->predict(fresh, bt->x, n, o2, &e) != NRT_OK) {
-        fail(p->name, "reload: %s", e.msg);
+        agree_fail(p->name, "reload: %s", e.msg);
     } else {
         for (int k = 0; k < info->noutputs; k++)
             if (memcmp(o1[k], o2[k], (size_t)(n * info->outputs[k].size) * sizeof(float)) != 0)
-                fail(p->name, "the reloaded fused model predicts differently");
+                agree_fail(p->name, "the reloaded fused model predicts differently");
     }
     for (int k = 0; k < info->noutputs; k++)
         free(o1[k]), free(o2[k]);
@@ -288,26 +202,26 @@ static void run_checks(Pair *p, const char *dir)
     NrtError e = {0};
     uint64_t seed = p->fi->train.seed;
     if (p->fi->structure_hash != p->ui->structure_hash || p->fi->nparams != p->ui->nparams) {
-        fail(p->name, "the model tables differ");
+        agree_fail(p->name, "the model tables differ");
         return;
     }
     if (p->fi->create(&p->fm, seed, &e) != NRT_OK || p->ui->create(&p->um, seed, &e) != NRT_OK) {
-        fail(p->name, "create: %s", e.msg);
+        agree_fail(p->name, "create: %s", e.msg);
         return;
     }
     uint64_t rng = 4242;
     int64_t count = 64, d = p->fi->input_size;
     uint8_t *img = malloc((size_t)(count * d));
     for (int64_t i = 0; i < count * d; i++)
-        img[i] = (uint8_t)(lcg(&rng) % 256);
+        img[i] = (uint8_t)(agree_lcg(&rng) % 256);
     if (p->fi->fit_preprocess(p->fm, img, count, &e) != NRT_OK
         || p->ui->fit_preprocess(p->um, img, count, &e) != NRT_OK)
-        fail(p->name, "fit_preprocess: %s", e.msg);
+        agree_fail(p->name, "fit_preprocess: %s", e.msg);
     free(img);
     compare_state(p, dir, "after create");
-    Batch bt;
-    if (!batch_alloc(&bt, p->fi)) {
-        fail(p->name, "out of memory");
+    AgreeBatch bt;
+    if (!agree_batch_alloc(&bt, p->fi)) {
+        agree_fail(p->name, "out of memory");
         return;
     }
     train_both(p, &bt, &rng, g_steps);
@@ -320,7 +234,7 @@ static void run_checks(Pair *p, const char *dir)
     printf("%-20s %3" PRId64 " steps at batch %" PRId64 ": losses and state bit-identical; predict %s "
            "(max diff %.2g of the largest output)\n", base ? base + 1 : p->name, g_steps, g_batch,
            p->folds ? "with folded batchnorm" : "bit-identical", p->worst);
-    batch_free(&bt);
+    agree_batch_free(&bt);
 }
 
 static bool folds(const KProgram *kp)
@@ -334,10 +248,10 @@ static bool folds(const KProgram *kp)
 static void check_model(const char *path, const char *dir)
 {
     size_t len = 0;
-    char *text = read_all(path, &len);
+    char *text = agree_read_all(path, &len);
     NetcCompilation c;
     if (!text || !netc_compilation_init(&c, path, text, len)) {
-        fail(path, "cannot read");
+        agree_fail(path, "cannot read");
         free(text);
         return;
     }
@@ -346,7 +260,7 @@ static void check_model(const char *path, const char *dir)
     JitModule *jf = NULL, *ju = NULL;
     if (netc_compile(&c)) {
         diag_print_all(&c.diags, stdout, false);
-        fail(path, "front-end errors");
+        agree_fail(path, "front-end errors");
     } else {
         c.graph->train.batch = g_batch;
         DiagSink d;
@@ -356,9 +270,9 @@ static void check_model(const char *path, const char *dir)
         c.graph->fuse = 0;
         ok = ok && lower_program(c.graph, path, &d, &ku) == 0;
         if (!ok)
-            fail(path, "lower_program failed");
+            agree_fail(path, "lower_program failed");
         else if (!(jf = jit_open(kf, err, 16384)) || !(ju = jit_open(ku, err, 16384)))
-            fail(path, "%s", err);
+            agree_fail(path, "%s", err);
         else {
             Pair p = {path, jit_info(jf), jit_info(ju), NULL, NULL, folds(kf), 0};
             run_checks(&p, dir);
@@ -375,61 +289,9 @@ static void check_model(const char *path, const char *dir)
     free(text);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void check_path(const char *path, const char *dir)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        check_model(path, dir);
-        return;
-    }
-    char *names[512];
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) && n < 512;) {
-        size_t l = strlen(e->d_name);
-        if (l > 4 && strcmp(e->d_name + l - 4, ".net") == 0) {
-            names[n] = malloc(strlen(path) + l + 2);
-            sprintf(names[n++], "%s/%s", path, e->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
-    if (n == 0)
-        fail(path, "no .net files");
-    for (int i = 0; i < n; i++) {
-        check_model(names[i], dir);
-        free(names[i]);
-    }
-}
-
 int main(int argc, char **argv)
 {
-    char tmp[] = "/tmp/fuse-agree-XXXXXX";
-    if (!mkdtemp(tmp)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    int first = 1;
-    for (; first + 1 < argc && argv[first][0] == '-'; first += 2) {
-        if (strcmp(argv[first], "--batch") == 0)
-            g_batch = atoll(argv[first + 1]);
-        else if (strcmp(argv[first], "--steps") == 0)
-            g_steps = atoll(argv[first + 1]);
-    }
-    if (first >= argc || g_batch < 1 || g_steps < 1) {
-        fputs("usage: fuse_agree [--batch N] [--steps N] PATH...\n", stderr);
-        return 2;
-    }
-    for (int i = first; i < argc; i++)
-        check_path(argv[i], tmp);
-    rmdir(tmp);
-    if (nfail)
-        printf("%d disagreement(s)\n", nfail);
-    return nfail ? 1 : 0;
+    return agree_main(argc, argv, "fuse_agree", &g_batch, &g_steps, check_model);
 }
 
 #endif

@@ -19,10 +19,8 @@
  * default 8) to keep it fast. Exits 77 (skipped) without LLVM, 1 on any
  * disagreement or error.
  */
-#include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,51 +41,13 @@ int main(void)
 #include "frontend.h"
 #include "jit.h"
 #include "kernel.h"
+#include "agree_common.h"
 
 enum { ERRBUF = 16384 };
 
 static int64_t g_batch = 8, g_steps = 50;
 
-static uint64_t lcg(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return *s >> 33;
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = '\0', *len = (size_t)n;
-    return buf;
-}
-
 /* ---- comparisons ------------------------------------------------------------- */
-
-static int nfail;
-
-__attribute__((format(printf, 2, 3)))
-static void fail(const char *model, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("FAIL %s: ", model);
-    vprintf(fmt, ap);
-    putchar('\n');
-    va_end(ap);
-    nfail++;
-}
 
 static bool same_str(const char *a, const char *b)
 {
@@ -108,7 +68,7 @@ static void compare_config(const char *name, const NrtTrainConfig *a, const NrtT
     for (int i = 0; ok && i < a->naugments; i++)
         ok = a->augment[i] == b->augment[i] && a->augment_amount[i] == b->augment_amount[i];
     if (!ok)
-        fail(name, "the train configurations differ");
+        agree_fail(name, "the train configurations differ");
 }
 
 static void compare_tables(const char *name, const NrtModelInfo *a, const NrtModelInfo *b)
@@ -133,7 +93,7 @@ static void compare_tables(const char *name, const NrtModelInfo *a, const NrtMod
           && x->trainable == y->trainable && memcmp(x->shape, y->shape, sizeof x->shape) == 0;
     }
     if (!ok)
-        fail(name, "the model tables (NrtModelInfo) differ");
+        agree_fail(name, "the model tables (NrtModelInfo) differ");
     compare_config(name, &a->train, &b->train);
 }
 
@@ -161,54 +121,6 @@ static double max_abs(const float *a, int64_t n)
 
 /* ---- synthetic data ----------------------------------------------------------- */
 
-typedef struct Batch {
-    NrtBatch b;
-    float *x;
-    int32_t *labels[NRT_MAX_TARGETS];
-    float *values[NRT_MAX_TARGETS];
-} Batch;
-
-static bool batch_alloc(Batch *bt, const NrtModelInfo *info)
-{
-    memset(bt, 0, sizeof *bt);
-    bool ok = (bt->x = malloc((size_t)(info->batch * info->input_size) * sizeof(float))) != NULL;
-    for (int t = 0; t < info->ntargets && ok; t++) {
-        if (info->targets[t].kind == NRT_TARGET_CLASSES)
-            ok = (bt->labels[t] = malloc((size_t)info->batch * sizeof(int32_t))) != NULL;
-        else
-            ok = (bt->values[t] = malloc((size_t)(info->batch * info->targets[t].n) * sizeof(float))) != NULL;
-    }
-    return ok;
-}
-
-static void batch_free(Batch *bt)
-{
-    free(bt->x);
-    for (int t = 0; t < NRT_MAX_TARGETS; t++)
-        free(bt->labels[t]), free(bt->values[t]);
-}
-
-/* Pixels k / 255 (as the data loader gives), labels in range, values in [0, 1). */
-static void batch_fill(Batch *bt, const NrtModelInfo *info, uint64_t *rng)
-{
-    int n = (int)info->batch;
-    for (int64_t i = 0; i < n * info->input_size; i++)
-        bt->x[i] = (float)(lcg(rng) % 256) / 255.0f;
-    bt->b = (NrtBatch){.x = bt->x, .n = n};
-    for (int t = 0; t < info->ntargets; t++) {
-        const NrtTargetInfo *ti = &info->targets[t];
-        if (ti->kind == NRT_TARGET_CLASSES) {
-            for (int i = 0; i < n; i++)
-                bt->labels[t][i] = (int32_t)(lcg(rng) % (uint64_t)ti->n);
-            bt->b.labels[t] = bt->labels[t];
-        } else {
-            for (int64_t i = 0; i < n * ti->n; i++)
-                bt->values[t][i] = (float)(lcg(rng) % 1000) / 1000.0f;
-            bt->b.values[t] = bt->values[t];
-        }
-    }
-}
-
 /* ---- one model ----------------------------------------------------------------- */
 
 typedef struct Pair {
@@ -229,25 +141,25 @@ static void compare_params(const char *name, Pair *p, const char *when)
     for (int i = 0; i < p->ji->nparams; i++) {
         const float *a = p->ji->param(p->jm, i), *b = p->ci->param(p->cm, i);
         if (memcmp(a, b, (size_t)p->ji->params[i].numel * sizeof(float)) != 0) {
-            fail(name, "%s: parameter %s differs", when, p->ji->params[i].name);
+            agree_fail(name, "%s: parameter %s differs", when, p->ji->params[i].name);
             return;
         }
     }
 }
 
 /* Runs STEPS training steps on both; returns the largest relative loss difference. */
-static double train_both(const char *name, Pair *p, Batch *bt, uint64_t *rng, int *identical)
+static double train_both(const char *name, Pair *p, AgreeBatch *bt, uint64_t *rng, int *identical)
 {
     double worst = 0;
     NrtError e1 = {0}, e2 = {0};
     for (int64_t step = 0; step < g_steps; step++) {
-        batch_fill(bt, p->ji, rng);
+        agree_batch_fill(bt, p->ji, rng);
         float l1 = 0, l2 = 0;
         float lr = (float)nrt_schedule_lr(&p->ji->train, step, 100);
         NrtStatus s1 = p->ji->train_step(p->jm, &bt->b, lr, &l1, &e1);
         NrtStatus s2 = p->ci->train_step(p->cm, &bt->b, lr, &l2, &e2);
         if (s1 != s2) {
-            fail(name, "step %" PRId64 ": jit says '%s', C says '%s'", step, s1 ? e1.msg : "ok", s2 ? e2.msg : "ok");
+            agree_fail(name, "step %" PRId64 ": jit says '%s', C says '%s'", step, s1 ? e1.msg : "ok", s2 ? e2.msg : "ok");
             return INFINITY;
         }
         double d = fabs((double)l1 - l2) / fmax(fmax(fabs((double)l1), fabs((double)l2)), 1e-30);
@@ -256,18 +168,18 @@ static double train_both(const char *name, Pair *p, Batch *bt, uint64_t *rng, in
         *identical += memcmp(&l1, &l2, sizeof l1) == 0 || (isnan(l1) && isnan(l2));
         worst = fmax(worst, d);
         if (!(d <= 1e-5))
-            fail(name, "step %" PRId64 ": loss %.9g (jit) vs %.9g (C)", step, (double)l1, (double)l2);
+            agree_fail(name, "step %" PRId64 ": loss %.9g (jit) vs %.9g (C)", step, (double)l1, (double)l2);
     }
     return worst;
 }
 
 /* predict on the same batch: relative to each output's largest magnitude, same argmax. */
-static double predict_both(const char *name, Pair *p, NrtModel *cm, Batch *bt, uint64_t *rng)
+static double predict_both(const char *name, Pair *p, NrtModel *cm, AgreeBatch *bt, uint64_t *rng)
 {
     const NrtModelInfo *info = p->ji;
     float *o1[NRT_MAX_OUTPUTS] = {0}, *o2[NRT_MAX_OUTPUTS] = {0};
     double worst = 0;
-    batch_fill(bt, info, rng);
+    agree_batch_fill(bt, info, rng);
     int n = (int)info->batch;
     for (int k = 0; k < info->noutputs; k++) {
         o1[k] = calloc((size_t)(n * info->outputs[k].size), sizeof(float));
@@ -275,7 +187,7 @@ static double predict_both(const char *name, Pair *p, NrtModel *cm, Batch *bt, u
     }
     NrtError e = {0};
     if (p->ji->predict(p->jm, bt->x, n, o1, &e) != NRT_OK || p->ci->predict(cm, bt->x, n, o2, &e) != NRT_OK)
-        fail(name, "predict failed: %s", e.msg);
+        agree_fail(name, "predict failed: %s", e.msg);
     for (int k = 0; k < info->noutputs; k++) {
         int64_t size = info->outputs[k].size, total = n * size;
         worst = fmax(worst, rel_diff(o1[k], o2[k], total, fmax(max_abs(o2[k], total), 1e-30)));
@@ -286,13 +198,13 @@ static double predict_both(const char *name, Pair *p, NrtModel *cm, Batch *bt, u
                 a2 = o2[k][i * size + j] > o2[k][i * size + a2] ? j : a2;
             }
             if (a1 != a2)
-                fail(name, "output %s, sample %d: argmax %" PRId64 " (jit) vs %" PRId64 " (C)",
+                agree_fail(name, "output %s, sample %d: argmax %" PRId64 " (jit) vs %" PRId64 " (C)",
                      info->outputs[k].name, i, a1, a2);
         }
         free(o1[k]), free(o2[k]);
     }
     if (!(worst <= 1e-5))
-        fail(name, "predictions differ by %.3g relative", worst);
+        agree_fail(name, "predictions differ by %.3g relative", worst);
     return worst;
 }
 
@@ -302,17 +214,17 @@ static void fit_both(const char *name, Pair *p, uint64_t *rng)
     int64_t count = 64, d = p->ji->input_size;
     uint8_t *img = malloc((size_t)(count * d));
     for (int64_t i = 0; i < count * d; i++)
-        img[i] = (uint8_t)(lcg(rng) % 256);
+        img[i] = (uint8_t)(agree_lcg(rng) % 256);
     NrtError e1 = {0}, e2 = {0};
     NrtStatus s1 = p->ji->fit_preprocess(p->jm, img, count, &e1);
     NrtStatus s2 = p->ci->fit_preprocess(p->cm, img, count, &e2);
     if (s1 != NRT_OK || s2 != NRT_OK)
-        fail(name, "fit_preprocess: %s / %s", e1.msg, e2.msg);
+        agree_fail(name, "fit_preprocess: %s / %s", e1.msg, e2.msg);
     free(img);
 }
 
 /* The JIT's checkpoint in a fresh C model predicts as the JIT does. */
-static void checkpoint_both(const char *name, Pair *p, Batch *bt, uint64_t *rng, const char *dir)
+static void checkpoint_both(const char *name, Pair *p, AgreeBatch *bt, uint64_t *rng, const char *dir)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.jit.safetensors", dir, p->ji->name);
@@ -320,7 +232,7 @@ static void checkpoint_both(const char *name, Pair *p, Batch *bt, uint64_t *rng,
     NrtModel *fresh = NULL;
     if (p->ji->save(p->jm, path, &e) != NRT_OK || p->ci->create(&fresh, 1, &e) != NRT_OK
         || p->ci->load(fresh, path, &e) != NRT_OK) {
-        fail(name, "checkpoint: %s", e.msg);
+        agree_fail(name, "checkpoint: %s", e.msg);
     } else {
         uint64_t r2 = *rng;
         predict_both(name, p, fresh, bt, &r2);
@@ -343,23 +255,23 @@ static void run_pair(const char *name, Pair *p, const char *dir)
 
 static void run_checks(const char *name, Pair *p, const char *dir)
 {
-    int before = nfail;
+    int before = agree_nfail;
     compare_tables(name, p->ji, p->ci);
-    if (nfail > before)
+    if (agree_nfail > before)
         return;
     NrtError e = {0};
     uint64_t seed = p->ji->train.seed;
     if (p->ji->create(&p->jm, seed, &e) != NRT_OK || p->ci->create(&p->cm, seed, &e) != NRT_OK) {
-        fail(name, "create: %s", e.msg);
+        agree_fail(name, "create: %s", e.msg);
         return;
     }
     uint64_t rng = 12345;
     compare_params(name, p, "after create");
     fit_both(name, p, &rng);
     compare_params(name, p, "after fit_preprocess");
-    Batch bt;
-    if (!batch_alloc(&bt, p->ji)) {
-        fail(name, "out of memory");
+    AgreeBatch bt;
+    if (!agree_batch_alloc(&bt, p->ji)) {
+        agree_fail(name, "out of memory");
         return;
     }
     int identical = 0;
@@ -370,16 +282,16 @@ static void run_checks(const char *name, Pair *p, const char *dir)
     printf("%-20s %3" PRId64 " steps at batch %" PRId64 ": loss max rel diff %.2g (%d bit-identical), "
            "predict max rel diff %.2g, checkpoint loads across\n", base ? base + 1 : name, g_steps, g_batch,
            dl, identical, dp);
-    batch_free(&bt);
+    agree_batch_free(&bt);
 }
 
 static void check_model(const char *path, const char *dir)
 {
     size_t len = 0;
-    char *text = read_all(path, &len);
+    char *text = agree_read_all(path, &len);
     NetcCompilation c;
     if (!text || !netc_compilation_init(&c, path, text, len)) {
-        fail(path, "cannot read");
+        agree_fail(path, "cannot read");
         free(text);
         return;
     }
@@ -389,7 +301,7 @@ static void check_model(const char *path, const char *dir)
     CcbModule mod = {0};
     if (netc_compile(&c)) {
         diag_print_all(&c.diags, stdout, false);
-        fail(path, "front-end errors");
+        agree_fail(path, "front-end errors");
     } else {
         c.graph->train.batch = g_batch;
         DiagSink d;
@@ -398,11 +310,11 @@ static void check_model(const char *path, const char *dir)
         snprintf(variant, sizeof variant, "batch=%" PRId64, g_batch);
         CcbRequest rq = {c.graph->model, text, len, variant, emit_cb, &c};
         if (lower_program(c.graph, path, &d, &kp))
-            fail(path, "lower_program failed");
+            agree_fail(path, "lower_program failed");
         else if (!(jit = jit_open(kp, err, ERRBUF)))
-            fail(path, "%s", err);
+            agree_fail(path, "%s", err);
         else if (!ccb_open(&rq, &mod, err, ERRBUF))
-            fail(path, "%s", err);
+            agree_fail(path, "%s", err);
         else
             run_pair(path, &(Pair){jit_info(jit), mod.info, NULL, NULL}, dir);
     }
@@ -414,62 +326,9 @@ static void check_model(const char *path, const char *dir)
     free(text);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* A .net file, or every .net file in a folder (sorted). */
-static void check_path(const char *path, const char *dir)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        check_model(path, dir);
-        return;
-    }
-    char *names[512];
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) && n < 512;) {
-        size_t l = strlen(e->d_name);
-        if (l > 4 && strcmp(e->d_name + l - 4, ".net") == 0) {
-            names[n] = malloc(strlen(path) + l + 2);
-            sprintf(names[n++], "%s/%s", path, e->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
-    if (n == 0)
-        fail(path, "no .net files");
-    for (int i = 0; i < n; i++) {
-        check_model(names[i], dir);
-        free(names[i]);
-    }
-}
-
 int main(int argc, char **argv)
 {
-    char tmp[] = "/tmp/jit-agree-XXXXXX";
-    if (!mkdtemp(tmp)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    int first = 1;
-    for (; first + 1 < argc && argv[first][0] == '-'; first += 2) {
-        if (strcmp(argv[first], "--batch") == 0)
-            g_batch = atoll(argv[first + 1]);
-        else if (strcmp(argv[first], "--steps") == 0)
-            g_steps = atoll(argv[first + 1]);
-    }
-    if (first >= argc || g_batch < 1 || g_steps < 1) {
-        fputs("usage: jit_agree [--batch N] [--steps N] PATH...\n", stderr);
-        return 2;
-    }
-    for (int i = first; i < argc; i++)
-        check_path(argv[i], tmp);
-    rmdir(tmp);
-    if (nfail)
-        printf("%d disagreement(s)\n", nfail);
-    return nfail ? 1 : 0;
+    return agree_main(argc, argv, "jit_agree", &g_batch, &g_steps, check_model);
 }
 
 #endif
