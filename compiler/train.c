@@ -975,9 +975,8 @@ static void parse_poison(TrainPoison *p)
     p->step = step;
     snprintf(p->what, sizeof p->what, "%s", what);
     char *end;
-    float v = strtof(value, &end);
-    p->value = strcmp(value, "-inf") == 0 ? -INFINITY : strcmp(value, "inf") == 0 ? INFINITY
-             : *end == '\0' && end != value ? v : NAN;
+    float v = strtof(value, &end);   /* nan, inf and -inf are numbers to strtof */
+    p->value = *end == '\0' && end != value ? v : NAN;
 }
 
 static int do_train(Session *s)
