@@ -3,8 +3,8 @@
  *
  * usage: bench_fusion [--batch N] [--steps N] [--reps N] [--threads N] [--infer 1] MODEL.net...
  *
- * Per model, five programs from one graph: every pass (fused), each pass
- * off alone (--no-fuse=epilogue / bnfold / elementwise) and none
+ * Per model, six programs from one graph: every pass (fused), each pass
+ * off alone (--no-fuse=epilogue / bnfold / elementwise / update) and none
  * (--no-fuse), all JIT-compiled here, so they share the runtime and differ
  * in their step code alone. Training: STEPS train_step calls (lr 0.01, the
  * same synthetic batch) per variant, the variants alternated REPS times;
@@ -34,9 +34,10 @@ int main(void)
 #include "jit.h"
 #include "kernel.h"
 
-enum { NV = 5, MAXREPS = 64 };
-static const char *vname[NV] = {"fused", "no epilogue", "no bnfold", "no elementwise", "--no-fuse"};
-static const unsigned voff[NV] = {0, IR_FUSE_EPILOGUE, IR_FUSE_BN_FOLD, IR_FUSE_ELEMENTWISE, IR_FUSE_ALL};
+enum { NV = 6, MAXREPS = 64 };
+static const char *vname[NV] = {"fused", "no epilogue", "no bnfold", "no elementwise", "no update", "--no-fuse"};
+static const unsigned voff[NV] = {0, IR_FUSE_EPILOGUE, IR_FUSE_BN_FOLD, IR_FUSE_ELEMENTWISE, IR_FUSE_UPDATE,
+                                  IR_FUSE_ALL};
 
 static int64_t g_batch = 64, g_steps = 20, g_reps = 7, g_infer_only = 0;   /* --infer 1: no training */
 

@@ -1122,31 +1122,39 @@ static bool is_update(const KStep *s)
  * names the step (1-based, as the driver counts) and the parameter. The
  * loss is summed in double but reported as a float: a sum past FLT_MAX (a
  * target of 1e30 under mse) is finite in double with finite gradients and
- * only the reported loss is inf, so the guard tests the float. */
+ * only the reported loss is inf, so the guard tests the float. With the
+ * update fusion the pass adds the penalties too (kinfo_guard_penalty). */
 static void emit_guard(Emit *E)
 {
-    out(E, "/* Before the update: parameters, then gradients, then the loss finite, or\n"
+    char b1[40], b2[40];
+    out(E, "/* The guard's pass (nrt_guard_pass): per parameter its data and gradient\n"
+           " * offsets and size, and the penalty (l1, l2) added to the gradient first. */\n"
+           "static const NrtGuardSpan guard_spans[%s_NPARAMS] = {\n", E->M);
+    for (size_t i = 0; i < E->kp->params.len; i++) {
+        const KParam *q = &E->kp->params.items[i];
+        double l1, l2;
+        kinfo_guard_penalty(E->kp, q, &l1, &l2);
+        out(E, "    {%" PRId64 ", %" PRId64 ", %" PRId64 ", %s, %s},\n", kbuf(E, q->buf)->off,
+            q->grad >= 0 ? kbuf(E, q->grad)->off : -1, q->p->numel, dbl(b1, l1), dbl(b2, l2));
+    }
+    out(E, "};\n\n"
+           "/* Before the update: parameters, then gradients, then the loss finite, or\n"
            " * stop with the parameters and optimizer state unchanged, naming the step\n"
            " * and the parameter (a bad parameter poisons every gradient after it). */\n"
            "static NrtStatus check_finite(NrtModel *m, NrtError *err)\n"
            "{\n"
            "    const unsigned long long step = (unsigned long long)m->step + 1;\n"
-           "    for (int i = 0; i < %s_NPARAMS; i++) {\n"
-           "        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);\n"
-           "        if (k >= 0)\n"
-           "            return nrt_error_set(err, NRT_ERR_NUMERIC, \"step %%llu: parameter '%%s' is %%g at element %%lld (before the update)\",\n"
-           "                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);\n"
-           "    }\n"
-           "    for (int i = 0; i < %s_NPARAMS; i++) {\n"
-           "        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;\n"
-           "        if (k >= 0)\n"
-           "            return nrt_error_set(err, NRT_ERR_NUMERIC, \"step %%llu: the gradient of '%%s' is %%g at element %%lld (before the update)\",\n"
-           "                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);\n"
+           "    NrtGuardBad bad;\n"
+           "    if (!nrt_guard_pass(m->block, %s_NPARAMS, guard_spans, &bad)) {\n"
+           "        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);\n"
+           "        return nrt_error_set(err, NRT_ERR_NUMERIC, \"step %%llu: %%s '%%s' is %%g at element %%lld (before the update)\",\n"
+           "                             step, bad.grad ? \"the gradient of\" : \"parameter\", params[bad.span].name,\n"
+           "                             (double)x[bad.elem], (long long)bad.elem);\n"
            "    }\n"
            "    if (!isfinite((float)m->loss))   /* as the step reports it: a float */\n"
            "        return nrt_error_set(err, NRT_ERR_NUMERIC, \"step %%llu: the loss is %%g (before the update)\", step, (double)(float)m->loss);\n"
            "    return NRT_OK;\n"
-           "}\n\n", E->M, E->M);
+           "}\n\n", E->M);
 }
 
 static void emit_run(Emit *E)

@@ -234,7 +234,8 @@ typedef enum IrFuse {
     IR_FUSE_EPILOGUE = 1 << 0,  /* activation into the conv/dense/batchnorm before it */
     IR_FUSE_BN_FOLD = 1 << 1,   /* inference: batchnorm folded into the conv/dense before it */
     IR_FUSE_ELEMENTWISE = 1 << 2, /* add + activation in one loop; add's gradient aliased */
-    IR_FUSE_ALL = (1 << 3) - 1,
+    IR_FUSE_UPDATE = 1 << 3,    /* the penalties inside the numeric guard's pass over the block */
+    IR_FUSE_ALL = (1 << 4) - 1,
 } IrFuse;
 
 typedef struct IrGraph {
@@ -256,7 +257,7 @@ typedef struct IrGraph {
 
 /* `--no-fuse[=LIST]`: the IrFuse bits to turn off. NULL or "" (plain
  * --no-fuse): all; else comma-separated names of epilogue, bnfold,
- * elementwise. False for an unknown name. */
+ * elementwise, update. False for an unknown name. */
 bool ir_fuse_parse(const char *list, unsigned *off);
 
 /* Builders (sema uses them; they keep ids and orders consistent). NULL when

@@ -88,7 +88,7 @@ bool ir_fuse_parse(const char *list, unsigned *off)
         const char *name;
         unsigned bit;
     } passes[] = {{"epilogue", IR_FUSE_EPILOGUE}, {"bnfold", IR_FUSE_BN_FOLD},
-                  {"elementwise", IR_FUSE_ELEMENTWISE}};
+                  {"elementwise", IR_FUSE_ELEMENTWISE}, {"update", IR_FUSE_UPDATE}};
     *off = 0;
     if (!list || !*list) {
         *off = IR_FUSE_ALL;

@@ -51,6 +51,9 @@ static void fill_params(JitModel *jm)
         r->state[0] = off_or_none(kp, q->state[0]);
         r->state[1] = off_or_none(kp, q->state[1]);
         r->dist = kinfo_init_dist(p, &r->a);
+        NrtGuardSpan *sp = &jm->spans[i];
+        *sp = (NrtGuardSpan){r->off, r->grad, p->numel, 0, 0};
+        kinfo_guard_penalty(kp, q, &sp->l1, &sp->l2);
     }
 }
 
@@ -382,25 +385,19 @@ static NrtStatus check_batch(const JitModel *jm, const NrtBatch *b, NrtError *er
 
 /* The numeric guard before the update (emit_c.c: emit_guard): parameters,
  * then gradients, then the loss finite, else stop with the parameters and
- * optimizer state unchanged, naming the step (1-based) and the parameter. */
+ * optimizer state unchanged, naming the step (1-based) and the parameter.
+ * Its pass adds the fused penalties (kinfo_guard_penalty) first. */
 static NrtStatus check_finite(const NrtModel *m, NrtError *err)
 {
     const JitModel *jm = m->jm;
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < jm->info.nparams; i++) {
-        const float *p = m->block + jm->rows[i].off;
-        int64_t k = nrt_find_nonfinite(p, jm->params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, jm->params[i].name, (double)p[k], (long long)k);
-    }
-    for (int i = 0; i < jm->info.nparams; i++) {
-        const float *g = jm->rows[i].grad >= 0 ? m->block + jm->rows[i].grad : NULL;
-        int64_t k = g ? nrt_find_nonfinite(g, jm->params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC,
-                                 "step %llu: the gradient of '%s' is %g at element %lld (before the update)", step,
-                                 jm->params[i].name, (double)g[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, jm->info.nparams, jm->spans, &bad)) {
+        const NrtGuardSpan *sp = &jm->spans[bad.span];
+        const float *x = m->block + (bad.grad ? sp->grad : sp->off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", jm->params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it (emit_c.c: emit_guard) */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step,
@@ -479,12 +476,13 @@ static bool alloc_tables(JitModel *jm)
     size_t np = kp->params.len + 1, nt = kp->g->targets.len + 1, no = kp->g->outputs.len + 1;
     jm->params = calloc(np, sizeof *jm->params);
     jm->rows = calloc(np, sizeof *jm->rows);
+    jm->spans = calloc(np, sizeof *jm->spans);
     jm->targets = calloc(nt, sizeof *jm->targets);
     jm->maps = calloc(nt, sizeof *jm->maps);
     jm->outputs = calloc(no, sizeof *jm->outputs);
     jm->ck = calloc(3 * np + 2, sizeof *jm->ck);
     jm->ck_names = calloc(3 * np + 2, sizeof *jm->ck_names);
-    return jm->params && jm->rows && jm->targets && jm->maps && jm->outputs && jm->ck && jm->ck_names;
+    return jm->params && jm->rows && jm->spans && jm->targets && jm->maps && jm->outputs && jm->ck && jm->ck_names;
 }
 
 bool jitm_init(JitModel *jm, const KProgram *kp, char *err, size_t errsize)
@@ -526,7 +524,7 @@ void jitm_fini(JitModel *jm)
     if (jm->maps)
         for (size_t t = 0; t < jm->kp->g->targets.len; t++)
             free(jm->maps[t]);
-    free(jm->params), free(jm->rows), free(jm->targets), free(jm->maps);
+    free(jm->params), free(jm->rows), free(jm->spans), free(jm->targets), free(jm->maps);
     free(jm->outputs), free(jm->ck), free(jm->ck_names);
     memset(jm, 0, sizeof *jm);
 }

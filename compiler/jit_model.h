@@ -55,6 +55,7 @@ struct JitModel {
     NrtModelInfo info;          /* create: set by the JIT (a compiled trampoline) */
     NrtParamInfo *params;
     JitParamRow *rows;
+    NrtGuardSpan *spans;        /* the numeric guard's table (nrt_guard_pass) */
     NrtTargetInfo *targets;
     int32_t **maps;             /* FROM_MAP targets' maps, as int32 */
     NrtOutputInfo *outputs;

@@ -175,6 +175,8 @@ typedef struct KProgram {
     bool *fused_into;
     const IrNode **bn_of;
     bool *folded;
+    bool guard_penalties;       /* update fusion: the numeric guard's pass adds the penalties
+                                 * (no K_PENALTY steps; kinfo_guard_penalty) */
     int pre_mean, pre_std;      /* preprocessing statistics buffers, -1 when none
                                  * (zca: mean (d) and the d x d matrix in pre_std) */
     int mix_perm, mix_lambda;   /* K_MIX's partners and lambda for the losses, -1: no mixing */

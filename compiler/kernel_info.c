@@ -25,3 +25,10 @@ KInitDist kinfo_init_dist(const IrParam *p, double *a)
     *a = 0;
     return KDIST_CONST;
 }
+
+void kinfo_guard_penalty(const KProgram *kp, const KParam *q, double *l1, double *l2)
+{
+    bool fused = kp->guard_penalties && q->grad >= 0;
+    *l1 = fused ? q->p->l1 : 0;
+    *l2 = fused ? q->p->l2 : 0;
+}

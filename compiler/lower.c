@@ -691,10 +691,11 @@ static bool lower_outputs(Lower *L)
 static bool lower_update(KProgram *kp)
 {
     const IrGraph *g = kp->g;
+    kp->guard_penalties = (g->fuse & IR_FUSE_UPDATE) != 0;
     for (size_t i = 0; i < kp->params.len; i++) {
         const KParam *q = &kp->params.items[i];
-        if (q->grad < 0 || (q->p->l1 == 0 && q->p->l2 == 0))
-            continue;
+        if (q->grad < 0 || (q->p->l1 == 0 && q->p->l2 == 0) || kp->guard_penalties)
+            continue;   /* fused: the numeric guard's pass adds it (kinfo_guard_penalty) */
         const char *fn = arena_printf(g->a, "%s_penalty", q->p->owner->name);
         KStep *s = fn ? kp_step(kp, true, K_PENALTY, q->p->owner, fn) : NULL;
         if (!s)

@@ -42,7 +42,7 @@ static const char usage_text[] =
     "options:\n"
     "  --color=auto|always|never        color diagnostics (auto: when stderr is a terminal)\n"
     "  --no-fuse[=LIST]                 generate code without the fusion passes (all, or the\n"
-    "                                   listed ones of epilogue,bnfold,elementwise)\n"
+    "                                   listed ones of epilogue,bnfold,elementwise,update)\n"
     "  -h, --help                       this help\n"
     "  --version                        print the version\n"
     "\n"

@@ -67,7 +67,7 @@ static const char train_usage[] =
     "  --backend jit|cc  how the model's code is built: jit = LLVM in-process (the\n"
     "                    default when netc has LLVM), cc = C compiler + cache\n"
     "  --no-fuse[=LIST]  generate the model's code without the fusion passes (all, or\n"
-    "                    the listed ones of epilogue,bnfold,elementwise)\n"
+    "                    the listed ones of epilogue,bnfold,elementwise,update)\n"
     "  --color=auto|always|never\n"
     "\n"
     "exit status: 0 ok, 1 errors in the model, data or checkpoint, 2 bad usage,\n"

@@ -1476,23 +1476,63 @@ NrtStatus inception_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t c
     return st;
 }
 
+/* The guard's pass (nrt_guard_pass): per parameter its data and gradient
+ * offsets and size, and the penalty (l1, l2) added to the gradient first. */
+static const NrtGuardSpan guard_spans[INCEPTION_NPARAMS] = {
+    {0, 27056, 288, 0.0, 0.0},
+    {288, 27344, 32, 0.0, 0.0},
+    {320, 27376, 32, 0.0, 0.0},
+    {352, 27408, 32, 0.0, 0.0},
+    {25856, -1, 32, 0.0, 0.0},
+    {25888, -1, 32, 0.0, 0.0},
+    {384, 27440, 512, 0.0, 0.0},
+    {896, 27952, 16, 0.0, 0.0},
+    {912, 27968, 512, 0.0, 0.0},
+    {1424, 28480, 16, 0.0, 0.0},
+    {1440, 28496, 3456, 0.0, 0.0},
+    {4896, 31952, 24, 0.0, 0.0},
+    {4928, 31984, 128, 0.0, 0.0},
+    {5056, 32112, 4, 0.0, 0.0},
+    {5072, 32128, 800, 0.0, 0.0},
+    {5872, 32928, 8, 0.0, 0.0},
+    {5888, 32944, 256, 0.0, 0.0},
+    {6144, 33200, 8, 0.0, 0.0},
+    {6160, 33216, 56, 0.0, 0.0},
+    {6224, 33280, 56, 0.0, 0.0},
+    {25920, -1, 56, 0.0, 0.0},
+    {25984, -1, 56, 0.0, 0.0},
+    {6288, 33344, 1792, 0.0, 0.0},
+    {8080, 35136, 32, 0.0, 0.0},
+    {8112, 35168, 1344, 0.0, 0.0},
+    {9456, 36512, 24, 0.0, 0.0},
+    {9488, 36544, 10368, 0.0, 0.0},
+    {19856, 46912, 48, 0.0, 0.0},
+    {19904, 46960, 448, 0.0, 0.0},
+    {20352, 47408, 8, 0.0, 0.0},
+    {20368, 47424, 3200, 0.0, 0.0},
+    {23568, 50624, 16, 0.0, 0.0},
+    {23584, 50640, 896, 0.0, 0.0},
+    {24480, 51536, 16, 0.0, 0.0},
+    {24496, 51552, 112, 0.0, 0.0},
+    {24608, 51664, 112, 0.0, 0.0},
+    {26048, -1, 112, 0.0, 0.0},
+    {26160, -1, 112, 0.0, 0.0},
+    {24720, 51776, 1120, 0.0, 0.0},
+    {25840, 52896, 10, 0.0, 0.0},
+};
+
 /* Before the update: parameters, then gradients, then the loss finite, or
  * stop with the parameters and optimizer state unchanged, naming the step
  * and the parameter (a bad parameter poisons every gradient after it). */
 static NrtStatus check_finite(NrtModel *m, NrtError *err)
 {
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < INCEPTION_NPARAMS; i++) {
-        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
-    }
-    for (int i = 0; i < INCEPTION_NPARAMS; i++) {
-        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, INCEPTION_NPARAMS, guard_spans, &bad)) {
+        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it: a float */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);

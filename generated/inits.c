@@ -908,23 +908,43 @@ NrtStatus inits_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t count
     return NRT_OK;
 }
 
+/* The guard's pass (nrt_guard_pass): per parameter its data and gradient
+ * offsets and size, and the penalty (l1, l2) added to the gradient first. */
+static const NrtGuardSpan guard_spans[INITS_NPARAMS] = {
+    {0, 250944, 144, 0.0, 0.0},
+    {144, 251088, 16, 0.0, 0.0},
+    {160, 251104, 2304, 0.0, 0.0},
+    {2464, 253408, 16, 0.0, 0.0},
+    {2480, 253424, 4608, 0.0, 0.0},
+    {7088, 258032, 32, 0.0, 0.0},
+    {7120, 258064, 9216, 0.0, 0.0},
+    {16336, 267280, 32, 0.0, 0.0},
+    {16368, 267312, 200704, 0.0, 0.0},
+    {217072, 468016, 128, 0.0, 0.0},
+    {217200, 468144, 16384, 0.0, 0.0},
+    {233584, 484528, 128, 0.0, 0.0},
+    {233712, 484656, 8192, 0.0, 0.0},
+    {241904, 492848, 64, 0.0, 0.0},
+    {241968, 492912, 4096, 0.0, 0.0},
+    {246064, 497008, 64, 0.0, 0.0},
+    {246128, 497072, 4096, 0.0, 0.0},
+    {250224, 501168, 64, 0.0, 0.0},
+    {250288, 501232, 640, 0.0, 0.0},
+    {250928, 501872, 10, 0.0, 0.0},
+};
+
 /* Before the update: parameters, then gradients, then the loss finite, or
  * stop with the parameters and optimizer state unchanged, naming the step
  * and the parameter (a bad parameter poisons every gradient after it). */
 static NrtStatus check_finite(NrtModel *m, NrtError *err)
 {
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < INITS_NPARAMS; i++) {
-        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
-    }
-    for (int i = 0; i < INITS_NPARAMS; i++) {
-        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, INITS_NPARAMS, guard_spans, &bad)) {
+        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it: a float */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);

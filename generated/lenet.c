@@ -499,58 +499,8 @@ static void t25_conv1_backward(NrtModel *m, int n)
     nrt_conv_backward_bias(&s, dy, db, false);
 }
 
-/* lenet.net:23: conv(6, 5, pad=2) */
-static void t26_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 150 };
-    const float *w = P(0);    /* conv1.weight */
-    float *dw = P(61920);    /* conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* lenet.net:24: conv(16, 5) */
-static void t27_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 2400 };
-    const float *w = P(208);    /* conv2.weight */
-    float *dw = P(62128);    /* conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* lenet.net:25: dense(120) */
-static void t28_dense1_penalty(NrtModel *m, int n)
-{
-    enum { D = 48000 };
-    const float *w = P(2656);    /* dense1.weight */
-    float *dw = P(64576);    /* dense1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* lenet.net:26: dense(84) */
-static void t29_dense2_penalty(NrtModel *m, int n)
-{
-    enum { D = 10080 };
-    const float *w = P(50784);    /* dense2.weight */
-    float *dw = P(112704);    /* dense2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* lenet.net:27: dense(10, init=xavier) */
-static void t30_dense3_penalty(NrtModel *m, int n)
-{
-    enum { D = 840 };
-    const float *w = P(60960);    /* dense3.weight */
-    float *dw = P(122880);    /* dense3.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
 /* opt_sgd */
-static void t31_sgd_update(NrtModel *m, int n)
+static void t26_sgd_update(NrtModel *m, int n)
 {
     enum { D = 61818 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -739,23 +689,41 @@ NrtStatus lenet_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t count
     return st;
 }
 
+/* The guard's pass (nrt_guard_pass): per parameter its data and gradient
+ * offsets and size, and the penalty (l1, l2) added to the gradient first. */
+static const NrtGuardSpan guard_spans[LENET_NPARAMS] = {
+    {0, 61920, 150, 0.0, 0.0005},
+    {160, 62080, 6, 0.0, 0.0},
+    {176, 62096, 6, 0.0, 0.0},
+    {192, 62112, 6, 0.0, 0.0},
+    {61824, -1, 6, 0.0, 0.0},
+    {61840, -1, 6, 0.0, 0.0},
+    {208, 62128, 2400, 0.0, 0.0005},
+    {2608, 64528, 16, 0.0, 0.0},
+    {2624, 64544, 16, 0.0, 0.0},
+    {2640, 64560, 16, 0.0, 0.0},
+    {61856, -1, 16, 0.0, 0.0},
+    {61872, -1, 16, 0.0, 0.0},
+    {2656, 64576, 48000, 0.0, 0.0005},
+    {50656, 112576, 120, 0.0, 0.0},
+    {50784, 112704, 10080, 0.0, 0.0005},
+    {60864, 122784, 84, 0.0, 0.0},
+    {60960, 122880, 840, 0.0, 0.0005},
+    {61808, 123728, 10, 0.0, 0.0},
+};
+
 /* Before the update: parameters, then gradients, then the loss finite, or
  * stop with the parameters and optimizer state unchanged, naming the step
  * and the parameter (a bad parameter poisons every gradient after it). */
 static NrtStatus check_finite(NrtModel *m, NrtError *err)
 {
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < LENET_NPARAMS; i++) {
-        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
-    }
-    for (int i = 0; i < LENET_NPARAMS; i++) {
-        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, LENET_NPARAMS, guard_spans, &bad)) {
+        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it: a float */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);
@@ -831,17 +799,12 @@ NrtStatus lenet_train_step(NrtModel *m, const NrtBatch *b, float lr, float *loss
     t23_maxpool1_backward(m, n);
     t24_batchnorm1_relu1_backward(m, n);
     t25_conv1_backward(m, n);
-    t26_conv1_penalty(m, n);
-    t27_conv2_penalty(m, n);
-    t28_dense1_penalty(m, n);
-    t29_dense2_penalty(m, n);
-    t30_dense3_penalty(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t31_sgd_update(m, n);
+    t26_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -260,38 +260,8 @@ static void t13_dense1_backward(NrtModel *m, int n)
     nrt_dense_backward_bias(n, OUT, dy, db, false);
 }
 
-/* mlp.net:18: dense(512) */
-static void t14_dense1_penalty(NrtModel *m, int n)
-{
-    enum { D = 401408 };
-    const float *w = P(0);    /* dense1.weight */
-    float *dw = P(535856);    /* dense1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* mlp.net:19: dense(256) */
-static void t15_dense2_penalty(NrtModel *m, int n)
-{
-    enum { D = 131072 };
-    const float *w = P(401920);    /* dense2.weight */
-    float *dw = P(937776);    /* dense2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* mlp.net:20: dense(10) */
-static void t16_dense3_penalty(NrtModel *m, int n)
-{
-    enum { D = 2560 };
-    const float *w = P(533248);    /* dense3.weight */
-    float *dw = P(1069104);    /* dense3.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
 /* opt_sgd */
-static void t17_sgd_update(NrtModel *m, int n)
+static void t14_sgd_update(NrtModel *m, int n)
 {
     enum { D = 535818 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -423,23 +393,29 @@ NrtStatus mlp_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t count, 
     return NRT_OK;
 }
 
+/* The guard's pass (nrt_guard_pass): per parameter its data and gradient
+ * offsets and size, and the penalty (l1, l2) added to the gradient first. */
+static const NrtGuardSpan guard_spans[MLP_NPARAMS] = {
+    {0, 535856, 401408, 0.0, 0.0005},
+    {401408, 937264, 512, 0.0, 0.0},
+    {401920, 937776, 131072, 0.0, 0.0005},
+    {532992, 1068848, 256, 0.0, 0.0},
+    {533248, 1069104, 2560, 0.0, 0.0005},
+    {535808, 1071664, 10, 0.0, 0.0},
+};
+
 /* Before the update: parameters, then gradients, then the loss finite, or
  * stop with the parameters and optimizer state unchanged, naming the step
  * and the parameter (a bad parameter poisons every gradient after it). */
 static NrtStatus check_finite(NrtModel *m, NrtError *err)
 {
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < MLP_NPARAMS; i++) {
-        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
-    }
-    for (int i = 0; i < MLP_NPARAMS; i++) {
-        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, MLP_NPARAMS, guard_spans, &bad)) {
+        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it: a float */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);
@@ -496,15 +472,12 @@ NrtStatus mlp_train_step(NrtModel *m, const NrtBatch *b, float lr, float *loss, 
     t11_dropout1_backward(m, n);
     t12_relu1_backward(m, n);
     t13_dense1_backward(m, n);
-    t14_dense1_penalty(m, n);
-    t15_dense2_penalty(m, n);
-    t16_dense3_penalty(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t17_sgd_update(m, n);
+    t14_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -747,23 +747,43 @@ NrtStatus multitask_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t c
     return st;
 }
 
+/* The guard's pass (nrt_guard_pass): per parameter its data and gradient
+ * offsets and size, and the penalty (l1, l2) added to the gradient first. */
+static const NrtGuardSpan guard_spans[MULTITASK_NPARAMS] = {
+    {0, 841520, 288, 0.0, 0.0},
+    {288, 841808, 32, 0.0, 0.0},
+    {320, 841840, 32, 0.0, 0.0},
+    {352, 841872, 32, 0.0, 0.0},
+    {841312, -1, 32, 0.0, 0.0},
+    {841344, -1, 32, 0.0, 0.0},
+    {384, 841904, 18432, 0.0, 0.0},
+    {18816, 860336, 64, 0.0, 0.0},
+    {18880, 860400, 64, 0.0, 0.0},
+    {18944, 860464, 64, 0.0, 0.0},
+    {841376, -1, 64, 0.0, 0.0},
+    {841440, -1, 64, 0.0, 0.0},
+    {19008, 860528, 802816, 0.0, 0.0},
+    {821824, 1663344, 256, 0.0, 0.0},
+    {822080, 1663600, 2560, 0.0, 0.0},
+    {824640, 1666160, 10, 0.0, 0.0},
+    {824656, 1666176, 16384, 0.0, 0.0},
+    {841040, 1682560, 64, 0.0, 0.0},
+    {841104, 1682624, 192, 0.0, 0.0},
+    {841296, 1682816, 3, 0.0, 0.0},
+};
+
 /* Before the update: parameters, then gradients, then the loss finite, or
  * stop with the parameters and optimizer state unchanged, naming the step
  * and the parameter (a bad parameter poisons every gradient after it). */
 static NrtStatus check_finite(NrtModel *m, NrtError *err)
 {
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < MULTITASK_NPARAMS; i++) {
-        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
-    }
-    for (int i = 0; i < MULTITASK_NPARAMS; i++) {
-        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, MULTITASK_NPARAMS, guard_spans, &bad)) {
+        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it: a float */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);

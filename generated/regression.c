@@ -749,23 +749,43 @@ NrtStatus regression_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t 
     return st;
 }
 
+/* The guard's pass (nrt_guard_pass): per parameter its data and gradient
+ * offsets and size, and the penalty (l1, l2) added to the gradient first. */
+static const NrtGuardSpan guard_spans[REGRESSION_NPARAMS] = {
+    {0, 209248, 144, 0.0, 0.0},
+    {144, 209392, 16, 0.0, 0.0},
+    {160, 209408, 16, 0.0, 0.0},
+    {176, 209424, 16, 0.0, 0.0},
+    {209120, -1, 16, 0.0, 0.0},
+    {209136, -1, 16, 0.0, 0.0},
+    {192, 209440, 4608, 0.0, 0.0},
+    {4800, 214048, 32, 0.0, 0.0},
+    {4832, 214080, 32, 0.0, 0.0},
+    {4864, 214112, 32, 0.0, 0.0},
+    {209152, -1, 32, 0.0, 0.0},
+    {209184, -1, 32, 0.0, 0.0},
+    {4896, 214144, 200704, 0.0, 0.0},
+    {205600, 414848, 128, 0.0, 0.0},
+    {205728, 414976, 1280, 0.0, 0.0},
+    {207008, 416256, 10, 0.0, 0.0},
+    {207024, 416272, 2048, 0.0, 0.0},
+    {209072, 418320, 16, 0.0, 0.0},
+    {209088, 418336, 16, 0.0, 0.0},
+    {209104, 418352, 1, 0.0, 0.0},
+};
+
 /* Before the update: parameters, then gradients, then the loss finite, or
  * stop with the parameters and optimizer state unchanged, naming the step
  * and the parameter (a bad parameter poisons every gradient after it). */
 static NrtStatus check_finite(NrtModel *m, NrtError *err)
 {
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < REGRESSION_NPARAMS; i++) {
-        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
-    }
-    for (int i = 0; i < REGRESSION_NPARAMS; i++) {
-        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, REGRESSION_NPARAMS, guard_spans, &bad)) {
+        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it: a float */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);

@@ -650,48 +650,8 @@ static void t32_conv1_dropconnect_backward(NrtModel *m, int n)
     nrt_dropout_backward(D, dw, mask, dw, false);
 }
 
-/* regularizers.net:26: conv(32, 3, pad=1, dropconnect=0.1) */
-static void t33_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 288 };
-    const float *w = P(0);    /* conv1.weight */
-    float *dw = P(338816);    /* conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 1e-05, 0.0, dw);    /* l1, l2 */
-}
-
-/* regularizers.net:28: conv(48, 3, pad=1, dropconnect=0.1) */
-static void t34_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 13824 };
-    const float *w = P(384);    /* conv2.weight */
-    float *dw = P(339200);    /* conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 1e-05, 0.0, dw);    /* l1, l2 */
-}
-
-/* regularizers.net:30: conv(64, 3, pad=1) */
-static void t35_conv3_penalty(NrtModel *m, int n)
-{
-    enum { D = 27648 };
-    const float *w = P(14352);    /* conv3.weight */
-    float *dw = P(353168);    /* conv3.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 1e-05, 0.0, dw);    /* l1, l2 */
-}
-
-/* regularizers.net:35: dense(128, dropconnect=0.5, l2=1e-4) */
-static void t36_dense1_penalty(NrtModel *m, int n)
-{
-    enum { D = 294912 };
-    const float *w = P(42192);    /* dense1.weight */
-    float *dw = P(381008);    /* dense1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 1e-05, 0.0001, dw);    /* l1, l2 */
-}
-
 /* opt_sgd */
-static void t37_sgd_update(NrtModel *m, int n)
+static void t33_sgd_update(NrtModel *m, int n)
 {
     enum { D = 338522 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -865,23 +825,45 @@ NrtStatus regularizers_fit_preprocess(NrtModel *m, const uint8_t *images, int64_
     return NRT_OK;
 }
 
+/* The guard's pass (nrt_guard_pass): per parameter its data and gradient
+ * offsets and size, and the penalty (l1, l2) added to the gradient first. */
+static const NrtGuardSpan guard_spans[REGULARIZERS_NPARAMS] = {
+    {0, 338816, 288, 1e-05, 0.0},
+    {288, 339104, 32, 0.0, 0.0},
+    {320, 339136, 32, 0.0, 0.0},
+    {352, 339168, 32, 0.0, 0.0},
+    {338528, -1, 32, 0.0, 0.0},
+    {338560, -1, 32, 0.0, 0.0},
+    {384, 339200, 13824, 1e-05, 0.0},
+    {14208, 353024, 48, 0.0, 0.0},
+    {14256, 353072, 48, 0.0, 0.0},
+    {14304, 353120, 48, 0.0, 0.0},
+    {338592, -1, 48, 0.0, 0.0},
+    {338640, -1, 48, 0.0, 0.0},
+    {14352, 353168, 27648, 1e-05, 0.0},
+    {42000, 380816, 64, 0.0, 0.0},
+    {42064, 380880, 64, 0.0, 0.0},
+    {42128, 380944, 64, 0.0, 0.0},
+    {338688, -1, 64, 0.0, 0.0},
+    {338752, -1, 64, 0.0, 0.0},
+    {42192, 381008, 294912, 1e-05, 0.0001},
+    {337104, 675920, 128, 0.0, 0.0},
+    {337232, 676048, 1280, 0.0, 0.0},
+    {338512, 677328, 10, 0.0, 0.0},
+};
+
 /* Before the update: parameters, then gradients, then the loss finite, or
  * stop with the parameters and optimizer state unchanged, naming the step
  * and the parameter (a bad parameter poisons every gradient after it). */
 static NrtStatus check_finite(NrtModel *m, NrtError *err)
 {
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < REGULARIZERS_NPARAMS; i++) {
-        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
-    }
-    for (int i = 0; i < REGULARIZERS_NPARAMS; i++) {
-        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, REGULARIZERS_NPARAMS, guard_spans, &bad)) {
+        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it: a float */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);
@@ -965,16 +947,12 @@ NrtStatus regularizers_train_step(NrtModel *m, const NrtBatch *b, float lr, floa
     t30_batchnorm1_relu1_backward(m, n);
     t31_conv1_backward(m, n);
     t32_conv1_dropconnect_backward(m, n);
-    t33_conv1_penalty(m, n);
-    t34_conv2_penalty(m, n);
-    t35_conv3_penalty(m, n);
-    t36_dense1_penalty(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t37_sgd_update(m, n);
+    t33_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

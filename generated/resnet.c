@@ -1706,168 +1706,8 @@ static void t92_conv1_backward(NrtModel *m, int n)
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
 }
 
-/* resnet.net:41: conv(16, 3, pad=same, bias=false) */
-static void t93_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 144 };
-    const float *w = P(0);    /* conv1.weight */
-    float *dw = P(175840);    /* conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t94_res1_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 2304 };
-    const float *w = P(176);    /* res1.conv1.weight */
-    float *dw = P(176016);    /* res1.conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t95_res1_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 2304 };
-    const float *w = P(2512);    /* res1.conv2.weight */
-    float *dw = P(178352);    /* res1.conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t96_res2_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 2304 };
-    const float *w = P(4848);    /* res2.conv1.weight */
-    float *dw = P(180688);    /* res2.conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t97_res2_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 2304 };
-    const float *w = P(7184);    /* res2.conv2.weight */
-    float *dw = P(183024);    /* res2.conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void t98_res_down1_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 4608 };
-    const float *w = P(9520);    /* res_down1.conv1.weight */
-    float *dw = P(185360);    /* res_down1.conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void t99_res_down1_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 9216 };
-    const float *w = P(14192);    /* res_down1.conv2.weight */
-    float *dw = P(190032);    /* res_down1.conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void t100_res_down1_conv3_penalty(NrtModel *m, int n)
-{
-    enum { D = 512 };
-    const float *w = P(23440);    /* res_down1.conv3.weight */
-    float *dw = P(199280);    /* res_down1.conv3.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t101_res3_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 9216 };
-    const float *w = P(24016);    /* res3.conv1.weight */
-    float *dw = P(199856);    /* res3.conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t102_res3_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 9216 };
-    const float *w = P(33296);    /* res3.conv2.weight */
-    float *dw = P(209136);    /* res3.conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void t103_res_down2_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 18432 };
-    const float *w = P(42576);    /* res_down2.conv1.weight */
-    float *dw = P(218416);    /* res_down2.conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void t104_res_down2_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 36864 };
-    const float *w = P(61136);    /* res_down2.conv2.weight */
-    float *dw = P(236976);    /* res_down2.conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void t105_res_down2_conv3_penalty(NrtModel *m, int n)
-{
-    enum { D = 2048 };
-    const float *w = P(98064);    /* res_down2.conv3.weight */
-    float *dw = P(273904);    /* res_down2.conv3.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t106_res4_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 36864 };
-    const float *w = P(100240);    /* res4.conv1.weight */
-    float *dw = P(276080);    /* res4.conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t107_res4_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 36864 };
-    const float *w = P(137232);    /* res4.conv2.weight */
-    float *dw = P(313072);    /* res4.conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet.net:46: dense(10, init=xavier) */
-static void t108_dense1_penalty(NrtModel *m, int n)
-{
-    enum { D = 640 };
-    const float *w = P(174224);    /* dense1.weight */
-    float *dw = P(350064);    /* dense1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
 /* opt_sgd */
-static void t109_sgd_update(NrtModel *m, int n)
+static void t93_sgd_update(NrtModel *m, int n)
 {
     enum { D = 174874 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -2276,23 +2116,94 @@ NrtStatus resnet_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t coun
     return st;
 }
 
+/* The guard's pass (nrt_guard_pass): per parameter its data and gradient
+ * offsets and size, and the penalty (l1, l2) added to the gradient first. */
+static const NrtGuardSpan guard_spans[RESNET_NPARAMS] = {
+    {0, 175840, 144, 0.0, 0.0005},
+    {144, 175984, 16, 0.0, 0.0},
+    {160, 176000, 16, 0.0, 0.0},
+    {174880, -1, 16, 0.0, 0.0},
+    {174896, -1, 16, 0.0, 0.0},
+    {176, 176016, 2304, 0.0, 0.0005},
+    {2480, 178320, 16, 0.0, 0.0},
+    {2496, 178336, 16, 0.0, 0.0},
+    {174912, -1, 16, 0.0, 0.0},
+    {174928, -1, 16, 0.0, 0.0},
+    {2512, 178352, 2304, 0.0, 0.0005},
+    {4816, 180656, 16, 0.0, 0.0},
+    {4832, 180672, 16, 0.0, 0.0},
+    {174944, -1, 16, 0.0, 0.0},
+    {174960, -1, 16, 0.0, 0.0},
+    {4848, 180688, 2304, 0.0, 0.0005},
+    {7152, 182992, 16, 0.0, 0.0},
+    {7168, 183008, 16, 0.0, 0.0},
+    {174976, -1, 16, 0.0, 0.0},
+    {174992, -1, 16, 0.0, 0.0},
+    {7184, 183024, 2304, 0.0, 0.0005},
+    {9488, 185328, 16, 0.0, 0.0},
+    {9504, 185344, 16, 0.0, 0.0},
+    {175008, -1, 16, 0.0, 0.0},
+    {175024, -1, 16, 0.0, 0.0},
+    {9520, 185360, 4608, 0.0, 0.0005},
+    {14128, 189968, 32, 0.0, 0.0},
+    {14160, 190000, 32, 0.0, 0.0},
+    {175040, -1, 32, 0.0, 0.0},
+    {175072, -1, 32, 0.0, 0.0},
+    {14192, 190032, 9216, 0.0, 0.0005},
+    {23408, 199248, 32, 0.0, 0.0},
+    {23440, 199280, 512, 0.0, 0.0005},
+    {23952, 199792, 32, 0.0, 0.0},
+    {23984, 199824, 32, 0.0, 0.0},
+    {175104, -1, 32, 0.0, 0.0},
+    {175136, -1, 32, 0.0, 0.0},
+    {24016, 199856, 9216, 0.0, 0.0005},
+    {33232, 209072, 32, 0.0, 0.0},
+    {33264, 209104, 32, 0.0, 0.0},
+    {175168, -1, 32, 0.0, 0.0},
+    {175200, -1, 32, 0.0, 0.0},
+    {33296, 209136, 9216, 0.0, 0.0005},
+    {42512, 218352, 32, 0.0, 0.0},
+    {42544, 218384, 32, 0.0, 0.0},
+    {175232, -1, 32, 0.0, 0.0},
+    {175264, -1, 32, 0.0, 0.0},
+    {42576, 218416, 18432, 0.0, 0.0005},
+    {61008, 236848, 64, 0.0, 0.0},
+    {61072, 236912, 64, 0.0, 0.0},
+    {175296, -1, 64, 0.0, 0.0},
+    {175360, -1, 64, 0.0, 0.0},
+    {61136, 236976, 36864, 0.0, 0.0005},
+    {98000, 273840, 64, 0.0, 0.0},
+    {98064, 273904, 2048, 0.0, 0.0005},
+    {100112, 275952, 64, 0.0, 0.0},
+    {100176, 276016, 64, 0.0, 0.0},
+    {175424, -1, 64, 0.0, 0.0},
+    {175488, -1, 64, 0.0, 0.0},
+    {100240, 276080, 36864, 0.0, 0.0005},
+    {137104, 312944, 64, 0.0, 0.0},
+    {137168, 313008, 64, 0.0, 0.0},
+    {175552, -1, 64, 0.0, 0.0},
+    {175616, -1, 64, 0.0, 0.0},
+    {137232, 313072, 36864, 0.0, 0.0005},
+    {174096, 349936, 64, 0.0, 0.0},
+    {174160, 350000, 64, 0.0, 0.0},
+    {175680, -1, 64, 0.0, 0.0},
+    {175744, -1, 64, 0.0, 0.0},
+    {174224, 350064, 640, 0.0, 0.0005},
+    {174864, 350704, 10, 0.0, 0.0},
+};
+
 /* Before the update: parameters, then gradients, then the loss finite, or
  * stop with the parameters and optimizer state unchanged, naming the step
  * and the parameter (a bad parameter poisons every gradient after it). */
 static NrtStatus check_finite(NrtModel *m, NrtError *err)
 {
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < RESNET_NPARAMS; i++) {
-        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
-    }
-    for (int i = 0; i < RESNET_NPARAMS; i++) {
-        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, RESNET_NPARAMS, guard_spans, &bad)) {
+        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it: a float */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);
@@ -2461,28 +2372,12 @@ NrtStatus resnet_train_step(NrtModel *m, const NrtBatch *b, float lr, float *los
     t90_res1_conv1_backward(m, n);
     t91_batchnorm1_relu1_backward(m, n);
     t92_conv1_backward(m, n);
-    t93_conv1_penalty(m, n);
-    t94_res1_conv1_penalty(m, n);
-    t95_res1_conv2_penalty(m, n);
-    t96_res2_conv1_penalty(m, n);
-    t97_res2_conv2_penalty(m, n);
-    t98_res_down1_conv1_penalty(m, n);
-    t99_res_down1_conv2_penalty(m, n);
-    t100_res_down1_conv3_penalty(m, n);
-    t101_res3_conv1_penalty(m, n);
-    t102_res3_conv2_penalty(m, n);
-    t103_res_down2_conv1_penalty(m, n);
-    t104_res_down2_conv2_penalty(m, n);
-    t105_res_down2_conv3_penalty(m, n);
-    t106_res4_conv1_penalty(m, n);
-    t107_res4_conv2_penalty(m, n);
-    t108_dense1_penalty(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t109_sgd_update(m, n);
+    t93_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -1048,108 +1048,8 @@ static void t51_conv1_backward(NrtModel *m, int n)
     nrt_conv_backward_bias(&s, dy, db, false);
 }
 
-/* resnet8.net:32: conv(16, 3, pad=1) */
-static void t52_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 144 };
-    const float *w = P(0);    /* conv1.weight */
-    float *dw = P(78800);    /* conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet8.net:18: conv(f, 3, pad=1) */
-static void t53_basic1_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 2304 };
-    const float *w = P(192);    /* basic1.conv1.weight */
-    float *dw = P(78992);    /* basic1.conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet8.net:19: conv(f, 3, pad=1) */
-static void t54_basic1_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 2304 };
-    const float *w = P(2544);    /* basic1.conv2.weight */
-    float *dw = P(81344);    /* basic1.conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void t55_down1_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 4608 };
-    const float *w = P(4896);    /* down1.conv1.weight */
-    float *dw = P(83696);    /* down1.conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet8.net:27: conv(f, 3, pad=1) */
-static void t56_down1_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 9216 };
-    const float *w = P(9600);    /* down1.conv2.weight */
-    float *dw = P(88400);    /* down1.conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet8.net:28: conv(f, 1, stride=2) */
-static void t57_down1_conv3_penalty(NrtModel *m, int n)
-{
-    enum { D = 512 };
-    const float *w = P(18912);    /* down1.conv3.weight */
-    float *dw = P(97712);    /* down1.conv3.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void t58_down2_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 18432 };
-    const float *w = P(19520);    /* down2.conv1.weight */
-    float *dw = P(98320);    /* down2.conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet8.net:27: conv(f, 3, pad=1) */
-static void t59_down2_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 36864 };
-    const float *w = P(38144);    /* down2.conv2.weight */
-    float *dw = P(116944);    /* down2.conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet8.net:28: conv(f, 1, stride=2) */
-static void t60_down2_conv3_penalty(NrtModel *m, int n)
-{
-    enum { D = 2048 };
-    const float *w = P(75200);    /* down2.conv3.weight */
-    float *dw = P(154000);    /* down2.conv3.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
-/* resnet8.net:39: dense(10) */
-static void t61_dense1_penalty(NrtModel *m, int n)
-{
-    enum { D = 640 };
-    const float *w = P(77440);    /* dense1.weight */
-    float *dw = P(156240);    /* dense1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0005, dw);    /* l1, l2 */
-}
-
 /* opt_sgd */
-static void t62_sgd_update(NrtModel *m, int n)
+static void t52_sgd_update(NrtModel *m, int n)
 {
     enum { D = 78090 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -1468,23 +1368,79 @@ NrtStatus resnet8_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t cou
     return st;
 }
 
+/* The guard's pass (nrt_guard_pass): per parameter its data and gradient
+ * offsets and size, and the penalty (l1, l2) added to the gradient first. */
+static const NrtGuardSpan guard_spans[RESNET8_NPARAMS] = {
+    {0, 78800, 144, 0.0, 0.0005},
+    {144, 78944, 16, 0.0, 0.0},
+    {160, 78960, 16, 0.0, 0.0},
+    {176, 78976, 16, 0.0, 0.0},
+    {78096, -1, 16, 0.0, 0.0},
+    {78112, -1, 16, 0.0, 0.0},
+    {192, 78992, 2304, 0.0, 0.0005},
+    {2496, 81296, 16, 0.0, 0.0},
+    {2512, 81312, 16, 0.0, 0.0},
+    {2528, 81328, 16, 0.0, 0.0},
+    {78128, -1, 16, 0.0, 0.0},
+    {78144, -1, 16, 0.0, 0.0},
+    {2544, 81344, 2304, 0.0, 0.0005},
+    {4848, 83648, 16, 0.0, 0.0},
+    {4864, 83664, 16, 0.0, 0.0},
+    {4880, 83680, 16, 0.0, 0.0},
+    {78160, -1, 16, 0.0, 0.0},
+    {78176, -1, 16, 0.0, 0.0},
+    {4896, 83696, 4608, 0.0, 0.0005},
+    {9504, 88304, 32, 0.0, 0.0},
+    {9536, 88336, 32, 0.0, 0.0},
+    {9568, 88368, 32, 0.0, 0.0},
+    {78192, -1, 32, 0.0, 0.0},
+    {78224, -1, 32, 0.0, 0.0},
+    {9600, 88400, 9216, 0.0, 0.0005},
+    {18816, 97616, 32, 0.0, 0.0},
+    {18848, 97648, 32, 0.0, 0.0},
+    {18880, 97680, 32, 0.0, 0.0},
+    {78256, -1, 32, 0.0, 0.0},
+    {78288, -1, 32, 0.0, 0.0},
+    {18912, 97712, 512, 0.0, 0.0005},
+    {19424, 98224, 32, 0.0, 0.0},
+    {19456, 98256, 32, 0.0, 0.0},
+    {19488, 98288, 32, 0.0, 0.0},
+    {78320, -1, 32, 0.0, 0.0},
+    {78352, -1, 32, 0.0, 0.0},
+    {19520, 98320, 18432, 0.0, 0.0005},
+    {37952, 116752, 64, 0.0, 0.0},
+    {38016, 116816, 64, 0.0, 0.0},
+    {38080, 116880, 64, 0.0, 0.0},
+    {78384, -1, 64, 0.0, 0.0},
+    {78448, -1, 64, 0.0, 0.0},
+    {38144, 116944, 36864, 0.0, 0.0005},
+    {75008, 153808, 64, 0.0, 0.0},
+    {75072, 153872, 64, 0.0, 0.0},
+    {75136, 153936, 64, 0.0, 0.0},
+    {78512, -1, 64, 0.0, 0.0},
+    {78576, -1, 64, 0.0, 0.0},
+    {75200, 154000, 2048, 0.0, 0.0005},
+    {77248, 156048, 64, 0.0, 0.0},
+    {77312, 156112, 64, 0.0, 0.0},
+    {77376, 156176, 64, 0.0, 0.0},
+    {78640, -1, 64, 0.0, 0.0},
+    {78704, -1, 64, 0.0, 0.0},
+    {77440, 156240, 640, 0.0, 0.0005},
+    {78080, 156880, 10, 0.0, 0.0},
+};
+
 /* Before the update: parameters, then gradients, then the loss finite, or
  * stop with the parameters and optimizer state unchanged, naming the step
  * and the parameter (a bad parameter poisons every gradient after it). */
 static NrtStatus check_finite(NrtModel *m, NrtError *err)
 {
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < RESNET8_NPARAMS; i++) {
-        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
-    }
-    for (int i = 0; i < RESNET8_NPARAMS; i++) {
-        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, RESNET8_NPARAMS, guard_spans, &bad)) {
+        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it: a float */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);
@@ -1599,22 +1555,12 @@ NrtStatus resnet8_train_step(NrtModel *m, const NrtBatch *b, float lr, float *lo
     t49_basic1_conv1_backward(m, n);
     t50_batchnorm1_relu1_backward(m, n);
     t51_conv1_backward(m, n);
-    t52_conv1_penalty(m, n);
-    t53_basic1_conv1_penalty(m, n);
-    t54_basic1_conv2_penalty(m, n);
-    t55_down1_conv1_penalty(m, n);
-    t56_down1_conv2_penalty(m, n);
-    t57_down1_conv3_penalty(m, n);
-    t58_down2_conv1_penalty(m, n);
-    t59_down2_conv2_penalty(m, n);
-    t60_down2_conv3_penalty(m, n);
-    t61_dense1_penalty(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t62_sgd_update(m, n);
+    t52_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -333,88 +333,8 @@ static void t18_conv1_backward(NrtModel *m, int n)
     nrt_conv_backward_bias(&s, dy, db, false);
 }
 
-/* zca.net:15: conv(32, 5, pad=2) */
-static void t19_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 800 };
-    const float *w = P(0);    /* conv1.weight */
-    float *dw = P(1473184);    /* conv1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0001, dw);    /* l1, l2 */
-}
-
-/* zca.net:15: conv(32, 5, pad=2) */
-static void t20_conv1_penalty(NrtModel *m, int n)
-{
-    enum { D = 32 };
-    const float *w = P(800);    /* conv1.bias */
-    float *dw = P(1473984);    /* conv1.bias.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0001, dw);    /* l1, l2 */
-}
-
-/* zca.net:16: conv(64, 5, pad=2) */
-static void t21_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 51200 };
-    const float *w = P(832);    /* conv2.weight */
-    float *dw = P(1474016);    /* conv2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0001, dw);    /* l1, l2 */
-}
-
-/* zca.net:16: conv(64, 5, pad=2) */
-static void t22_conv2_penalty(NrtModel *m, int n)
-{
-    enum { D = 64 };
-    const float *w = P(52032);    /* conv2.bias */
-    float *dw = P(1525216);    /* conv2.bias.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0001, dw);    /* l1, l2 */
-}
-
-/* zca.net:17: dense(256) */
-static void t23_dense1_penalty(NrtModel *m, int n)
-{
-    enum { D = 802816 };
-    const float *w = P(52096);    /* dense1.weight */
-    float *dw = P(1525280);    /* dense1.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0001, dw);    /* l1, l2 */
-}
-
-/* zca.net:17: dense(256) */
-static void t24_dense1_penalty(NrtModel *m, int n)
-{
-    enum { D = 256 };
-    const float *w = P(854912);    /* dense1.bias */
-    float *dw = P(2328096);    /* dense1.bias.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0001, dw);    /* l1, l2 */
-}
-
-/* zca.net:18: dense(10) */
-static void t25_dense2_penalty(NrtModel *m, int n)
-{
-    enum { D = 2560 };
-    const float *w = P(855168);    /* dense2.weight */
-    float *dw = P(2328352);    /* dense2.weight.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0001, dw);    /* l1, l2 */
-}
-
-/* zca.net:18: dense(10) */
-static void t26_dense2_penalty(NrtModel *m, int n)
-{
-    enum { D = 10 };
-    const float *w = P(857728);    /* dense2.bias */
-    float *dw = P(2330912);    /* dense2.bias.grad */
-    (void)n;
-    nrt_penalty_grad(D, w, 0.0, 0.0001, dw);    /* l1, l2 */
-}
-
 /* opt_sgd */
-static void t27_sgd_update(NrtModel *m, int n)
+static void t19_sgd_update(NrtModel *m, int n)
 {
     enum { D = 857738 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -576,23 +496,31 @@ NrtStatus zca_fit_preprocess(NrtModel *m, const uint8_t *images, int64_t count, 
     return st;
 }
 
+/* The guard's pass (nrt_guard_pass): per parameter its data and gradient
+ * offsets and size, and the penalty (l1, l2) added to the gradient first. */
+static const NrtGuardSpan guard_spans[ZCA_NPARAMS] = {
+    {0, 1473184, 800, 0.0, 0.0001},
+    {800, 1473984, 32, 0.0, 0.0001},
+    {832, 1474016, 51200, 0.0, 0.0001},
+    {52032, 1525216, 64, 0.0, 0.0001},
+    {52096, 1525280, 802816, 0.0, 0.0001},
+    {854912, 2328096, 256, 0.0, 0.0001},
+    {855168, 2328352, 2560, 0.0, 0.0001},
+    {857728, 2330912, 10, 0.0, 0.0001},
+};
+
 /* Before the update: parameters, then gradients, then the loss finite, or
  * stop with the parameters and optimizer state unchanged, naming the step
  * and the parameter (a bad parameter poisons every gradient after it). */
 static NrtStatus check_finite(NrtModel *m, NrtError *err)
 {
     const unsigned long long step = (unsigned long long)m->step + 1;
-    for (int i = 0; i < ZCA_NPARAMS; i++) {
-        int64_t k = nrt_find_nonfinite(P(layout[i].off), params[i].numel);
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: parameter '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].off)[k], (long long)k);
-    }
-    for (int i = 0; i < ZCA_NPARAMS; i++) {
-        int64_t k = layout[i].grad >= 0 ? nrt_find_nonfinite(P(layout[i].grad), params[i].numel) : -1;
-        if (k >= 0)
-            return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the gradient of '%s' is %g at element %lld (before the update)",
-                                 step, params[i].name, (double)P(layout[i].grad)[k], (long long)k);
+    NrtGuardBad bad;
+    if (!nrt_guard_pass(m->block, ZCA_NPARAMS, guard_spans, &bad)) {
+        const float *x = P(bad.grad ? guard_spans[bad.span].grad : guard_spans[bad.span].off);
+        return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: %s '%s' is %g at element %lld (before the update)",
+                             step, bad.grad ? "the gradient of" : "parameter", params[bad.span].name,
+                             (double)x[bad.elem], (long long)bad.elem);
     }
     if (!isfinite((float)m->loss))   /* as the step reports it: a float */
         return nrt_error_set(err, NRT_ERR_NUMERIC, "step %llu: the loss is %g (before the update)", step, (double)(float)m->loss);
@@ -657,20 +585,12 @@ NrtStatus zca_train_step(NrtModel *m, const NrtBatch *b, float lr, float *loss, 
     t16_avgpool1_backward(m, n);
     t17_relu1_backward(m, n);
     t18_conv1_backward(m, n);
-    t19_conv1_penalty(m, n);
-    t20_conv1_penalty(m, n);
-    t21_conv2_penalty(m, n);
-    t22_conv2_penalty(m, n);
-    t23_dense1_penalty(m, n);
-    t24_dense1_penalty(m, n);
-    t25_dense2_penalty(m, n);
-    t26_dense2_penalty(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t27_sgd_update(m, n);
+    t19_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -334,6 +334,28 @@ NrtStatus nrt_block_set_run_meta(const NrtKV *kv, int n, NrtError *err);
 /* Numeric guard: the index of the first NaN or Inf in x[0..n), or -1. */
 int64_t nrt_find_nonfinite(const float *x, int64_t n);
 
+/* One parameter of the guard pass: offsets in the parameter block of its
+ * data and its gradient (-1: none), its size, and the penalty added to its
+ * gradient first (l1 = l2 = 0: none). */
+typedef struct NrtGuardSpan {
+    int64_t off, grad, numel;
+    double l1, l2;
+} NrtGuardSpan;
+/* What nrt_guard_pass found: the first span (in table order) whose data
+ * holds a NaN/Inf, else the first whose gradient does, and the element. */
+typedef struct NrtGuardBad {
+    int span;
+    bool grad;
+    int64_t elem;
+} NrtGuardBad;
+/* The numeric guard and the penalties in one pass over memory: for every
+ * span, the gradient receives its penalty exactly as nrt_penalty_grad adds
+ * it (same bits), then data and (penalized) gradient are scanned for NaN and
+ * Inf. Every penalty is applied even when something is bad. Returns false
+ * and fills *bad if anything is non-finite. Elementwise, any thread count
+ * gives the same bits and the same answer. */
+bool nrt_guard_pass(float *block, int n, const NrtGuardSpan *spans, NrtGuardBad *bad);
+
 /* ---- dense and convolution math (gemm.c, conv.c) ------------------------- */
 
 /* Scratch space from the caller. Any float-aligned buffer works (kernels

@@ -7,7 +7,8 @@
  * torch.optim.SGD / Adam / AdamW (foreach=False) to a float rounding.
  * Updates are elementwise (any split over threads gives the same bits);
  * the penalty value sums in double over PEN_CHUNKS fixed chunks.
- * nrt_find_nonfinite is the guard run before every update.
+ * nrt_guard_pass is the guard run before every update (with the penalties
+ * fused into it: one read of parameters and gradients instead of two).
  *
  * The penalties implement `regularize l1(a)` / `l2(a)` of LANGUAGE.md:
  * J' = J + l1 * sum|w| + l2/2 * sum w^2, gradient l1*sign(w) + l2*w,
@@ -20,11 +21,19 @@
 
 #include "netrt.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #define OPT_PRAGMA(x) _Pragma(#x)
 #ifdef _OPENMP
 #define OPT_PARALLEL_FOR(cond) OPT_PRAGMA(omp parallel for schedule(static) if (cond))
+#define OPT_PARALLEL(cond) OPT_PRAGMA(omp parallel if (cond))
+#define OPT_CRITICAL(name) OPT_PRAGMA(omp critical(name))
 #else
 #define OPT_PARALLEL_FOR(cond)
+#define OPT_PARALLEL(cond)
+#define OPT_CRITICAL(name)
 #endif
 
 enum { OPT_PAR_MIN = 1 << 16, PEN_CHUNKS = 64 };
@@ -102,38 +111,131 @@ void nrt_adam_step(int64_t numel, float *w, const float *g, float *m, float *v, 
     }
 }
 
-/* The numeric guard before an update (the generated train step calls it on
- * every parameter and gradient, so it reads every weight twice a step: on
- * the mlp it was 15% of a step as a scalar loop with an early exit). Blocks
- * of SCAN_BLOCK floats are tested branch-free; only a block that holds a
- * bad value is rescanned for the first one. Exponent bits all ones is NaN
- * or Inf: then |bits| + 2^23 carries into the sign bit, so one add per
- * element and an OR over SCAN_LANES independent lanes (they vectorize
- * without a serial dependency) flag the block. */
+/* The numeric guard before an update reads every weight and gradient, so
+ * it costs a memory pass (on the mlp it was 15% of a step as a scalar loop
+ * with an early exit). Blocks of SCAN_BLOCK floats are tested branch-free;
+ * only a block that holds a bad value is rescanned for the first one.
+ * Exponent bits all ones is NaN or Inf: then |bits| + 2^23 carries into the
+ * sign bit, so one add per element and an OR over SCAN_LANES independent
+ * lanes (they vectorize without a serial dependency) flag the block. */
+enum { SCAN_BLOCK = 512, SCAN_LANES = 16 };
+
+static bool block_bad(const float *x, int64_t n)
+{
+    uint32_t lane[SCAN_LANES] = {0}, bad = 0;
+    int64_t i = 0;
+    for (; i + SCAN_LANES <= n; i += SCAN_LANES)
+        for (int l = 0; l < SCAN_LANES; l++) {
+            uint32_t u;
+            memcpy(&u, x + i + l, sizeof u);
+            lane[l] |= (u & 0x7fffffffu) + 0x00800000u;
+        }
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        bad |= (u & 0x7fffffffu) + 0x00800000u;
+    }
+    for (int l = 0; l < SCAN_LANES; l++)
+        bad |= lane[l];
+    return (bad & 0x80000000u) != 0;
+}
+
+static int64_t first_bad(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return -1;
+}
+
 int64_t nrt_find_nonfinite(const float *x, int64_t n)
 {
-    enum { SCAN_BLOCK = 512, SCAN_LANES = 16 };
     for (int64_t i0 = 0; i0 < n; i0 += SCAN_BLOCK) {
-        int64_t i1 = n - i0 < SCAN_BLOCK ? n : i0 + SCAN_BLOCK, i = i0;
-        uint32_t lane[SCAN_LANES] = {0}, bad = 0;
-        for (; i + SCAN_LANES <= i1; i += SCAN_LANES)
-            for (int l = 0; l < SCAN_LANES; l++) {
-                uint32_t u;
-                memcpy(&u, x + i + l, sizeof u);
-                lane[l] |= (u & 0x7fffffffu) + 0x00800000u;
-            }
-        for (; i < i1; i++) {
-            uint32_t u;
-            memcpy(&u, x + i, sizeof u);
-            bad |= (u & 0x7fffffffu) + 0x00800000u;
-        }
-        for (int l = 0; l < SCAN_LANES; l++)
-            bad |= lane[l];
-        if (!(bad & 0x80000000u))
-            continue;
-        for (i = i0; i < i1; i++)
-            if (!isfinite(x[i]))
-                return i;
+        int64_t len = n - i0 < SCAN_BLOCK ? n - i0 : SCAN_BLOCK;
+        if (block_bad(x + i0, len))
+            return i0 + first_bad(x + i0, len);
     }
     return -1;
+}
+
+/* ---- the guard pass: penalties + guard in one read of the block -------------- */
+
+/* The first bad element one thread saw, of data (k = 0) and of gradients
+ * (k = 1); span == n: none. A thread walks its blocks in order, so its
+ * first find is its smallest. */
+typedef struct GuardFirst {
+    int span;
+    int64_t elem;
+} GuardFirst;
+
+/* Block b of span s: data scanned, then the penalty added to the gradient
+ * (the statement of nrt_penalty_grad, so the same bits) and the gradient
+ * scanned while the block is still in L1. */
+static void guard_block(float *block, const NrtGuardSpan *sp, int s, int n, int64_t b, GuardFirst *first)
+{
+    int64_t i0 = b * SCAN_BLOCK, len = sp->numel - i0 < SCAN_BLOCK ? sp->numel - i0 : SCAN_BLOCK;
+    const float *w = block + sp->off + i0;
+    if (first[0].span == n && block_bad(w, len))
+        first[0] = (GuardFirst){s, i0 + first_bad(w, len)};
+    if (sp->grad < 0)
+        return;
+    float *g = block + sp->grad + i0;
+    if (sp->l1 != 0.0 || sp->l2 != 0.0) {
+        float a = (float)sp->l1, c = (float)sp->l2;
+        for (int64_t i = 0; i < len; i++) {
+            float sign = w[i] > 0.0f ? a : w[i] < 0.0f ? -a : 0.0f;
+            g[i] += c * w[i] + sign;
+        }
+    }
+    if (first[1].span == n && block_bad(g, len))
+        first[1] = (GuardFirst){s, i0 + first_bad(g, len)};
+}
+
+/* Blocks [lo, hi) of the spans' blocks counted in table order. */
+static void guard_range(float *block, int n, const NrtGuardSpan *spans, int64_t lo, int64_t hi,
+                        GuardFirst *first)
+{
+    int64_t base = 0;
+    for (int s = 0; s < n && base < hi; s++) {
+        int64_t nb = (spans[s].numel + SCAN_BLOCK - 1) / SCAN_BLOCK;
+        for (int64_t b = lo > base ? lo - base : 0; b < nb && base + b < hi; b++)
+            guard_block(block, &spans[s], s, n, b, first);
+        base += nb;
+    }
+}
+
+static bool guard_before(GuardFirst a, GuardFirst b)
+{
+    return a.span < b.span || (a.span == b.span && a.elem < b.elem);
+}
+
+/* The blocks are split in contiguous ranges, one per thread, in memory
+ * order (as nrt_sgd_step's static split of the same parameters, so a
+ * thread tends to update what it has just read). */
+bool nrt_guard_pass(float *block, int n, const NrtGuardSpan *spans, NrtGuardBad *bad)
+{
+    int64_t nblocks = 0, floats = 0;
+    for (int s = 0; s < n; s++) {
+        nblocks += (spans[s].numel + SCAN_BLOCK - 1) / SCAN_BLOCK;
+        floats += spans[s].numel * (spans[s].grad >= 0 ? 2 : 1);
+    }
+    GuardFirst first[2] = {{n, 0}, {n, 0}};
+    OPT_PARALLEL(floats >= 2 * OPT_PAR_MIN)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num(), nt = omp_get_num_threads();
+#endif
+        GuardFirst mine[2] = {{n, 0}, {n, 0}};
+        guard_range(block, n, spans, nblocks * t / nt, nblocks * (t + 1) / nt, mine);
+        OPT_CRITICAL(nrt_guard_pass)
+        for (int k = 0; k < 2; k++)
+            if (guard_before(mine[k], first[k]))
+                first[k] = mine[k];
+    }
+    int k = first[0].span < n ? 0 : first[1].span < n ? 1 : -1;
+    if (k < 0)
+        return true;
+    *bad = (NrtGuardBad){first[k].span, k == 1, first[k].elem};
+    return false;
 }

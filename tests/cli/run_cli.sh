@@ -78,6 +78,10 @@ grep -q nrt_batchnorm_fold "$tmp/nofold.c" && { fail=$((fail + 1)); echo "FAIL: 
     || pass=$((pass + 1))
 grep -q "NRT_ACT_RELU" "$tmp/nofold.c" && pass=$((pass + 1)) \
     || { fail=$((fail + 1)); echo "FAIL: --no-fuse=bnfold,elementwise turned the epilogues off too"; }
+# update: the penalties are steps of their own only without it.
+expect 0 "--no-fuse=update" "$netc" "$ex/mlp.net" --no-fuse=update -o "$tmp/nofuseupd.c"
+grep -q "nrt_penalty_grad" "$tmp/nofuseupd.c" && ! grep -q "nrt_penalty_grad" "$root/generated/mlp.c" \
+    && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --no-fuse=update: penalty steps"; }
 expect 2 "--no-fuse=unknown" "$netc" check --no-fuse=bnfold,nope "$ex/lenet_bn.net"
 contains "$tmp/err" "unknown fusion pass in '--no-fuse=bnfold,nope'" "--no-fuse message"
 # mlp: 784*512+512 + 512*256+256 + 256*10+10 = 535,818.

@@ -1,7 +1,8 @@
 /* test_optim.c - runtime/optim.c: SGD (plain, momentum, Nesterov), Adam
  * (with L2), AdamW against hand-computed steps and against numbers torch
  * 1.13 produced; the L1/L2 penalties (gradient check of the penalty term,
- * value, threads); the numeric guard's scan (nrt_find_nonfinite). */
+ * value, threads); the numeric guard's scan (nrt_find_nonfinite) and its
+ * pass with the penalties fused (nrt_guard_pass). */
 #include <float.h>
 
 #include "layers_test.h"
@@ -193,6 +194,86 @@ static void test_optim_find_nonfinite(void **state)
     free(x);
 }
 
+/* A block of three parameters: a (300 000 floats, l2), b (1 000, no
+ * gradient), c (700, l1 + l2), then their gradients (b has none). */
+enum { GA = 300000, GB = 1000, GC = 700, GFLOATS = 2 * GA + GB + 2 * GC };
+static const NrtGuardSpan g_spans[3] = {
+    {0, GA + GB + GC, GA, 0.0, 5e-4}, {GA, -1, GB, 0.0, 0.0}, {GA + GB, 2 * GA + GB + GC, GC, 3e-3, 5e-2}};
+
+static float *guard_block_new(void)
+{
+    float *x = lt_alloc(GFLOATS);
+    lt_fill(x, GFLOATS, 21, -2.0, 2.0);
+    x[17] = 0.0f;       /* sign(0) = 0 under l1 */
+    x[GA + GB + 5] = 0.0f;
+    return x;
+}
+
+/* The pass adds each gradient's penalty with nrt_penalty_grad's bits, on 1
+ * and 2 threads alike, and finds nothing in a finite block. */
+static void test_optim_guard_pass_penalty(void **state)
+{
+    (void)state;
+    float *ref = guard_block_new();
+    for (int s = 0; s < 3; s++)
+        if (g_spans[s].grad >= 0)
+            nrt_penalty_grad(g_spans[s].numel, ref + g_spans[s].off, g_spans[s].l1, g_spans[s].l2,
+                             ref + g_spans[s].grad);
+    int before = nrt_get_threads();
+    for (int t = 1; t <= 2; t++) {
+        nrt_set_threads(t);
+        float *x = guard_block_new();
+        NrtGuardBad bad = {-1, false, -1};
+        assert_true(nrt_guard_pass(x, 3, g_spans, &bad));
+        assert_int_equal(bad.span, -1);
+        assert_memory_equal(x, ref, GFLOATS * sizeof *x);
+        free(x);
+    }
+    nrt_set_threads(before);
+    free(ref);
+}
+
+/* The first bad parameter (table order, then element) wins over any bad
+ * gradient; with none, the first bad gradient; every penalty is added even
+ * so; 1 and 2 threads give the same answer. */
+static void test_optim_guard_pass_bad(void **state)
+{
+    (void)state;
+    struct {
+        int64_t at[3];          /* bad floats (block offsets), -1: unused */
+        NrtGuardBad want;
+    } cases[] = {
+        {{GA + GB + GC + 5, 250000, -1}, {0, false, 250000}},          /* parameter a beats a's gradient */
+        {{GA + GB + 699, GA + 999, -1}, {1, false, 999}},              /* b before c */
+        {{2 * GA + GB + GC + 3, GA + GB + GC + 299999, -1}, {0, true, 299999}},  /* gradients: a first */
+        {{2 * GA + GB + GC + 3, -1, -1}, {2, true, 3}},
+        {{GA + GB + GC + 511, GA + GB + GC + 513, GA + GB + GC + 512}, {0, true, 511}},
+        {{GA + 7, GA + 6, -1}, {1, false, 6}},
+    };
+    int before = nrt_get_threads();
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int t = 1; t <= 2; t++) {
+            nrt_set_threads(t);
+            float *x = guard_block_new(), *ref = guard_block_new();
+            for (int k = 0; k < 3; k++)
+                if (cases[c].at[k] >= 0)
+                    x[cases[c].at[k]] = ref[cases[c].at[k]] = k == 1 ? INFINITY : NAN;
+            for (int s = 0; s < 3; s++)
+                if (g_spans[s].grad >= 0)
+                    nrt_penalty_grad(g_spans[s].numel, ref + g_spans[s].off, g_spans[s].l1, g_spans[s].l2,
+                                     ref + g_spans[s].grad);
+            NrtGuardBad bad;
+            assert_false(nrt_guard_pass(x, 3, g_spans, &bad));
+            assert_int_equal(bad.span, cases[c].want.span);
+            assert_int_equal(bad.grad, cases[c].want.grad);
+            assert_int_equal(bad.elem, cases[c].want.elem);
+            for (int64_t i = 0; i < GFLOATS; i++)    /* NaN-aware: every penalty added */
+                assert_true(isnan(x[i]) ? isnan(ref[i]) : x[i] == ref[i]);
+            free(x), free(ref);
+        }
+    nrt_set_threads(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +284,8 @@ int main(void)
         cmocka_unit_test(test_optim_penalty),
         cmocka_unit_test(test_optim_penalty_threads),
         cmocka_unit_test(test_optim_find_nonfinite),
+        cmocka_unit_test(test_optim_guard_pass_penalty),
+        cmocka_unit_test(test_optim_guard_pass_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
