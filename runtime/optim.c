@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "netrt.h"
+#include "optim_kernels.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -38,13 +39,58 @@
 
 enum { OPT_PAR_MIN = 1 << 16, PEN_CHUNKS = 64 };
 
+/* The update loops for this CPU, the ISA choice of the whole runtime
+ * (nrt_sgemm_isa; optim_kernels.c: every copy gives the same bits). */
+static unsigned optk_guard(int64_t n, const float *w, float *g, float l1, float l2, bool penalty)
+{
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (nrt_sgemm_isa() == NRT_ISA_AVX512)
+        return nrt_optk_guard_avx512(n, w, g, l1, l2, penalty);
+#endif
+    return nrt_optk_guard_portable(n, w, g, l1, l2, penalty);
+}
+
+static void optk_penalty(int64_t n, const float *w, float *g, float l1, float l2)
+{
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (nrt_sgemm_isa() == NRT_ISA_AVX512) {
+        nrt_optk_penalty_avx512(n, w, g, l1, l2);
+        return;
+    }
+#endif
+    nrt_optk_penalty_portable(n, w, g, l1, l2);
+}
+
+static void optk_sgd(int64_t n, float *w, const float *g, float *v, float lr, float mu, NrtSgdMode mode)
+{
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (nrt_sgemm_isa() == NRT_ISA_AVX512) {
+        nrt_optk_sgd_avx512(n, w, g, v, lr, mu, mode);
+        return;
+    }
+#endif
+    nrt_optk_sgd_portable(n, w, g, v, lr, mu, mode);
+}
+
+/* This thread's contiguous share [*lo, *hi) of n (omp for schedule(static)'s
+ * split; elementwise loops give the same bits for any split). */
+static void thread_share(int64_t n, int64_t *lo, int64_t *hi)
+{
+    int t = 0, nt = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num(), nt = omp_get_num_threads();
+#endif
+    *lo = n * t / nt, *hi = n * (t + 1) / nt;
+}
+
 void nrt_penalty_grad(int64_t numel, const float *w, double l1, double l2, float *g)
 {
     float a = (float)l1, b = (float)l2;
-    OPT_PARALLEL_FOR(numel >= OPT_PAR_MIN)
-    for (int64_t i = 0; i < numel; i++) {
-        float sign = w[i] > 0.0f ? a : w[i] < 0.0f ? -a : 0.0f;
-        g[i] += b * w[i] + sign;
+    OPT_PARALLEL(numel >= OPT_PAR_MIN)
+    {
+        int64_t lo, hi;
+        thread_share(numel, &lo, &hi);
+        optk_penalty(hi - lo, w + lo, g + lo, a, b);
     }
 }
 
@@ -72,17 +118,12 @@ void nrt_sgd_step(int64_t numel, float *w, const float *g, float *v, double lr,
                   double momentum, bool nesterov)
 {
     float mu = (float)momentum, rate = (float)lr;
-    if (momentum == 0.0 || !v) {
-        OPT_PARALLEL_FOR(numel >= OPT_PAR_MIN)
-        for (int64_t i = 0; i < numel; i++)
-            w[i] -= rate * g[i];
-        return;
-    }
-    OPT_PARALLEL_FOR(numel >= OPT_PAR_MIN)
-    for (int64_t i = 0; i < numel; i++) {
-        float vi = mu * v[i] + g[i];
-        v[i] = vi;
-        w[i] -= rate * (nesterov ? g[i] + mu * vi : vi);
+    NrtSgdMode mode = momentum == 0.0 || !v ? NRT_SGD_PLAIN : nesterov ? NRT_SGD_NESTEROV : NRT_SGD_MOMENTUM;
+    OPT_PARALLEL(numel >= OPT_PAR_MIN)
+    {
+        int64_t lo, hi;
+        thread_share(numel, &lo, &hi);
+        optk_sgd(hi - lo, w + lo, g + lo, mode == NRT_SGD_PLAIN ? NULL : v + lo, rate, mu, mode);
     }
 }
 
@@ -113,31 +154,14 @@ void nrt_adam_step(int64_t numel, float *w, const float *g, float *m, float *v, 
 
 /* The numeric guard before an update reads every weight and gradient, so
  * it costs a memory pass (on the mlp it was 15% of a step as a scalar loop
- * with an early exit). Blocks of SCAN_BLOCK floats are tested branch-free;
- * only a block that holds a bad value is rescanned for the first one.
- * Exponent bits all ones is NaN or Inf: then |bits| + 2^23 carries into the
- * sign bit, so one add per element and an OR over SCAN_LANES independent
- * lanes (they vectorize without a serial dependency) flag the block. */
-enum { SCAN_BLOCK = 512, SCAN_LANES = 16 };
+ * with an early exit). Blocks of SCAN_BLOCK floats are tested branch-free
+ * (optim_kernels.c: one add per element, independent OR lanes); only a
+ * block that holds a bad value is rescanned for the first one. */
+enum { SCAN_BLOCK = 512 };
 
 static bool block_bad(const float *x, int64_t n)
 {
-    uint32_t lane[SCAN_LANES] = {0}, bad = 0;
-    int64_t i = 0;
-    for (; i + SCAN_LANES <= n; i += SCAN_LANES)
-        for (int l = 0; l < SCAN_LANES; l++) {
-            uint32_t u;
-            memcpy(&u, x + i + l, sizeof u);
-            lane[l] |= (u & 0x7fffffffu) + 0x00800000u;
-        }
-    for (; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, x + i, sizeof u);
-        bad |= (u & 0x7fffffffu) + 0x00800000u;
-    }
-    for (int l = 0; l < SCAN_LANES; l++)
-        bad |= lane[l];
-    return (bad & 0x80000000u) != 0;
+    return optk_guard(n, x, NULL, 0.0f, 0.0f, false) != 0;
 }
 
 static int64_t first_bad(const float *x, int64_t n)
@@ -175,19 +199,11 @@ static void guard_block(float *block, const NrtGuardSpan *sp, int s, int n, int6
 {
     int64_t i0 = b * SCAN_BLOCK, len = sp->numel - i0 < SCAN_BLOCK ? sp->numel - i0 : SCAN_BLOCK;
     const float *w = block + sp->off + i0;
-    if (first[0].span == n && block_bad(w, len))
+    float *g = sp->grad >= 0 ? block + sp->grad + i0 : NULL;
+    unsigned bad = optk_guard(len, w, g, (float)sp->l1, (float)sp->l2, sp->l1 != 0.0 || sp->l2 != 0.0);
+    if ((bad & NRT_OPTK_BAD_W) && first[0].span == n)
         first[0] = (GuardFirst){s, i0 + first_bad(w, len)};
-    if (sp->grad < 0)
-        return;
-    float *g = block + sp->grad + i0;
-    if (sp->l1 != 0.0 || sp->l2 != 0.0) {
-        float a = (float)sp->l1, c = (float)sp->l2;
-        for (int64_t i = 0; i < len; i++) {
-            float sign = w[i] > 0.0f ? a : w[i] < 0.0f ? -a : 0.0f;
-            g[i] += c * w[i] + sign;
-        }
-    }
-    if (first[1].span == n && block_bad(g, len))
+    if ((bad & NRT_OPTK_BAD_G) && first[1].span == n)
         first[1] = (GuardFirst){s, i0 + first_bad(g, len)};
 }
 

@@ -274,6 +274,37 @@ static void test_optim_guard_pass_bad(void **state)
     nrt_set_threads(before);
 }
 
+/* The update loops come in a portable and an AVX-512 copy (optim_kernels.c),
+ * picked by the runtime's ISA: both give the same bits (penalties, the
+ * guard pass, SGD plain / momentum / Nesterov), tails included. */
+static void run_update(float *x)
+{
+    NrtGuardBad bad;
+    nrt_penalty_grad(GC, x + GA + GB, 3e-3, 5e-2, x + 2 * GA + GB);
+    assert_true(nrt_guard_pass(x, 3, g_spans, &bad));
+    float *w = x, *g = x + GA + GB + GC, *v = x + 2 * GA + GB + 2 * GC;
+    nrt_sgd_step(GA - 3, w, g, v, 0.01, 0.0, false);
+    nrt_sgd_step(GA - 3, w, g, v, 0.01, 0.9, false);
+    nrt_sgd_step(GA - 5, w + 1, g + 1, v + 1, 0.03, 0.9, true);
+}
+
+static void test_optim_update_isas(void **state)
+{
+    (void)state;
+    float *a = lt_alloc(GFLOATS + GA), *b = lt_alloc(GFLOATS + GA);
+    lt_fill(a, GFLOATS + GA, 22, -2.0, 2.0);
+    memcpy(b, a, (GFLOATS + GA) * sizeof *a);
+    NrtIsa before = nrt_sgemm_isa();
+    nrt_sgemm_set_isa(NRT_ISA_PORTABLE);
+    run_update(a);
+    if (nrt_sgemm_set_isa(NRT_ISA_AVX512) != NRT_ISA_AVX512)
+        print_message("no AVX-512 here: only the portable copy ran\n");
+    run_update(b);
+    nrt_sgemm_set_isa(before);
+    assert_memory_equal(a, b, (GFLOATS + GA) * sizeof *a);
+    free(a), free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_optim_find_nonfinite),
         cmocka_unit_test(test_optim_guard_pass_penalty),
         cmocka_unit_test(test_optim_guard_pass_bad),
+        cmocka_unit_test(test_optim_update_isas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
