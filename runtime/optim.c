@@ -37,7 +37,7 @@
 #define OPT_CRITICAL(name)
 #endif
 
-enum { OPT_PAR_MIN = 1 << 16, PEN_CHUNKS = 64 };
+enum { OPT_PAR_MIN = 1 << 16, PEN_CHUNKS = 64, SGD_CHUNK = 4096 };
 
 /* The update loops for this CPU, the ISA choice of the whole runtime
  * (nrt_sgemm_isa; optim_kernels.c: every copy gives the same bits). */
@@ -123,7 +123,11 @@ void nrt_sgd_step(int64_t numel, float *w, const float *g, float *v, double lr,
     {
         int64_t lo, hi;
         thread_share(numel, &lo, &hi);
-        optk_sgd(hi - lo, w + lo, g + lo, mode == NRT_SGD_PLAIN ? NULL : v + lo, rate, mu, mode);
+        for (int64_t e = hi; e > lo;) {    /* backwards: the guard pass's last blocks are in L2 */
+            int64_t s = e - SGD_CHUNK > lo ? e - SGD_CHUNK : lo;
+            optk_sgd(e - s, w + s, g + s, mode == NRT_SGD_PLAIN ? NULL : v + s, rate, mu, mode);
+            e = s;
+        }
     }
 }
 
