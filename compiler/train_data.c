@@ -274,11 +274,27 @@ void train_data_gather_range(const TrainSplit *s, int64_t first, int n, float *x
         x[i] = (float)src[i] * inv;
 }
 
+/* Requests the cache lines of image i (a shuffled row of a 47 MB data set
+ * is rarely cached: the gather waited on its loads, 2% of an mlp step). */
+static void prefetch_image(const TrainSplit *s, int64_t i)
+{
+    const uint8_t *p = s->images + i * s->input_size;
+    for (int64_t b = 0; b < s->input_size; b += 64)
+        __builtin_prefetch(p + b);
+    __builtin_prefetch(p + s->input_size - 1);
+}
+
 void train_data_gather(const TrainSplit *s, const NrtModelInfo *info, const int64_t *idx, int n,
                        float *x, int32_t *const *labels, float *const *values)
 {
-    for (int i = 0; i < n; i++)
+    enum { AHEAD = 4 };     /* images in flight */
+    for (int i = 0; i < n && i < AHEAD; i++)
+        prefetch_image(s, idx[i]);
+    for (int i = 0; i < n; i++) {
+        if (i + AHEAD < n)
+            prefetch_image(s, idx[i + AHEAD]);
         train_data_gather_range(s, idx[i], 1, x + (int64_t)i * s->input_size);
+    }
     for (int t = 0; t < info->ntargets && t < NRT_MAX_TARGETS; t++) {
         int64_t per = info->targets[t].n;
         for (int i = 0; i < n; i++) {
