@@ -5,7 +5,9 @@
  * memory traffic), on 1 and on 2 threads, compiled for AVX-512 through a
  * target attribute (portable vectors elsewhere). Each figure is the median
  * of R timed runs after a warm-up; workspaces are allocated once, outside
- * the timing, as generated code does. Usage: bench_kernels [runs [filter]]
+ * the timing, as generated code does. Convolutions are timed under both
+ * algorithms (nrt_conv_set_algo: im2col + SGEMM, direct) alternately; a
+ * pass the direct kernels do not cover shows the same path twice. Usage: bench_kernels [runs [filter]]
  * (runs default 9; filter: only the rows whose name contains it).
  * Speed only: correctness is the unit tests' job.
  */
@@ -20,10 +22,16 @@
 #include <omp.h>
 #endif
 
+/* Wall time, or with BENCH_CPU=1 in the environment the process's CPU
+ * time (robust on a shared host for 1-thread rows; for 2 threads it adds
+ * both threads' time, so it hides the parallel speed-up). */
 static double now(void)
 {
+    static int cpu = -1;
+    if (cpu < 0)
+        cpu = getenv("BENCH_CPU") && atoi(getenv("BENCH_CPU")) == 1;
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -172,7 +180,9 @@ static void conv_call(void *p)
         nrt_conv_backward_weights(&c->s, c->x, c->y, c->w, false, &c->ws);
 }
 
-static double bench_conv(const NrtConvShape *s, ConvPass pass, int runs)
+/* GFLOP/s of one convolution pass under the im2col (r[0]) and the direct
+ * (r[1]) algorithm, timed alternately (A B A B ...: the host is shared). */
+static void bench_conv(const NrtConvShape *s, ConvPass pass, int runs, double r[2])
 {
     int64_t p = nrt_conv_out_h(s) * nrt_conv_out_w(s);
     ConvCtx c = { *s, pass, rand_floats((size_t)(s->n * s->c * s->h * s->w)),
@@ -180,9 +190,19 @@ static double bench_conv(const NrtConvShape *s, ConvPass pass, int runs)
                   rand_floats((size_t)(s->n * s->f * p)), {NULL, 0} };
     c.ws.floats = nrt_conv_workspace_floats(s);
     c.ws.buf = malloc(c.ws.floats * sizeof(float));
-    double t = time_call(conv_call, &c, runs);
+    double *t[2] = { malloc((size_t)runs * sizeof(double)), malloc((size_t)runs * sizeof(double)) };
+    static const NrtConvAlgo algo[2] = { NRT_CONV_IM2COL, NRT_CONV_DIRECT };
+    for (int r_ = 0; r_ < runs; r_++)
+        for (int a = 0; a < 2; a++) {
+            nrt_conv_set_algo(algo[a]);
+            t[a][r_] = time_call(conv_call, &c, 1);
+        }
+    nrt_conv_set_algo(NRT_CONV_AUTO);
+    for (int a = 0; a < 2; a++) {
+        r[a] = 2.0 * (double)(s->n * s->f * s->c * s->k * s->k * p) / median(t[a], runs) / 1e9;
+        free(t[a]);
+    }
     free(c.x), free(c.w), free(c.b), free(c.y), free(c.ws.buf);
-    return 2.0 * (double)(s->n * s->f * s->c * s->k * s->k * p) / t / 1e9;
 }
 
 static void set_threads(int n)
@@ -247,19 +267,24 @@ int main(int argc, char **argv)
         {"resnet8 s3 32->64 3x3 s2 14x14", {64, 32, 14, 14, 64, 3, 2, 1}},
         {"resnet8 s3 64->64 3x3 7x7", {64, 64, 7, 7, 64, 3, 1, 1}},
         {"resnet8 short 16->32 1x1 s2", {64, 16, 28, 28, 32, 1, 2, 0}},
+        {"tta lenet c1 1->32 3x3 28x28 b128", {128, 1, 28, 28, 32, 3, 1, 1}},
+        {"tta lenet c2 32->64 3x3 14x14 b128", {128, 32, 14, 14, 64, 3, 1, 1}},
+        {"tta lenet c3 64->128 3x3 7x7 b128", {128, 64, 7, 7, 128, 3, 1, 1}},
     };
     static const char *pass_name[] = {"fwd", "bwd data", "bwd weights"};
-    printf("\n| conv, batch 64 | pass | 1 thr GFLOP/s | %% peak | 2 thr GFLOP/s | %% peak |\n");
-    printf("| --- | --- | ---: | ---: | ---: | ---: |\n");
+    printf("\n| conv (batch 64 unless named) | pass | 1 thr im2col | 1 thr direct | %% peak |"
+           " 2 thr im2col | 2 thr direct | %% peak |\n");
+    printf("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++)
         for (int pass = 0; pass < 3 && strstr(convs[i].name, only); pass++) {
-            double r[3];
+            double r[3][2];
             for (int th = 1; th <= 2; th++) {
                 set_threads(th);
-                r[th] = bench_conv(&convs[i].s, (ConvPass)pass, runs);
+                bench_conv(&convs[i].s, (ConvPass)pass, runs, r[th]);
             }
-            printf("| %s | %s | %.1f | %.0f%% | %.1f | %.0f%% |\n", convs[i].name, pass_name[pass],
-                   r[1], 100 * r[1] / peak[1], r[2], 100 * r[2] / peak[2]);
+            printf("| %s | %s | %.1f | %.1f | %.0f%% | %.1f | %.1f | %.0f%% |\n", convs[i].name,
+                   pass_name[pass], r[1][0], r[1][1], 100 * r[1][1] / peak[1], r[2][0], r[2][1],
+                   100 * r[2][1] / peak[2]);
             fflush(stdout);
         }
     return 0;

@@ -27,6 +27,7 @@
  */
 #include "netrt.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,53 @@ static size_t r16(size_t x) { return (x + 15) / 16 * 16; }
 int64_t nrt_conv_out_h(const NrtConvShape *s) { return (s->h + 2 * s->pad - s->k) / s->stride + 1; }
 int64_t nrt_conv_out_w(const NrtConvShape *s) { return (s->w + 2 * s->pad - s->k) / s->stride + 1; }
 
+/* The direct path (conv_direct_avx512.c) for one convolution shape: the
+ * phase planes of the padded copy (hq x wq, stride^2 per channel), the
+ * padded positions q of the output, and the copy's floats (with 32 floats
+ * of slack: the last tile's thrown-away lanes read up to 31 past the end). */
+typedef struct DirectPlan {
+    int64_t hq, wq, q, floats;
+} DirectPlan;
+
+static DirectPlan direct_plan(const NrtConvShape *s, int64_t oh, int64_t ow)
+{
+    DirectPlan p;
+    int64_t st = s->stride;
+    p.hq = (s->h + 2 * s->pad + st - 1) / st;
+    p.wq = (s->w + 2 * s->pad + st - 1) / st;
+    p.q = (oh - 1) * p.wq + ow;
+    p.floats = s->c * st * st * p.hq * p.wq + 32;
+    return p;
+}
+
+static _Atomic int conv_algo = NRT_CONV_AUTO;
+
+void nrt_conv_set_algo(NrtConvAlgo algo) { atomic_store(&conv_algo, (int)algo); }
+
+/* Whether a convolution of shape s (a forward one, or the transposed one
+ * of a flipped backward data) runs direct: only with the AVX-512 kernels,
+ * and by measurement (bench_kernels, CPU time, bench/RESULTS.md "Issue #6,
+ * fourth session"): direct won on every model shape with at least 24 taps
+ * (c*k*k; lenet conv1 25 taps 38 -> 49 GFLOP/s, resnet8 s1 81 -> 118, the
+ * strided 3x3 ones 62-80 -> 78-91) and lost below, where each 8 x 32 tile
+ * is mostly epilogue (3x3 on one channel, 9 taps: 40 -> 38 and 48 -> 42),
+ * and on 1x1 stride-2 convolutions, whose padded copy holds 4x the pixels
+ * they read (35 -> 25). */
+static bool use_direct(const NrtConvShape *s)
+{
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (nrt_sgemm_isa() != NRT_ISA_AVX512)
+        return false;
+    int algo = atomic_load(&conv_algo);
+    if (algo != NRT_CONV_AUTO)
+        return algo == NRT_CONV_DIRECT;
+    return s->k > 1 && s->c * s->k * s->k >= 24;
+#else
+    (void)s;
+    return false;
+#endif
+}
+
 /* Derived sizes shared by all kernels of one call. */
 typedef struct ConvDims {
     int64_t oh, ow, p;        /* output plane */
@@ -54,6 +102,8 @@ typedef struct ConvDims {
     NrtConvShape ts;          /* that transposed convolution, one sample */
     int64_t tkk, hw;          /* its GEMM depth f*k*k and output plane h*w */
     int64_t ngroups;
+    DirectPlan fwd, bwd;      /* the direct path's copies of x and (flip) of dy */
+    bool dir_fwd, dir_bwd;    /* forward / flipped backward data run direct */
 } ConvDims;
 
 static ConvDims conv_dims(const NrtConvShape *s)
@@ -75,6 +125,10 @@ static ConvDims conv_dims(const NrtConvShape *s)
     d.tkk = s->f * s->k * s->k;
     d.hw = s->h * s->w;
     d.ngroups = min64(s->n, NRT_CONV_SLOTS);
+    d.fwd = direct_plan(s, d.oh, d.ow);
+    d.bwd = direct_plan(&d.ts, s->h, s->w);
+    d.dir_fwd = !d.direct && use_direct(s);
+    d.dir_bwd = d.flip && use_direct(&d.ts);
     return d;
 }
 
@@ -96,9 +150,23 @@ static size_t gemm_floats(const NrtConvShape *s, const ConvDims *d)
     return max_size(g, nrt_sgemm_workspace_floats(s->c, d->hw, d->tkk));
 }
 
+/* The column matrix of either GEMM, or the direct path's padded copy. */
 static size_t col_floats(const ConvDims *d)
 {
-    return r16(max_size((size_t)(d->kk * d->p), (size_t)(d->tkk * d->hw)));
+    size_t n = max_size((size_t)(d->kk * d->p), (size_t)(d->tkk * d->hw));
+    n = max_size(n, (size_t)d->fwd.floats);
+    return r16(max_size(n, (size_t)d->bwd.floats));
+}
+
+static int64_t r8(int64_t x) { return (x + 7) / 8 * 8; }
+
+/* After the slots: the flipped weights (c, f*k*k), then the direct path's
+ * packed weights of the forward and the flipped convolution, then the tap
+ * offsets of both (int32). */
+static size_t shared_floats(const NrtConvShape *s, const ConvDims *d)
+{
+    return r16((size_t)(s->c * d->tkk)) + r16((size_t)(r8(s->f) * d->kk)) +
+           r16((size_t)(r8(s->c) * d->tkk)) + r16((size_t)d->kk) + r16((size_t)d->tkk);
 }
 
 static size_t slot_floats(const NrtConvShape *s, const ConvDims *d)
@@ -106,17 +174,33 @@ static size_t slot_floats(const NrtConvShape *s, const ConvDims *d)
     return col_floats(d) + r16(gemm_floats(s, d)) + r16((size_t)(s->f * d->kk));
 }
 
-/* The slots, then the flipped weights (c, f*k*k) shared by all slots. */
+/* The slots, then the arrays shared by all slots (shared_floats). */
 size_t nrt_conv_workspace_floats(const NrtConvShape *s)
 {
     ConvDims d = conv_dims(s);
-    return NRT_CONV_SLOTS * slot_floats(s, &d) + (size_t)(s->c * d.tkk);
+    return NRT_CONV_SLOTS * slot_floats(s, &d) + shared_floats(s, &d);
 }
 
 static float *flipped_weights(float *base, const NrtConvShape *s, const ConvDims *d)
 {
     return base + NRT_CONV_SLOTS * slot_floats(s, d);
 }
+
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+/* The direct path's packed weights and offsets: forward (flip = false) or
+ * the flipped backward data. */
+static float *direct_weights(float *base, const NrtConvShape *s, const ConvDims *d, bool flip)
+{
+    float *p = flipped_weights(base, s, d) + r16((size_t)(s->c * d->tkk));
+    return flip ? p + r16((size_t)(r8(s->f) * d->kk)) : p;
+}
+
+static int32_t *direct_offsets(float *base, const NrtConvShape *s, const ConvDims *d, bool flip)
+{
+    float *p = direct_weights(base, s, d, true) + r16((size_t)(r8(s->c) * d->tkk));
+    return (int32_t *)(flip ? p + r16((size_t)d->kk) : p);
+}
+#endif
 
 static ConvSlot slot_at(float *base, const NrtConvShape *s, const ConvDims *d, int64_t j)
 {
@@ -259,6 +343,74 @@ static bool go_parallel(const NrtConvShape *s, const ConvDims *d)
 }
 #endif
 
+/* ---- the direct path (AVX-512) ----------------------------------------- */
+
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+/* off[(ci*k + ki)*k + kj]: where the tap reads in the padded copy, relative
+ * to the output's padded position (conv_direct_avx512.c). */
+static void tap_offsets(const NrtConvShape *s, const DirectPlan *pl, int32_t *off)
+{
+    int64_t k = s->k, st = s->stride, plane = pl->hq * pl->wq;
+    for (int64_t ci = 0; ci < s->c; ci++)
+        for (int64_t ki = 0; ki < k; ki++)
+            for (int64_t kj = 0; kj < k; kj++)
+                off[(ci * k + ki) * k + kj] = (int32_t)(((ci * st + ki % st) * st + kj % st) *
+                                                            plane +
+                                                        ki / st * pl->wq + kj / st);
+}
+
+/* w (m, kk) packed as gemm.c packs A, every K slice (NrtDirectConv.ap). */
+static void pack_weights(const float *w, int64_t m, int64_t kk, float *ap)
+{
+    for (int64_t p0 = 0; p0 < kk; p0 += NRT_GEMM_KC) {
+        int64_t kc = min64(NRT_GEMM_KC, kk - p0);
+        for (int64_t i0 = 0; i0 < m; i0 += NRT_GEMM_MR)
+            nrt_gemm_pack_rows8_avx512(w + i0 * kk + p0, kk, (int)min64(NRT_GEMM_MR, m - i0),
+                                       kc, ap + p0 * r8(m) + i0 * kc);
+    }
+}
+
+/* The convolution of every sample of x into y, direct: the forward one
+ * (flip false: x, w, y as given) or the flipped backward data (x = dy,
+ * w = the flipped weights, y = dx). Same groups and slots as the GEMM
+ * path; each slot's copy is zeroed once, then only its interior changes. */
+static bool direct_run(const NrtConvShape *s, const ConvDims *d, bool flip, float *base,
+                       const float *w, const float *x, float *y, float beta,
+                       const NrtEpilogue *ep)
+{
+    const NrtConvShape *cs = flip ? &d->ts : s;
+    const DirectPlan *pl = flip ? &d->bwd : &d->fwd;
+    int64_t kk = cs->c * cs->k * cs->k, oh = nrt_conv_out_h(cs), ow = nrt_conv_out_w(cs);
+    int64_t xs = cs->c * cs->h * cs->w, ys = cs->f * oh * ow;
+    float *ap = direct_weights(base, s, d, flip);
+    int32_t *off = direct_offsets(base, s, d, flip);
+    pack_weights(w, cs->f, kk, ap);
+    tap_offsets(cs, pl, off);
+    NrtDirectConv dc = { .f = cs->f, .kk = kk, .wq = pl->wq, .ow = ow, .q = pl->q,
+                         .p = oh * ow, .off = off, .ap = ap };
+#pragma omp parallel for schedule(static) if (go_parallel(s, d))
+    for (int64_t j = 0; j < d->ngroups; j++) {
+        ConvSlot sl = slot_at(base, s, d, j);
+        int64_t first, end;
+        group_range(s, d, j, &first, &end);
+        memset(sl.col, 0, (size_t)pl->floats * sizeof(float));
+        for (int64_t i = first; i < end; i++) {
+            nrt_conv_pad_avx512(cs, pl->hq, pl->wq, x + i * xs, sl.col);
+            nrt_conv_direct_avx512(&dc, sl.col, y + i * ys, beta, ep);
+        }
+    }
+    return true;
+}
+#else
+static bool direct_run(const NrtConvShape *s, const ConvDims *d, bool flip, float *base,
+                       const float *w, const float *x, float *y, float beta,
+                       const NrtEpilogue *ep)
+{
+    (void)s, (void)d, (void)flip, (void)base, (void)w, (void)x, (void)y, (void)beta, (void)ep;
+    return false;   /* use_direct() is false without the AVX-512 kernels */
+}
+#endif
+
 /* ---- forward ------------------------------------------------------------ */
 
 static void forward_sample(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl,
@@ -285,6 +437,10 @@ void nrt_conv_forward(const NrtConvShape *s, const float *x, const float *w, con
         return;
     }
     NrtEpilogue ep = { .bias_kind = bias ? NRT_BIAS_ROW : NRT_BIAS_NONE, .bias = bias, .act = act };
+    if (d.dir_fwd && direct_run(s, &d, false, base, w, x, y, 0.0f, &ep)) {
+        free(owned);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (go_parallel(s, &d))
     for (int64_t j = 0; j < d.ngroups; j++) {
         ConvSlot sl = slot_at(base, s, &d, j);
@@ -371,6 +527,10 @@ void nrt_conv_backward_data(const NrtConvShape *s, const float *dy, const float 
     float *wf = flipped_weights(base, s, &d);
     if (d.flip)
         flip_weights(s, w, wf);
+    if (d.dir_bwd && direct_run(s, &d, true, base, wf, dy, dx, accumulate ? 1.0f : 0.0f, NULL)) {
+        free(owned);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (go_parallel(s, &d))
     for (int64_t j = 0; j < d.ngroups; j++) {
         ConvSlot sl = slot_at(base, s, &d, j);

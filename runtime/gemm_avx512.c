@@ -12,37 +12,9 @@
  * shapes (M = 6, 16, 32, 64). GNU vector types keep gcc and clang from
  * re-blocking the loops (TOOLCHAIN.md).
  */
-#include "gemm_kernel.h"
-
-typedef float NrtV16 __attribute__((vector_size(64)));
-typedef float NrtV16u __attribute__((vector_size(64), aligned(4)));
-typedef int32_t NrtI16 __attribute__((vector_size(64)));
+#include "gemm_finish_avx512.h"
 
 enum { NV = NRT_GEMM_NR / 16 };
-
-#include <immintrin.h>
-
-/* The tile epilogue (gemm_kernel.h) on 16 columns of row i, vector j; only
- * the lanes in `mask` are read and written (edges of C, bias_col). */
-static void finish_vec(NrtV16 acc, float *c, int i, int j, const NrtGemmTile *t, __mmask16 mask)
-{
-    NrtV16 v = acc * t->alpha;
-    if (t->first) {
-        if (t->beta != 0.0f)
-            v += (NrtV16)_mm512_maskz_loadu_ps(mask, c) * t->beta;
-    } else {
-        v = (NrtV16)_mm512_maskz_loadu_ps(mask, c) + v;
-    }
-    if (t->last) {
-        if (t->bias_row)
-            v += t->bias_row[i];
-        if (t->bias_col)
-            v += (NrtV16)_mm512_maskz_loadu_ps(mask, t->bias_col + j * 16);
-        if (t->act == NRT_ACT_RELU)
-            v = (NrtV16)((NrtI16)(v > 0.0f) & (NrtI16)v);
-    }
-    _mm512_mask_storeu_ps(c, mask, (__m512)v);
-}
 
 void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_t ldbp,
                             float *c, int64_t ldc, int mr, int nr,
@@ -78,7 +50,7 @@ void nrt_gemm_kernel_avx512(int64_t kc, const float *ap, const float *bp, int64_
         if (i < mr)
             for (int j = 0; j < NV; j++)
                 if (m[j])
-                    finish_vec(acc[i][j], c + i * ldc + j * 16, i, j, t, m[j]);
+                    nrt_finish_vec(acc[i][j], c + i * ldc + j * 16, i, j, t, m[j]);
 }
 
 /* ---- transposing packers (edge panels zero-padded) ------------------------ */
@@ -175,7 +147,7 @@ void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int nr, int64_t k
 
 /* Bit-for-bit what the packed path computes for the same rows: every
  * element accumulates fma(a[p], b[p], acc) in increasing p within K slices
- * of NRT_GEMM_KC, each slice finished by finish_vec with the same first /
+ * of NRT_GEMM_KC, each slice finished by nrt_finish_vec with the same first /
  * last flags. Generated models rely on it: predict() of one sample equals
  * that sample's outputs in a full batch. */
 
@@ -268,7 +240,7 @@ static void gemv_dot(const NrtGemv *g, int64_t j0, int64_t j1)
             }
             for (int64_t i = 0; i < g->m; i++) {
                 NrtGemmTile t = gemv_tile(g, i, j, p0 == 0, p0 + kc == g->k);
-                finish_vec(acc[i], g->c + i * g->ldc + j, 0, 0, &t, mj);
+                nrt_finish_vec(acc[i], g->c + i * g->ldc + j, 0, 0, &t, mj);
             }
         }
     }
@@ -294,7 +266,7 @@ static void gemv_rows(const NrtGemv *g, int64_t j0, int64_t j1)
                 NrtGemmTile t = gemv_tile(g, i, j, p0 == 0, p1 == g->k);
                 for (int q = 0; q < 4; q++)
                     if (m[q])
-                        finish_vec(acc[q], g->c + i * g->ldc + j + 16 * q, 0, q, &t, m[q]);
+                        nrt_finish_vec(acc[q], g->c + i * g->ldc + j + 16 * q, 0, q, &t, m[q]);
             }
         }
     }

@@ -8,6 +8,13 @@
  * over 32 columns, strides other than 1 and 2). Call it only when the CPU
  * has avx512f.
  *
+ * nrt_conv_pad_avx512 and nrt_conv_direct_avx512 (conv_direct_avx512.c)
+ * are the direct convolution of one sample: the padded, phase-split copy
+ * of x (the caller zeroes xp once; the copy writes only the image's own
+ * positions, so the padding stays zero across samples), then y = epilogue(
+ * conv + beta * y) with exactly the bits of im2col + nrt_sgemm_ex (the
+ * geometry and tap offsets come from conv.c's direct_plan).
+ *
  * nrt_rng_mask16_avx512 is rng.c's dropout-mask fill for 16 blocks.
  *
  * nrt_maxpool2_avx512 is pool.c's 2x2, stride-2, unpadded max pooling of
@@ -23,7 +30,23 @@
 #include "gemm_kernel.h"
 #include "netrt.h"
 
+/* One sample's direct convolution: M = f output channels, K = kk taps over
+ * q padded positions (q = (oh - 1) * wq + ow; position oy*wq + ox is output
+ * (oy, ox), valid when ox < ow); y planes are p = oh*ow floats apart. */
+typedef struct NrtDirectConv {
+    int64_t f, kk;
+    int64_t wq, ow, q, p;
+    const int32_t *off;   /* off[t]: where tap t reads in the copy, relative to q */
+    const float *ap;      /* weights packed as gemm.c packs A: the slice from tap p0
+                           * (kc deep) at ap + p0 * roundup(f, 8), 8-row panels of
+                           * kc x 8 floats one after the other */
+} NrtDirectConv;
+
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+NRT_HIDDEN void nrt_conv_pad_avx512(const NrtConvShape *s, int64_t hq, int64_t wq,
+                                    const float *x, float *xp);
+NRT_HIDDEN void nrt_conv_direct_avx512(const NrtDirectConv *d, const float *xp, float *y,
+                                       float beta, const NrtEpilogue *ep);
 NRT_HIDDEN bool nrt_im2col_avx512(const NrtConvShape *s, int64_t oh, int64_t ow, const float *x,
                                   float *col);
 /* rng_avx512.c: 16 Philox4x32-10 blocks at counters (ctr[0] + l, ctr[1],

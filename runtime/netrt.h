@@ -461,6 +461,14 @@ typedef struct NrtConvShape {
     int64_t stride, pad;
 } NrtConvShape;
 
+/* How convolutions run (process-wide; tests and benchmarks): AUTO picks
+ * per shape; IM2COL forces im2col + SGEMM everywhere; DIRECT forces the
+ * direct kernels wherever they apply (AVX-512 CPUs; not 1x1 stride-1
+ * unpadded convolutions, which use x as the column matrix, nor backward
+ * data of strided ones). All three give the same bits. */
+typedef enum NrtConvAlgo { NRT_CONV_AUTO = 0, NRT_CONV_IM2COL = 1, NRT_CONV_DIRECT = 2 } NrtConvAlgo;
+void nrt_conv_set_algo(NrtConvAlgo algo);
+
 int64_t nrt_conv_out_h(const NrtConvShape *s);
 int64_t nrt_conv_out_w(const NrtConvShape *s);
 /* Workspace floats, with K = c*k*k, P = oh*ow, T = f*k*k, Q = h*w and r16

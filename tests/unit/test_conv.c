@@ -7,8 +7,9 @@
  * the float dot-product bound, not a guess). Configurations cover kernel
  * 1/3/5, stride 1/2, pad 0/1/2, 1..16 channels and filters, odd planes,
  * batches smaller and larger than NRT_CONV_SLOTS, the lenet_bn and resnet8
- * layer shapes, the AVX-512 and portable paths, the caller's workspace, and
- * bitwise equality across thread counts.
+ * layer shapes, the AVX-512 and portable paths, the direct convolution
+ * against im2col + SGEMM (bitwise) over awkward shapes, the caller's
+ * workspace, and bitwise equality across thread counts.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -223,6 +224,59 @@ static void test_isa_paths(void **state)
     nrt_sgemm_set_isa(NRT_ISA_AUTO);
 }
 
+/* out = forward (bias, ReLU) then backward data (overwrite, then
+ * accumulated onto itself) under one convolution algorithm. */
+static void run_algo(NrtConvAlgo algo, const NrtConvShape *s, const Bufs *B, float *y,
+                     float *dx, float *dx2)
+{
+    nrt_conv_set_algo(algo);
+    nrt_conv_forward(s, B->x, B->w, B->b, NRT_ACT_RELU, y, NULL);
+    nrt_conv_backward_data(s, B->dy, B->w, dx, false, NULL);
+    memcpy(dx2, B->x, B->nx * sizeof(float));
+    nrt_conv_backward_data(s, B->dy, B->w, dx2, true, NULL);
+    nrt_conv_set_algo(NRT_CONV_AUTO);
+}
+
+/* The direct convolution (conv_direct_avx512.c) over awkward shapes: k = 1,
+ * 3, 5, 7, stride 1 and 2, every pad 0 .. k-1, odd planes (some wider than
+ * 32 columns), c = 1, filters not a multiple of 8, depth over one K slice:
+ * the same bits as im2col + SGEMM, and within the bound of the reference
+ * (check_all). Without AVX-512 both runs take the im2col path. */
+static void test_direct_paths(void **state)
+{
+    (void)state;
+    static const int64_t cf[][2] = {{1, 5}, {3, 9}, {16, 17}, {30, 8}, {2, 1}};
+    int count = 0;
+    for (int64_t k = 1; k <= 7; k += 2)
+        for (int64_t st = 1; st <= 2; st++)
+            for (int64_t pad = 0; pad < k; pad++) {
+                int v = count++ % 5;
+                NrtConvShape s = { 1 + count % 3, cf[v][0], 7 + 2 * (count % 4),
+                                   count % 7 == 0 ? 37 : 9 + 2 * (count % 3), cf[v][1], k, st,
+                                   pad };
+                if (s.h + 2 * pad < k || s.w + 2 * pad < k)
+                    continue;
+                Bufs B = bufs_new(&s);
+                float *out[2][3];
+                for (int a = 0; a < 2; a++) {
+                    out[a][0] = malloc(B.ny * sizeof(float));
+                    out[a][1] = malloc(B.nx * sizeof(float));
+                    out[a][2] = malloc(B.nx * sizeof(float));
+                    run_algo(a ? NRT_CONV_DIRECT : NRT_CONV_IM2COL, &s, &B, out[a][0],
+                             out[a][1], out[a][2]);
+                }
+                assert_memory_equal(out[0][0], out[1][0], B.ny * sizeof(float));
+                assert_memory_equal(out[0][1], out[1][1], B.nx * sizeof(float));
+                assert_memory_equal(out[0][2], out[1][2], B.nx * sizeof(float));
+                for (int a = 0; a < 2; a++)
+                    free(out[a][0]), free(out[a][1]), free(out[a][2]);
+                bufs_free(&B);
+                nrt_conv_set_algo(NRT_CONV_DIRECT);
+                check_all(&s, NULL);
+                nrt_conv_set_algo(NRT_CONV_AUTO);
+            }
+}
+
 /* The caller's workspace (exact size, unaligned), nothing written past it. */
 static void test_workspace(void **state)
 {
@@ -280,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_small_configurations),
         cmocka_unit_test(test_model_layers),
         cmocka_unit_test(test_isa_paths),
+        cmocka_unit_test(test_direct_paths),
         cmocka_unit_test(test_workspace),
         cmocka_unit_test(test_thread_count_bitwise),
     };
