@@ -27,6 +27,10 @@
 
 #include "netrt.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #define BN_PRAGMA(x) _Pragma(#x)
 #ifdef _OPENMP
 #define BN_PARALLEL_FOR(cond) BN_PRAGMA(omp parallel for schedule(static) if (cond))
@@ -137,26 +141,52 @@ static void bn_affine(const float *x, float *y, int64_t len, float scale, float 
         y[j] = bn_act1(x[j] * scale + shift, act);
 }
 
-/* One channel of the training forward, spatial > 1. */
-static void bn_train_channel(int64_t n, int64_t c, int64_t spatial, int64_t ch, const float *x,
-                             const float *gamma, const float *beta, double eps, double momentum,
-                             float *running_mean, float *running_var, BnAct act, float *y,
-                             float *save_mean, float *save_invstd)
+/* Channels [c0, c1) (at most BN_BLOCK) of the training forward, spatial > 1.
+ * Samples outer, channels inner: the group's planes of a sample are
+ * contiguous, so the loads stream (a channel alone is a 3 KB plane every
+ * c planes). Each channel still sums its planes in sample order (the same
+ * bits as channel by channel); the affine pass walks the samples
+ * backwards, starting on the planes the sums read last (still in cache). */
+static void bn_train_group(int64_t n, int64_t c, int64_t spatial, int64_t c0, int64_t c1, const float *x,
+                           const float *gamma, const float *beta, double eps, double momentum,
+                           float *running_mean, float *running_var, BnAct act, float *y,
+                           float *save_mean, float *save_invstd)
 {
-    int64_t M = n * spatial;
-    float K = x[ch * spatial];
-    double s1 = 0.0, s2 = 0.0;
+    int64_t M = n * spatial, nc = c1 - c0;
+    float K[BN_BLOCK], fscale[BN_BLOCK], fshift[BN_BLOCK];
+    double s1[BN_BLOCK] = {0}, s2[BN_BLOCK] = {0};
+    for (int64_t k = 0; k < nc; k++)
+        K[k] = x[(c0 + k) * spatial];
     for (int64_t i = 0; i < n; i++)
-        bn_plane_moments(x + (i * c + ch) * spatial, spatial, K, &s1, &s2);
-    double d = s1 / (double)M, mean = K + d, var = s2 / (double)M - d * d;
-    double invstd = bn_finish_stats(ch, M, mean, var > 0.0 ? var : 0.0, eps, momentum,
-                                    running_mean, running_var, save_mean, save_invstd);
-    double scale = gamma[ch] * invstd;
-    float fscale = (float)scale, fshift = (float)(beta[ch] - mean * scale);
-    for (int64_t i = 0; i < n; i++) {
-        int64_t off = (i * c + ch) * spatial;
-        bn_affine(x + off, y + off, spatial, fscale, fshift, act);
+        for (int64_t k = 0; k < nc; k++)
+            bn_plane_moments(x + (i * c + c0 + k) * spatial, spatial, K[k], &s1[k], &s2[k]);
+    for (int64_t k = 0; k < nc; k++) {
+        int64_t ch = c0 + k;
+        double d = s1[k] / (double)M, mean = K[k] + d, var = s2[k] / (double)M - d * d;
+        double invstd = bn_finish_stats(ch, M, mean, var > 0.0 ? var : 0.0, eps, momentum,
+                                        running_mean, running_var, save_mean, save_invstd);
+        double scale = gamma[ch] * invstd;
+        fscale[k] = (float)scale, fshift[k] = (float)(beta[ch] - mean * scale);
     }
+    for (int64_t i = n - 1; i >= 0; i--)
+        for (int64_t k = nc - 1; k >= 0; k--) {
+            int64_t off = (i * c + c0 + k) * spatial;
+            bn_affine(x + off, y + off, spatial, fscale[k], fshift[k], act);
+        }
+}
+
+/* Channels per group for spatial > 1: the channels split evenly over the
+ * threads (contiguous ranges, as schedule(static) over channels gave),
+ * at most BN_BLOCK per group. */
+static int64_t bn_group_size(int64_t c, bool par)
+{
+    int64_t t = 1;
+#ifdef _OPENMP
+    if (par)
+        t = omp_get_max_threads();
+#endif
+    int64_t g = (c + t - 1) / t;
+    return g < BN_BLOCK ? g : BN_BLOCK;
 }
 
 /* A block of features [f0, f1) of the training forward, spatial == 1. */
@@ -227,10 +257,13 @@ void nrt_batchnorm_forward_train_act(int64_t n, int64_t c, int64_t spatial, cons
         }
         return;
     }
-    BN_PARALLEL_FOR(par && c > 1)
-    for (int64_t ch = 0; ch < c; ch++)
-        bn_train_channel(n, c, spatial, ch, x, gamma, beta, eps, momentum, running_mean,
-                         running_var, act, y, save_mean, save_invstd);
+    int64_t gs = bn_group_size(c, par), ngroups = (c + gs - 1) / gs;
+    BN_PARALLEL_FOR(par && ngroups > 1)
+    for (int64_t gi = 0; gi < ngroups; gi++) {
+        int64_t c1 = (gi + 1) * gs < c ? (gi + 1) * gs : c;
+        bn_train_group(n, c, spatial, gi * gs, c1, x, gamma, beta, eps, momentum, running_mean,
+                       running_var, act, y, save_mean, save_invstd);
+    }
 }
 
 /* y = (x - rm) / sqrt(rv + eps) * gamma + beta, as one scale and shift per
@@ -358,33 +391,44 @@ static void bn_plane_dx(const float *dy, const float *x, BnOut yr, int64_t len,
     }
 }
 
-static void bn_backward_channel(int64_t n, int64_t c, int64_t spatial, int64_t ch,
-                                const float *dy, const float *x, BnOut yr,
-                                const float *gamma, const float *save_mean,
-                                const float *save_invstd, float *dx, float *dgamma,
-                                float *dbeta, bool acc_dx, bool acc_params)
+/* Channels [c0, c1) (at most BN_BLOCK) of the backward, spatial > 1: as
+ * bn_train_group, samples outer for streaming loads, every channel's sums
+ * in sample order, dx walking the samples backwards (the planes the sums
+ * read last are still in L2; at batch 256 a channel's dy, x and y of
+ * lenet_bn's first batchnorm are 2.4 MB). */
+static void bn_backward_group(int64_t n, int64_t c, int64_t spatial, int64_t c0, int64_t c1,
+                              const float *dy, const float *x, BnOut yr,
+                              const float *gamma, const float *save_mean,
+                              const float *save_invstd, float *dx, float *dgamma,
+                              float *dbeta, bool acc_dx, bool acc_params)
 {
-    int64_t M = n * spatial;
-    double mean = save_mean[ch], invstd = save_invstd[ch];
-    double sg = 0.0, sgx = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t off = (i * c + ch) * spatial;
-        bn_plane_grad_sums(dy + off, x + off, bn_out_at(yr, off), spatial, (float)mean, &sg,
-                           &sgx);
+    int64_t M = n * spatial, nc = c1 - c0;
+    double sg[BN_BLOCK] = {0}, sgx[BN_BLOCK] = {0};
+    float mean_g[BN_BLOCK], k[BN_BLOCK], coef[BN_BLOCK];
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t q = 0; q < nc; q++) {
+            int64_t off = (i * c + c0 + q) * spatial;
+            bn_plane_grad_sums(dy + off, x + off, bn_out_at(yr, off), spatial, save_mean[c0 + q], &sg[q],
+                               &sgx[q]);
+        }
+    for (int64_t q = 0; q < nc; q++) {
+        int64_t ch = c0 + q;
+        double invstd = save_invstd[ch];
+        float db = (float)sg[q], dg = (float)(sgx[q] * invstd);
+        dbeta[ch] = acc_params ? dbeta[ch] + db : db;
+        dgamma[ch] = acc_params ? dgamma[ch] + dg : dg;
+        mean_g[q] = (float)(sg[q] / (double)M);
+        k[q] = (float)(sgx[q] * invstd * invstd / (double)M);
+        coef[q] = (float)(invstd * gamma[ch]);
     }
-    float db = (float)sg, dg = (float)(sgx * invstd);
-    dbeta[ch] = acc_params ? dbeta[ch] + db : db;
-    dgamma[ch] = acc_params ? dgamma[ch] + dg : dg;
     if (!dx)
         return;
-    float mean_g = (float)(sg / (double)M);
-    float k = (float)(sgx * invstd * invstd / (double)M);
-    float coef = (float)(invstd * gamma[ch]);
-    for (int64_t i = 0; i < n; i++) {
-        int64_t off = (i * c + ch) * spatial;
-        bn_plane_dx(dy + off, x + off, bn_out_at(yr, off), spatial, (float)mean, mean_g, k,
-                    coef, dx + off, acc_dx);
-    }
+    for (int64_t i = n - 1; i >= 0; i--)
+        for (int64_t q = nc - 1; q >= 0; q--) {
+            int64_t off = (i * c + c0 + q) * spatial;
+            bn_plane_dx(dy + off, x + off, bn_out_at(yr, off), spatial, save_mean[c0 + q], mean_g[q], k[q],
+                        coef[q], dx + off, acc_dx);
+        }
 }
 
 /* spatial == 1, one row i of features [f0, f0 + nf): the sums, or dx. The
@@ -487,8 +531,11 @@ void nrt_batchnorm_backward_act(int64_t n, int64_t c, int64_t spatial, const flo
         }
         return;
     }
-    BN_PARALLEL_FOR(par && c > 1)
-    for (int64_t ch = 0; ch < c; ch++)
-        bn_backward_channel(n, c, spatial, ch, dy, x, yr, gamma, save_mean, save_invstd,
-                            dx, dgamma, dbeta, accumulate_dx, accumulate_params);
+    int64_t gs = bn_group_size(c, par), ngroups = (c + gs - 1) / gs;
+    BN_PARALLEL_FOR(par && ngroups > 1)
+    for (int64_t gi = 0; gi < ngroups; gi++) {
+        int64_t c1 = (gi + 1) * gs < c ? (gi + 1) * gs : c;
+        bn_backward_group(n, c, spatial, gi * gs, c1, dy, x, yr, gamma, save_mean, save_invstd, dx, dgamma,
+                          dbeta, accumulate_dx, accumulate_params);
+    }
 }
