@@ -181,6 +181,7 @@ static void bn_train_group(int64_t n, int64_t c, int64_t spatial, int64_t c0, in
 static int64_t bn_group_size(int64_t c, bool par)
 {
     int64_t t = 1;
+    (void)par;   /* unused without OpenMP */
 #ifdef _OPENMP
     if (par)
         t = omp_get_max_threads();
