@@ -3,7 +3,7 @@
 # (docs/architecture.md, "Fusion"; bench/RESULTS.md, "Fusion").
 #
 # The same model built with every pass (fused), without one of them
-# (--no-fuse=bnfold / elementwise / epilogue) and without any (--no-fuse):
+# (--no-fuse=bnfold / elementwise / epilogue / update) and without any (--no-fuse):
 #   infer256 / lat1  images/s of predict at batch 256 and the latency of one
 #                    image (us), bench_infer on the generated C compiled as
 #                    run.sh does it (lenet_bn, resnet8: the models with
@@ -64,7 +64,7 @@ for rep in $(seq "$reps"); do
         done
     done
     for model in mlp lenet_bn resnet8; do
-        for v in fused elementwise epilogue all; do
+        for v in fused elementwise epilogue update all; do
             echo "$v $model train64 $(netc_train "$v" $model)" >>"$results"
         done
     done
@@ -81,7 +81,7 @@ for line in open(sys.argv[1]):
         runs[(p[1], p[2], p[0])].append(float(p[3]))
 med = lambda k: statistics.median(runs[k]) if runs.get(k) else 0.0
 names = {"fused": "all passes", "bnfold": "--no-fuse=bnfold", "elementwise": "--no-fuse=elementwise",
-         "epilogue": "--no-fuse=epilogue", "all": "--no-fuse"}
+         "epilogue": "--no-fuse=epilogue", "update": "--no-fuse=update", "all": "--no-fuse"}
 print("threads: %s; medians of %d rounds; gain = fused / variant (lat1: variant / fused)"
       % (sys.argv[2], max(len(v) for v in runs.values())))
 print()
@@ -94,7 +94,7 @@ for model in ("mlp", "lenet_bn", "resnet8"):
             continue
         unit = " us" if kind == "lat1" else ""
         print("| %s | %s | all passes | %s%s | |" % (model, kind, format(f, ",.0f"), unit))
-        for v in ("bnfold", "elementwise", "epilogue", "all"):
+        for v in ("bnfold", "elementwise", "epilogue", "update", "all"):
             x = med((model, kind, v))
             if x:
                 gain = x / f if kind == "lat1" else f / x
