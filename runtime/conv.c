@@ -18,6 +18,15 @@
  * are plain loops (short rows made memset/memcpy calls cost more than the
  * copy).
  *
+ * Direct path (AVX-512, chosen per shape by use_direct and
+ * use_direct_weights from bench_kernels figures): each sample is copied
+ * once into a zero-padded, stride-phase-split buffer; the forward and the
+ * flipped backward data then run the SGEMM micro-kernel with B vectors
+ * loaded from that copy at fixed tap offsets (conv_direct_avx512.c; the
+ * same bits as im2col + SGEMM), and the weight gradient is an implicit
+ * GEMM whose B panels are transposed straight out of the copy
+ * (nrt_sgemm_packer; summed over padded positions, another fixed order).
+ *
  * Threads and determinism: samples are split into g = min(n, NRT_CONV_SLOTS)
  * contiguous groups (a function of n only); group j uses workspace slot j.
  * Groups run in parallel; the weight gradient is summed per group in sample
@@ -92,6 +101,21 @@ static bool use_direct(const NrtConvShape *s)
 #endif
 }
 
+/* Whether the weight gradient of shape s packs the GEMM's B panels
+ * straight from the padded copy of x (no im2col): where the forward runs
+ * direct, and at least 7/8 of the padded positions are real outputs (this
+ * GEMM's depth is the padded positions). Measured (bench_kernels, CPU
+ * time, im2col -> direct GFLOP/s): resnet8 s1 (28 of 30 columns) 50 ->
+ * 61, lenet conv1 24 -> 30, conv2 45 -> 51, resnet8 32->32 (14 of 16) 75
+ * -> 82; the 7 x 7 planes (7 of 9) lost 5-9%. */
+static bool use_direct_weights(const NrtConvShape *s)
+{
+    if (!use_direct(s))
+        return false;
+    DirectPlan pl = direct_plan(s, nrt_conv_out_h(s), nrt_conv_out_w(s));
+    return atomic_load(&conv_algo) == NRT_CONV_DIRECT || 8 * nrt_conv_out_w(s) >= 7 * pl.wq;
+}
+
 /* Derived sizes shared by all kernels of one call. */
 typedef struct ConvDims {
     int64_t oh, ow, p;        /* output plane */
@@ -104,6 +128,7 @@ typedef struct ConvDims {
     int64_t ngroups;
     DirectPlan fwd, bwd;      /* the direct path's copies of x and (flip) of dy */
     bool dir_fwd, dir_bwd;    /* forward / flipped backward data run direct */
+    bool dir_wgt;             /* backward weights packs its B panels from x's copy */
 } ConvDims;
 
 static ConvDims conv_dims(const NrtConvShape *s)
@@ -129,6 +154,7 @@ static ConvDims conv_dims(const NrtConvShape *s)
     d.bwd = direct_plan(&d.ts, s->h, s->w);
     d.dir_fwd = !d.direct && use_direct(s);
     d.dir_bwd = d.flip && use_direct(&d.ts);
+    d.dir_wgt = !d.direct && use_direct_weights(s);
     return d;
 }
 
@@ -147,14 +173,16 @@ static size_t gemm_floats(const NrtConvShape *s, const ConvDims *d)
     size_t g = nrt_sgemm_workspace_floats(s->f, d->p, d->kk);
     g = max_size(g, nrt_sgemm_workspace_floats(d->kk, d->p, s->f));
     g = max_size(g, nrt_sgemm_workspace_floats(s->f, d->kk, d->p));
+    g = max_size(g, nrt_sgemm_workspace_floats(s->f, d->kk, d->fwd.q));
     return max_size(g, nrt_sgemm_workspace_floats(s->c, d->hw, d->tkk));
 }
 
-/* The column matrix of either GEMM, or the direct path's padded copy. */
-static size_t col_floats(const ConvDims *d)
+/* The column matrix of either GEMM, or the direct path's padded copy (for
+ * the weight gradient followed by dy in the padded positions). */
+static size_t col_floats(const NrtConvShape *s, const ConvDims *d)
 {
     size_t n = max_size((size_t)(d->kk * d->p), (size_t)(d->tkk * d->hw));
-    n = max_size(n, (size_t)d->fwd.floats);
+    n = max_size(n, r16((size_t)d->fwd.floats) + (size_t)(s->f * d->fwd.q));
     return r16(max_size(n, (size_t)d->bwd.floats));
 }
 
@@ -171,7 +199,7 @@ static size_t shared_floats(const NrtConvShape *s, const ConvDims *d)
 
 static size_t slot_floats(const NrtConvShape *s, const ConvDims *d)
 {
-    return col_floats(d) + r16(gemm_floats(s, d)) + r16((size_t)(s->f * d->kk));
+    return col_floats(s, d) + r16(gemm_floats(s, d)) + r16((size_t)(s->f * d->kk));
 }
 
 /* The slots, then the arrays shared by all slots (shared_floats). */
@@ -207,7 +235,7 @@ static ConvSlot slot_at(float *base, const NrtConvShape *s, const ConvDims *d, i
     float *p = base + (size_t)j * slot_floats(s, d);
     ConvSlot sl;
     sl.col = p;
-    p += col_floats(d);
+    p += col_floats(s, d);
     sl.gemm.buf = p;
     sl.gemm.floats = gemm_floats(s, d);
     sl.dw = p + r16(sl.gemm.floats);
@@ -401,6 +429,52 @@ static bool direct_run(const NrtConvShape *s, const ConvDims *d, bool flip, floa
     }
     return true;
 }
+
+/* The weight gradient's B operand, op(B)(q, t) = col[t][q] over the padded
+ * positions q: rows of taps read from x's padded copy (implicit GEMM). */
+typedef struct TapPacker {
+    const float *xp;
+    const int32_t *off;
+} TapPacker;
+
+static void pack_taps(const void *ctx, int64_t j0, int nr, int64_t p0, int64_t kc, float *dst)
+{
+    const TapPacker *t = ctx;
+    nrt_gemm_pack_offsets32_avx512(t->xp + p0, t->off + j0, nr, kc, dst);
+}
+
+/* dwp (f, kk) = (add ? dwp : 0) + sum over the samples [first, end) of
+ * dy_i col_i^T, as one implicit GEMM per sample over the padded positions
+ * (dy copied to them, zero where ox >= ow: those add exact zeros). Sums in
+ * K slices of padded positions, so not the bits of the im2col path (the
+ * tests hold both to the reference's bound); still one fixed order. */
+static void weights_range(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl,
+                          const int32_t *off, const float *x, const float *dy, int64_t first,
+                          int64_t end, float *dwp, bool add);
+
+static void weights_direct(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl,
+                           const int32_t *off, const float *x, const float *dy, int64_t first,
+                           int64_t end, float *dwp, bool add)
+{
+    const DirectPlan *pl = &d->fwd;
+    float *xp = sl->col, *dyp = sl->col + r16((size_t)pl->floats);
+    memset(sl->col, 0, (r16((size_t)pl->floats) + (size_t)(s->f * pl->q)) * sizeof(float));
+    TapPacker tp = { xp, off };
+    NrtBPacker bp = { pack_taps, &tp };
+    for (int64_t i = first; i < end; i++) {
+        nrt_conv_pad_avx512(s, pl->hq, pl->wq, x + i * d->xs, xp);
+        for (int64_t o = 0; o < s->f; o++)
+            for (int64_t oy = 0; oy < d->oh; oy++)
+                memcpy(dyp + o * pl->q + oy * pl->wq, dy + i * d->ys + (o * d->oh + oy) * d->ow,
+                       (size_t)d->ow * sizeof(float));
+        float beta = i > first || add ? 1.0f : 0.0f;
+        if (!nrt_sgemm_packer(false, s->f, d->kk, pl->q, 1.0f, dyp, pl->q, &bp, beta, dwp,
+                              d->kk, &sl->gemm)) {   /* cannot happen: slot_floats sizes it */
+            weights_range(s, d, sl, NULL, x, dy, i, end, dwp, beta != 0.0f);
+            return;
+        }
+    }
+}
 #else
 static bool direct_run(const NrtConvShape *s, const ConvDims *d, bool flip, float *base,
                        const float *w, const float *x, float *y, float beta,
@@ -572,11 +646,20 @@ void nrt_conv_backward_data_ref(const NrtConvShape *s, const float *dy, const fl
 
 /* ---- backward weights ------------------------------------------------------ */
 
-/* dwp (f, kk) = (add ? dwp : 0) + dy_i col_i^T for the samples [first, end). */
+/* dwp (f, kk) = (add ? dwp : 0) + dy_i col_i^T for the samples [first, end),
+ * direct when given the tap offsets (off), else through im2col. */
 static void weights_range(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl,
-                          const float *x, const float *dy, int64_t first, int64_t end,
-                          float *dwp, bool add)
+                          const int32_t *off, const float *x, const float *dy, int64_t first,
+                          int64_t end, float *dwp, bool add)
 {
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (off) {
+        weights_direct(s, d, sl, off, x, dy, first, end, dwp, add);
+        return;
+    }
+#else
+    (void)off;   /* NULL: no direct path without the AVX-512 kernels */
+#endif
     for (int64_t i = first; i < end; i++) {
         const float *col = x + i * d->xs;
         if (!d->direct) {
@@ -604,9 +687,17 @@ void nrt_conv_backward_weights(const NrtConvShape *s, const float *x, const floa
         nrt_conv_backward_weights_ref(s, x, dy, dw, accumulate);
         return;
     }
+    const int32_t *off = NULL;
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (d.dir_wgt) {
+        int32_t *o = direct_offsets(base, s, &d, false);
+        tap_offsets(s, &d.fwd, o);
+        off = o;
+    }
+#endif
     if (d.ngroups == 1) {
         ConvSlot sl = slot_at(base, s, &d, 0);
-        weights_range(s, &d, &sl, x, dy, 0, s->n, dw, accumulate);
+        weights_range(s, &d, &sl, off, x, dy, 0, s->n, dw, accumulate);
         free(owned);
         return;
     }
@@ -620,7 +711,7 @@ void nrt_conv_backward_weights(const NrtConvShape *s, const float *x, const floa
             ConvSlot sl = slot_at(base, s, &d, j);
             int64_t first, end;
             group_range(s, &d, j, &first, &end);
-            weights_range(s, &d, &sl, x, dy, first, end, sl.dw, false);
+            weights_range(s, &d, &sl, off, x, dy, first, end, sl.dw, false);
         }
 #pragma omp for schedule(static)
         for (int64_t e = 0; e < nw; e++) {

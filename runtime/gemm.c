@@ -140,6 +140,7 @@ typedef struct Gemm {
     NrtGemmKernel *kernel;
     bool fast_pack;   /* AVX-512 transposing packers for full panels */
     bool direct_b;    /* small M: full B panels are read in place, not packed */
+    const NrtBPacker *packer;   /* B made panel by panel (implicit GEMM), or NULL */
 } Gemm;
 
 /* dst[p][r] = op(A)(i0 + r, p0 + p), rows past mr are zero. */
@@ -183,6 +184,10 @@ static void pack_a_panel(const Gemm *g, int64_t i0, int mr, int64_t p0, int64_t 
 /* dst[p][j] = op(B)(p0 + p, j0 + j), columns past nr are zero. */
 static void pack_b_panel(const Gemm *g, int64_t j0, int nr, int64_t p0, int64_t kc, float *dst)
 {
+    if (g->packer) {
+        g->packer->pack(g->packer->ctx, j0, nr, p0, kc, dst);
+        return;
+    }
     if (!g->tb && nr == NR) {   /* fixed-size copies compile to vector moves */
         for (int64_t p = 0; p < kc; p++)
             memcpy(dst + p * NR, g->b + (p0 + p) * g->ldb + j0, NR * sizeof(float));
@@ -420,6 +425,19 @@ size_t nrt_sgemm_workspace_floats(int64_t M, int64_t N, int64_t K)
     return f;
 }
 
+/* Runs a product with its packing buffer: the column-split driver up to
+ * SPLIT_MAX_M rows, the blocked one above. */
+static void gemm_drive(const Gemm *g, float *buf, size_t have, bool parallel)
+{
+    if (g->m <= SPLIT_MAX_M) {
+        gemm_split(g, buf, split_threads(g->m, g->n, g->k, have, parallel));
+    } else {
+        float *bp = align_floats(buf);
+        float *ap = bp + min64(g->k, KC) * round_up(min64(g->n, NC), NR);
+        gemm_blocked(g, bp, ap, parallel);
+    }
+}
+
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
 /* Small M, A not transposed: no packing (packing B cost 60% of an mlp
  * batch-1 inference). Columns are split in fixed blocks of GEMV_COLS; from
@@ -463,6 +481,7 @@ void nrt_sgemm_ex(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
         .kernel = kernel_for(nrt_sgemm_isa()),
         .fast_pack = nrt_sgemm_isa() == NRT_ISA_AVX512,
         .direct_b = !transB && M <= DIRECT_B_MAX_M,
+        .packer = NULL,
     };
     if (K <= 0) {
         gemm_scale_only(&g);
@@ -489,14 +508,30 @@ void nrt_sgemm_ex(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
         }
         buf = owned;
     }
-    if (M <= SPLIT_MAX_M) {
-        gemm_split(&g, buf, split_threads(M, N, K, have, parallel));
-    } else {
-        float *bp = align_floats(buf);
-        float *ap = bp + min64(K, KC) * round_up(min64(N, NC), NR);
-        gemm_blocked(&g, bp, ap, parallel);
-    }
+    gemm_drive(&g, buf, have, parallel);
     free(owned);
+}
+
+/* Implicit GEMM (gemm_kernel.h): B comes from the packer, the caller's
+ * workspace holds the packing (no allocation, no GEMV shortcut, one
+ * thread: callers split the work themselves). */
+bool nrt_sgemm_packer(bool transA, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const NrtBPacker *b, float beta, float *C,
+                      int64_t ldc, NrtWorkspace *ws)
+{
+    if (M <= 0 || N <= 0)
+        return true;
+    if (K <= 0 || !ws || !ws->buf || ws->floats < nrt_sgemm_workspace_floats(M, N, K))
+        return false;
+    Gemm g = {
+        .ta = transA, .tb = true, .m = M, .n = N, .k = K, .alpha = alpha, .beta = beta,
+        .a = A, .b = NULL, .lda = lda, .ldb = 0, .ldc = ldc, .c = C, .ep = NULL,
+        .kernel = kernel_for(nrt_sgemm_isa()),
+        .fast_pack = nrt_sgemm_isa() == NRT_ISA_AVX512,
+        .direct_b = false, .packer = b,
+    };
+    gemm_drive(&g, ws->buf, ws->floats, false);
+    return true;
 }
 
 void nrt_sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K,

@@ -143,6 +143,28 @@ void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int nr, int64_t k
             dst[p * NRT_GEMM_NR + j] = j < nr ? src[j * ld + p] : 0.0f;
 }
 
+/* The B panel of an implicit GEMM whose rows lie anywhere: dst[p][j] =
+ * base[off[j] + p] for j < nr (<= NR), p < kc, columns past nr zero
+ * (conv.c: the taps of a padded image, read at every position). */
+void nrt_gemm_pack_offsets32_avx512(const float *base, const int32_t *off, int nr, int64_t kc,
+                                    float *dst)
+{
+    int64_t p = 0;
+    for (; p + 16 <= kc; p += 16)
+        for (int h = 0; h < 2; h++) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = h * 16 + i < nr ? _mm512_loadu_ps(base + off[h * 16 + i] + p)
+                                       : _mm512_setzero_ps();
+            transpose16(r);
+            for (int q = 0; q < 16; q++)
+                _mm512_store_ps(dst + (p + q) * NRT_GEMM_NR + h * 16, r[q]);
+        }
+    for (; p < kc; p++)
+        for (int j = 0; j < NRT_GEMM_NR; j++)
+            dst[p * NRT_GEMM_NR + j] = j < nr ? base[off[j] + p] : 0.0f;
+}
+
 /* ---- small M without packing (gemm_kernel.h: NrtGemv) --------------------- */
 
 /* Bit-for-bit what the packed path computes for the same rows: every

@@ -77,7 +77,25 @@ NRT_HIDDEN void nrt_gemm_pack_rows8_avx512(const float *src, int64_t ld, int mr,
                                            float *dst);
 NRT_HIDDEN void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int nr, int64_t kc,
                                             float *dst);
+/* The same with row j at base + off[j] (rows anywhere). */
+NRT_HIDDEN void nrt_gemm_pack_offsets32_avx512(const float *base, const int32_t *off, int nr,
+                                               int64_t kc, float *dst);
 #endif
+
+/* Implicit GEMM: op(B) made panel by panel instead of read from memory.
+ * pack fills dst[p][j] = op(B)(p0 + p, j0 + j) for p < kc, j < nr, and
+ * zeros for j in [nr, NRT_GEMM_NR) (dst is 64-byte aligned).
+ * nrt_sgemm_packer computes C = alpha op(A) op(B) + beta C (no epilogue)
+ * with exactly the blocking, packing of A, kernels and order of nrt_sgemm,
+ * on the calling thread, in the caller's workspace (at least
+ * nrt_sgemm_workspace_floats(M, N, K)); false when that is too small. */
+typedef struct NrtBPacker {
+    void (*pack)(const void *ctx, int64_t j0, int nr, int64_t p0, int64_t kc, float *dst);
+    const void *ctx;
+} NrtBPacker;
+NRT_HIDDEN bool nrt_sgemm_packer(bool transA, int64_t M, int64_t N, int64_t K, float alpha,
+                                 const float *A, int64_t lda, const NrtBPacker *b, float beta,
+                                 float *C, int64_t ldc, NrtWorkspace *ws);
 
 /* The scalar epilogue for one element (edges and the K == 0 case). */
 static inline float nrt_gemm_finish(float acc, float c, int i, int j, const NrtGemmTile *t)

@@ -446,8 +446,11 @@ void nrt_dense_backward_bias(int64_t n, int64_t out, const float *dy, float *db,
 /* Convolution (conv.c): x is (n, c, h, w) NCHW, weights (f, c, k, k), bias
  * (f), y is (n, f, oh, ow) with oh = (h + 2*pad - k) / stride + 1 (ow
  * alike); padding is zeros. Forward is im2col + SGEMM per sample (a 1x1,
- * stride 1, pad 0 convolution uses x directly); backward data of a stride-1
- * convolution is the forward convolution of dy with the flipped weights.
+ * stride 1, pad 0 convolution uses x directly), or on AVX-512 CPUs for most
+ * shapes a direct kernel with the same bits; backward data of a stride-1
+ * convolution is the forward convolution of dy with the flipped weights;
+ * backward weights packs its GEMM panels from a padded copy of x where
+ * that is faster (summed in another fixed order than im2col's).
  * Samples are split into
  * min(n, NRT_CONV_SLOTS) fixed groups, one workspace slot each, so at most
  * NRT_CONV_SLOTS threads work on samples and the weight gradient is summed
@@ -473,11 +476,18 @@ int64_t nrt_conv_out_h(const NrtConvShape *s);
 int64_t nrt_conv_out_w(const NrtConvShape *s);
 /* Workspace floats, with K = c*k*k, P = oh*ow, T = f*k*k, Q = h*w and r16
  * rounding up to 16:
- *   NRT_CONV_SLOTS * (r16(max(K*P, T*Q)) + r16(G) + r16(f*K)) + c*T,
+ *   NRT_CONV_SLOTS * (r16(max(K*P, T*Q, D)) + r16(G) + r16(f*K)) + S,
  *   G = max(nrt_sgemm_workspace_floats(f, P, K),
  *           nrt_sgemm_workspace_floats(K, P, f),
  *           nrt_sgemm_workspace_floats(f, K, P),
- *           nrt_sgemm_workspace_floats(c, Q, T)). */
+ *           nrt_sgemm_workspace_floats(f, K, Pd),
+ *           nrt_sgemm_workspace_floats(c, Q, T)),
+ * where D is what the direct path keeps per slot (the padded, stride-phase
+ * split copy of one sample of x, c * st^2 * ceil((h + 2 pad) / st) *
+ * ceil((w + 2 pad) / st) + 32 floats, then dy in Pd padded positions, and
+ * the same copy for the transposed convolution of backward data), and S the
+ * flipped weights (c*T) and the direct path's packed weights and tap
+ * offsets (each rounded to 16). conv.c is the definition. */
 size_t nrt_conv_workspace_floats(const NrtConvShape *s);
 /* y = act(conv(x, w) + bias); bias may be NULL. */
 void nrt_conv_forward(const NrtConvShape *s, const float *x, const float *w, const float *bias,
