@@ -20,8 +20,8 @@
 # cosine schedule follows it) and TTA_LIMIT=N keeps only the first N
 # training and test images, for short trial runs (the targets then mean
 # nothing): `TTA_EPOCHS=1 TTA_LIMIT=2560 TTA_PROBE=5 bash bench/tta.sh`.
-# Takes roughly 10 (lenet) + 20 (resnet) minutes on an idle 2-core machine
-# (estimated from throughput; bench/RESULTS.md).
+# Takes roughly 10 (lenet) + 50 (resnet, 30 epochs) minutes on an idle
+# 2-core machine (bench/RESULTS.md).
 # Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
