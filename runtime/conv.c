@@ -10,8 +10,9 @@
  * convolution is itself a forward convolution: dx_s = conv(dy_s, w flipped
  * and transposed, pad k-1-pad), one SGEMM of depth f*k*k, used from 8
  * input channels on (resnet8 s1: 1.8x faster than the depth-f GEMM
- * dcol = w^T dy_s + col2im scatter, which strided and few-channel
- * convolutions still use). Backward weights is dw += dy_s col^T.
+ * dcol = w^T dy_s + col2im scatter, which few-channel convolutions, and
+ * strided ones without the direct path below, still use). Backward weights
+ * is dw += dy_s col^T.
  * A 1x1, stride 1, pad 0 convolution uses x itself as col. On AVX-512
  * CPUs im2col rows of up to 32 columns are masked vector moves
  * (conv_avx512.c; 1.3-1.5x on whole training steps); the portable rows
@@ -26,6 +27,9 @@
  * same bits as im2col + SGEMM), and the weight gradient is an implicit
  * GEMM whose B panels are transposed straight out of the copy
  * (nrt_sgemm_packer; summed over padded positions, another fixed order).
+ * Backward data of a stride-2 convolution is four direct convolutions of
+ * dy, one per phase of dx's pixels (PhasePlan), interleaved back into dx
+ * (instead of the depth-f GEMM + col2im scatter).
  *
  * Threads and determinism: samples are split into g = min(n, NRT_CONV_SLOTS)
  * contiguous groups (a function of n only); group j uses workspace slot j.
@@ -73,32 +77,70 @@ static DirectPlan direct_plan(const NrtConvShape *s, int64_t oh, int64_t ow)
     return p;
 }
 
+/* Backward data of a stride-2 convolution as four stride-1 direct ones,
+ * one per phase (a, b) of dx's padded pixel (iy + pad, ix + pad): phase
+ * output (u, v) is pixel (2u + a - pad, 2v + b - pad) and sums the taps
+ * ki = a + 2m, kj = b + 2n over dy (o, u - m, v - n). One copy of dy per
+ * sample, zero-padded by pad = ceil(k / 2) - 1 (hq x wq planes) serves all
+ * four; the outputs (c, u, v each) go through a scratch, then into dx. */
+typedef struct PhasePlan {
+    int64_t pad, hq, wq, u, v, floats;
+} PhasePlan;
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+static PhasePlan phase_plan(const NrtConvShape *s, int64_t oh, int64_t ow)
+{
+    PhasePlan p;
+    p.pad = (s->k + 1) / 2 - 1;
+    p.u = (s->h + s->pad + 1) / 2;
+    p.v = (s->w + s->pad + 1) / 2;
+    p.hq = max64(p.pad + p.u, 2 * p.pad + oh);
+    p.wq = max64(p.pad + p.v, 2 * p.pad + ow);
+    p.floats = s->f * p.hq * p.wq + 32;
+    return p;
+}
+
 static _Atomic int conv_algo = NRT_CONV_AUTO;
 
 void nrt_conv_set_algo(NrtConvAlgo algo) { atomic_store(&conv_algo, (int)algo); }
 
-/* Whether a convolution of shape s (a forward one, or the transposed one
- * of a flipped backward data) runs direct: only with the AVX-512 kernels,
- * and by measurement (bench_kernels, CPU time, bench/RESULTS.md "Issue #6,
- * fourth session"): direct won on every model shape with at least 24 taps
- * (c*k*k; lenet conv1 25 taps 38 -> 49 GFLOP/s, resnet8 s1 81 -> 118, the
- * strided 3x3 ones 62-80 -> 78-91) and lost below, where each 8 x 32 tile
- * is mostly epilogue (3x3 on one channel, 9 taps: 40 -> 38 and 48 -> 42),
- * and on 1x1 stride-2 convolutions, whose padded copy holds 4x the pixels
- * they read (35 -> 25). */
-static bool use_direct(const NrtConvShape *s)
+/* The direct kernels run only on AVX-512 CPUs; nrt_conv_set_algo can force
+ * either path; otherwise the shape decides (auto_pick). */
+static bool direct_allowed(bool auto_pick)
 {
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
     if (nrt_sgemm_isa() != NRT_ISA_AVX512)
         return false;
     int algo = atomic_load(&conv_algo);
-    if (algo != NRT_CONV_AUTO)
-        return algo == NRT_CONV_DIRECT;
-    return s->k > 1 && s->c * s->k * s->k >= 24;
+    return algo == NRT_CONV_AUTO ? auto_pick : algo == NRT_CONV_DIRECT;
 #else
-    (void)s;
+    (void)auto_pick;
     return false;
 #endif
+}
+
+/* Whether a convolution of shape s (a forward one, or the transposed one
+ * of a flipped backward data) runs direct. By measurement (bench_kernels,
+ * CPU time, bench/RESULTS.md "Issue #6, fourth session"): direct won on
+ * every model shape with at least 24 taps (c*k*k; lenet conv1 25 taps 38
+ * -> 49 GFLOP/s, resnet8 s1 81 -> 118, the strided 3x3 ones 62-80 ->
+ * 78-91) and lost below, where each 8 x 32 tile is mostly epilogue (3x3 on
+ * one channel, 9 taps: 40 -> 38 and 48 -> 42), and on 1x1 stride-2
+ * convolutions, whose padded copy holds 4x the pixels they read (35 -> 25). */
+static bool use_direct(const NrtConvShape *s)
+{
+    return direct_allowed(s->k > 1 && s->c * s->k * s->k >= 24);
+}
+
+/* Whether backward data of a stride-2 convolution runs as four direct
+ * phase convolutions: from 24 taps per phase (f * ceil(k/2)^2). Measured
+ * against the depth-f GEMM + col2im: resnet8 16->32 3x3 s2 52 -> 81
+ * GFLOP/s, 32->64 s2 58-60 -> 67-68, the 1x1 s2 shortcut 29-31 -> 31-34. */
+static bool use_direct_phases(const NrtConvShape *s)
+{
+    int64_t half = (s->k + 1) / 2;
+    return direct_allowed(s->f * half * half >= 24);
 }
 
 /* Whether the weight gradient of shape s packs the GEMM's B panels
@@ -129,6 +171,8 @@ typedef struct ConvDims {
     DirectPlan fwd, bwd;      /* the direct path's copies of x and (flip) of dy */
     bool dir_fwd, dir_bwd;    /* forward / flipped backward data run direct */
     bool dir_wgt;             /* backward weights packs its B panels from x's copy */
+    PhasePlan ph;             /* stride-2 backward data by phases */
+    bool dir_phase;
 } ConvDims;
 
 static ConvDims conv_dims(const NrtConvShape *s)
@@ -155,6 +199,8 @@ static ConvDims conv_dims(const NrtConvShape *s)
     d.dir_fwd = !d.direct && use_direct(s);
     d.dir_bwd = d.flip && use_direct(&d.ts);
     d.dir_wgt = !d.direct && use_direct_weights(s);
+    d.ph = phase_plan(s, d.oh, d.ow);
+    d.dir_phase = s->stride == 2 && use_direct_phases(s);
     return d;
 }
 
@@ -183,6 +229,7 @@ static size_t col_floats(const NrtConvShape *s, const ConvDims *d)
 {
     size_t n = max_size((size_t)(d->kk * d->p), (size_t)(d->tkk * d->hw));
     n = max_size(n, r16((size_t)d->fwd.floats) + (size_t)(s->f * d->fwd.q));
+    n = max_size(n, r16((size_t)d->ph.floats) + (size_t)(4 * s->c * d->ph.u * d->ph.v));
     return r16(max_size(n, (size_t)d->bwd.floats));
 }
 
@@ -194,7 +241,8 @@ static int64_t r8(int64_t x) { return (x + 7) / 8 * 8; }
 static size_t shared_floats(const NrtConvShape *s, const ConvDims *d)
 {
     return r16((size_t)(s->c * d->tkk)) + r16((size_t)(r8(s->f) * d->kk)) +
-           r16((size_t)(r8(s->c) * d->tkk)) + r16((size_t)d->kk) + r16((size_t)d->tkk);
+           r16((size_t)(r8(s->c) * d->tkk)) + r16((size_t)d->kk) + r16((size_t)d->tkk) +
+           4 * (r16((size_t)(r8(s->c) * d->tkk)) + r16((size_t)d->tkk));
 }
 
 static size_t slot_floats(const NrtConvShape *s, const ConvDims *d)
@@ -227,6 +275,13 @@ static int32_t *direct_offsets(float *base, const NrtConvShape *s, const ConvDim
 {
     float *p = direct_weights(base, s, d, true) + r16((size_t)(r8(s->c) * d->tkk));
     return (int32_t *)(flip ? p + r16((size_t)d->kk) : p);
+}
+
+/* Phase ph's packed weights and tap offsets (after the offsets above). */
+static float *phase_area(float *base, const NrtConvShape *s, const ConvDims *d, int ph)
+{
+    float *p = (float *)direct_offsets(base, s, d, true) + r16((size_t)d->tkk);
+    return p + (size_t)ph * (r16((size_t)(r8(s->c) * d->tkk)) + r16((size_t)d->tkk));
 }
 #endif
 
@@ -430,6 +485,72 @@ static bool direct_run(const NrtConvShape *s, const ConvDims *d, bool flip, floa
     return true;
 }
 
+/* Phase (a, b) of a stride-2 backward data (PhasePlan): its weights
+ * A (c, f*km*kn), A[ci][(o*km + m)*kn + n] = w[o][ci][a + 2(km-1-m)][b +
+ * 2(kn-1-n)], packed, and its tap offsets into dy's copy. False when the
+ * phase has no taps (k = 1). tmp holds c * f * k * k floats. */
+static bool phase_setup(const NrtConvShape *s, const ConvDims *d, const float *w, int ph,
+                        float *tmp, float *area, NrtDirectConv *dc)
+{
+    int64_t k = s->k, a = ph / 2, b = ph % 2, c = s->c;
+    int64_t km = a < k ? (k - a + 1) / 2 : 0, kn = b < k ? (k - b + 1) / 2 : 0;
+    int64_t kk = s->f * km * kn;
+    if (kk == 0)
+        return false;
+    const PhasePlan *pl = &d->ph;
+    for (int64_t ci = 0; ci < c; ci++)
+        for (int64_t o = 0; o < s->f; o++)
+            for (int64_t m = 0; m < km; m++)
+                for (int64_t n = 0; n < kn; n++)
+                    tmp[ci * kk + (o * km + m) * kn + n] =
+                        w[((o * c + ci) * k + a + 2 * (km - 1 - m)) * k + b + 2 * (kn - 1 - n)];
+    int32_t *off = (int32_t *)(area + r16((size_t)(r8(c) * d->tkk)));
+    for (int64_t o = 0; o < s->f; o++)
+        for (int64_t m = 0; m < km; m++)
+            for (int64_t n = 0; n < kn; n++)
+                off[(o * km + m) * kn + n] = (int32_t)(o * pl->hq * pl->wq +
+                                                       (pl->pad - km + 1 + m) * pl->wq +
+                                                       pl->pad - kn + 1 + n);
+    pack_weights(tmp, c, kk, area);
+    *dc = (NrtDirectConv){ .f = c, .kk = kk, .wq = pl->wq, .ow = pl->v,
+                           .q = (pl->u - 1) * pl->wq + pl->v, .p = pl->u * pl->v, .off = off,
+                           .ap = area };
+    return true;
+}
+
+/* dx (+)= backward data of a stride-2 convolution, by phases. */
+static void phase_run(const NrtConvShape *s, const ConvDims *d, float *base, const float *w,
+                      const float *dy, float *dx, bool accumulate)
+{
+    const PhasePlan *pl = &d->ph;
+    NrtDirectConv dc[4];
+    bool on[4];
+    for (int ph = 0; ph < 4; ph++)
+        on[ph] = phase_setup(s, d, w, ph, flipped_weights(base, s, d), phase_area(base, s, d, ph),
+                             &dc[ph]);
+    NrtConvShape cs = { 1, s->f, d->oh, d->ow, s->c, 1, 1, pl->pad };
+#pragma omp parallel for schedule(static) if (go_parallel(s, d))
+    for (int64_t j = 0; j < d->ngroups; j++) {
+        ConvSlot sl = slot_at(base, s, d, j);
+        int64_t first, end;
+        group_range(s, d, j, &first, &end);
+        float *yt = sl.col + r16((size_t)pl->floats);
+        const float *yts[4];
+        memset(sl.col, 0, (size_t)pl->floats * sizeof(float));
+        for (int ph = 0; ph < 4; ph++)
+            yts[ph] = on[ph] ? yt + ph * s->c * pl->u * pl->v : NULL;
+        for (int64_t i = first; i < end; i++) {
+            nrt_conv_pad_avx512(&cs, pl->hq, pl->wq, dy + i * d->ys, sl.col);
+            for (int ph = 0; ph < 4; ph++)
+                if (on[ph])
+                    nrt_conv_direct_avx512(&dc[ph], sl.col, yt + ph * s->c * pl->u * pl->v,
+                                           0.0f, NULL);
+            nrt_conv_unphase2_avx512(yts, s->c, pl->u, pl->v, s->h, s->w, s->pad,
+                                     dx + i * d->xs, accumulate);
+        }
+    }
+}
+
 /* The weight gradient's B operand, op(B)(q, t) = col[t][q] over the padded
  * positions q: rows of taps read from x's padded copy (implicit GEMM). */
 typedef struct TapPacker {
@@ -605,6 +726,13 @@ void nrt_conv_backward_data(const NrtConvShape *s, const float *dy, const float 
         free(owned);
         return;
     }
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (d.dir_phase) {
+        phase_run(s, &d, base, w, dy, dx, accumulate);
+        free(owned);
+        return;
+    }
+#endif
 #pragma omp parallel for schedule(static) if (go_parallel(s, &d))
     for (int64_t j = 0; j < d.ngroups; j++) {
         ConvSlot sl = slot_at(base, s, &d, j);

@@ -190,3 +190,43 @@ void nrt_conv_direct_avx512(const NrtDirectConv *d, const float *xp, float *y, f
         }
     }
 }
+
+/* ---- stride-2 backward data: the four phases back into dx ----------------- */
+
+/* dx (c, h, w) (+)= the phase outputs yt[2a + b] (c, u, v): pixel (iy, ix)
+ * comes from phase ((iy + pad) % 2, (ix + pad) % 2) at ((iy + pad) / 2,
+ * (ix + pad) / 2); a NULL phase has no taps (zeros). Per dx row the two
+ * phases' rows are interleaved 16 + 16 floats at a time. */
+void nrt_conv_unphase2_avx512(const float *const yt[4], int64_t c, int64_t u, int64_t v,
+                              int64_t h, int64_t w, int64_t pad, float *dx, bool accumulate)
+{
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
+                                         15, 31);
+    int64_t be = pad & 1, ve = pad >> 1, vo = (pad + 1) >> 1;   /* even ix: phase be, v = j + ve */
+    int64_t ne = (w + 1) / 2, no = w / 2;
+    for (int64_t ci = 0; ci < c; ci++)
+        for (int64_t iy = 0; iy < h; iy++) {
+            int64_t r = iy + pad, a = r & 1;
+            const float *pe = yt[2 * a + be], *po = yt[2 * a + 1 - be];
+            float *out = dx + (ci * h + iy) * w;
+            for (int64_t j = 0; j < ne; j += 16) {
+                __m512 e = pe ? _mm512_maskz_loadu_ps(first_lanes(ne - j),
+                                                      pe + (ci * u + (r >> 1)) * v + ve + j)
+                              : _mm512_setzero_ps();
+                __m512 o = po ? _mm512_maskz_loadu_ps(first_lanes(no - j),
+                                                      po + (ci * u + (r >> 1)) * v + vo + j)
+                              : _mm512_setzero_ps();
+                for (int half = 0; half < 2; half++) {
+                    int64_t x0 = 2 * j + 16 * half;
+                    __mmask16 m = first_lanes(w - x0);
+                    if (!m)
+                        break;
+                    __m512 val = _mm512_permutex2var_ps(e, half ? hi : lo, o);
+                    if (accumulate)
+                        val = _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + x0), val);
+                    _mm512_mask_storeu_ps(out + x0, m, val);
+                }
+            }
+        }
+}

@@ -14,6 +14,8 @@
  * positions, so the padding stays zero across samples), then y = epilogue(
  * conv + beta * y) with exactly the bits of im2col + nrt_sgemm_ex (the
  * geometry and tap offsets come from conv.c's direct_plan).
+ * nrt_conv_unphase2_avx512 interleaves the four phase outputs of a
+ * stride-2 backward data (conv.c's phase_run) back into dx.
  *
  * nrt_rng_mask16_avx512 is rng.c's dropout-mask fill for 16 blocks.
  *
@@ -47,6 +49,9 @@ NRT_HIDDEN void nrt_conv_pad_avx512(const NrtConvShape *s, int64_t hq, int64_t w
                                     const float *x, float *xp);
 NRT_HIDDEN void nrt_conv_direct_avx512(const NrtDirectConv *d, const float *xp, float *y,
                                        float beta, const NrtEpilogue *ep);
+NRT_HIDDEN void nrt_conv_unphase2_avx512(const float *const yt[4], int64_t c, int64_t u,
+                                         int64_t v, int64_t h, int64_t w, int64_t pad,
+                                         float *dx, bool accumulate);
 NRT_HIDDEN bool nrt_im2col_avx512(const NrtConvShape *s, int64_t oh, int64_t ow, const float *x,
                                   float *col);
 /* rng_avx512.c: 16 Philox4x32-10 blocks at counters (ctr[0] + l, ctr[1],

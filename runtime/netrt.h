@@ -449,8 +449,9 @@ void nrt_dense_backward_bias(int64_t n, int64_t out, const float *dy, float *db,
  * stride 1, pad 0 convolution uses x directly), or on AVX-512 CPUs for most
  * shapes a direct kernel with the same bits; backward data of a stride-1
  * convolution is the forward convolution of dy with the flipped weights;
- * backward weights packs its GEMM panels from a padded copy of x where
- * that is faster (summed in another fixed order than im2col's).
+ * backward weights packs its GEMM panels from a padded copy of x, and
+ * stride-2 backward data runs as four direct convolutions (one per pixel
+ * phase), where that is faster (summed in other fixed orders).
  * Samples are split into
  * min(n, NRT_CONV_SLOTS) fixed groups, one workspace slot each, so at most
  * NRT_CONV_SLOTS threads work on samples and the weight gradient is summed
@@ -468,7 +469,9 @@ typedef struct NrtConvShape {
  * per shape; IM2COL forces im2col + SGEMM everywhere; DIRECT forces the
  * direct kernels wherever they apply (AVX-512 CPUs; not 1x1 stride-1
  * unpadded convolutions, which use x as the column matrix, nor backward
- * data of strided ones). All three give the same bits. */
+ * data of strides above 2). Forward and stride-1 backward data give the
+ * same bits either way; the weight gradient and stride-2 backward data sum
+ * in another (fixed) order when direct. */
 typedef enum NrtConvAlgo { NRT_CONV_AUTO = 0, NRT_CONV_IM2COL = 1, NRT_CONV_DIRECT = 2 } NrtConvAlgo;
 void nrt_conv_set_algo(NrtConvAlgo algo);
 

@@ -240,8 +240,10 @@ static void run_algo(NrtConvAlgo algo, const NrtConvShape *s, const Bufs *B, flo
 /* The direct convolution (conv_direct_avx512.c) over awkward shapes: k = 1,
  * 3, 5, 7, stride 1 and 2, every pad 0 .. k-1, odd planes (some wider than
  * 32 columns), c = 1, filters not a multiple of 8, depth over one K slice:
- * the same bits as im2col + SGEMM, and within the bound of the reference
- * (check_all). Without AVX-512 both runs take the im2col path. */
+ * forward and stride-1 backward data give the same bits as im2col + SGEMM,
+ * and everything (the weight gradient, stride-2 backward data by phases)
+ * is within the bound of the reference (check_all). Without AVX-512 both
+ * runs take the im2col path. */
 static void test_direct_paths(void **state)
 {
     (void)state;
@@ -266,8 +268,10 @@ static void test_direct_paths(void **state)
                              out[a][1], out[a][2]);
                 }
                 assert_memory_equal(out[0][0], out[1][0], B.ny * sizeof(float));
-                assert_memory_equal(out[0][1], out[1][1], B.nx * sizeof(float));
-                assert_memory_equal(out[0][2], out[1][2], B.nx * sizeof(float));
+                if (st == 1) {   /* stride 2 sums by phases: check_all's bound below */
+                    assert_memory_equal(out[0][1], out[1][1], B.nx * sizeof(float));
+                    assert_memory_equal(out[0][2], out[1][2], B.nx * sizeof(float));
+                }
                 for (int a = 0; a < 2; a++)
                     free(out[a][0]), free(out[a][1]), free(out[a][2]);
                 bufs_free(&B);
