@@ -122,47 +122,45 @@ void nrt_gemm_pack_rows8_avx512(const float *src, int64_t ld, int mr, int64_t kc
             dst[p * 8 + i] = i < mr ? src[i * ld + p] : 0.0f;
 }
 
-/* dst[p][j] = src[j * ld + p] for j < nr (<= NR = 32), p < kc, columns
- * past nr zero: one B panel of a transposed B, 16 x 16 blocks at a time.
- * dst is 64-byte aligned. */
-void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int nr, int64_t kc, float *dst)
+/* dst[p][j] = rows[j][p] for j < nr (<= NR = 32), p < kc, columns past
+ * nr zero: one B panel whose 32 source rows lie anywhere, 16 x 16 blocks
+ * at a time. dst is 64-byte aligned. */
+static void pack_row_ptrs32(const float *const rows[NRT_GEMM_NR], int nr, int64_t kc, float *dst)
 {
     int64_t p = 0;
     for (; p + 16 <= kc; p += 16)
         for (int h = 0; h < 2; h++) {
             __m512 r[16];
             for (int i = 0; i < 16; i++)
-                r[i] = h * 16 + i < nr ? _mm512_loadu_ps(src + (h * 16 + i) * ld + p)
-                                       : _mm512_setzero_ps();
+                r[i] = h * 16 + i < nr ? _mm512_loadu_ps(rows[h * 16 + i] + p) : _mm512_setzero_ps();
             transpose16(r);
             for (int q = 0; q < 16; q++)
                 _mm512_store_ps(dst + (p + q) * NRT_GEMM_NR + h * 16, r[q]);
         }
     for (; p < kc; p++)
         for (int j = 0; j < NRT_GEMM_NR; j++)
-            dst[p * NRT_GEMM_NR + j] = j < nr ? src[j * ld + p] : 0.0f;
+            dst[p * NRT_GEMM_NR + j] = j < nr ? rows[j][p] : 0.0f;
+}
+
+/* One B panel of a transposed B: dst[p][j] = src[j * ld + p]. */
+void nrt_gemm_pack_rows32_avx512(const float *src, int64_t ld, int nr, int64_t kc, float *dst)
+{
+    const float *rows[NRT_GEMM_NR];
+    for (int j = 0; j < nr; j++)
+        rows[j] = src + j * ld;
+    pack_row_ptrs32(rows, nr, kc, dst);
 }
 
 /* The B panel of an implicit GEMM whose rows lie anywhere: dst[p][j] =
- * base[off[j] + p] for j < nr (<= NR), p < kc, columns past nr zero
- * (conv.c: the taps of a padded image, read at every position). */
+ * base[off[j] + p] (conv.c: the taps of a padded image, read at every
+ * position). */
 void nrt_gemm_pack_offsets32_avx512(const float *base, const int32_t *off, int nr, int64_t kc,
                                     float *dst)
 {
-    int64_t p = 0;
-    for (; p + 16 <= kc; p += 16)
-        for (int h = 0; h < 2; h++) {
-            __m512 r[16];
-            for (int i = 0; i < 16; i++)
-                r[i] = h * 16 + i < nr ? _mm512_loadu_ps(base + off[h * 16 + i] + p)
-                                       : _mm512_setzero_ps();
-            transpose16(r);
-            for (int q = 0; q < 16; q++)
-                _mm512_store_ps(dst + (p + q) * NRT_GEMM_NR + h * 16, r[q]);
-        }
-    for (; p < kc; p++)
-        for (int j = 0; j < NRT_GEMM_NR; j++)
-            dst[p * NRT_GEMM_NR + j] = j < nr ? base[off[j] + p] : 0.0f;
+    const float *rows[NRT_GEMM_NR];
+    for (int j = 0; j < nr; j++)
+        rows[j] = base + off[j];
+    pack_row_ptrs32(rows, nr, kc, dst);
 }
 
 /* ---- small M without packing (gemm_kernel.h: NrtGemv) --------------------- */

@@ -17,18 +17,13 @@
 #include <stdint.h>
 
 #include "netrt.h"
+#include "nrt_hidden.h"
 
 enum {
     NRT_GEMM_MR = 8,     /* rows of a micro-tile (broadcast from packed A) */
     NRT_GEMM_NR = 32,    /* columns of a micro-tile (two zmm vectors) */
     NRT_GEMM_KC = 256,   /* K slice (gemm.c): each tile of C is finished once per slice */
 };
-
-#if defined(__GNUC__) && !defined(_WIN32)
-#define NRT_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define NRT_HIDDEN
-#endif
 
 /* What the kernel does with its accumulator acc (one K block of alpha*A*B):
  *   first K block: c = alpha*acc + beta*c   (c is not read when beta == 0)

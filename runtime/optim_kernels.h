@@ -12,13 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#ifndef NRT_HIDDEN
-#if defined(__GNUC__) && !defined(_WIN32)
-#define NRT_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define NRT_HIDDEN
-#endif
-#endif
+#include "nrt_hidden.h"
 
 /* Bits of nrt_optk_guard_*: a NaN or Inf in the data / in the gradient. */
 enum { NRT_OPTK_BAD_W = 1, NRT_OPTK_BAD_G = 2 };

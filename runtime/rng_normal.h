@@ -13,14 +13,7 @@
 #include <stdint.h>
 
 #include "netrt.h"
-
-#ifndef NRT_HIDDEN
-#if defined(__GNUC__) && !defined(_WIN32)
-#define NRT_HIDDEN __attribute__((visibility("hidden")))
-#else
-#define NRT_HIDDEN
-#endif
-#endif
+#include "nrt_hidden.h"
 
 enum { NRT_NORMAL_BLOCKS = 64 };   /* 256 floats per call */
 
