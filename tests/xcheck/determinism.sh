@@ -4,7 +4,8 @@
 # Usage: determinism.sh NETC LIBNETRT SRCROOT WORKDIR [MODEL.net...]
 # For each model (default: dsl-examples mlp, lenet_bn, resnet8, multitask;
 # tests/golden/gradcheck_reg.net: every regularizer, zca and mixup;
-# tests/golden/gradcheck_cutmix.net: cutmix): netc emits C, cc builds it with xcheck_driver.c, and the
+# tests/golden/gradcheck_cutmix.net: cutmix; tests/xcheck/oddconv_sgd.net: the
+# strided and large-kernel convolution paths): netc emits C, cc builds it with xcheck_driver.c, and the
 # driver trains 20 steps on synthetic batches from one seed three times:
 # OMP_NUM_THREADS=1, 2, and 2 again. The FNV-1a hash of every parameter and
 # running statistic, and the SHA-256 of the saved checkpoint's tensor data
@@ -16,7 +17,7 @@ shift 4
 here=$src/tests/xcheck
 cc=${CC:-cc}
 steps=20 seed=12345
-models=${*:-"$src/dsl-examples/mlp.net $src/dsl-examples/lenet_bn.net $src/dsl-examples/resnet8.net $src/dsl-examples/multitask.net $src/tests/golden/gradcheck_reg.net $src/tests/golden/gradcheck_cutmix.net"}
+models=${*:-"$src/dsl-examples/mlp.net $src/dsl-examples/lenet_bn.net $src/dsl-examples/resnet8.net $src/dsl-examples/multitask.net $src/tests/golden/gradcheck_reg.net $src/tests/golden/gradcheck_cutmix.net $src/tests/xcheck/oddconv_sgd.net"}
 # A netc without its C generator yet says so: skip rather than fail.
 probe=$("$netc" "$here/mlp_sgd.net" -o "${TMPDIR:-/tmp}/xcheck-probe-$$.c" 2>&1)
 rm -f "${TMPDIR:-/tmp}/xcheck-probe-$$.c" "${TMPDIR:-/tmp}/xcheck-probe-$$.h"

@@ -32,8 +32,8 @@ case $probe in
     *"not implemented yet"*) echo "SKIP: this netc cannot generate C yet"; exit 77 ;;
 esac
 
-variants=${*:-"mlp_sgd mlp_adam lenet_bn_sgd lenet_bn_adam resnet8_sgd resnet8_adam multitask_sgd multitask_adam"}
-partial="mlp_adam lenet_bn_sgd resnet8_adam multitask_sgd"
+variants=${*:-"mlp_sgd mlp_adam lenet_bn_sgd lenet_bn_adam resnet8_sgd resnet8_adam multitask_sgd multitask_adam oddconv_sgd"}
+partial="mlp_adam lenet_bn_sgd resnet8_adam multitask_sgd oddconv_sgd"
 libdir=$(cd "$(dirname "$libnetrt")" && pwd)
 mkdir -p "$work" || exit 1
 fails=0 passes=0 summary=""

@@ -109,6 +109,16 @@ class MultiTask(nn.Module):
         return self.fine(t), self.coarse(t)
 
 
+def oddconv():
+    """tests/xcheck/oddconv_sgd.net: 7x7/2, 5x5/3, 3x3/2 and 1x1/2 convolutions."""
+    return nn.Sequential(
+        nn.Conv2d(1, 12, 7, stride=2, padding=3), nn.BatchNorm2d(12), nn.ReLU(),
+        nn.Conv2d(12, 16, 5, stride=3, padding=2), nn.ReLU(),
+        nn.Conv2d(16, 24, 3, stride=2, padding=1), nn.BatchNorm2d(24), nn.ReLU(),
+        nn.Conv2d(24, 20, 1, stride=2), nn.ReLU(),
+        nn.Flatten(), nn.Linear(20 * 2 * 2, 10))
+
+
 class Heads(nn.Module):
     """A single-output model returning a 1-tuple, like MultiTask's pair."""
 
@@ -137,6 +147,9 @@ MODELS = {
     "resnet8": dict(build=lambda: Heads(torch_models.ResNet8()), input=[1, 28, 28],
                     pre=("standardize", 0.286, 0.353), targets=[(10, None)],
                     losses=[(0, 0, 1.0, 0.0)], outputs=[(0, False)]),
+    "oddconv": dict(build=lambda: Heads(oddconv()), input=[1, 28, 28],
+                    pre=("standardize", 0.286, 0.353), targets=[(10, None)],
+                    losses=[(0, 0, 1.0, 0.0)], outputs=[(0, False)]),
     "multitask": dict(build=MultiTask, input=[1, 28, 28], pre=("mean_channel", None, 1.0),
                       targets=[(10, None), (3, (0, COARSE_MAP))],
                       losses=[(0, 0, 1.0, 0.1), (1, 1, 0.5, 0.0)],
@@ -155,6 +168,7 @@ VARIANTS = {
     "multitask_sgd": ("multitask", dict(opt="sgd", lr=0.05, momentum=0.9, nesterov=True, l2=5e-4,
                                         layer_l2={"trunk.9": 1e-3})),
     "multitask_adam": ("multitask", dict(opt="adam", lr=1e-3, l2=0.0)),
+    "oddconv_sgd": ("oddconv", dict(opt="sgd", lr=0.05, momentum=0.9, nesterov=True, l2=5e-4)),
 }
 
 BN_KINDS = [("gamma", "weight"), ("beta", "bias"), ("running_mean", "running_mean"),
