@@ -121,8 +121,9 @@ static void check_path(const char *path, const char *dir,
 int agree_main(int argc, char **argv, const char *prog, int64_t *batch, int64_t *steps,
                void (*check_model)(const char *path, const char *dir))
 {
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, "/tmp/%s-XXXXXX", prog);
+    char tmp[4096];
+    const char *tmpdir = getenv("TMPDIR");
+    snprintf(tmp, sizeof tmp, "%s/%s-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp", prog);
     if (!mkdtemp(tmp)) {
         perror("mkdtemp");
         return 1;

@@ -99,6 +99,15 @@ static unsigned char *slurp(const char *path, size_t *size)
     return buf;
 }
 
+/* The header length of a safetensors file: its first 8 bytes, little-endian. */
+static uint64_t header_len(const unsigned char *buf)
+{
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | buf[i];
+    return hlen;
+}
+
 static void spill(const char *path, const void *buf, size_t size)
 {
     FILE *f = fopen(path, "wb");
@@ -199,9 +208,7 @@ static void test_checkpoint_layout(void **state)
     unsigned char *a = slurp(p, &n1), *b = slurp(q, &n2);
     assert_int_equal(n1, n2);
     assert_memory_equal(a, b, n1);   /* deterministic bytes */
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | a[i];
+    uint64_t hlen = header_len(a);
     assert_int_equal(hlen % 8, 0);
     assert_int_equal(n1, 8 + hlen + 4 * (12 + 3 + 1));
     assert_int_equal(a[8], '{');
@@ -467,9 +474,7 @@ static void test_checkpoint_byte_flips(void **state)
     save_sample(p);
     size_t size;
     unsigned char *buf = slurp(p, &size);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | buf[i];
+    uint64_t hlen = header_len(buf);
     static const unsigned char deltas[3] = {0xFF, 0x01, 0x80};
     int refused = 0, mismatched = 0, fine = 0;
     char *h = calloc(1, (size_t)hlen + 1);
@@ -540,9 +545,7 @@ static void test_checkpoint_data_flips(void **state)
     save_sample(p);
     size_t size;
     unsigned char *buf = slurp(p, &size);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = hlen << 8 | buf[i];
+    uint64_t hlen = header_len(buf);
     for (size_t pos = 8 + hlen; pos < size; pos++)
         for (int bit = 0; bit < 8; bit += 7) {
             buf[pos] ^= (unsigned char)(1u << bit);
