@@ -6,8 +6,10 @@
  *             does it: `netc NAME.net -o m.c`, then cc -O3 -march=native
  *             -ffp-contract=fast -fopenmp -shared), built for batch >= N;
  *   N         samples per predict() call.
- * Prints "NAME N img_s us_per_call" (median of 5 windows of >= 0.2 s after
- * two warm-up calls). The input is a fixed random batch in [0, 1) and the
+ * Prints "NAME N img_s us_per_call region_ns" (median of 5 windows of >=
+ * 0.2 s after two warm-up calls; region_ns: what libnetrt measured a
+ * parallel region of THREADS threads to cost, which decides whether
+ * batch-1 kernels split, -1 when it does not apply: one thread). The input is a fixed random batch in [0, 1) and the
  * weights are the seeded initial ones: speed does not depend on the values.
  * Not a test: a benchmark (bench/run.sh).
  */
@@ -113,7 +115,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < mi->noutputs && k < 8; k++)
         outs[k] = malloc((size_t)n * (size_t)mi->outputs[k].size * sizeof(float));
     double sec = time_predict(mi, m, x, n, outs);
-    printf("%s %d %.1f %.2f\n", argv[2], n, n / sec, sec * 1e6);
+    int64_t region = nrt_get_threads() > 1 ? nrt_par_region_ns(nrt_get_threads()) : -1;
+    printf("%s %d %.1f %.2f %lld\n", argv[2], n, n / sec, sec * 1e6,
+           (long long)(region == INT64_MAX ? -1 : region));
     for (int k = 0; k < 8; k++)
         free(outs[k]);
     free(x);

@@ -59,7 +59,7 @@ for rep in $(seq "$reps"); do
         for v in $infer_variants; do
             read -r _ _ ips _ <<<"$($bdir/bench/bench_infer "$work/${model}_b256_$v.so" "$model" 256 "$threads")"
             echo "$v $model infer256 $ips" >>"$results"
-            read -r _ _ _ us <<<"$($bdir/bench/bench_infer "$work/${model}_b1_$v.so" "$model" 1 "$threads")"
+            read -r _ _ _ us _ <<<"$($bdir/bench/bench_infer "$work/${model}_b1_$v.so" "$model" 1 "$threads")"
             echo "$v $model lat1 $us" >>"$results"
         done
     done

@@ -26,7 +26,8 @@
  * ISA: the AVX-512 kernel (gemm_avx512.c) is chosen at run time when the CPU
  * has avx512f; otherwise a portable GNU-vector kernel runs. With AVX-512,
  * products of at most NRT_GEMV_MAX_M rows of a non-transposed A (batch-1
- * inference) skip packing altogether (nrt_gemv_avx512).
+ * inference) skip packing altogether (nrt_gemv_avx512), on as many threads
+ * as pays for its region (par.c).
  */
 #include "netrt.h"
 
@@ -440,24 +441,37 @@ static void gemm_drive(const Gemm *g, float *buf, size_t have, bool parallel)
 
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
 /* Small M, A not transposed: no packing (packing B cost 60% of an mlp
- * batch-1 inference). Columns are split in fixed blocks of GEMV_COLS; from
- * GEMV_PAR_MIN floats of B (16 MB) on, threads take the blocks. Below, one
- * thread: on the 2-vCPU host a region's wake-up (tens of us with passive
- * waiting) cost more than the half of a layer it saved (mlp batch-1 latency
- * on the idle machine: 80 us on 1 thread, 169 us on 2 with 64K floats as
- * the threshold). */
+ * batch-1 inference). The columns are cut into fixed blocks of GEMV_COLS,
+ * and thread t of T takes the contiguous blocks [nblk*t/T, nblk*(t+1)/T):
+ * every column is computed alone, the same way in any block, so the bits
+ * do not depend on T. T is nrt_par_threads' answer for the product's
+ * estimated one-thread time (GEMV_NS_PER_WEIGHT per float of B, per row of
+ * A): 2 threads when OpenMP threads spin between regions (a region ~2 us),
+ * 1 with passive waiting on an idle machine (~70 us: mlp batch-1 latency
+ * was 80 us on 1 thread, 169 us on 2 under a fixed 64K-float threshold).
+ * The partition is static, so each thread reads the same columns of B on
+ * every call: on 2 cores each L2 keeps its half of the mlp's 2.1 MB of
+ * weights, which one core reads from L3. */
+enum { GEMV_COLS = 64 };
+#define GEMV_NS_PER_WEIGHT 0.1   /* the mlp's three layers: 58 us for 535,818 weights (1 thread, L3) */
+
 static void gemv(const NrtGemv *g)
 {
-    enum { GEMV_COLS = 64, GEMV_PAR_MIN = 1 << 22 };
     int64_t nblk = (g->n + GEMV_COLS - 1) / GEMV_COLS;
-    bool parallel = g->n * g->k >= GEMV_PAR_MIN && nblk > 1;
+    double work = GEMV_NS_PER_WEIGHT * (double)g->n * (double)g->k * (double)g->m;
+    int nt = nrt_par_threads(work, nblk < 64 ? (int)nblk : 64);
+    (void)nt;   /* only the omp clauses read it */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = 0, team = 1;   /* the team OpenMP gave, which may be smaller than nt */
 #ifdef _OPENMP
-    parallel = parallel && !omp_in_parallel();
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
 #endif
-    (void)parallel;   /* only the omp clause reads it */
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t b = 0; b < nblk; b++)
-        nrt_gemv_avx512(g, b * GEMV_COLS, min64(g->n, (b + 1) * GEMV_COLS));
+        int64_t b0 = nblk * t / team, b1 = nblk * (t + 1) / team;
+        if (b0 < b1)
+            nrt_gemv_avx512(g, b0 * GEMV_COLS, min64(g->n, b1 * GEMV_COLS));
+    }
 }
 #endif
 

@@ -52,6 +52,25 @@ NrtStatus nrt_error_set(NrtError *err, NrtStatus code, const char *fmt, ...)
 void nrt_set_threads(int n);   /* 0 = OpenMP's default */
 int nrt_get_threads(void);
 
+/* ---- small kernels: does a parallel region pay? (par.c) ------------------ */
+
+/* Wall nanoseconds a parallel region of `threads` threads costs here past
+ * its work, measured once per team size on first use (7 regions with 20 us
+ * of work per thread, each after 200 us of work on the caller; median): ~2
+ * us when OpenMP threads spin, tens of us with OMP_WAIT_POLICY=passive or
+ * when other processes hold the cores. INT64_MAX without OpenMP, inside a
+ * parallel region, or while another thread is measuring. */
+int64_t nrt_par_region_ns(int threads);
+/* Fixes the cost every later decision uses (ns >= 0; tests force either
+ * path with 0 and INT64_MAX), or (ns < 0) drops it and any measurement so
+ * the next use measures again. */
+void nrt_par_set_region_ns(int64_t ns);
+/* Threads to run `parts` fixed parts of a kernel that takes about work_ns
+ * on one thread: min(nrt_get_threads(), parts) when the time that saves
+ * exceeds 3 region costs, else 1 (always 1 inside a parallel region).
+ * Callers partition so that results never depend on the answer. */
+int nrt_par_threads(double work_ns, int parts);
+
 /* ---- random numbers: Philox4x32-10 (rng.c) ------------------------------- */
 
 /* Every random number in netc is a pure function of (seed, purpose, step,

@@ -263,6 +263,77 @@ static void test_thread_count_bitwise(void **state)
 #endif
 }
 
+/* The small-M path (batch-1 inference) split over threads: with the
+ * region cost forced to 0 (every split pays) and to "never", on 1-3
+ * threads, M = 1 and 4, both B layouts, bias + ReLU: every result has the
+ * bits of the same rows inside a packed M = 40 product, and those are
+ * within the reference's bound (run_all_shapes checks the shapes). */
+static void test_small_m_threads(void **state)
+{
+    (void)state;
+#ifdef _OPENMP
+    static const int64_t dims[][2] = {{512, 784}, {256, 512}, {10, 256}, {1000, 70}};
+    for (int d = 0; d < 4; d++)
+        for (int tb = 0; tb < 2; tb++) {
+            int64_t m = 40, n = dims[d][0], k = dims[d][1];
+            float *a = rand_buf((size_t)(m * k)), *b = rand_buf((size_t)(k * n));
+            float *bias = rand_buf((size_t)n), *big = malloc((size_t)(m * n) * sizeof(float));
+            float *small = malloc((size_t)(4 * n) * sizeof(float));
+            NrtEpilogue ep = { NRT_BIAS_COL, bias, NRT_ACT_RELU };
+            nrt_sgemm_ex(false, tb, m, n, k, 1.0f, a, k, b, tb ? k : n, 0.0f, big, n, &ep, NULL);
+            for (int forced = 0; forced < 2; forced++)
+                for (int th = 1; th <= 3; th++)
+                    for (int64_t rows = 1; rows <= 4; rows += 3) {
+                        nrt_par_set_region_ns(forced ? INT64_MAX : 0);
+                        omp_set_num_threads(th);
+                        memset(small, 0xff, (size_t)(4 * n) * sizeof(float));   /* NaNs */
+                        nrt_sgemm_ex(false, tb, rows, n, k, 1.0f, a, k, b, tb ? k : n, 0.0f,
+                                     small, n, &ep, NULL);
+                        omp_set_num_threads(2);
+                        assert_memory_equal(small, big, (size_t)(rows * n) * sizeof(float));
+                    }
+            nrt_par_set_region_ns(-1);
+            free(a), free(b), free(bias), free(big), free(small);
+        }
+#else
+    skip();
+#endif
+}
+
+/* nrt_par_threads: a forced cost of 0 gives min(threads, parts), "never"
+ * gives 1, so does a call inside a parallel region; the measured cost of a
+ * 2-thread region is positive and finite. */
+static void test_par_decision(void **state)
+{
+    (void)state;
+#ifdef _OPENMP
+    omp_set_num_threads(3);
+    nrt_par_set_region_ns(0);
+    assert_int_equal(nrt_par_threads(1000.0, 8), 3);
+    assert_int_equal(nrt_par_threads(1000.0, 2), 2);
+    assert_int_equal(nrt_par_threads(1000.0, 1), 1);
+    int inner = 0;
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp master
+        inner = nrt_par_threads(1e9, 8);
+    }
+    assert_int_equal(inner, 1);
+    nrt_par_set_region_ns(1000);
+    assert_int_equal(nrt_par_threads(1e9, 8), 3);
+    assert_int_equal(nrt_par_threads(4000.0, 8), 1);   /* saves 2.7 us < 3 x 1 us */
+    nrt_par_set_region_ns(INT64_MAX);
+    assert_int_equal(nrt_par_threads(1e12, 8), 1);
+    nrt_par_set_region_ns(-1);
+    int64_t ns = nrt_par_region_ns(2);
+    assert_true(ns > 0 && ns < INT64_MAX);
+    assert_int_equal(nrt_par_region_ns(2), ns);   /* measured once */
+    omp_set_num_threads(2);
+#else
+    assert_int_equal(nrt_par_threads(1e12, 8), 1);
+#endif
+}
+
 /* The two drivers agree bit for bit: rows of a product with M <= 512 (the
  * column split, threads packing privately) equal the same rows of a taller
  * product (M > 512: the blocked driver sharing packed panels), with bias +
@@ -376,6 +447,8 @@ int main(void)
         cmocka_unit_test(test_workspace),
         cmocka_unit_test(test_small_m_rows_match),
         cmocka_unit_test(test_thread_count_bitwise),
+        cmocka_unit_test(test_small_m_threads),
+        cmocka_unit_test(test_par_decision),
         cmocka_unit_test(test_drivers_agree),
         cmocka_unit_test(test_dense),
     };
