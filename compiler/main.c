@@ -243,16 +243,23 @@ static int run(const Options *o, NetcCompilation *c)
     return st == EMITC_OK ? 0 : st == EMITC_ERR_INPUT ? EXIT_INPUT : EXIT_USAGE;
 }
 
-/* Training runs many short OpenMP regions. libgomp's default of spinning
- * while it waits for work made 2 threads up to 10x slower than 1 on the
- * 2-vCPU machines netc is measured on (bench/RESULTS.md); passive waiting
- * removes that. libgomp reads its settings once, when it is loaded, so
- * unless the user chose a policy, netc re-executes itself with one. */
-static void prefer_passive_openmp(char **argv)
+/* Training runs many short OpenMP regions. With passive waiting each one
+ * wakes a sleeping thread, about 70 us on an idle 2-vCPU KVM guest, which
+ * cost small nets a third of their 2-thread speed; libgomp's default spin
+ * (300,000 rounds, milliseconds) makes 2 threads up to 12x slower than 1
+ * as soon as another process wants a core (bench/RESULTS.md, "wait
+ * policy"). netc spins for TRAIN_SPINCOUNT rounds (about a millisecond:
+ * longer than the gaps between a step's regions) and the thread tuner
+ * (thread_tuner.h) drops to one thread while the cores are contended.
+ * libgomp reads its settings once, when it is loaded, so unless the user
+ * chose a policy, netc re-executes itself with one. */
+#define TRAIN_SPINCOUNT "20000"
+
+static void prefer_short_spin_openmp(char **argv)
 {
     if (!NETC_HAVE_OPENMP || getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
         return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+    if (setenv("GOMP_SPINCOUNT", TRAIN_SPINCOUNT, 1) != 0)
         return;
     execv("/proc/self/exe", argv);   /* returns only on failure: carry on as we are */
 }
@@ -261,7 +268,7 @@ int main(int argc, char **argv)
 {
     /* train and eval have flags of their own (train.c). */
     if (argc > 1 && (strcmp(argv[1], "train") == 0 || strcmp(argv[1], "eval") == 0)) {
-        prefer_passive_openmp(argv);
+        prefer_short_spin_openmp(argv);
         return train_main(argc - 1, argv + 1);
     }
     if (argc > 1 && strcmp(argv[1], "preview") == 0)

@@ -39,6 +39,7 @@
 #endif
 #include "progress.h"
 #include "source_file.h"
+#include "thread_tuner.h"
 #include "train_data.h"
 
 enum { EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
@@ -52,7 +53,8 @@ static const char train_usage[] =
     "  --epochs N        number of epochs\n"
     "  --batch N         batch size\n"
     "  --seed N          seed of every random draw (init, shuffling, dropout, ...)\n"
-    "  --threads N       OpenMP threads (default: all cores)\n"
+    "  --threads N       at most N OpenMP threads (default: all cores); one while\n"
+    "                    that trains faster (another process is busy on the cores)\n"
     "  --data DIR        a folder with the four Fashion-MNIST file names\n"
     "                    (train-images-idx3-ubyte.gz, ...; gzip'ed or plain)\n"
     "  --out FILE        checkpoint written after each epoch (default MODEL.safetensors)\n"
@@ -392,6 +394,8 @@ typedef struct Session {
     TrainPoison poison;        /* NETC_TEST_POISON (tests only) */
     double t_start;            /* progress_now() when train_main began (--elapsed) */
     double train_s;            /* seconds of training steps in this run so far (--elapsed) */
+    ThreadTuner tuner;         /* all threads or one, whichever trains faster now */
+    bool thread_flip;          /* NETC_TEST_THREAD_FLIP (tests only) */
 } Session;
 
 /* Front end: diagnostics as `netc check` prints them. */
@@ -714,6 +718,18 @@ static NrtStatus check_finite_after(Session *s, uint64_t step, NrtError *err)
     return NRT_OK;
 }
 
+/* The thread count of the next step: the tuner's, or with the test hook
+ * NETC_TEST_THREAD_FLIP all threads and one in turn (results must not
+ * change: tests/e2e/thread_flip.sh). */
+static void next_threads(Session *s, uint64_t step, int images)
+{
+    int threads = s->tuner.threads;
+    if (s->thread_flip)
+        nrt_set_threads(step % 2 ? s->tuner.most : 1);
+    else if (tuner_step(&s->tuner, images, progress_now()) != threads)
+        nrt_set_threads(s->tuner.threads);
+}
+
 /* One epoch's steps from batch `done` on; returns 0, STATUS_ROLLBACK or an
  * exit status. */
 static int run_epoch(Session *s, BatchBuf *bb, Progress *p, int64_t epoch, int64_t done)
@@ -743,11 +759,13 @@ static int run_epoch(Session *s, BatchBuf *bb, Progress *p, int64_t epoch, int64
             return step_failed(s, p, epoch, &err);
         }
         progress_step(p, n, loss);
+        next_threads(s, step, n);
         int64_t every = s->args.checkpoint_every;
         if (every && (step + 1) % (uint64_t)every == 0 && k + 1 < spe) {
             int st = save_checkpoint(s);
             if (st)
                 return st;
+            tuner_pause(&s->tuner);
         }
     }
     return 0;
@@ -809,6 +827,7 @@ static int train_epochs(Session *s, BatchBuf *bb, Progress *p, int64_t spe)
         if (epoch >= s->cfg.epochs)
             break;
         progress_epoch_begin(p, epoch + 1, s->cfg.epochs, spe, done);
+        tuner_pause(&s->tuner);
         status = run_epoch(s, bb, p, epoch, done);
         if (status == STATUS_ROLLBACK) {
             status = rollback(s);
@@ -900,6 +919,8 @@ static int setup(Session *s)
     }
     if (s->args.threads)
         nrt_set_threads(s->args.threads);
+    tuner_init(&s->tuner, nrt_get_threads());
+    s->thread_flip = getenv("NETC_TEST_THREAD_FLIP") != NULL;
     snprintf(s->out_path, sizeof s->out_path, "%s",
              s->args.out ? s->args.out : info->name);
     if (!s->args.out)
