@@ -15,7 +15,10 @@
 #       256 and 1; PyTorch: eval mode under no_grad.
 # PyTorch runs in every configuration PERFORMANCE.md asks for (as installed;
 # GOMP_SPINCOUNT=0; OpenBLAS-OpenMP with OPENBLAS_CORETYPE=SkylakeX +
-# jit.trace/freeze); the table quotes the best one per row. netc and the
+# jit.trace/freeze, with GOMP_SPINCOUNT=0 and with netc's 20000); the table
+# quotes the best one per row. OpenMP waiting: `netc train` picks its own
+# (a short spin, main.c, and one thread while that is faster,
+# compiler/thread_tuner.h); bench_infer runs with the same GOMP_SPINCOUNT. netc and the
 # PyTorch configurations alternate (A B A B ...) for REPS rounds (default
 # 3) and every figure is the median over the rounds. Ratio = netc / best
 # PyTorch for throughput, best PyTorch / netc for latency (> 1: netc is
@@ -35,7 +38,7 @@ if ! dpkg-query -W -f='${Status}' libopenblas0-openmp 2>/dev/null | grep -q "ok 
 fi
 [ -d $bdir ] || meson setup $bdir -Dbuildtype=release >/dev/null
 ninja -C $bdir >/dev/null
-export NETC_CACHE_DIR=$PWD/$bdir/cache OMP_WAIT_POLICY=passive
+export NETC_CACHE_DIR=$PWD/$bdir/cache
 openblas_dir=$(dirname "$(dpkg -L libopenblas0-openmp | grep 'libblas.so.3$' | head -n 1)")
 work=$(mktemp -d)
 results=$work/results
@@ -66,7 +69,8 @@ netc_train() {   # backend model batch threads -> img/s
 }
 
 netc_infer() {   # model batch threads -> "img_s us"
-    $bdir/bench/bench_infer "$work/${1}_b$2.so" "$1" "$2" "$3" | cut -d' ' -f3,4
+    GOMP_SPINCOUNT=20000 $bdir/bench/bench_infer "$work/${1}_b$2.so" "$1" "$2" "$3" \
+        | cut -d' ' -f3,4
 }
 
 torch_run() {    # config model threads -> result lines
@@ -78,6 +82,9 @@ torch_run() {    # config model threads -> result lines
         openblas-jit) LD_LIBRARY_PATH=$openblas_dir OPENBLAS_CORETYPE=SkylakeX GOMP_SPINCOUNT=0 \
                    $py bench/bench_torch.py --threads "$threads" --models "$model" --jit \
                    --config openblas-jit ;;
+        openblas-jit-spin) LD_LIBRARY_PATH=$openblas_dir OPENBLAS_CORETYPE=SkylakeX \
+                   GOMP_SPINCOUNT=20000 $py bench/bench_torch.py --threads "$threads" \
+                   --models "$model" --jit --config openblas-jit-spin ;;
     esac | $py -c '
 import json, sys
 for line in sys.stdin:
@@ -101,7 +108,7 @@ for rep in $(seq "$reps"); do
             echo "netc-cc $model infer256 $threads $ips" >>"$results"
             read -r _ us <<<"$(netc_infer $model 1 $threads)"
             echo "netc-cc $model lat1 $threads $us" >>"$results"
-            for cfg in torch spin0 openblas-jit; do
+            for cfg in torch spin0 openblas-jit openblas-jit-spin; do
                 torch_run $cfg $model $threads >>"$results"
             done
         done

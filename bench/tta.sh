@@ -42,7 +42,7 @@ done
 
 [ -d $bdir ] || meson setup $bdir -Dbuildtype=release >/dev/null
 ninja -C $bdir >/dev/null
-export NETC_CACHE_DIR=$PWD/$bdir/cache OMP_WAIT_POLICY=passive
+export NETC_CACHE_DIR=$PWD/$bdir/cache   # netc train picks its OpenMP waiting (main.c)
 openblas_dir=$(dirname "$(dpkg -L libopenblas0-openmp 2>/dev/null | grep 'libblas.so.3$' | head -n 1)")
 if [ -n "${TTA_LOGS:-}" ]; then
     logs=$TTA_LOGS
