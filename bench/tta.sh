@@ -72,7 +72,9 @@ log, target, who, what = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[
 rows = []
 for line in open(log):
     m = re.match(r"epoch (\d+)/(\d+): loss [0-9.]+, ([0-9.]+) img/s, ([0-9.]+)s; "
-                 r"test accuracy: label ([0-9.]+)%; elapsed ([0-9.]+)s, training ([0-9.]+)s", line)
+                 r"test accuracy: label ([0-9.]+)%;(?: [0-9]+% of the steps on one thread "
+                 r"\(faster while the cores were busy\);)? elapsed ([0-9.]+)s, training ([0-9.]+)s",
+                 line)
     if m:
         rows.append((int(m[1]), int(m[2]), float(m[5]), float(m[6]), float(m[7]),
                      float(m[3]) * float(m[4]), float(m[4])))

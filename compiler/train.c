@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cc_backend.h"
@@ -396,6 +397,7 @@ typedef struct Session {
     double train_s;            /* seconds of training steps in this run so far (--elapsed) */
     ThreadTuner tuner;         /* all threads or one, whichever trains faster now */
     bool thread_flip;          /* NETC_TEST_THREAD_FLIP (tests only) */
+    int64_t epoch_steps, steps_on_one;   /* this epoch's steps, and those the tuner ran on 1 thread */
 } Session;
 
 /* Front end: diagnostics as `netc check` prints them. */
@@ -718,15 +720,26 @@ static NrtStatus check_finite_after(Session *s, uint64_t step, NrtError *err)
     return NRT_OK;
 }
 
+/* CPU time of the whole process (all threads), for the thread tuner. */
+static double cpu_seconds(void)
+{
+    struct timespec t;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) != 0)
+        return 0;
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* The thread count of the next step: the tuner's, or with the test hook
  * NETC_TEST_THREAD_FLIP all threads and one in turn (results must not
  * change: tests/e2e/thread_flip.sh). */
 static void next_threads(Session *s, uint64_t step, int images)
 {
     int threads = s->tuner.threads;
+    s->epoch_steps++;
+    s->steps_on_one += s->tuner.most > 1 && threads == 1 && !s->thread_flip;
     if (s->thread_flip)
         nrt_set_threads(step % 2 ? s->tuner.most : 1);
-    else if (tuner_step(&s->tuner, images, progress_now()) != threads)
+    else if (tuner_step(&s->tuner, images, progress_now(), cpu_seconds()) != threads)
         nrt_set_threads(s->tuner.threads);
 }
 
@@ -786,6 +799,10 @@ static int finish_epoch(Session *s, Progress *p)
     if (st)
         return st;
     int len = snprintf(extra, sizeof extra, "%s%s", line[0] ? "; " : "", line);
+    if (s->steps_on_one > 0 && len >= 0 && (size_t)len < sizeof extra)
+        len += snprintf(extra + len, sizeof extra - (size_t)len, "; %.0f%% of the steps on one "
+                        "thread (faster while the cores were busy)",
+                        100.0 * (double)s->steps_on_one / (double)s->epoch_steps);
     s->train_s += p->elapsed;
     if (s->args.elapsed && len >= 0 && (size_t)len < sizeof extra)
         snprintf(extra + len, sizeof extra - (size_t)len, "; elapsed %.2fs, training %.2fs",
@@ -828,6 +845,7 @@ static int train_epochs(Session *s, BatchBuf *bb, Progress *p, int64_t spe)
             break;
         progress_epoch_begin(p, epoch + 1, s->cfg.epochs, spe, done);
         tuner_pause(&s->tuner);
+        s->epoch_steps = s->steps_on_one = 0;
         status = run_epoch(s, bb, p, epoch, done);
         if (status == STATUS_ROLLBACK) {
             status = rollback(s);
