@@ -20,6 +20,7 @@
  *   dropconnect dense: through the forward's per-sample masks (bits);
  *              conv: dx through the masked weights, then dW *= the batch's mask
  *   relu fused into batchnorm: no step; batchnorm's rule masks dy itself
+ *              (from x and the forward's saved scale and shift)
  * A value's gradient buffer is overwritten by the first rule that reaches
  * it and accumulated into by the others (fan-out). Values that depend on no
  * trainable parameter get no gradient at all (the input, constant
@@ -202,7 +203,9 @@ static bool rule_unary(Ad *A, const IrNode *n, KOp op, int dy)
 }
 
 /* A fused relu after batchnorm has no step of its own: batchnorm's
- * backward masks dy with the fused output (y > 0). */
+ * backward masks dy itself, where x*scale + shift > 0 with the float
+ * scale and shift the forward saved (the forward's y > 0 test, without
+ * reading y). */
 static bool rule_batchnorm(Ad *A, const IrNode *n, int dy)
 {
     bool acc;
@@ -216,7 +219,7 @@ static bool rule_batchnorm(Ad *A, const IrNode *n, int dy)
         return false;
     int b[9] = {dy, A->val[n->in[0]->id], pdata(A, n->gamma), A->aux[n->id][0],
                 A->aux[n->id][1], dx, pgrad(A, n->gamma), pgrad(A, n->beta),
-                r ? A->val[r->out->id] : -1};
+                r ? fwd.buf[8] : -1};
     memcpy(s->buf, b, sizeof b);
     s->nbuf = 9;
     s->acc = acc;

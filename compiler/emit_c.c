@@ -524,6 +524,12 @@ static void body_act(Emit *E, const KStep *s)
         slope ? ", " : "", slope ? "x" : "y", acc_str(s));
 }
 
+/* The NrtFusedAct of a batchnorm step's fused activation (i2). */
+static const char *bn_act_name(const KStep *s)
+{
+    return s->i[2] > 1 ? "NRT_FUSED_LEAKY_RELU" : s->i[2] ? "NRT_FUSED_RELU" : "NRT_FUSED_NONE";
+}
+
 static void body_bn(Emit *E, const KStep *s)
 {
     char b1[40], b2[40], b3[40];
@@ -541,10 +547,12 @@ static void body_bn(Emit *E, const KStep *s)
             decl(E, true, "mean", s->buf[6]);
             decl(E, true, "invstd", s->buf[7]);
         }
-        if (tr && s->i[2] > 1)
-            out(E, "    nrt_batchnorm_forward_train_act(n, C, S, x, gamma, beta, %s, %s, rmean, rvar,\n"
-                   "                                    NRT_FUSED_LEAKY_RELU, %s, y, mean, invstd);\n",
-                dbl(b1, s->f[1]), dbl(b2, s->f[0]), flt(b3, s->f[2]));
+        if (tr && s->i[2])
+            decl(E, true, "affine", s->buf[8]);
+        if (tr && s->i[2])
+            out(E, "    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, %s, %s, rmean, rvar,\n"
+                   "                                       %s, %s, y, mean, invstd, affine);\n",
+                dbl(b1, s->f[1]), dbl(b2, s->f[0]), bn_act_name(s), flt(b3, s->f[2]));
         else if (tr)
             out(E, "    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, %s, %s, rmean, rvar, %s, y,\n"
                    "                                mean, invstd);\n", dbl(b1, s->f[1]), dbl(b2, s->f[0]),
@@ -566,14 +574,15 @@ static void body_bn(Emit *E, const KStep *s)
     decl(E, true, "dx", s->buf[5]);
     decl(E, true, "dgamma", s->buf[6]);
     decl(E, true, "dbeta", s->buf[7]);
-    if (s->buf[8] >= 0)
-        decl(E, false, "y", s->buf[8]);
-    if (s->i[2] > 1)
-        out(E, "    nrt_batchnorm_backward_act(n, C, S, dy, x, y, NRT_FUSED_LEAKY_RELU, %s, gamma, mean, invstd,\n"
-               "                               dx, dgamma, dbeta, %s, false);\n", flt(b3, s->f[2]), acc_str(s));
-    else
-        out(E, "    nrt_batchnorm_backward(n, C, S, dy, x, %s, gamma, mean, invstd, dx, dgamma, dbeta, %s,\n"
-               "                           false);\n", s->buf[8] >= 0 ? "y" : "NULL", acc_str(s));
+    if (s->buf[8] >= 0) {
+        decl(E, false, "affine", s->buf[8]);
+        out(E, "    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, %s, %s, gamma, mean, invstd,\n"
+               "                                  dx, dgamma, dbeta, %s, false);\n", bn_act_name(s),
+            flt(b3, s->f[2]), acc_str(s));
+    } else {
+        out(E, "    nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, %s,\n"
+               "                           false);\n", acc_str(s));
+    }
 }
 
 /* Masks from (seed, NRT_RNG_DROPOUT, step, sample i, element STREAM << 32 | j):

@@ -447,12 +447,15 @@ static void body_bn(LE *E, const KStep *s)
 {
     LLVMValueRef C = ci64(E, s->i[0]), S = ci64(E, s->i[1]);
     const int *b = s->buf;
-    /* i2 > 1: leaky_relu, the _act kernels (as emit_c.c) */
+    /* i2 > 1: leaky_relu, the _act kernels; in training any fused
+     * activation takes the _affine pair (as emit_c.c) */
     LLVMValueRef leaky = ci32(E, NRT_FUSED_LEAKY_RELU), slope = cf32(E, s->f[2]);
-    if (s->op == K_BN_FWD_TRAIN && s->i[2] > 1) {
-        RT(E, nrt_batchnorm_forward_train_act, "vlllpppddppifppp", E->n64, C, S, buf(E, b[0]), buf(E, b[1]),
-           buf(E, b[2]), cf64(E, s->f[1]), cf64(E, s->f[0]), buf(E, b[3]), buf(E, b[4]), leaky, slope,
-           buf(E, b[5]), buf(E, b[6]), buf(E, b[7]));
+    LLVMValueRef fused = ci32(E, s->i[2] > 1 ? NRT_FUSED_LEAKY_RELU
+                                 : s->i[2] ? NRT_FUSED_RELU : NRT_FUSED_NONE);
+    if (s->op == K_BN_FWD_TRAIN && s->i[2]) {
+        RT(E, nrt_batchnorm_forward_train_affine, "vlllpppddppifpppp", E->n64, C, S, buf(E, b[0]),
+           buf(E, b[1]), buf(E, b[2]), cf64(E, s->f[1]), cf64(E, s->f[0]), buf(E, b[3]), buf(E, b[4]), fused,
+           slope, buf(E, b[5]), buf(E, b[6]), buf(E, b[7]), buf(E, b[8]));
     } else if (s->op == K_BN_FWD_TRAIN) {
         RT(E, nrt_batchnorm_forward_train, "vlllpppddppbppp", E->n64, C, S, buf(E, b[0]), buf(E, b[1]),
            buf(E, b[2]), cf64(E, s->f[1]), cf64(E, s->f[0]), buf(E, b[3]), buf(E, b[4]), cbool(E, s->i[2]),
@@ -463,9 +466,9 @@ static void body_bn(LE *E, const KStep *s)
     } else if (s->op == K_BN_FWD_INFER) {
         RT(E, nrt_batchnorm_forward_infer, "vlllpppppdbp", E->n64, C, S, buf(E, b[0]), buf(E, b[1]),
            buf(E, b[2]), buf(E, b[3]), buf(E, b[4]), cf64(E, s->f[1]), cbool(E, s->i[2]), buf(E, b[5]));
-    } else if (s->i[2] > 1) {
-        RT(E, nrt_batchnorm_backward_act, "vlllpppifppppppbb", E->n64, C, S, buf(E, b[0]), buf(E, b[1]),
-           buf(E, b[8]), leaky, slope, buf(E, b[2]), buf(E, b[3]), buf(E, b[4]), buf(E, b[5]), buf(E, b[6]),
+    } else if (b[8] >= 0) {
+        RT(E, nrt_batchnorm_backward_affine, "vlllpppifppppppbb", E->n64, C, S, buf(E, b[0]), buf(E, b[1]),
+           buf(E, b[8]), fused, slope, buf(E, b[2]), buf(E, b[3]), buf(E, b[4]), buf(E, b[5]), buf(E, b[6]),
            buf(E, b[7]), cbool(E, s->acc), cbool(E, false));
     } else {
         RT(E, nrt_batchnorm_backward, "vlllpppppppppbb", E->n64, C, S, buf(E, b[0]), buf(E, b[1]),

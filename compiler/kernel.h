@@ -62,12 +62,15 @@ typedef enum KOp {
     K_AVGPOOL_BWD,      /* b0 dy -> b1 dx (acc) */
     K_ACT_FWD,          /* b0 x -> b1 y; i0 KAct, i1 numel, f0 slope */
     K_ACT_BWD,          /* b0 dy, b1 x, b2 y -> b3 dx (acc) */
-    K_BN_FWD_TRAIN,     /* b0 x, b1 gamma, b2 beta, b3 rmean, b4 rvar -> b5 y, b6 mean, b7 invstd;
-                         * i0 c, i1 spatial, i2 fused activation: 0 none, 1 relu, 2 leaky_relu
-                         * (1 + KAct); f0 momentum, f1 eps, f2 the leaky slope */
+    K_BN_FWD_TRAIN,     /* b0 x, b1 gamma, b2 beta, b3 rmean, b4 rvar -> b5 y, b6 mean, b7 invstd,
+                         * with a fused activation b8 the float scale and shift it applied (2c:
+                         * nrt_batchnorm_forward_train_affine); i0 c, i1 spatial, i2 fused
+                         * activation: 0 none, 1 relu, 2 leaky_relu (1 + KAct); f0 momentum,
+                         * f1 eps, f2 the leaky slope */
     K_BN_FWD_INFER,     /* b0 x, b1 gamma, b2 beta, b3 rmean, b4 rvar -> b5 y; ints, f1, f2 as train */
     K_BN_BWD,           /* b0 dy, b1 x, b2 gamma, b3 mean, b4 invstd -> b5 dx (acc), b6 dgamma,
-                         * b7 dbeta; b8 the fused activation's output (masks dy) or -1; ints and
+                         * b7 dbeta; b8 the forward's b8 (a fused activation: dy masked where
+                         * x*scale + shift <= 0, nrt_batchnorm_backward_affine) or -1; ints and
                          * f as the forward */
     K_DROPOUT_FWD,      /* b0 x -> b1 y, b2 mask; i0 numel, i1 node id (RNG stream); f0 p */
     K_DROPOUT_BWD,      /* b0 dy, b1 mask -> b2 dx (acc) */

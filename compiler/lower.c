@@ -558,6 +558,9 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
             L->aux[n->id][0] = s->buf[6] = kp_buf_new(kp, suffixed(a, n->name, "mean"), KS_ARENA, 0, c);
             L->aux[n->id][1] = s->buf[7] = kp_buf_new(kp, suffixed(a, n->name, "invstd"), KS_ARENA, 0, c);
             s->nbuf = 8;
+            if (act)    /* the backward masks dy from x through these (K_BN_FWD_TRAIN) */
+                s->buf[8] = kp_buf_new(kp, suffixed(a, n->name, "affine"), KS_ARENA, 0, 2 * c),
+                s->nbuf = 9;
         }
         bn_ints(s, n);
         s->i[2] = act ? 1 + k_act(act->op) : 0;    /* 1: relu, 2: leaky_relu */

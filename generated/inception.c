@@ -15,7 +15,7 @@
 #include "inception.h"
 
 #define BLOCK_FLOATS 104624
-#define ARENA_FLOATS 17361168
+#define ARENA_FLOATS 14200080
 #define STRUCTURE_HASH_STR "ac6b1056eaa6ccbd"    /* INCEPTION_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -394,8 +394,9 @@ static void t04_batchnorm1_relu1_forward(NrtModel *m, int n)
     float *y = A(3412240);    /* relu1 */
     float *mean = A(100352);    /* batchnorm1.mean */
     float *invstd = A(100384);    /* batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *affine = A(100416);    /* batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* inception.net:29: maxpool(2) */
@@ -415,7 +416,7 @@ static void t06_inception1_conv1_inception1_relu1_forward(NrtModel *m, int n)
     const float *x = A(6623504);    /* maxpool1 */
     const float *w = P(384);    /* inception1.conv1.weight */
     const float *b = P(896);    /* inception1.conv1.bias */
-    float *y = A(8229136);    /* inception1.relu1 */
+    float *y = A(3412240);    /* inception1.relu1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -426,7 +427,7 @@ static void t07_inception1_conv2_inception1_relu2_forward(NrtModel *m, int n)
     const float *x = A(6623504);    /* maxpool1 */
     const float *w = P(912);    /* inception1.conv2.weight */
     const float *b = P(1424);    /* inception1.conv2.bias */
-    float *y = A(8630544);    /* inception1.relu2 */
+    float *y = A(3813648);    /* inception1.relu2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -434,10 +435,10 @@ static void t07_inception1_conv2_inception1_relu2_forward(NrtModel *m, int n)
 static void t08_inception1_conv3_inception1_relu3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 24, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(8630544);    /* inception1.relu2 */
+    const float *x = A(3813648);    /* inception1.relu2 */
     const float *w = P(1440);    /* inception1.conv3.weight */
     const float *b = P(4896);    /* inception1.conv3.bias */
-    float *y = A(9031952);    /* inception1.relu3 */
+    float *y = A(4215056);    /* inception1.relu3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -448,7 +449,7 @@ static void t09_inception1_conv4_inception1_relu4_forward(NrtModel *m, int n)
     const float *x = A(6623504);    /* maxpool1 */
     const float *w = P(4928);    /* inception1.conv4.weight */
     const float *b = P(5056);    /* inception1.conv4.bias */
-    float *y = A(9634064);    /* inception1.relu4 */
+    float *y = A(4817168);    /* inception1.relu4 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -456,10 +457,10 @@ static void t09_inception1_conv4_inception1_relu4_forward(NrtModel *m, int n)
 static void t10_inception1_conv5_inception1_relu5_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 4, 14, 14, 8, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(9634064);    /* inception1.relu4 */
+    const float *x = A(4817168);    /* inception1.relu4 */
     const float *w = P(5072);    /* inception1.conv5.weight */
     const float *b = P(5872);    /* inception1.conv5.bias */
-    float *y = A(9734416);    /* inception1.relu5 */
+    float *y = A(4917520);    /* inception1.relu5 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -468,8 +469,8 @@ static void t11_inception1_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 3, 1, 1};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
     const float *x = A(6623504);    /* maxpool1 */
-    float *y = A(9935120);    /* inception1.maxpool1 */
-    float *argmax = A(10737936);    /* inception1.maxpool1.argmax */
+    float *y = A(5118224);    /* inception1.maxpool1 */
+    float *argmax = A(8229136);    /* inception1.maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -477,10 +478,10 @@ static void t11_inception1_maxpool1_forward(NrtModel *m, int n)
 static void t12_inception1_conv6_inception1_relu6_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 8, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(9935120);    /* inception1.maxpool1 */
+    const float *x = A(5118224);    /* inception1.maxpool1 */
     const float *w = P(5888);    /* inception1.conv6.weight */
     const float *b = P(6144);    /* inception1.conv6.bias */
-    float *y = A(11540752);    /* inception1.relu6 */
+    float *y = A(5921040);    /* inception1.relu6 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -488,11 +489,11 @@ static void t12_inception1_conv6_inception1_relu6_forward(NrtModel *m, int n)
 static void t13_inception1_concat1_forward(NrtModel *m, int n)
 {
     enum { S = 196, CT = 56 };    /* values per channel, channels out */
-    float *y = A(11741456);    /* inception1.concat1 */
-    const float *x0 = A(8229136);    /* inception1.relu1 */
-    const float *x1 = A(9031952);    /* inception1.relu3 */
-    const float *x2 = A(9734416);    /* inception1.relu5 */
-    const float *x3 = A(11540752);    /* inception1.relu6 */
+    float *y = A(9031952);    /* inception1.concat1 */
+    const float *x0 = A(3412240);    /* inception1.relu1 */
+    const float *x1 = A(4215056);    /* inception1.relu3 */
+    const float *x2 = A(4917520);    /* inception1.relu5 */
+    const float *x3 = A(5921040);    /* inception1.relu6 */
     for (int64_t i = 0; i < n; i++) {
         memcpy(y + (i * CT + 0) * S, x0 + i * 16 * S, 16 * S * sizeof(float));
         memcpy(y + (i * CT + 16) * S, x1 + i * 24 * S, 24 * S * sizeof(float));
@@ -505,14 +506,14 @@ static void t13_inception1_concat1_forward(NrtModel *m, int n)
 static void t14_inception1_batchnorm1_forward(NrtModel *m, int n)
 {
     enum { C = 56, S = 196 };    /* channels, values per channel */
-    const float *x = A(11741456);    /* inception1.concat1 */
+    const float *x = A(9031952);    /* inception1.concat1 */
     const float *gamma = P(6160);    /* inception1.batchnorm1.gamma */
     const float *beta = P(6224);    /* inception1.batchnorm1.beta */
     float *rmean = P(25920);    /* inception1.batchnorm1.running_mean */
     float *rvar = P(25984);    /* inception1.batchnorm1.running_var */
-    float *y = A(13146384);    /* inception1.batchnorm1 */
-    float *mean = A(100416);    /* inception1.batchnorm1.mean */
-    float *invstd = A(100480);    /* inception1.batchnorm1.invstd */
+    float *y = A(10436880);    /* inception1.batchnorm1 */
+    float *mean = A(100480);    /* inception1.batchnorm1.mean */
+    float *invstd = A(100544);    /* inception1.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 0.001, 0.05, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -521,8 +522,8 @@ static void t14_inception1_batchnorm1_forward(NrtModel *m, int n)
 static void t15_avgpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 56, 14, 14, 3, 2, 1};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(13146384);    /* inception1.batchnorm1 */
-    float *y = A(14551312);    /* avgpool1 */
+    const float *x = A(10436880);    /* inception1.batchnorm1 */
+    float *y = A(6121744);    /* avgpool1 */
     nrt_avgpool_forward(&s, x, y);
 }
 
@@ -530,10 +531,10 @@ static void t15_avgpool1_forward(NrtModel *m, int n)
 static void t16_inception2_conv1_inception2_relu1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 32, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14551312);    /* avgpool1 */
+    const float *x = A(6121744);    /* avgpool1 */
     const float *w = P(6288);    /* inception2.conv1.weight */
     const float *b = P(8080);    /* inception2.conv1.bias */
-    float *y = A(13146384);    /* inception2.relu1 */
+    float *y = A(10436880);    /* inception2.relu1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -541,10 +542,10 @@ static void t16_inception2_conv1_inception2_relu1_forward(NrtModel *m, int n)
 static void t17_inception2_conv2_inception2_relu2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 24, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14551312);    /* avgpool1 */
+    const float *x = A(6121744);    /* avgpool1 */
     const float *w = P(8112);    /* inception2.conv2.weight */
     const float *b = P(9456);    /* inception2.conv2.bias */
-    float *y = A(13347088);    /* inception2.relu2 */
+    float *y = A(6472976);    /* inception2.relu2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -552,10 +553,10 @@ static void t17_inception2_conv2_inception2_relu2_forward(NrtModel *m, int n)
 static void t18_inception2_conv3_inception2_relu3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 24, 7, 7, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(13347088);    /* inception2.relu2 */
+    const float *x = A(6472976);    /* inception2.relu2 */
     const float *w = P(9488);    /* inception2.conv3.weight */
     const float *b = P(19856);    /* inception2.conv3.bias */
-    float *y = A(13497616);    /* inception2.relu3 */
+    float *y = A(10637584);    /* inception2.relu3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -563,10 +564,10 @@ static void t18_inception2_conv3_inception2_relu3_forward(NrtModel *m, int n)
 static void t19_inception2_conv4_inception2_relu4_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 8, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14551312);    /* avgpool1 */
+    const float *x = A(6121744);    /* avgpool1 */
     const float *w = P(19904);    /* inception2.conv4.weight */
     const float *b = P(20352);    /* inception2.conv4.bias */
-    float *y = A(100544);    /* inception2.relu4 */
+    float *y = A(100608);    /* inception2.relu4 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -574,10 +575,10 @@ static void t19_inception2_conv4_inception2_relu4_forward(NrtModel *m, int n)
 static void t20_inception2_conv5_inception2_relu5_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 8, 7, 7, 16, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(100544);    /* inception2.relu4 */
+    const float *x = A(100608);    /* inception2.relu4 */
     const float *w = P(20368);    /* inception2.conv5.weight */
     const float *b = P(23568);    /* inception2.conv5.bias */
-    float *y = A(13798672);    /* inception2.relu5 */
+    float *y = A(10938640);    /* inception2.relu5 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -585,9 +586,9 @@ static void t20_inception2_conv5_inception2_relu5_forward(NrtModel *m, int n)
 static void t21_inception2_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 56, 7, 7, 3, 1, 1};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(14551312);    /* avgpool1 */
-    float *y = A(13899024);    /* inception2.maxpool1 */
-    float *argmax = A(14902544);    /* inception2.maxpool1.argmax */
+    const float *x = A(6121744);    /* avgpool1 */
+    float *y = A(11038992);    /* inception2.maxpool1 */
+    float *argmax = A(11390224);    /* inception2.maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -595,10 +596,10 @@ static void t21_inception2_maxpool1_forward(NrtModel *m, int n)
 static void t22_inception2_conv6_inception2_relu6_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 16, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(13899024);    /* inception2.maxpool1 */
+    const float *x = A(11038992);    /* inception2.maxpool1 */
     const float *w = P(23584);    /* inception2.conv6.weight */
     const float *b = P(24480);    /* inception2.conv6.bias */
-    float *y = A(14250256);    /* inception2.relu6 */
+    float *y = A(11741456);    /* inception2.relu6 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -606,11 +607,11 @@ static void t22_inception2_conv6_inception2_relu6_forward(NrtModel *m, int n)
 static void t23_inception2_concat1_forward(NrtModel *m, int n)
 {
     enum { S = 49, CT = 112 };    /* values per channel, channels out */
-    float *y = A(15253776);    /* inception2.concat1 */
-    const float *x0 = A(13146384);    /* inception2.relu1 */
-    const float *x1 = A(13497616);    /* inception2.relu3 */
-    const float *x2 = A(13798672);    /* inception2.relu5 */
-    const float *x3 = A(14250256);    /* inception2.relu6 */
+    float *y = A(11841808);    /* inception2.concat1 */
+    const float *x0 = A(10436880);    /* inception2.relu1 */
+    const float *x1 = A(10637584);    /* inception2.relu3 */
+    const float *x2 = A(10938640);    /* inception2.relu5 */
+    const float *x3 = A(11741456);    /* inception2.relu6 */
     for (int64_t i = 0; i < n; i++) {
         memcpy(y + (i * CT + 0) * S, x0 + i * 32 * S, 32 * S * sizeof(float));
         memcpy(y + (i * CT + 32) * S, x1 + i * 48 * S, 48 * S * sizeof(float));
@@ -623,14 +624,14 @@ static void t23_inception2_concat1_forward(NrtModel *m, int n)
 static void t24_inception2_batchnorm1_forward(NrtModel *m, int n)
 {
     enum { C = 112, S = 49 };    /* channels, values per channel */
-    const float *x = A(15253776);    /* inception2.concat1 */
+    const float *x = A(11841808);    /* inception2.concat1 */
     const float *gamma = P(24496);    /* inception2.batchnorm1.gamma */
     const float *beta = P(24608);    /* inception2.batchnorm1.beta */
     float *rmean = P(26048);    /* inception2.batchnorm1.running_mean */
     float *rvar = P(26160);    /* inception2.batchnorm1.running_var */
-    float *y = A(15956240);    /* inception2.batchnorm1 */
-    float *mean = A(150720);    /* inception2.batchnorm1.mean */
-    float *invstd = A(150832);    /* inception2.batchnorm1.invstd */
+    float *y = A(12544272);    /* inception2.batchnorm1 */
+    float *mean = A(150784);    /* inception2.batchnorm1.mean */
+    float *invstd = A(150896);    /* inception2.batchnorm1.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 0.001, 0.05, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -639,8 +640,8 @@ static void t24_inception2_batchnorm1_forward(NrtModel *m, int n)
 static void t25_global_avgpool1_forward(NrtModel *m, int n)
 {
     enum { C = 112, S = 49 };    /* channels, values per channel */
-    const float *x = A(15956240);    /* inception2.batchnorm1 */
-    float *y = A(150944);    /* global_avgpool1 */
+    const float *x = A(12544272);    /* inception2.batchnorm1 */
+    float *y = A(151008);    /* global_avgpool1 */
     nrt_global_avgpool_forward(n, C, S, x, y);
 }
 
@@ -648,9 +649,9 @@ static void t25_global_avgpool1_forward(NrtModel *m, int n)
 static void t26_dropout1_forward(NrtModel *m, int n)
 {
     enum { D = 112 };    /* values per sample */
-    const float *x = A(150944);    /* global_avgpool1 */
-    float *y = A(165280);    /* dropout1 */
-    float *mask = A(179616);    /* dropout1.mask */
+    const float *x = A(151008);    /* global_avgpool1 */
+    float *y = A(165344);    /* dropout1 */
+    float *mask = A(179680);    /* dropout1.mask */
     const uint64_t stream = (uint64_t)37 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPOUT, m->step, (uint64_t)i, stream, D, 0.2,
@@ -662,10 +663,10 @@ static void t26_dropout1_forward(NrtModel *m, int n)
 static void t27_dense1_forward(NrtModel *m, int n)
 {
     enum { IN = 112, OUT = 10 };
-    const float *x = A(165280);    /* dropout1 */
+    const float *x = A(165344);    /* dropout1 */
     const float *w = P(24720);    /* dense1.weight */
     const float *b = P(25840);    /* dense1.bias */
-    float *y = A(150944);    /* dense1 */
+    float *y = A(151008);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -673,12 +674,12 @@ static void t27_dense1_forward(NrtModel *m, int n)
 static void t28_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(150944);    /* dense1 */
-    float *dx = A(152224);    /* logits.grad */
+    const float *x = A(151008);    /* dense1 */
+    float *dx = A(152288);    /* logits.grad */
     const double weight = 1.0;
     const float *perm = A(200704);    /* mix.perm */
     const float *lambda = A(200960);    /* mix.lambda */
-    float *partner = A(153504);    /* cross_entropy1.partner_labels */
+    float *partner = A(153568);    /* cross_entropy1.partner_labels */
     const int32_t *labels = m->batch->labels[TARGET];
     nrt_mix_labels(n, labels, (const int64_t *)perm, (int32_t *)partner);
     m->loss += weight * nrt_cross_entropy(n, K, x, labels, (const int32_t *)partner, lambda[0],
@@ -689,10 +690,10 @@ static void t28_cross_entropy1_loss(NrtModel *m, int n)
 static void t29_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 112, OUT = 10 };
-    const float *dy = A(152224);    /* logits.grad */
-    const float *x = A(165280);    /* dropout1 */
+    const float *dy = A(152288);    /* logits.grad */
+    const float *x = A(165344);    /* dropout1 */
     const float *w = P(24720);    /* dense1.weight */
-    float *dx = A(14350608);    /* dropout1.grad */
+    float *dx = A(12544272);    /* dropout1.grad */
     float *dw = P(51776);    /* dense1.weight.grad */
     float *db = P(52896);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -704,9 +705,9 @@ static void t29_dense1_backward(NrtModel *m, int n)
 static void t30_dropout1_backward(NrtModel *m, int n)
 {
     enum { D = 112 };    /* values per sample */
-    const float *dy = A(14350608);    /* dropout1.grad */
-    const float *mask = A(179616);    /* dropout1.mask */
-    float *dx = A(150944);    /* global_avgpool1.grad */
+    const float *dy = A(12544272);    /* dropout1.grad */
+    const float *mask = A(179680);    /* dropout1.mask */
+    float *dx = A(151008);    /* global_avgpool1.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
@@ -714,8 +715,8 @@ static void t30_dropout1_backward(NrtModel *m, int n)
 static void t31_global_avgpool1_backward(NrtModel *m, int n)
 {
     enum { C = 112, S = 49 };    /* channels, values per channel */
-    const float *dy = A(150944);    /* global_avgpool1.grad */
-    float *dx = A(15956240);    /* inception2.out.grad */
+    const float *dy = A(151008);    /* global_avgpool1.grad */
+    float *dx = A(12544272);    /* inception2.out.grad */
     nrt_global_avgpool_backward(n, C, S, dy, dx, false);
 }
 
@@ -723,12 +724,12 @@ static void t31_global_avgpool1_backward(NrtModel *m, int n)
 static void t32_inception2_batchnorm1_backward(NrtModel *m, int n)
 {
     enum { C = 112, S = 49 };    /* channels, values per channel */
-    const float *dy = A(15956240);    /* inception2.out.grad */
-    const float *x = A(15253776);    /* inception2.concat1 */
+    const float *dy = A(12544272);    /* inception2.out.grad */
+    const float *x = A(11841808);    /* inception2.concat1 */
     const float *gamma = P(24496);    /* inception2.batchnorm1.gamma */
-    const float *mean = A(150720);    /* inception2.batchnorm1.mean */
-    const float *invstd = A(150832);    /* inception2.batchnorm1.invstd */
-    float *dx = A(16658704);    /* inception2.joined.grad */
+    const float *mean = A(150784);    /* inception2.batchnorm1.mean */
+    const float *invstd = A(150896);    /* inception2.batchnorm1.invstd */
+    float *dx = A(13246736);    /* inception2.joined.grad */
     float *dgamma = P(51552);    /* inception2.batchnorm1.gamma.grad */
     float *dbeta = P(51664);    /* inception2.batchnorm1.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -739,11 +740,11 @@ static void t32_inception2_batchnorm1_backward(NrtModel *m, int n)
 static void t33_inception2_concat1_backward(NrtModel *m, int n)
 {
     enum { S = 49, CT = 112 };    /* values per channel, channels out */
-    const float *dy = A(16658704);    /* inception2.joined.grad */
-    float *dx0 = A(14350608);    /* inception2.b1.grad */
-    float *dx1 = A(15253776);    /* inception2.b3.grad */
-    float *dx2 = A(15554832);    /* inception2.b5.grad */
-    float *dx3 = A(15655184);    /* inception2.bp.grad */
+    const float *dy = A(13246736);    /* inception2.joined.grad */
+    float *dx0 = A(11841808);    /* inception2.b1.grad */
+    float *dx1 = A(12042512);    /* inception2.b3.grad */
+    float *dx2 = A(12343568);    /* inception2.b5.grad */
+    float *dx3 = A(12443920);    /* inception2.bp.grad */
     for (int64_t i = 0; i < n; i++) {
         memcpy(dx0 + i * 32 * S, dy + (i * CT + 0) * S, 32 * S * sizeof(float));
         memcpy(dx1 + i * 48 * S, dy + (i * CT + 32) * S, 48 * S * sizeof(float));
@@ -756,9 +757,9 @@ static void t33_inception2_concat1_backward(NrtModel *m, int n)
 static void t34_inception2_relu6_backward(NrtModel *m, int n)
 {
     enum { D = 784 };
-    const float *dy = A(15655184);    /* inception2.bp.grad */
-    const float *y = A(14250256);    /* inception2.relu6 */
-    float *dx = A(15755536);    /* inception2.conv6.grad */
+    const float *dy = A(12443920);    /* inception2.bp.grad */
+    const float *y = A(11741456);    /* inception2.relu6 */
+    float *dx = A(12544272);    /* inception2.conv6.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -766,10 +767,10 @@ static void t34_inception2_relu6_backward(NrtModel *m, int n)
 static void t35_inception2_conv6_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 16, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(15755536);    /* inception2.conv6.grad */
-    const float *x = A(13899024);    /* inception2.maxpool1 */
+    const float *dy = A(12544272);    /* inception2.conv6.grad */
+    const float *x = A(11038992);    /* inception2.maxpool1 */
     const float *w = P(23584);    /* inception2.conv6.weight */
-    float *dx = A(15855888);    /* inception2.maxpool1.grad */
+    float *dx = A(12644624);    /* inception2.maxpool1.grad */
     float *dw = P(50640);    /* inception2.conv6.weight.grad */
     float *db = P(51536);    /* inception2.conv6.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -781,9 +782,9 @@ static void t35_inception2_conv6_backward(NrtModel *m, int n)
 static void t36_inception2_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 56, 7, 7, 3, 1, 1};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *dy = A(15855888);    /* inception2.maxpool1.grad */
-    const float *argmax = A(14902544);    /* inception2.maxpool1.argmax */
-    float *dx = A(13899024);    /* avgpool1.grad */
+    const float *dy = A(12644624);    /* inception2.maxpool1.grad */
+    const float *argmax = A(11390224);    /* inception2.maxpool1.argmax */
+    float *dx = A(11038992);    /* avgpool1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -791,9 +792,9 @@ static void t36_inception2_maxpool1_backward(NrtModel *m, int n)
 static void t37_inception2_relu5_backward(NrtModel *m, int n)
 {
     enum { D = 784 };
-    const float *dy = A(15554832);    /* inception2.b5.grad */
-    const float *y = A(13798672);    /* inception2.relu5 */
-    float *dx = A(14250256);    /* inception2.conv5.grad */
+    const float *dy = A(12343568);    /* inception2.b5.grad */
+    const float *y = A(10938640);    /* inception2.relu5 */
+    float *dx = A(11390224);    /* inception2.conv5.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -801,10 +802,10 @@ static void t37_inception2_relu5_backward(NrtModel *m, int n)
 static void t38_inception2_conv5_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 8, 7, 7, 16, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(14250256);    /* inception2.conv5.grad */
-    const float *x = A(100544);    /* inception2.relu4 */
+    const float *dy = A(11390224);    /* inception2.conv5.grad */
+    const float *x = A(100608);    /* inception2.relu4 */
     const float *w = P(20368);    /* inception2.conv5.weight */
-    float *dx = A(150720);    /* inception2.relu4.grad */
+    float *dx = A(150784);    /* inception2.relu4.grad */
     float *dw = P(47424);    /* inception2.conv5.weight.grad */
     float *db = P(50624);    /* inception2.conv5.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -816,9 +817,9 @@ static void t38_inception2_conv5_backward(NrtModel *m, int n)
 static void t39_inception2_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 392 };
-    const float *dy = A(150720);    /* inception2.relu4.grad */
-    const float *y = A(100544);    /* inception2.relu4 */
-    float *dx = A(13798672);    /* inception2.conv4.grad */
+    const float *dy = A(150784);    /* inception2.relu4.grad */
+    const float *y = A(100608);    /* inception2.relu4 */
+    float *dx = A(10938640);    /* inception2.conv4.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -826,10 +827,10 @@ static void t39_inception2_relu4_backward(NrtModel *m, int n)
 static void t40_inception2_conv4_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 8, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(13798672);    /* inception2.conv4.grad */
-    const float *x = A(14551312);    /* avgpool1 */
+    const float *dy = A(10938640);    /* inception2.conv4.grad */
+    const float *x = A(6121744);    /* avgpool1 */
     const float *w = P(19904);    /* inception2.conv4.weight */
-    float *dx = A(13899024);    /* avgpool1.grad */
+    float *dx = A(11038992);    /* avgpool1.grad */
     float *dw = P(46960);    /* inception2.conv4.weight.grad */
     float *db = P(47408);    /* inception2.conv4.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -841,9 +842,9 @@ static void t40_inception2_conv4_backward(NrtModel *m, int n)
 static void t41_inception2_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 2352 };
-    const float *dy = A(15253776);    /* inception2.b3.grad */
-    const float *y = A(13497616);    /* inception2.relu3 */
-    float *dx = A(14902544);    /* inception2.conv3.grad */
+    const float *dy = A(12042512);    /* inception2.b3.grad */
+    const float *y = A(10637584);    /* inception2.relu3 */
+    float *dx = A(11390224);    /* inception2.conv3.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -851,10 +852,10 @@ static void t41_inception2_relu3_backward(NrtModel *m, int n)
 static void t42_inception2_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 24, 7, 7, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(14902544);    /* inception2.conv3.grad */
-    const float *x = A(13347088);    /* inception2.relu2 */
+    const float *dy = A(11390224);    /* inception2.conv3.grad */
+    const float *x = A(6472976);    /* inception2.relu2 */
     const float *w = P(9488);    /* inception2.conv3.weight */
-    float *dx = A(13497616);    /* inception2.relu2.grad */
+    float *dx = A(10637584);    /* inception2.relu2.grad */
     float *dw = P(36544);    /* inception2.conv3.weight.grad */
     float *db = P(46912);    /* inception2.conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -866,9 +867,9 @@ static void t42_inception2_conv3_backward(NrtModel *m, int n)
 static void t43_inception2_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 1176 };
-    const float *dy = A(13497616);    /* inception2.relu2.grad */
-    const float *y = A(13347088);    /* inception2.relu2 */
-    float *dx = A(13648144);    /* inception2.conv2.grad */
+    const float *dy = A(10637584);    /* inception2.relu2.grad */
+    const float *y = A(6472976);    /* inception2.relu2 */
+    float *dx = A(10788112);    /* inception2.conv2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -876,10 +877,10 @@ static void t43_inception2_relu2_backward(NrtModel *m, int n)
 static void t44_inception2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 24, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(13648144);    /* inception2.conv2.grad */
-    const float *x = A(14551312);    /* avgpool1 */
+    const float *dy = A(10788112);    /* inception2.conv2.grad */
+    const float *x = A(6121744);    /* avgpool1 */
     const float *w = P(8112);    /* inception2.conv2.weight */
-    float *dx = A(13899024);    /* avgpool1.grad */
+    float *dx = A(11038992);    /* avgpool1.grad */
     float *dw = P(35168);    /* inception2.conv2.weight.grad */
     float *db = P(36512);    /* inception2.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -891,9 +892,9 @@ static void t44_inception2_conv2_backward(NrtModel *m, int n)
 static void t45_inception2_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 1568 };
-    const float *dy = A(14350608);    /* inception2.b1.grad */
-    const float *y = A(13146384);    /* inception2.relu1 */
-    float *dx = A(13347088);    /* inception2.conv1.grad */
+    const float *dy = A(11841808);    /* inception2.b1.grad */
+    const float *y = A(10436880);    /* inception2.relu1 */
+    float *dx = A(10637584);    /* inception2.conv1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -901,10 +902,10 @@ static void t45_inception2_relu1_backward(NrtModel *m, int n)
 static void t46_inception2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 32, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(13347088);    /* inception2.conv1.grad */
-    const float *x = A(14551312);    /* avgpool1 */
+    const float *dy = A(10637584);    /* inception2.conv1.grad */
+    const float *x = A(6121744);    /* avgpool1 */
     const float *w = P(6288);    /* inception2.conv1.weight */
-    float *dx = A(13899024);    /* avgpool1.grad */
+    float *dx = A(11038992);    /* avgpool1.grad */
     float *dw = P(33344);    /* inception2.conv1.weight.grad */
     float *db = P(35136);    /* inception2.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -916,8 +917,8 @@ static void t46_inception2_conv1_backward(NrtModel *m, int n)
 static void t47_avgpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 56, 14, 14, 3, 2, 1};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *dy = A(13899024);    /* avgpool1.grad */
-    float *dx = A(14250256);    /* inception1.out.grad */
+    const float *dy = A(11038992);    /* avgpool1.grad */
+    float *dx = A(11390224);    /* inception1.out.grad */
     nrt_avgpool_backward(&s, dy, dx, false);
 }
 
@@ -925,12 +926,12 @@ static void t47_avgpool1_backward(NrtModel *m, int n)
 static void t48_inception1_batchnorm1_backward(NrtModel *m, int n)
 {
     enum { C = 56, S = 196 };    /* channels, values per channel */
-    const float *dy = A(14250256);    /* inception1.out.grad */
-    const float *x = A(11741456);    /* inception1.concat1 */
+    const float *dy = A(11390224);    /* inception1.out.grad */
+    const float *x = A(9031952);    /* inception1.concat1 */
     const float *gamma = P(6160);    /* inception1.batchnorm1.gamma */
-    const float *mean = A(100416);    /* inception1.batchnorm1.mean */
-    const float *invstd = A(100480);    /* inception1.batchnorm1.invstd */
-    float *dx = A(15655184);    /* inception1.joined.grad */
+    const float *mean = A(100480);    /* inception1.batchnorm1.mean */
+    const float *invstd = A(100544);    /* inception1.batchnorm1.invstd */
+    float *dx = A(12795152);    /* inception1.joined.grad */
     float *dgamma = P(33216);    /* inception1.batchnorm1.gamma.grad */
     float *dbeta = P(33280);    /* inception1.batchnorm1.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -941,11 +942,11 @@ static void t48_inception1_batchnorm1_backward(NrtModel *m, int n)
 static void t49_inception1_concat1_backward(NrtModel *m, int n)
 {
     enum { S = 196, CT = 56 };    /* values per channel, channels out */
-    const float *dy = A(15655184);    /* inception1.joined.grad */
-    float *dx0 = A(11741456);    /* inception1.b1.grad */
-    float *dx1 = A(12142864);    /* inception1.b3.grad */
-    float *dx2 = A(12744976);    /* inception1.b5.grad */
-    float *dx3 = A(12945680);    /* inception1.bp.grad */
+    const float *dy = A(12795152);    /* inception1.joined.grad */
+    float *dx0 = A(6121744);    /* inception1.b1.grad */
+    float *dx1 = A(9031952);    /* inception1.b3.grad */
+    float *dx2 = A(9634064);    /* inception1.b5.grad */
+    float *dx3 = A(9834768);    /* inception1.bp.grad */
     for (int64_t i = 0; i < n; i++) {
         memcpy(dx0 + i * 16 * S, dy + (i * CT + 0) * S, 16 * S * sizeof(float));
         memcpy(dx1 + i * 24 * S, dy + (i * CT + 16) * S, 24 * S * sizeof(float));
@@ -958,9 +959,9 @@ static void t49_inception1_concat1_backward(NrtModel *m, int n)
 static void t50_inception1_relu6_backward(NrtModel *m, int n)
 {
     enum { D = 1568 };
-    const float *dy = A(12945680);    /* inception1.bp.grad */
-    const float *y = A(11540752);    /* inception1.relu6 */
-    float *dx = A(13146384);    /* inception1.conv6.grad */
+    const float *dy = A(9834768);    /* inception1.bp.grad */
+    const float *y = A(5921040);    /* inception1.relu6 */
+    float *dx = A(10035472);    /* inception1.conv6.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -968,10 +969,10 @@ static void t50_inception1_relu6_backward(NrtModel *m, int n)
 static void t51_inception1_conv6_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 8, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(13146384);    /* inception1.conv6.grad */
-    const float *x = A(9935120);    /* inception1.maxpool1 */
+    const float *dy = A(10035472);    /* inception1.conv6.grad */
+    const float *x = A(5118224);    /* inception1.maxpool1 */
     const float *w = P(5888);    /* inception1.conv6.weight */
-    float *dx = A(13347088);    /* inception1.maxpool1.grad */
+    float *dx = A(10236176);    /* inception1.maxpool1.grad */
     float *dw = P(32944);    /* inception1.conv6.weight.grad */
     float *db = P(33200);    /* inception1.conv6.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -983,9 +984,9 @@ static void t51_inception1_conv6_backward(NrtModel *m, int n)
 static void t52_inception1_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 3, 1, 1};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(13347088);    /* inception1.maxpool1.grad */
-    const float *argmax = A(10737936);    /* inception1.maxpool1.argmax */
-    float *dx = A(9935120);    /* maxpool1.grad */
+    const float *dy = A(10236176);    /* inception1.maxpool1.grad */
+    const float *argmax = A(8229136);    /* inception1.maxpool1.argmax */
+    float *dx = A(5118224);    /* maxpool1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -993,9 +994,9 @@ static void t52_inception1_maxpool1_backward(NrtModel *m, int n)
 static void t53_inception1_relu5_backward(NrtModel *m, int n)
 {
     enum { D = 1568 };
-    const float *dy = A(12744976);    /* inception1.b5.grad */
-    const float *y = A(9734416);    /* inception1.relu5 */
-    float *dx = A(10737936);    /* inception1.conv5.grad */
+    const float *dy = A(9634064);    /* inception1.b5.grad */
+    const float *y = A(4917520);    /* inception1.relu5 */
+    float *dx = A(5921040);    /* inception1.conv5.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1003,10 +1004,10 @@ static void t53_inception1_relu5_backward(NrtModel *m, int n)
 static void t54_inception1_conv5_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 4, 14, 14, 8, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(10737936);    /* inception1.conv5.grad */
-    const float *x = A(9634064);    /* inception1.relu4 */
+    const float *dy = A(5921040);    /* inception1.conv5.grad */
+    const float *x = A(4817168);    /* inception1.relu4 */
     const float *w = P(5072);    /* inception1.conv5.weight */
-    float *dx = A(100416);    /* inception1.relu4.grad */
+    float *dx = A(100480);    /* inception1.relu4.grad */
     float *dw = P(32128);    /* inception1.conv5.weight.grad */
     float *db = P(32928);    /* inception1.conv5.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1018,9 +1019,9 @@ static void t54_inception1_conv5_backward(NrtModel *m, int n)
 static void t55_inception1_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 784 };
-    const float *dy = A(100416);    /* inception1.relu4.grad */
-    const float *y = A(9634064);    /* inception1.relu4 */
-    float *dx = A(9734416);    /* inception1.conv4.grad */
+    const float *dy = A(100480);    /* inception1.relu4.grad */
+    const float *y = A(4817168);    /* inception1.relu4 */
+    float *dx = A(4917520);    /* inception1.conv4.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1028,10 +1029,10 @@ static void t55_inception1_relu4_backward(NrtModel *m, int n)
 static void t56_inception1_conv4_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 4, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(9734416);    /* inception1.conv4.grad */
+    const float *dy = A(4917520);    /* inception1.conv4.grad */
     const float *x = A(6623504);    /* maxpool1 */
     const float *w = P(4928);    /* inception1.conv4.weight */
-    float *dx = A(9935120);    /* maxpool1.grad */
+    float *dx = A(5118224);    /* maxpool1.grad */
     float *dw = P(31984);    /* inception1.conv4.weight.grad */
     float *db = P(32112);    /* inception1.conv4.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1043,9 +1044,9 @@ static void t56_inception1_conv4_backward(NrtModel *m, int n)
 static void t57_inception1_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 4704 };
-    const float *dy = A(12142864);    /* inception1.b3.grad */
-    const float *y = A(9031952);    /* inception1.relu3 */
-    float *dx = A(10737936);    /* inception1.conv3.grad */
+    const float *dy = A(9031952);    /* inception1.b3.grad */
+    const float *y = A(4215056);    /* inception1.relu3 */
+    float *dx = A(8229136);    /* inception1.conv3.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1053,10 +1054,10 @@ static void t57_inception1_relu3_backward(NrtModel *m, int n)
 static void t58_inception1_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 24, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(10737936);    /* inception1.conv3.grad */
-    const float *x = A(8630544);    /* inception1.relu2 */
+    const float *dy = A(8229136);    /* inception1.conv3.grad */
+    const float *x = A(3813648);    /* inception1.relu2 */
     const float *w = P(1440);    /* inception1.conv3.weight */
-    float *dx = A(9031952);    /* inception1.relu2.grad */
+    float *dx = A(4215056);    /* inception1.relu2.grad */
     float *dw = P(28496);    /* inception1.conv3.weight.grad */
     float *db = P(31952);    /* inception1.conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1068,9 +1069,9 @@ static void t58_inception1_conv3_backward(NrtModel *m, int n)
 static void t59_inception1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(9031952);    /* inception1.relu2.grad */
-    const float *y = A(8630544);    /* inception1.relu2 */
-    float *dx = A(9433360);    /* inception1.conv2.grad */
+    const float *dy = A(4215056);    /* inception1.relu2.grad */
+    const float *y = A(3813648);    /* inception1.relu2 */
+    float *dx = A(4616464);    /* inception1.conv2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1078,10 +1079,10 @@ static void t59_inception1_relu2_backward(NrtModel *m, int n)
 static void t60_inception1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 16, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(9433360);    /* inception1.conv2.grad */
+    const float *dy = A(4616464);    /* inception1.conv2.grad */
     const float *x = A(6623504);    /* maxpool1 */
     const float *w = P(912);    /* inception1.conv2.weight */
-    float *dx = A(9935120);    /* maxpool1.grad */
+    float *dx = A(5118224);    /* maxpool1.grad */
     float *dw = P(27968);    /* inception1.conv2.weight.grad */
     float *db = P(28480);    /* inception1.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1093,9 +1094,9 @@ static void t60_inception1_conv2_backward(NrtModel *m, int n)
 static void t61_inception1_relu1_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(11741456);    /* inception1.b1.grad */
-    const float *y = A(8229136);    /* inception1.relu1 */
-    float *dx = A(8630544);    /* inception1.conv1.grad */
+    const float *dy = A(6121744);    /* inception1.b1.grad */
+    const float *y = A(3412240);    /* inception1.relu1 */
+    float *dx = A(3813648);    /* inception1.conv1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1103,10 +1104,10 @@ static void t61_inception1_relu1_backward(NrtModel *m, int n)
 static void t62_inception1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 16, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(8630544);    /* inception1.conv1.grad */
+    const float *dy = A(3813648);    /* inception1.conv1.grad */
     const float *x = A(6623504);    /* maxpool1 */
     const float *w = P(384);    /* inception1.conv1.weight */
-    float *dx = A(9935120);    /* maxpool1.grad */
+    float *dx = A(5118224);    /* maxpool1.grad */
     float *dw = P(27440);    /* inception1.conv1.weight.grad */
     float *db = P(27952);    /* inception1.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1118,9 +1119,9 @@ static void t62_inception1_conv1_backward(NrtModel *m, int n)
 static void t63_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(9935120);    /* maxpool1.grad */
+    const float *dy = A(5118224);    /* maxpool1.grad */
     const float *argmax = A(7426320);    /* maxpool1.argmax */
-    float *dx = A(10737936);    /* relu1.grad */
+    float *dx = A(8229136);    /* relu1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -1128,24 +1129,24 @@ static void t63_maxpool1_backward(NrtModel *m, int n)
 static void t64_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 784 };    /* channels, values per channel */
-    const float *dy = A(10737936);    /* relu1.grad */
+    const float *dy = A(8229136);    /* relu1.grad */
     const float *x = A(200976);    /* conv1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *mean = A(100352);    /* batchnorm1.mean */
     const float *invstd = A(100384);    /* batchnorm1.invstd */
-    float *dx = A(6623504);    /* conv1.grad */
+    float *dx = A(3412240);    /* conv1.grad */
     float *dgamma = P(27376);    /* batchnorm1.gamma.grad */
     float *dbeta = P(27408);    /* batchnorm1.beta.grad */
-    const float *y = A(3412240);    /* relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(100416);    /* batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* inception.net:28: conv(32, 3, pad=1) */
 static void t65_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(6623504);    /* conv1.grad */
+    const float *dy = A(3412240);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(27056);    /* conv1.weight.grad */
     float *db = P(27344);    /* conv1.bias.grad */

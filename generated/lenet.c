@@ -15,7 +15,7 @@
 #include "lenet.h"
 
 #define BLOCK_FLOATS 185568
-#define ARENA_FLOATS 1480224
+#define ARENA_FLOATS 1103920
 #define STRUCTURE_HASH_STR "7626ca62cb851257"    /* LENET_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -210,8 +210,9 @@ static void t02_batchnorm1_relu1_forward(NrtModel *m, int n)
     float *y = A(351232);    /* relu1 */
     float *mean = A(652288);    /* batchnorm1.mean */
     float *invstd = A(652304);    /* batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *affine = A(652320);    /* batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* lenet.net:23: maxpool(2) */
@@ -219,8 +220,8 @@ static void t03_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 6, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
     const float *x = A(351232);    /* relu1 */
-    float *y = A(652320);    /* maxpool1 */
-    float *argmax = A(727584);    /* maxpool1.argmax */
+    float *y = A(652336);    /* maxpool1 */
+    float *argmax = A(727600);    /* maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -228,10 +229,10 @@ static void t03_maxpool1_forward(NrtModel *m, int n)
 static void t04_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(652320);    /* maxpool1 */
+    const float *x = A(652336);    /* maxpool1 */
     const float *w = P(208);    /* conv2.weight */
     const float *b = P(2608);    /* conv2.bias */
-    float *y = A(802848);    /* conv2 */
+    float *y = A(351232);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -239,25 +240,26 @@ static void t04_conv2_forward(NrtModel *m, int n)
 static void t05_batchnorm2_relu2_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 100 };    /* channels, values per channel */
-    const float *x = A(802848);    /* conv2 */
+    const float *x = A(351232);    /* conv2 */
     const float *gamma = P(2624);    /* batchnorm2.gamma */
     const float *beta = P(2640);    /* batchnorm2.beta */
     float *rmean = P(61856);    /* batchnorm2.running_mean */
     float *rvar = P(61872);    /* batchnorm2.running_var */
-    float *y = A(905248);    /* relu2 */
-    float *mean = A(1007648);    /* batchnorm2.mean */
-    float *invstd = A(1007664);    /* batchnorm2.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(453632);    /* relu2 */
+    float *mean = A(556032);    /* batchnorm2.mean */
+    float *invstd = A(556048);    /* batchnorm2.invstd */
+    float *affine = A(556064);    /* batchnorm2.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* lenet.net:24: maxpool(2) */
 static void t06_maxpool2_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 10, 10, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 5 x 5 out */
-    const float *x = A(905248);    /* relu2 */
-    float *y = A(1007680);    /* maxpool2 */
-    float *argmax = A(1033280);    /* maxpool2.argmax */
+    const float *x = A(453632);    /* relu2 */
+    float *y = A(556096);    /* maxpool2 */
+    float *argmax = A(581696);    /* maxpool2.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -265,10 +267,10 @@ static void t06_maxpool2_forward(NrtModel *m, int n)
 static void t07_dense1_relu3_forward(NrtModel *m, int n)
 {
     enum { IN = 400, OUT = 120 };
-    const float *x = A(1007680);    /* maxpool2 */
+    const float *x = A(556096);    /* maxpool2 */
     const float *w = P(2656);    /* dense1.weight */
     const float *b = P(50656);    /* dense1.bias */
-    float *y = A(1058880);    /* relu3 */
+    float *y = A(453632);    /* relu3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -276,9 +278,9 @@ static void t07_dense1_relu3_forward(NrtModel *m, int n)
 static void t08_dropout1_forward(NrtModel *m, int n)
 {
     enum { D = 120 };    /* values per sample */
-    const float *x = A(1058880);    /* relu3 */
-    float *y = A(1066560);    /* dropout1 */
-    float *mask = A(1074240);    /* dropout1.mask */
+    const float *x = A(453632);    /* relu3 */
+    float *y = A(461312);    /* dropout1 */
+    float *mask = A(468992);    /* dropout1.mask */
     const uint64_t stream = (uint64_t)11 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPOUT, m->step, (uint64_t)i, stream, D, 0.2,
@@ -290,10 +292,10 @@ static void t08_dropout1_forward(NrtModel *m, int n)
 static void t09_dense2_relu4_forward(NrtModel *m, int n)
 {
     enum { IN = 120, OUT = 84 };
-    const float *x = A(1066560);    /* dropout1 */
+    const float *x = A(461312);    /* dropout1 */
     const float *w = P(50784);    /* dense2.weight */
     const float *b = P(60864);    /* dense2.bias */
-    float *y = A(1081920);    /* relu4 */
+    float *y = A(476672);    /* relu4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -301,9 +303,9 @@ static void t09_dense2_relu4_forward(NrtModel *m, int n)
 static void t10_dropout2_forward(NrtModel *m, int n)
 {
     enum { D = 84 };    /* values per sample */
-    const float *x = A(1081920);    /* relu4 */
-    float *y = A(1087296);    /* dropout2 */
-    float *mask = A(1092672);    /* dropout2.mask */
+    const float *x = A(476672);    /* relu4 */
+    float *y = A(482048);    /* dropout2 */
+    float *mask = A(487424);    /* dropout2.mask */
     const uint64_t stream = (uint64_t)14 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPOUT, m->step, (uint64_t)i, stream, D, 0.2,
@@ -315,10 +317,10 @@ static void t10_dropout2_forward(NrtModel *m, int n)
 static void t11_dense3_forward(NrtModel *m, int n)
 {
     enum { IN = 84, OUT = 10 };
-    const float *x = A(1087296);    /* dropout2 */
+    const float *x = A(482048);    /* dropout2 */
     const float *w = P(60960);    /* dense3.weight */
     const float *b = P(61808);    /* dense3.bias */
-    float *y = A(1098048);    /* dense3 */
+    float *y = A(492800);    /* dense3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -326,8 +328,8 @@ static void t11_dense3_forward(NrtModel *m, int n)
 static void t12_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(1098048);    /* dense3 */
-    float *dx = A(1098688);    /* logits.grad */
+    const float *x = A(492800);    /* dense3 */
+    float *dx = A(493440);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
@@ -337,10 +339,10 @@ static void t12_cross_entropy1_loss(NrtModel *m, int n)
 static void t13_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 84, OUT = 10 };
-    const float *dy = A(1098688);    /* logits.grad */
-    const float *x = A(1087296);    /* dropout2 */
+    const float *dy = A(493440);    /* logits.grad */
+    const float *x = A(482048);    /* dropout2 */
     const float *w = P(60960);    /* dense3.weight */
-    float *dx = A(1099328);    /* dropout2.grad */
+    float *dx = A(494080);    /* dropout2.grad */
     float *dw = P(122880);    /* dense3.weight.grad */
     float *db = P(123728);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -352,9 +354,9 @@ static void t13_dense3_backward(NrtModel *m, int n)
 static void t14_dropout2_backward(NrtModel *m, int n)
 {
     enum { D = 84 };    /* values per sample */
-    const float *dy = A(1099328);    /* dropout2.grad */
-    const float *mask = A(1092672);    /* dropout2.mask */
-    float *dx = A(1087296);    /* relu4.grad */
+    const float *dy = A(494080);    /* dropout2.grad */
+    const float *mask = A(487424);    /* dropout2.mask */
+    float *dx = A(482048);    /* relu4.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
@@ -362,9 +364,9 @@ static void t14_dropout2_backward(NrtModel *m, int n)
 static void t15_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 84 };
-    const float *dy = A(1087296);    /* relu4.grad */
-    const float *y = A(1081920);    /* relu4 */
-    float *dx = A(1092672);    /* dense2.grad */
+    const float *dy = A(482048);    /* relu4.grad */
+    const float *y = A(476672);    /* relu4 */
+    float *dx = A(487424);    /* dense2.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -372,10 +374,10 @@ static void t15_relu4_backward(NrtModel *m, int n)
 static void t16_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 120, OUT = 84 };
-    const float *dy = A(1092672);    /* dense2.grad */
-    const float *x = A(1066560);    /* dropout1 */
+    const float *dy = A(487424);    /* dense2.grad */
+    const float *x = A(461312);    /* dropout1 */
     const float *w = P(50784);    /* dense2.weight */
-    float *dx = A(1081920);    /* dropout1.grad */
+    float *dx = A(476672);    /* dropout1.grad */
     float *dw = P(112704);    /* dense2.weight.grad */
     float *db = P(122784);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -387,9 +389,9 @@ static void t16_dense2_backward(NrtModel *m, int n)
 static void t17_dropout1_backward(NrtModel *m, int n)
 {
     enum { D = 120 };    /* values per sample */
-    const float *dy = A(1081920);    /* dropout1.grad */
-    const float *mask = A(1074240);    /* dropout1.mask */
-    float *dx = A(1066560);    /* relu3.grad */
+    const float *dy = A(476672);    /* dropout1.grad */
+    const float *mask = A(468992);    /* dropout1.mask */
+    float *dx = A(461312);    /* relu3.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
@@ -397,9 +399,9 @@ static void t17_dropout1_backward(NrtModel *m, int n)
 static void t18_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 120 };
-    const float *dy = A(1066560);    /* relu3.grad */
-    const float *y = A(1058880);    /* relu3 */
-    float *dx = A(1074240);    /* dense1.grad */
+    const float *dy = A(461312);    /* relu3.grad */
+    const float *y = A(453632);    /* relu3 */
+    float *dx = A(468992);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -407,10 +409,10 @@ static void t18_relu3_backward(NrtModel *m, int n)
 static void t19_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 400, OUT = 120 };
-    const float *dy = A(1074240);    /* dense1.grad */
-    const float *x = A(1007680);    /* maxpool2 */
+    const float *dy = A(468992);    /* dense1.grad */
+    const float *x = A(556096);    /* maxpool2 */
     const float *w = P(2656);    /* dense1.weight */
-    float *dx = A(1081920);    /* maxpool2.grad */
+    float *dx = A(476672);    /* maxpool2.grad */
     float *dw = P(64576);    /* dense1.weight.grad */
     float *db = P(112576);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -422,9 +424,9 @@ static void t19_dense1_backward(NrtModel *m, int n)
 static void t20_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 10, 10, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 5 x 5 out */
-    const float *dy = A(1081920);    /* maxpool2.grad */
-    const float *argmax = A(1033280);    /* maxpool2.argmax */
-    float *dx = A(1107520);    /* relu2.grad */
+    const float *dy = A(476672);    /* maxpool2.grad */
+    const float *argmax = A(581696);    /* maxpool2.argmax */
+    float *dx = A(802864);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -432,27 +434,27 @@ static void t20_maxpool2_backward(NrtModel *m, int n)
 static void t21_batchnorm2_relu2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 100 };    /* channels, values per channel */
-    const float *dy = A(1107520);    /* relu2.grad */
-    const float *x = A(802848);    /* conv2 */
+    const float *dy = A(802864);    /* relu2.grad */
+    const float *x = A(351232);    /* conv2 */
     const float *gamma = P(2624);    /* batchnorm2.gamma */
-    const float *mean = A(1007648);    /* batchnorm2.mean */
-    const float *invstd = A(1007664);    /* batchnorm2.invstd */
-    float *dx = A(1209920);    /* conv2.grad */
+    const float *mean = A(556032);    /* batchnorm2.mean */
+    const float *invstd = A(556048);    /* batchnorm2.invstd */
+    float *dx = A(453632);    /* conv2.grad */
     float *dgamma = P(64544);    /* batchnorm2.gamma.grad */
     float *dbeta = P(64560);    /* batchnorm2.beta.grad */
-    const float *y = A(905248);    /* relu2 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(556064);    /* batchnorm2.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* lenet.net:24: conv(16, 5) */
 static void t22_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(1209920);    /* conv2.grad */
-    const float *x = A(652320);    /* maxpool1 */
+    const float *dy = A(453632);    /* conv2.grad */
+    const float *x = A(652336);    /* maxpool1 */
     const float *w = P(208);    /* conv2.weight */
-    float *dx = A(802848);    /* maxpool1.grad */
+    float *dx = A(351232);    /* maxpool1.grad */
     float *dw = P(62128);    /* conv2.weight.grad */
     float *db = P(64528);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -464,9 +466,9 @@ static void t22_conv2_backward(NrtModel *m, int n)
 static void t23_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 6, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(802848);    /* maxpool1.grad */
-    const float *argmax = A(727584);    /* maxpool1.argmax */
-    float *dx = A(878112);    /* relu1.grad */
+    const float *dy = A(351232);    /* maxpool1.grad */
+    const float *argmax = A(727600);    /* maxpool1.argmax */
+    float *dx = A(802864);    /* relu1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -474,24 +476,24 @@ static void t23_maxpool1_backward(NrtModel *m, int n)
 static void t24_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 6, S = 784 };    /* channels, values per channel */
-    const float *dy = A(878112);    /* relu1.grad */
+    const float *dy = A(802864);    /* relu1.grad */
     const float *x = A(50176);    /* conv1 */
     const float *gamma = P(176);    /* batchnorm1.gamma */
     const float *mean = A(652288);    /* batchnorm1.mean */
     const float *invstd = A(652304);    /* batchnorm1.invstd */
-    float *dx = A(1179168);    /* conv1.grad */
+    float *dx = A(351232);    /* conv1.grad */
     float *dgamma = P(62096);    /* batchnorm1.gamma.grad */
     float *dbeta = P(62112);    /* batchnorm1.beta.grad */
-    const float *y = A(351232);    /* relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(652320);    /* batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* lenet.net:23: conv(6, 5, pad=2) */
 static void t25_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 6, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(1179168);    /* conv1.grad */
+    const float *dy = A(351232);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(61920);    /* conv1.weight.grad */
     float *db = P(62080);    /* conv1.bias.grad */

@@ -15,7 +15,7 @@
 #include "multitask.h"
 
 #define BLOCK_FLOATS 3365456
-#define ARENA_FLOATS 7926976
+#define ARENA_FLOATS 5670016
 #define STRUCTURE_HASH_STR "d8ab62389d212354"    /* MULTITASK_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -247,8 +247,9 @@ static void t03_batchnorm1_relu1_forward(NrtModel *m, int n)
     float *y = A(1655808);    /* relu1 */
     float *mean = A(3261440);    /* batchnorm1.mean */
     float *invstd = A(3261472);    /* batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *affine = A(3261504);    /* batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* multitask.net:23: maxpool(2) */
@@ -256,8 +257,8 @@ static void t04_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
     const float *x = A(1655808);    /* relu1 */
-    float *y = A(3261504);    /* maxpool1 */
-    float *argmax = A(3662912);    /* maxpool1.argmax */
+    float *y = A(3261568);    /* maxpool1 */
+    float *argmax = A(3662976);    /* maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -265,10 +266,10 @@ static void t04_maxpool1_forward(NrtModel *m, int n)
 static void t05_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3261504);    /* maxpool1 */
+    const float *x = A(3261568);    /* maxpool1 */
     const float *w = P(384);    /* conv2.weight */
     const float *b = P(18816);    /* conv2.bias */
-    float *y = A(4064320);    /* conv2 */
+    float *y = A(1655808);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -276,25 +277,26 @@ static void t05_conv2_forward(NrtModel *m, int n)
 static void t06_batchnorm2_relu2_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 196 };    /* channels, values per channel */
-    const float *x = A(4064320);    /* conv2 */
+    const float *x = A(1655808);    /* conv2 */
     const float *gamma = P(18880);    /* batchnorm2.gamma */
     const float *beta = P(18944);    /* batchnorm2.beta */
     float *rmean = P(841376);    /* batchnorm2.running_mean */
     float *rvar = P(841440);    /* batchnorm2.running_var */
-    float *y = A(4867136);    /* relu2 */
-    float *mean = A(5669952);    /* batchnorm2.mean */
-    float *invstd = A(5670016);    /* batchnorm2.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(2458624);    /* relu2 */
+    float *mean = A(4064384);    /* batchnorm2.mean */
+    float *invstd = A(4064448);    /* batchnorm2.invstd */
+    float *affine = A(4064512);    /* batchnorm2.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* multitask.net:24: maxpool(2) */
 static void t07_maxpool2_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 64, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(4867136);    /* relu2 */
-    float *y = A(5670080);    /* maxpool2 */
-    float *argmax = A(5870784);    /* maxpool2.argmax */
+    const float *x = A(2458624);    /* relu2 */
+    float *y = A(4064640);    /* maxpool2 */
+    float *argmax = A(4265344);    /* maxpool2.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -302,10 +304,10 @@ static void t07_maxpool2_forward(NrtModel *m, int n)
 static void t08_dense1_relu3_forward(NrtModel *m, int n)
 {
     enum { IN = 3136, OUT = 256 };
-    const float *x = A(5670080);    /* maxpool2 */
+    const float *x = A(4064640);    /* maxpool2 */
     const float *w = P(19008);    /* dense1.weight */
     const float *b = P(821824);    /* dense1.bias */
-    float *y = A(6071488);    /* relu3 */
+    float *y = A(2458624);    /* relu3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -313,9 +315,9 @@ static void t08_dense1_relu3_forward(NrtModel *m, int n)
 static void t09_dropout1_forward(NrtModel *m, int n)
 {
     enum { D = 256 };    /* values per sample */
-    const float *x = A(6071488);    /* relu3 */
-    float *y = A(6087872);    /* dropout1 */
-    float *mask = A(6104256);    /* dropout1.mask */
+    const float *x = A(2458624);    /* relu3 */
+    float *y = A(2475008);    /* dropout1 */
+    float *mask = A(2491392);    /* dropout1.mask */
     const uint64_t stream = (uint64_t)11 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPOUT, m->step, (uint64_t)i, stream, D, 0.3,
@@ -327,10 +329,10 @@ static void t09_dropout1_forward(NrtModel *m, int n)
 static void t10_dense2_forward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *x = A(6087872);    /* dropout1 */
+    const float *x = A(2475008);    /* dropout1 */
     const float *w = P(822080);    /* dense2.weight */
     const float *b = P(824640);    /* dense2.bias */
-    float *y = A(6120640);    /* dense2 */
+    float *y = A(2507776);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -338,10 +340,10 @@ static void t10_dense2_forward(NrtModel *m, int n)
 static void t11_dense3_relu4_forward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 64 };
-    const float *x = A(6087872);    /* dropout1 */
+    const float *x = A(2475008);    /* dropout1 */
     const float *w = P(824656);    /* dense3.weight */
     const float *b = P(841040);    /* dense3.bias */
-    float *y = A(6121280);    /* relu4 */
+    float *y = A(2508416);    /* relu4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -349,10 +351,10 @@ static void t11_dense3_relu4_forward(NrtModel *m, int n)
 static void t12_dense4_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 3 };
-    const float *x = A(6121280);    /* relu4 */
+    const float *x = A(2508416);    /* relu4 */
     const float *w = P(841104);    /* dense4.weight */
     const float *b = P(841296);    /* dense4.bias */
-    float *y = A(6125376);    /* dense4 */
+    float *y = A(2512512);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -360,8 +362,8 @@ static void t12_dense4_forward(NrtModel *m, int n)
 static void t13_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(6120640);    /* dense2 */
-    float *dx = A(6125568);    /* fine_logits.grad */
+    const float *x = A(2507776);    /* dense2 */
+    float *dx = A(2512704);    /* fine_logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.1,
                                           weight, dx, false);
@@ -371,8 +373,8 @@ static void t13_cross_entropy1_loss(NrtModel *m, int n)
 static void t14_cross_entropy2_loss(NrtModel *m, int n)
 {
     enum { K = 3, TARGET = 1 };
-    const float *x = A(6125376);    /* dense4 */
-    float *dx = A(6120640);    /* coarse_logits.grad */
+    const float *x = A(2512512);    /* dense4 */
+    float *dx = A(2507776);    /* coarse_logits.grad */
     const double weight = 0.5;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
@@ -382,10 +384,10 @@ static void t14_cross_entropy2_loss(NrtModel *m, int n)
 static void t15_dense4_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 3 };
-    const float *dy = A(6120640);    /* coarse_logits.grad */
-    const float *x = A(6121280);    /* relu4 */
+    const float *dy = A(2507776);    /* coarse_logits.grad */
+    const float *x = A(2508416);    /* relu4 */
     const float *w = P(841104);    /* dense4.weight */
-    float *dx = A(6126208);    /* relu4.grad */
+    float *dx = A(2513344);    /* relu4.grad */
     float *dw = P(1682624);    /* dense4.weight.grad */
     float *db = P(1682816);    /* dense4.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -397,9 +399,9 @@ static void t15_dense4_backward(NrtModel *m, int n)
 static void t16_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 64 };
-    const float *dy = A(6126208);    /* relu4.grad */
-    const float *y = A(6121280);    /* relu4 */
-    float *dx = A(6130304);    /* dense3.grad */
+    const float *dy = A(2513344);    /* relu4.grad */
+    const float *y = A(2508416);    /* relu4 */
+    float *dx = A(2517440);    /* dense3.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -407,10 +409,10 @@ static void t16_relu4_backward(NrtModel *m, int n)
 static void t17_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 64 };
-    const float *dy = A(6130304);    /* dense3.grad */
-    const float *x = A(6087872);    /* dropout1 */
+    const float *dy = A(2517440);    /* dense3.grad */
+    const float *x = A(2475008);    /* dropout1 */
     const float *w = P(824656);    /* dense3.weight */
-    float *dx = A(6134400);    /* trunk.grad */
+    float *dx = A(2521536);    /* trunk.grad */
     float *dw = P(1666176);    /* dense3.weight.grad */
     float *db = P(1682560);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -422,10 +424,10 @@ static void t17_dense3_backward(NrtModel *m, int n)
 static void t18_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
-    const float *dy = A(6125568);    /* fine_logits.grad */
-    const float *x = A(6087872);    /* dropout1 */
+    const float *dy = A(2512704);    /* fine_logits.grad */
+    const float *x = A(2475008);    /* dropout1 */
     const float *w = P(822080);    /* dense2.weight */
-    float *dx = A(6134400);    /* trunk.grad */
+    float *dx = A(2521536);    /* trunk.grad */
     float *dw = P(1663600);    /* dense2.weight.grad */
     float *db = P(1666160);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -437,9 +439,9 @@ static void t18_dense2_backward(NrtModel *m, int n)
 static void t19_dropout1_backward(NrtModel *m, int n)
 {
     enum { D = 256 };    /* values per sample */
-    const float *dy = A(6134400);    /* trunk.grad */
-    const float *mask = A(6104256);    /* dropout1.mask */
-    float *dx = A(6087872);    /* relu3.grad */
+    const float *dy = A(2521536);    /* trunk.grad */
+    const float *mask = A(2491392);    /* dropout1.mask */
+    float *dx = A(2475008);    /* relu3.grad */
     nrt_dropout_backward((int64_t)n * D, dy, mask, dx, false);
 }
 
@@ -447,9 +449,9 @@ static void t19_dropout1_backward(NrtModel *m, int n)
 static void t20_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 256 };
-    const float *dy = A(6087872);    /* relu3.grad */
-    const float *y = A(6071488);    /* relu3 */
-    float *dx = A(6104256);    /* dense1.grad */
+    const float *dy = A(2475008);    /* relu3.grad */
+    const float *y = A(2458624);    /* relu3 */
+    float *dx = A(2491392);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -457,10 +459,10 @@ static void t20_relu3_backward(NrtModel *m, int n)
 static void t21_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 3136, OUT = 256 };
-    const float *dy = A(6104256);    /* dense1.grad */
-    const float *x = A(5670080);    /* maxpool2 */
+    const float *dy = A(2491392);    /* dense1.grad */
+    const float *x = A(4064640);    /* maxpool2 */
     const float *w = P(19008);    /* dense1.weight */
-    float *dx = A(6120640);    /* maxpool2.grad */
+    float *dx = A(2507776);    /* maxpool2.grad */
     float *dw = P(860528);    /* dense1.weight.grad */
     float *db = P(1663344);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -472,9 +474,9 @@ static void t21_dense1_backward(NrtModel *m, int n)
 static void t22_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 64, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *dy = A(6120640);    /* maxpool2.grad */
-    const float *argmax = A(5870784);    /* maxpool2.argmax */
-    float *dx = A(6321344);    /* relu2.grad */
+    const float *dy = A(2507776);    /* maxpool2.grad */
+    const float *argmax = A(4265344);    /* maxpool2.argmax */
+    float *dx = A(4466048);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -482,27 +484,27 @@ static void t22_maxpool2_backward(NrtModel *m, int n)
 static void t23_batchnorm2_relu2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 196 };    /* channels, values per channel */
-    const float *dy = A(6321344);    /* relu2.grad */
-    const float *x = A(4064320);    /* conv2 */
+    const float *dy = A(4466048);    /* relu2.grad */
+    const float *x = A(1655808);    /* conv2 */
     const float *gamma = P(18880);    /* batchnorm2.gamma */
-    const float *mean = A(5669952);    /* batchnorm2.mean */
-    const float *invstd = A(5670016);    /* batchnorm2.invstd */
-    float *dx = A(7124160);    /* conv2.grad */
+    const float *mean = A(4064384);    /* batchnorm2.mean */
+    const float *invstd = A(4064448);    /* batchnorm2.invstd */
+    float *dx = A(2458624);    /* conv2.grad */
     float *dgamma = P(860400);    /* batchnorm2.gamma.grad */
     float *dbeta = P(860464);    /* batchnorm2.beta.grad */
-    const float *y = A(4867136);    /* relu2 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(4064512);    /* batchnorm2.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* multitask.net:24: conv(64, 3, pad=1) */
 static void t24_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(7124160);    /* conv2.grad */
-    const float *x = A(3261504);    /* maxpool1 */
+    const float *dy = A(2458624);    /* conv2.grad */
+    const float *x = A(3261568);    /* maxpool1 */
     const float *w = P(384);    /* conv2.weight */
-    float *dx = A(4064320);    /* maxpool1.grad */
+    float *dx = A(1655808);    /* maxpool1.grad */
     float *dw = P(841904);    /* conv2.weight.grad */
     float *db = P(860336);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -514,9 +516,9 @@ static void t24_conv2_backward(NrtModel *m, int n)
 static void t25_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(4064320);    /* maxpool1.grad */
-    const float *argmax = A(3662912);    /* maxpool1.argmax */
-    float *dx = A(4465728);    /* relu1.grad */
+    const float *dy = A(1655808);    /* maxpool1.grad */
+    const float *argmax = A(3662976);    /* maxpool1.argmax */
+    float *dx = A(4064384);    /* relu1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -524,24 +526,24 @@ static void t25_maxpool1_backward(NrtModel *m, int n)
 static void t26_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 784 };    /* channels, values per channel */
-    const float *dy = A(4465728);    /* relu1.grad */
+    const float *dy = A(4064384);    /* relu1.grad */
     const float *x = A(50176);    /* conv1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *mean = A(3261440);    /* batchnorm1.mean */
     const float *invstd = A(3261472);    /* batchnorm1.invstd */
-    float *dx = A(6071360);    /* conv1.grad */
+    float *dx = A(1655808);    /* conv1.grad */
     float *dgamma = P(841840);    /* batchnorm1.gamma.grad */
     float *dbeta = P(841872);    /* batchnorm1.beta.grad */
-    const float *y = A(1655808);    /* relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(3261504);    /* batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* multitask.net:23: conv(32, 3, pad=1) */
 static void t27_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(6071360);    /* conv1.grad */
+    const float *dy = A(1655808);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(841520);    /* conv1.weight.grad */
     float *db = P(841808);    /* conv1.bias.grad */

@@ -15,7 +15,7 @@
 #include "regression.h"
 
 #define BLOCK_FLOATS 836608
-#define ARENA_FLOATS 3993056
+#define ARENA_FLOATS 2860096
 #define STRUCTURE_HASH_STR "2eb0f01831a207a0"    /* REGRESSION_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -249,8 +249,9 @@ static void t03_batchnorm1_relu1_forward(NrtModel *m, int n)
     float *y = A(852992);    /* relu1 */
     float *mean = A(1655808);    /* batchnorm1.mean */
     float *invstd = A(1655824);    /* batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *affine = A(1655840);    /* batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* regression.net:26: maxpool(2) */
@@ -258,8 +259,8 @@ static void t04_maxpool1_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
     const float *x = A(852992);    /* relu1 */
-    float *y = A(1655840);    /* maxpool1 */
-    float *argmax = A(1856544);    /* maxpool1.argmax */
+    float *y = A(1655872);    /* maxpool1 */
+    float *argmax = A(1856576);    /* maxpool1.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -267,10 +268,10 @@ static void t04_maxpool1_forward(NrtModel *m, int n)
 static void t05_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1655840);    /* maxpool1 */
+    const float *x = A(1655872);    /* maxpool1 */
     const float *w = P(192);    /* conv2.weight */
     const float *b = P(4800);    /* conv2.bias */
-    float *y = A(2057248);    /* conv2 */
+    float *y = A(852992);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -278,25 +279,26 @@ static void t05_conv2_forward(NrtModel *m, int n)
 static void t06_batchnorm2_relu2_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(2057248);    /* conv2 */
+    const float *x = A(852992);    /* conv2 */
     const float *gamma = P(4832);    /* batchnorm2.gamma */
     const float *beta = P(4864);    /* batchnorm2.beta */
     float *rmean = P(209152);    /* batchnorm2.running_mean */
     float *rvar = P(209184);    /* batchnorm2.running_var */
-    float *y = A(2458656);    /* relu2 */
-    float *mean = A(2860064);    /* batchnorm2.mean */
-    float *invstd = A(2860096);    /* batchnorm2.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(1254400);    /* relu2 */
+    float *mean = A(2057280);    /* batchnorm2.mean */
+    float *invstd = A(2057312);    /* batchnorm2.invstd */
+    float *affine = A(2057344);    /* batchnorm2.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* regression.net:27: maxpool(2) */
 static void t07_maxpool2_forward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(2458656);    /* relu2 */
-    float *y = A(2860128);    /* maxpool2 */
-    float *argmax = A(2960480);    /* maxpool2.argmax */
+    const float *x = A(1254400);    /* relu2 */
+    float *y = A(2057408);    /* maxpool2 */
+    float *argmax = A(2157760);    /* maxpool2.argmax */
     nrt_maxpool_forward(&s, x, y, (int32_t *)argmax);
 }
 
@@ -304,10 +306,10 @@ static void t07_maxpool2_forward(NrtModel *m, int n)
 static void t08_dense1_relu3_forward(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *x = A(2860128);    /* maxpool2 */
+    const float *x = A(2057408);    /* maxpool2 */
     const float *w = P(4896);    /* dense1.weight */
     const float *b = P(205600);    /* dense1.bias */
-    float *y = A(3060832);    /* relu3 */
+    float *y = A(1254400);    /* relu3 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -315,10 +317,10 @@ static void t08_dense1_relu3_forward(NrtModel *m, int n)
 static void t09_dense2_forward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *x = A(3060832);    /* relu3 */
+    const float *x = A(1254400);    /* relu3 */
     const float *w = P(205728);    /* dense2.weight */
     const float *b = P(207008);    /* dense2.bias */
-    float *y = A(3069024);    /* dense2 */
+    float *y = A(1262592);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -326,10 +328,10 @@ static void t09_dense2_forward(NrtModel *m, int n)
 static void t10_dense3_relu4_forward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 16 };
-    const float *x = A(3060832);    /* relu3 */
+    const float *x = A(1254400);    /* relu3 */
     const float *w = P(207024);    /* dense3.weight */
     const float *b = P(209072);    /* dense3.bias */
-    float *y = A(3069664);    /* relu4 */
+    float *y = A(1263232);    /* relu4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, y, &m->ws);
 }
 
@@ -337,10 +339,10 @@ static void t10_dense3_relu4_forward(NrtModel *m, int n)
 static void t11_dense4_forward(NrtModel *m, int n)
 {
     enum { IN = 16, OUT = 1 };
-    const float *x = A(3069664);    /* relu4 */
+    const float *x = A(1263232);    /* relu4 */
     const float *w = P(209088);    /* dense4.weight */
     const float *b = P(209104);    /* dense4.bias */
-    float *y = A(3070688);    /* dense4 */
+    float *y = A(1264256);    /* dense4 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -348,8 +350,8 @@ static void t11_dense4_forward(NrtModel *m, int n)
 static void t12_sigmoid1_forward(NrtModel *m, int n)
 {
     enum { D = 1 };
-    const float *x = A(3070688);    /* dense4 */
-    float *y = A(3070752);    /* sigmoid1 */
+    const float *x = A(1264256);    /* dense4 */
+    float *y = A(1264320);    /* sigmoid1 */
     nrt_sigmoid_forward((int64_t)n * D, x, y);
 }
 
@@ -357,8 +359,8 @@ static void t12_sigmoid1_forward(NrtModel *m, int n)
 static void t13_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(3069024);    /* dense2 */
-    float *dx = A(3070816);    /* logits.grad */
+    const float *x = A(1262592);    /* dense2 */
+    float *dx = A(1264384);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
@@ -368,8 +370,8 @@ static void t13_cross_entropy1_loss(NrtModel *m, int n)
 static void t14_mse1_loss(NrtModel *m, int n)
 {
     enum { D = 1, TARGET = 1 };
-    const float *x = A(3070752);    /* sigmoid1 */
-    float *dx = A(3069024);    /* ink_pred.grad */
+    const float *x = A(1264320);    /* sigmoid1 */
+    float *dx = A(1262592);    /* ink_pred.grad */
     const double weight = 1e+01;
     m->loss += weight * nrt_mse(n, D, x, m->batch->values[TARGET], NULL, 1.0, weight, dx, false);
 }
@@ -378,9 +380,9 @@ static void t14_mse1_loss(NrtModel *m, int n)
 static void t15_sigmoid1_backward(NrtModel *m, int n)
 {
     enum { D = 1 };
-    const float *dy = A(3069024);    /* ink_pred.grad */
-    const float *y = A(3070752);    /* sigmoid1 */
-    float *dx = A(3069088);    /* dense4.grad */
+    const float *dy = A(1262592);    /* ink_pred.grad */
+    const float *y = A(1264320);    /* sigmoid1 */
+    float *dx = A(1262656);    /* dense4.grad */
     nrt_sigmoid_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -388,10 +390,10 @@ static void t15_sigmoid1_backward(NrtModel *m, int n)
 static void t16_dense4_backward(NrtModel *m, int n)
 {
     enum { IN = 16, OUT = 1 };
-    const float *dy = A(3069088);    /* dense4.grad */
-    const float *x = A(3069664);    /* relu4 */
+    const float *dy = A(1262656);    /* dense4.grad */
+    const float *x = A(1263232);    /* relu4 */
     const float *w = P(209088);    /* dense4.weight */
-    float *dx = A(3071456);    /* relu4.grad */
+    float *dx = A(1265024);    /* relu4.grad */
     float *dw = P(418336);    /* dense4.weight.grad */
     float *db = P(418352);    /* dense4.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -403,9 +405,9 @@ static void t16_dense4_backward(NrtModel *m, int n)
 static void t17_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 16 };
-    const float *dy = A(3071456);    /* relu4.grad */
-    const float *y = A(3069664);    /* relu4 */
-    float *dx = A(3072480);    /* dense3.grad */
+    const float *dy = A(1265024);    /* relu4.grad */
+    const float *y = A(1263232);    /* relu4 */
+    float *dx = A(1266048);    /* dense3.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -413,10 +415,10 @@ static void t17_relu4_backward(NrtModel *m, int n)
 static void t18_dense3_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 16 };
-    const float *dy = A(3072480);    /* dense3.grad */
-    const float *x = A(3060832);    /* relu3 */
+    const float *dy = A(1266048);    /* dense3.grad */
+    const float *x = A(1254400);    /* relu3 */
     const float *w = P(207024);    /* dense3.weight */
-    float *dx = A(3073504);    /* trunk.grad */
+    float *dx = A(1267072);    /* trunk.grad */
     float *dw = P(416272);    /* dense3.weight.grad */
     float *db = P(418320);    /* dense3.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -428,10 +430,10 @@ static void t18_dense3_backward(NrtModel *m, int n)
 static void t19_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *dy = A(3070816);    /* logits.grad */
-    const float *x = A(3060832);    /* relu3 */
+    const float *dy = A(1264384);    /* logits.grad */
+    const float *x = A(1254400);    /* relu3 */
     const float *w = P(205728);    /* dense2.weight */
-    float *dx = A(3073504);    /* trunk.grad */
+    float *dx = A(1267072);    /* trunk.grad */
     float *dw = P(414976);    /* dense2.weight.grad */
     float *db = P(416256);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -443,9 +445,9 @@ static void t19_dense2_backward(NrtModel *m, int n)
 static void t20_relu3_backward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *dy = A(3073504);    /* trunk.grad */
-    const float *y = A(3060832);    /* relu3 */
-    float *dx = A(3081696);    /* dense1.grad */
+    const float *dy = A(1267072);    /* trunk.grad */
+    const float *y = A(1254400);    /* relu3 */
+    float *dx = A(1275264);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -453,10 +455,10 @@ static void t20_relu3_backward(NrtModel *m, int n)
 static void t21_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *dy = A(3081696);    /* dense1.grad */
-    const float *x = A(2860128);    /* maxpool2 */
+    const float *dy = A(1275264);    /* dense1.grad */
+    const float *x = A(2057408);    /* maxpool2 */
     const float *w = P(4896);    /* dense1.weight */
-    float *dx = A(3089888);    /* maxpool2.grad */
+    float *dx = A(1283456);    /* maxpool2.grad */
     float *dw = P(214144);    /* dense1.weight.grad */
     float *db = P(414848);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -468,9 +470,9 @@ static void t21_dense1_backward(NrtModel *m, int n)
 static void t22_maxpool2_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *dy = A(3089888);    /* maxpool2.grad */
-    const float *argmax = A(2960480);    /* maxpool2.argmax */
-    float *dx = A(3190240);    /* relu2.grad */
+    const float *dy = A(1283456);    /* maxpool2.grad */
+    const float *argmax = A(2157760);    /* maxpool2.argmax */
+    float *dx = A(2258112);    /* relu2.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -478,27 +480,27 @@ static void t22_maxpool2_backward(NrtModel *m, int n)
 static void t23_batchnorm2_relu2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(3190240);    /* relu2.grad */
-    const float *x = A(2057248);    /* conv2 */
+    const float *dy = A(2258112);    /* relu2.grad */
+    const float *x = A(852992);    /* conv2 */
     const float *gamma = P(4832);    /* batchnorm2.gamma */
-    const float *mean = A(2860064);    /* batchnorm2.mean */
-    const float *invstd = A(2860096);    /* batchnorm2.invstd */
-    float *dx = A(3591648);    /* conv2.grad */
+    const float *mean = A(2057280);    /* batchnorm2.mean */
+    const float *invstd = A(2057312);    /* batchnorm2.invstd */
+    float *dx = A(1254400);    /* conv2.grad */
     float *dgamma = P(214080);    /* batchnorm2.gamma.grad */
     float *dbeta = P(214112);    /* batchnorm2.beta.grad */
-    const float *y = A(2458656);    /* relu2 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(2057344);    /* batchnorm2.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* regression.net:27: conv(32, 3, pad=1) */
 static void t24_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(3591648);    /* conv2.grad */
-    const float *x = A(1655840);    /* maxpool1 */
+    const float *dy = A(1254400);    /* conv2.grad */
+    const float *x = A(1655872);    /* maxpool1 */
     const float *w = P(192);    /* conv2.weight */
-    float *dx = A(2057248);    /* maxpool1.grad */
+    float *dx = A(852992);    /* maxpool1.grad */
     float *dw = P(209440);    /* conv2.weight.grad */
     float *db = P(214048);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -510,9 +512,9 @@ static void t24_conv2_backward(NrtModel *m, int n)
 static void t25_maxpool1_backward(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *dy = A(2057248);    /* maxpool1.grad */
-    const float *argmax = A(1856544);    /* maxpool1.argmax */
-    float *dx = A(2257952);    /* relu1.grad */
+    const float *dy = A(852992);    /* maxpool1.grad */
+    const float *argmax = A(1856576);    /* maxpool1.argmax */
+    float *dx = A(2057280);    /* relu1.grad */
     nrt_maxpool_backward(&s, dy, (const int32_t *)argmax, dx, false);
 }
 
@@ -520,24 +522,24 @@ static void t25_maxpool1_backward(NrtModel *m, int n)
 static void t26_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(2257952);    /* relu1.grad */
+    const float *dy = A(2057280);    /* relu1.grad */
     const float *x = A(50176);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *mean = A(1655808);    /* batchnorm1.mean */
     const float *invstd = A(1655824);    /* batchnorm1.invstd */
-    float *dx = A(3060768);    /* conv1.grad */
+    float *dx = A(852992);    /* conv1.grad */
     float *dgamma = P(209408);    /* batchnorm1.gamma.grad */
     float *dbeta = P(209424);    /* batchnorm1.beta.grad */
-    const float *y = A(852992);    /* relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(1655840);    /* batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* regression.net:26: conv(16, 3, pad=1) */
 static void t27_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(3060768);    /* conv1.grad */
+    const float *dy = A(852992);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(209248);    /* conv1.weight.grad */
     float *db = P(209392);    /* conv1.bias.grad */

@@ -15,7 +15,7 @@
 #include "regularizers.h"
 
 #define BLOCK_FLOATS 1015872
-#define ARENA_FLOATS 11163792
+#define ARENA_FLOATS 8322192
 #define STRUCTURE_HASH_STR "c35035d218689aee"    /* REGULARIZERS_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -301,8 +301,9 @@ static void t07_batchnorm1_relu1_forward(NrtModel *m, int n)
     float *y = A(1706128);    /* relu1 */
     float *mean = A(576);    /* batchnorm1.mean */
     float *invstd = A(608);    /* batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *affine = A(640);    /* batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* regularizers.net:27: fractional_maxpool(1.414, overlap=true) */
@@ -312,7 +313,7 @@ static void t08_fractional_maxpool1_forward(NrtModel *m, int n)
     const float *x = A(1706128);    /* relu1 */
     float *y = A(3311760);    /* fractional_maxpool1 */
     float *argmax = A(4051088);    /* fractional_maxpool1.argmax */
-    float *regions = A(640);    /* fractional_maxpool1.regions */
+    float *regions = A(704);    /* fractional_maxpool1.regions */
     const int64_t sets = n;
     int32_t *r = (int32_t *)regions;
     nrt_fracpool_draw(m->seed, m->step, (uint64_t)5 << 32, sets, H, W, OH, OW, true, r);
@@ -327,8 +328,8 @@ static void t09_conv2_dropconnect(NrtModel *m, int n)
     enum { D = 13824 };    /* weights */
     (void)n;
     const float *w = P(384);    /* conv2.weight */
-    float *mask = A(640);    /* conv2.dropconnect_mask */
-    float *wm = A(14464);    /* conv2.masked_weight */
+    float *mask = A(704);    /* conv2.dropconnect_mask */
+    float *wm = A(14528);    /* conv2.masked_weight */
     const uint64_t stream = (uint64_t)6 << 32;    /* node id */
     nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROPCONNECT, m->step, 0, stream, D, 0.1, mask);
     nrt_dropout_forward(D, w, mask, wm);
@@ -339,9 +340,9 @@ static void t10_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 19, 19, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(3311760);    /* fractional_maxpool1 */
-    const float *w = A(14464);    /* conv2.masked_weight */
+    const float *w = A(14528);    /* conv2.masked_weight */
     const float *b = P(14208);    /* conv2.bias */
-    float *y = A(4790416);    /* conv2 */
+    float *y = A(1706128);    /* conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -349,26 +350,27 @@ static void t10_conv2_forward(NrtModel *m, int n)
 static void t11_batchnorm2_relu2_forward(NrtModel *m, int n)
 {
     enum { C = 48, S = 361 };    /* channels, values per channel */
-    const float *x = A(4790416);    /* conv2 */
+    const float *x = A(1706128);    /* conv2 */
     const float *gamma = P(14256);    /* batchnorm2.gamma */
     const float *beta = P(14304);    /* batchnorm2.beta */
     float *rmean = P(338592);    /* batchnorm2.running_mean */
     float *rvar = P(338640);    /* batchnorm2.running_var */
-    float *y = A(5899408);    /* relu2 */
-    float *mean = A(28288);    /* batchnorm2.mean */
-    float *invstd = A(28336);    /* batchnorm2.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(4790416);    /* relu2 */
+    float *mean = A(28352);    /* batchnorm2.mean */
+    float *invstd = A(28400);    /* batchnorm2.invstd */
+    float *affine = A(28448);    /* batchnorm2.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* regularizers.net:29: fractional_maxpool(1.414) */
 static void t12_fractional_maxpool2_forward(NrtModel *m, int n)
 {
     enum { C = 48, H = 19, W = 19, OH = 13, OW = 13 };
-    const float *x = A(5899408);    /* relu2 */
-    float *y = A(7008400);    /* fractional_maxpool2 */
-    float *argmax = A(7527568);    /* fractional_maxpool2.argmax */
-    float *regions = A(28384);    /* fractional_maxpool2.regions */
+    const float *x = A(4790416);    /* relu2 */
+    float *y = A(5899408);    /* fractional_maxpool2 */
+    float *argmax = A(6418576);    /* fractional_maxpool2.argmax */
+    float *regions = A(28544);    /* fractional_maxpool2.regions */
     const int64_t sets = n;
     int32_t *r = (int32_t *)regions;
     nrt_fracpool_draw(m->seed, m->step, (uint64_t)9 << 32, sets, H, W, OH, OW, false, r);
@@ -381,10 +383,10 @@ static void t12_fractional_maxpool2_forward(NrtModel *m, int n)
 static void t13_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 48, 13, 13, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(7008400);    /* fractional_maxpool2 */
+    const float *x = A(5899408);    /* fractional_maxpool2 */
     const float *w = P(14352);    /* conv3.weight */
     const float *b = P(42000);    /* conv3.bias */
-    float *y = A(8046736);    /* conv3 */
+    float *y = A(4790416);    /* conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -392,26 +394,27 @@ static void t13_conv3_forward(NrtModel *m, int n)
 static void t14_batchnorm3_relu3_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 169 };    /* channels, values per channel */
-    const float *x = A(8046736);    /* conv3 */
+    const float *x = A(4790416);    /* conv3 */
     const float *gamma = P(42064);    /* batchnorm3.gamma */
     const float *beta = P(42128);    /* batchnorm3.beta */
     float *rmean = P(338688);    /* batchnorm3.running_mean */
     float *rvar = P(338752);    /* batchnorm3.running_var */
-    float *y = A(8738960);    /* relu3 */
-    float *mean = A(28384);    /* batchnorm3.mean */
-    float *invstd = A(28448);    /* batchnorm3.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(6937744);    /* relu3 */
+    float *mean = A(28544);    /* batchnorm3.mean */
+    float *invstd = A(28608);    /* batchnorm3.invstd */
+    float *affine = A(28672);    /* batchnorm3.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* regularizers.net:31: fractional_maxpool(ratio=2.0) */
 static void t15_fractional_maxpool3_forward(NrtModel *m, int n)
 {
     enum { C = 64, H = 13, W = 13, OH = 6, OW = 6 };
-    const float *x = A(8738960);    /* relu3 */
-    float *y = A(9431184);    /* fractional_maxpool3 */
-    float *argmax = A(9578640);    /* fractional_maxpool3.argmax */
-    float *regions = A(28512);    /* fractional_maxpool3.regions */
+    const float *x = A(6937744);    /* relu3 */
+    float *y = A(2815120);    /* fractional_maxpool3 */
+    float *argmax = A(2962576);    /* fractional_maxpool3.argmax */
+    float *regions = A(28800);    /* fractional_maxpool3.regions */
     const int64_t sets = n;
     int32_t *r = (int32_t *)regions;
     nrt_fracpool_draw(m->seed, m->step, (uint64_t)13 << 32, sets, H, W, OH, OW, false, r);
@@ -426,11 +429,11 @@ static void t16_dense1_relu4_forward(NrtModel *m, int n)
     enum { IN = 2304, OUT = 128 };
     const double p = 0.5;    /* dropconnect */
     const uint64_t stream = (uint64_t)15 << 32;    /* node id */
-    const float *x = A(9431184);    /* fractional_maxpool3 */
+    const float *x = A(2815120);    /* fractional_maxpool3 */
     const float *w = P(42192);    /* dense1.weight */
     const float *b = P(337104);    /* dense1.bias */
-    float *y = A(28512);    /* relu4 */
-    float *bits = A(9726096);    /* dense1.dropconnect_bits */
+    float *y = A(28800);    /* relu4 */
+    float *bits = A(6937744);    /* dense1.dropconnect_bits */
     nrt_dropconnect_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_RELU, p, m->seed, m->step, stream,
                                   (uint32_t *)bits, y);
 }
@@ -439,10 +442,10 @@ static void t16_dense1_relu4_forward(NrtModel *m, int n)
 static void t17_dense2_forward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *x = A(28512);    /* relu4 */
+    const float *x = A(28800);    /* relu4 */
     const float *w = P(337232);    /* dense2.weight */
     const float *b = P(338512);    /* dense2.bias */
-    float *y = A(36704);    /* dense2 */
+    float *y = A(36992);    /* dense2 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -450,12 +453,12 @@ static void t17_dense2_forward(NrtModel *m, int n)
 static void t18_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(36704);    /* dense2 */
-    float *dx = A(37344);    /* logits.grad */
+    const float *x = A(36992);    /* dense2 */
+    float *dx = A(37632);    /* logits.grad */
     const double weight = 1.0;
     const float *perm = A(100352);    /* mix.perm */
     const float *lambda = A(100480);    /* mix.lambda */
-    float *partner = A(37984);    /* cross_entropy1.partner_labels */
+    float *partner = A(38272);    /* cross_entropy1.partner_labels */
     const int32_t *labels = m->batch->labels[TARGET];
     nrt_mix_labels(n, labels, (const int64_t *)perm, (int32_t *)partner);
     m->loss += weight * nrt_cross_entropy(n, K, x, labels, (const int32_t *)partner, lambda[0],
@@ -466,10 +469,10 @@ static void t18_cross_entropy1_loss(NrtModel *m, int n)
 static void t19_dense2_backward(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
-    const float *dy = A(37344);    /* logits.grad */
-    const float *x = A(28512);    /* relu4 */
+    const float *dy = A(37632);    /* logits.grad */
+    const float *x = A(28800);    /* relu4 */
     const float *w = P(337232);    /* dense2.weight */
-    float *dx = A(37984);    /* relu4.grad */
+    float *dx = A(38272);    /* relu4.grad */
     float *dw = P(676048);    /* dense2.weight.grad */
     float *db = P(677328);    /* dense2.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -481,9 +484,9 @@ static void t19_dense2_backward(NrtModel *m, int n)
 static void t20_relu4_backward(NrtModel *m, int n)
 {
     enum { D = 128 };
-    const float *dy = A(37984);    /* relu4.grad */
-    const float *y = A(28512);    /* relu4 */
-    float *dx = A(10315920);    /* dense1.grad */
+    const float *dy = A(38272);    /* relu4.grad */
+    const float *y = A(28800);    /* relu4 */
+    float *dx = A(3110032);    /* dense1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -492,11 +495,11 @@ static void t21_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 2304, OUT = 128 };
     const double p = 0.5;    /* dropconnect */
-    const float *bits = A(9726096);    /* dense1.dropconnect_bits */
-    const float *dy = A(10315920);    /* dense1.grad */
-    const float *x = A(9431184);    /* fractional_maxpool3 */
+    const float *bits = A(6937744);    /* dense1.dropconnect_bits */
+    const float *dy = A(3110032);    /* dense1.grad */
+    const float *x = A(2815120);    /* fractional_maxpool3 */
     const float *w = P(42192);    /* dense1.weight */
-    float *dx = A(10324112);    /* features.grad */
+    float *dx = A(3118224);    /* features.grad */
     float *dw = P(381008);    /* dense1.weight.grad */
     float *db = P(675920);    /* dense1.bias.grad */
     nrt_dropconnect_dense_backward_weights(n, IN, OUT, x, dy, p, (const uint32_t *)bits, dw, false);
@@ -508,9 +511,9 @@ static void t21_dense1_backward(NrtModel *m, int n)
 static void t22_fractional_maxpool3_backward(NrtModel *m, int n)
 {
     enum { C = 64, H = 13, W = 13, OH = 6, OW = 6 };
-    const float *dy = A(10324112);    /* features.grad */
-    const float *argmax = A(9578640);    /* fractional_maxpool3.argmax */
-    float *dx = A(10471568);    /* relu3.grad */
+    const float *dy = A(3118224);    /* features.grad */
+    const float *argmax = A(2962576);    /* fractional_maxpool3.argmax */
+    float *dx = A(6937744);    /* relu3.grad */
     const NrtFracPool p = {.n = n, .c = C, .h = H, .w = W, .oh = OH, .ow = OW};
     nrt_fracpool_backward(&p, dy, (const int32_t *)argmax, dx, false);
 }
@@ -519,27 +522,27 @@ static void t22_fractional_maxpool3_backward(NrtModel *m, int n)
 static void t23_batchnorm3_relu3_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 169 };    /* channels, values per channel */
-    const float *dy = A(10471568);    /* relu3.grad */
-    const float *x = A(8046736);    /* conv3 */
+    const float *dy = A(6937744);    /* relu3.grad */
+    const float *x = A(4790416);    /* conv3 */
     const float *gamma = P(42064);    /* batchnorm3.gamma */
-    const float *mean = A(28384);    /* batchnorm3.mean */
-    const float *invstd = A(28448);    /* batchnorm3.invstd */
-    float *dx = A(9431184);    /* conv3.grad */
+    const float *mean = A(28544);    /* batchnorm3.mean */
+    const float *invstd = A(28608);    /* batchnorm3.invstd */
+    float *dx = A(7629968);    /* conv3.grad */
     float *dgamma = P(380880);    /* batchnorm3.gamma.grad */
     float *dbeta = P(380944);    /* batchnorm3.beta.grad */
-    const float *y = A(8738960);    /* relu3 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(28672);    /* batchnorm3.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* regularizers.net:30: conv(64, 3, pad=1) */
 static void t24_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 48, 13, 13, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(9431184);    /* conv3.grad */
-    const float *x = A(7008400);    /* fractional_maxpool2 */
+    const float *dy = A(7629968);    /* conv3.grad */
+    const float *x = A(5899408);    /* fractional_maxpool2 */
     const float *w = P(14352);    /* conv3.weight */
-    float *dx = A(8046736);    /* fractional_maxpool2.grad */
+    float *dx = A(4790416);    /* fractional_maxpool2.grad */
     float *dw = P(353168);    /* conv3.weight.grad */
     float *db = P(380816);    /* conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -551,9 +554,9 @@ static void t24_conv3_backward(NrtModel *m, int n)
 static void t25_fractional_maxpool2_backward(NrtModel *m, int n)
 {
     enum { C = 48, H = 19, W = 19, OH = 13, OW = 13 };
-    const float *dy = A(8046736);    /* fractional_maxpool2.grad */
-    const float *argmax = A(7527568);    /* fractional_maxpool2.argmax */
-    float *dx = A(8565904);    /* relu2.grad */
+    const float *dy = A(4790416);    /* fractional_maxpool2.grad */
+    const float *argmax = A(6418576);    /* fractional_maxpool2.argmax */
+    float *dx = A(5309584);    /* relu2.grad */
     const NrtFracPool p = {.n = n, .c = C, .h = H, .w = W, .oh = OH, .ow = OW};
     nrt_fracpool_backward(&p, dy, (const int32_t *)argmax, dx, false);
 }
@@ -562,27 +565,27 @@ static void t25_fractional_maxpool2_backward(NrtModel *m, int n)
 static void t26_batchnorm2_relu2_backward(NrtModel *m, int n)
 {
     enum { C = 48, S = 361 };    /* channels, values per channel */
-    const float *dy = A(8565904);    /* relu2.grad */
-    const float *x = A(4790416);    /* conv2 */
+    const float *dy = A(5309584);    /* relu2.grad */
+    const float *x = A(1706128);    /* conv2 */
     const float *gamma = P(14256);    /* batchnorm2.gamma */
-    const float *mean = A(28288);    /* batchnorm2.mean */
-    const float *invstd = A(28336);    /* batchnorm2.invstd */
-    float *dx = A(7008400);    /* conv2.grad */
+    const float *mean = A(28352);    /* batchnorm2.mean */
+    const float *invstd = A(28400);    /* batchnorm2.invstd */
+    float *dx = A(6418576);    /* conv2.grad */
     float *dgamma = P(353072);    /* batchnorm2.gamma.grad */
     float *dbeta = P(353120);    /* batchnorm2.beta.grad */
-    const float *y = A(5899408);    /* relu2 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(28448);    /* batchnorm2.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* regularizers.net:28: conv(48, 3, pad=1, dropconnect=0.1) */
 static void t27_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 19, 19, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(7008400);    /* conv2.grad */
+    const float *dy = A(6418576);    /* conv2.grad */
     const float *x = A(3311760);    /* fractional_maxpool1 */
-    const float *w = A(14464);    /* conv2.masked_weight */
-    float *dx = A(4790416);    /* fractional_maxpool1.grad */
+    const float *w = A(14528);    /* conv2.masked_weight */
+    float *dx = A(1706128);    /* fractional_maxpool1.grad */
     float *dw = P(339200);    /* conv2.weight.grad */
     float *db = P(353024);    /* conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -595,7 +598,7 @@ static void t28_conv2_dropconnect_backward(NrtModel *m, int n)
 {
     enum { D = 13824 };    /* weights */
     (void)n;
-    const float *mask = A(640);    /* conv2.dropconnect_mask */
+    const float *mask = A(704);    /* conv2.dropconnect_mask */
     float *dw = P(339200);    /* conv2.weight.grad */
     nrt_dropout_backward(D, dw, mask, dw, false);
 }
@@ -604,9 +607,9 @@ static void t28_conv2_dropconnect_backward(NrtModel *m, int n)
 static void t29_fractional_maxpool1_backward(NrtModel *m, int n)
 {
     enum { C = 32, H = 28, W = 28, OH = 19, OW = 19 };
-    const float *dy = A(4790416);    /* fractional_maxpool1.grad */
+    const float *dy = A(1706128);    /* fractional_maxpool1.grad */
     const float *argmax = A(4051088);    /* fractional_maxpool1.argmax */
-    float *dx = A(5529744);    /* relu1.grad */
+    float *dx = A(2445456);    /* relu1.grad */
     const NrtFracPool p = {.n = n, .c = C, .h = H, .w = W, .oh = OH, .ow = OW};
     nrt_fracpool_backward(&p, dy, (const int32_t *)argmax, dx, false);
 }
@@ -615,24 +618,24 @@ static void t29_fractional_maxpool1_backward(NrtModel *m, int n)
 static void t30_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 784 };    /* channels, values per channel */
-    const float *dy = A(5529744);    /* relu1.grad */
+    const float *dy = A(2445456);    /* relu1.grad */
     const float *x = A(100496);    /* conv1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *mean = A(576);    /* batchnorm1.mean */
     const float *invstd = A(608);    /* batchnorm1.invstd */
-    float *dx = A(3311760);    /* conv1.grad */
+    float *dx = A(4051088);    /* conv1.grad */
     float *dgamma = P(339136);    /* batchnorm1.gamma.grad */
     float *dbeta = P(339168);    /* batchnorm1.beta.grad */
-    const float *y = A(1706128);    /* relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(640);    /* batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* regularizers.net:26: conv(32, 3, pad=1, dropconnect=0.1) */
 static void t31_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(3311760);    /* conv1.grad */
+    const float *dy = A(4051088);    /* conv1.grad */
     const float *x = A(50176);    /* gaussian_noise1 */
     float *dw = P(338816);    /* conv1.weight.grad */
     float *db = P(339104);    /* conv1.bias.grad */

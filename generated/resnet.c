@@ -15,7 +15,7 @@
 #include "resnet.h"
 
 #define BLOCK_FLOATS 525600
-#define ARENA_FLOATS 26594976
+#define ARENA_FLOATS 26595456
 #define STRUCTURE_HASH_STR "cc396a69da4eeb86"    /* RESNET_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -566,8 +566,9 @@ static void t03_batchnorm1_relu1_forward(NrtModel *m, int n)
     float *y = A(1705984);    /* relu1 */
     float *mean = A(3311616);    /* batchnorm1.mean */
     float *invstd = A(3311632);    /* batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *affine = A(3311648);    /* batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
@@ -577,7 +578,7 @@ static void t04_res1_conv1_forward(NrtModel *m, int n)
     const float *x = A(1705984);    /* relu1 */
     const float *w = P(176);    /* res1.conv1.weight */
     const float *b = NULL;
-    float *y = A(3311648);    /* res1.conv1 */
+    float *y = A(3311680);    /* res1.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -585,26 +586,27 @@ static void t04_res1_conv1_forward(NrtModel *m, int n)
 static void t05_res1_batchnorm1_res1_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(3311648);    /* res1.conv1 */
+    const float *x = A(3311680);    /* res1.conv1 */
     const float *gamma = P(2480);    /* res1.batchnorm1.gamma */
     const float *beta = P(2496);    /* res1.batchnorm1.beta */
     float *rmean = P(174912);    /* res1.batchnorm1.running_mean */
     float *rvar = P(174928);    /* res1.batchnorm1.running_var */
-    float *y = A(4917280);    /* res1.relu1 */
-    float *mean = A(6522912);    /* res1.batchnorm1.mean */
-    float *invstd = A(6522928);    /* res1.batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(4917312);    /* res1.relu1 */
+    float *mean = A(6522944);    /* res1.batchnorm1.mean */
+    float *invstd = A(6522960);    /* res1.batchnorm1.invstd */
+    float *affine = A(6522976);    /* res1.batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
 static void t06_res1_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(4917280);    /* res1.relu1 */
+    const float *x = A(4917312);    /* res1.relu1 */
     const float *w = P(2512);    /* res1.conv2.weight */
     const float *b = NULL;
-    float *y = A(6522944);    /* res1.conv2 */
+    float *y = A(6523008);    /* res1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -612,14 +614,14 @@ static void t06_res1_conv2_forward(NrtModel *m, int n)
 static void t07_res1_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(6522944);    /* res1.conv2 */
+    const float *x = A(6523008);    /* res1.conv2 */
     const float *gamma = P(4816);    /* res1.batchnorm2.gamma */
     const float *beta = P(4832);    /* res1.batchnorm2.beta */
     float *rmean = P(174944);    /* res1.batchnorm2.running_mean */
     float *rvar = P(174960);    /* res1.batchnorm2.running_var */
-    float *y = A(8128576);    /* res1.batchnorm2 */
-    float *mean = A(9734208);    /* res1.batchnorm2.mean */
-    float *invstd = A(9734224);    /* res1.batchnorm2.invstd */
+    float *y = A(8128640);    /* res1.batchnorm2 */
+    float *mean = A(9734272);    /* res1.batchnorm2.mean */
+    float *invstd = A(9734288);    /* res1.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -628,9 +630,9 @@ static void t07_res1_batchnorm2_forward(NrtModel *m, int n)
 static void t08_res1_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };    /* values per sample */
-    const float *x = A(8128576);    /* res1.batchnorm2 */
-    float *y = A(9734240);    /* res1.drop_path1 */
-    float *scale = A(11339872);    /* res1.drop_path1.scale */
+    const float *x = A(8128640);    /* res1.batchnorm2 */
+    float *y = A(9734304);    /* res1.drop_path1 */
+    float *scale = A(11339936);    /* res1.drop_path1.scale */
     const uint64_t stream = (uint64_t)9 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.0,
@@ -643,8 +645,8 @@ static void t09_res1_add1_res1_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
     const float *x0 = A(1705984);    /* relu1 */
-    const float *x1 = A(9734240);    /* res1.drop_path1 */
-    float *y = A(8128576);    /* res1.relu2 */
+    const float *x1 = A(9734304);    /* res1.drop_path1 */
+    float *y = A(8128640);    /* res1.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
@@ -653,10 +655,10 @@ static void t09_res1_add1_res1_relu2_forward(NrtModel *m, int n)
 static void t10_res2_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(8128576);    /* res1.relu2 */
+    const float *x = A(8128640);    /* res1.relu2 */
     const float *w = P(4848);    /* res2.conv1.weight */
     const float *b = NULL;
-    float *y = A(9734240);    /* res2.conv1 */
+    float *y = A(9734304);    /* res2.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -664,26 +666,27 @@ static void t10_res2_conv1_forward(NrtModel *m, int n)
 static void t11_res2_batchnorm1_res2_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(9734240);    /* res2.conv1 */
+    const float *x = A(9734304);    /* res2.conv1 */
     const float *gamma = P(7152);    /* res2.batchnorm1.gamma */
     const float *beta = P(7168);    /* res2.batchnorm1.beta */
     float *rmean = P(174976);    /* res2.batchnorm1.running_mean */
     float *rvar = P(174992);    /* res2.batchnorm1.running_var */
-    float *y = A(11340000);    /* res2.relu1 */
-    float *mean = A(12945632);    /* res2.batchnorm1.mean */
-    float *invstd = A(12945648);    /* res2.batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(11340064);    /* res2.relu1 */
+    float *mean = A(12945696);    /* res2.batchnorm1.mean */
+    float *invstd = A(12945712);    /* res2.batchnorm1.invstd */
+    float *affine = A(12945728);    /* res2.batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
 static void t12_res2_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(11340000);    /* res2.relu1 */
+    const float *x = A(11340064);    /* res2.relu1 */
     const float *w = P(7184);    /* res2.conv2.weight */
     const float *b = NULL;
-    float *y = A(12945664);    /* res2.conv2 */
+    float *y = A(12945760);    /* res2.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -691,14 +694,14 @@ static void t12_res2_conv2_forward(NrtModel *m, int n)
 static void t13_res2_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(12945664);    /* res2.conv2 */
+    const float *x = A(12945760);    /* res2.conv2 */
     const float *gamma = P(9488);    /* res2.batchnorm2.gamma */
     const float *beta = P(9504);    /* res2.batchnorm2.beta */
     float *rmean = P(175008);    /* res2.batchnorm2.running_mean */
     float *rvar = P(175024);    /* res2.batchnorm2.running_var */
-    float *y = A(14551296);    /* res2.batchnorm2 */
-    float *mean = A(16156928);    /* res2.batchnorm2.mean */
-    float *invstd = A(16156944);    /* res2.batchnorm2.invstd */
+    float *y = A(14551392);    /* res2.batchnorm2 */
+    float *mean = A(16157024);    /* res2.batchnorm2.mean */
+    float *invstd = A(16157040);    /* res2.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -707,9 +710,9 @@ static void t13_res2_batchnorm2_forward(NrtModel *m, int n)
 static void t14_res2_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };    /* values per sample */
-    const float *x = A(14551296);    /* res2.batchnorm2 */
-    float *y = A(16156960);    /* res2.drop_path1 */
-    float *scale = A(17762592);    /* res2.drop_path1.scale */
+    const float *x = A(14551392);    /* res2.batchnorm2 */
+    float *y = A(16157056);    /* res2.drop_path1 */
+    float *scale = A(17762688);    /* res2.drop_path1.scale */
     const uint64_t stream = (uint64_t)17 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.02,
@@ -721,9 +724,9 @@ static void t14_res2_drop_path1_forward(NrtModel *m, int n)
 static void t15_res2_add1_res2_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x0 = A(8128576);    /* res1.relu2 */
-    const float *x1 = A(16156960);    /* res2.drop_path1 */
-    float *y = A(14551296);    /* res2.relu2 */
+    const float *x0 = A(8128640);    /* res1.relu2 */
+    const float *x1 = A(16157056);    /* res2.drop_path1 */
+    float *y = A(14551392);    /* res2.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
@@ -732,10 +735,10 @@ static void t15_res2_add1_res2_relu2_forward(NrtModel *m, int n)
 static void t16_res_down1_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14551296);    /* res2.relu2 */
+    const float *x = A(14551392);    /* res2.relu2 */
     const float *w = P(9520);    /* res_down1.conv1.weight */
     const float *b = NULL;
-    float *y = A(16156960);    /* res_down1.conv1 */
+    float *y = A(16157056);    /* res_down1.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -743,26 +746,27 @@ static void t16_res_down1_conv1_forward(NrtModel *m, int n)
 static void t17_res_down1_batchnorm1_res_down1_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(16156960);    /* res_down1.conv1 */
+    const float *x = A(16157056);    /* res_down1.conv1 */
     const float *gamma = P(14128);    /* res_down1.batchnorm1.gamma */
     const float *beta = P(14160);    /* res_down1.batchnorm1.beta */
     float *rmean = P(175040);    /* res_down1.batchnorm1.running_mean */
     float *rvar = P(175072);    /* res_down1.batchnorm1.running_var */
-    float *y = A(16959776);    /* res_down1.relu1 */
-    float *mean = A(17762720);    /* res_down1.batchnorm1.mean */
-    float *invstd = A(17762752);    /* res_down1.batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(16959872);    /* res_down1.relu1 */
+    float *mean = A(17762816);    /* res_down1.batchnorm1.mean */
+    float *invstd = A(17762848);    /* res_down1.batchnorm1.invstd */
+    float *affine = A(17762880);    /* res_down1.batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
 static void t18_res_down1_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(16959776);    /* res_down1.relu1 */
+    const float *x = A(16959872);    /* res_down1.relu1 */
     const float *w = P(14192);    /* res_down1.conv2.weight */
     const float *b = P(23408);    /* res_down1.conv2.bias */
-    float *y = A(17762784);    /* res_down1.conv2 */
+    float *y = A(17762944);    /* res_down1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -770,9 +774,9 @@ static void t18_res_down1_conv2_forward(NrtModel *m, int n)
 static void t19_res_down1_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };    /* values per sample */
-    const float *x = A(17762784);    /* res_down1.conv2 */
-    float *y = A(18565600);    /* res_down1.drop_path1 */
-    float *scale = A(19368416);    /* res_down1.drop_path1.scale */
+    const float *x = A(17762944);    /* res_down1.conv2 */
+    float *y = A(18565760);    /* res_down1.drop_path1 */
+    float *scale = A(19368576);    /* res_down1.drop_path1.scale */
     const uint64_t stream = (uint64_t)24 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.04,
@@ -784,10 +788,10 @@ static void t19_res_down1_drop_path1_forward(NrtModel *m, int n)
 static void t20_res_down1_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14551296);    /* res2.relu2 */
+    const float *x = A(14551392);    /* res2.relu2 */
     const float *w = P(23440);    /* res_down1.conv3.weight */
     const float *b = NULL;
-    float *y = A(17762784);    /* res_down1.conv3 */
+    float *y = A(17762944);    /* res_down1.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -795,14 +799,14 @@ static void t20_res_down1_conv3_forward(NrtModel *m, int n)
 static void t21_res_down1_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(17762784);    /* res_down1.conv3 */
+    const float *x = A(17762944);    /* res_down1.conv3 */
     const float *gamma = P(23952);    /* res_down1.batchnorm2.gamma */
     const float *beta = P(23984);    /* res_down1.batchnorm2.beta */
     float *rmean = P(175104);    /* res_down1.batchnorm2.running_mean */
     float *rvar = P(175136);    /* res_down1.batchnorm2.running_var */
-    float *y = A(19368544);    /* res_down1.batchnorm2 */
-    float *mean = A(20171360);    /* res_down1.batchnorm2.mean */
-    float *invstd = A(20171392);    /* res_down1.batchnorm2.invstd */
+    float *y = A(19368704);    /* res_down1.batchnorm2 */
+    float *mean = A(20171520);    /* res_down1.batchnorm2.mean */
+    float *invstd = A(20171552);    /* res_down1.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -811,9 +815,9 @@ static void t21_res_down1_batchnorm2_forward(NrtModel *m, int n)
 static void t22_res_down1_add1_res_down1_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x0 = A(19368544);    /* res_down1.batchnorm2 */
-    const float *x1 = A(18565600);    /* res_down1.drop_path1 */
-    float *y = A(20171424);    /* res_down1.relu2 */
+    const float *x0 = A(19368704);    /* res_down1.batchnorm2 */
+    const float *x1 = A(18565760);    /* res_down1.drop_path1 */
+    float *y = A(20171584);    /* res_down1.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
@@ -822,10 +826,10 @@ static void t22_res_down1_add1_res_down1_relu2_forward(NrtModel *m, int n)
 static void t23_res3_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(20171424);    /* res_down1.relu2 */
+    const float *x = A(20171584);    /* res_down1.relu2 */
     const float *w = P(24016);    /* res3.conv1.weight */
     const float *b = NULL;
-    float *y = A(18565600);    /* res3.conv1 */
+    float *y = A(18565760);    /* res3.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -833,26 +837,27 @@ static void t23_res3_conv1_forward(NrtModel *m, int n)
 static void t24_res3_batchnorm1_res3_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(18565600);    /* res3.conv1 */
+    const float *x = A(18565760);    /* res3.conv1 */
     const float *gamma = P(33232);    /* res3.batchnorm1.gamma */
     const float *beta = P(33264);    /* res3.batchnorm1.beta */
     float *rmean = P(175168);    /* res3.batchnorm1.running_mean */
     float *rvar = P(175200);    /* res3.batchnorm1.running_var */
-    float *y = A(19368544);    /* res3.relu1 */
-    float *mean = A(20974240);    /* res3.batchnorm1.mean */
-    float *invstd = A(20974272);    /* res3.batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(19368704);    /* res3.relu1 */
+    float *mean = A(20974400);    /* res3.batchnorm1.mean */
+    float *invstd = A(20974432);    /* res3.batchnorm1.invstd */
+    float *affine = A(20974464);    /* res3.batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
 static void t25_res3_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(19368544);    /* res3.relu1 */
+    const float *x = A(19368704);    /* res3.relu1 */
     const float *w = P(33296);    /* res3.conv2.weight */
     const float *b = NULL;
-    float *y = A(20974304);    /* res3.conv2 */
+    float *y = A(20974528);    /* res3.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -860,14 +865,14 @@ static void t25_res3_conv2_forward(NrtModel *m, int n)
 static void t26_res3_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(20974304);    /* res3.conv2 */
+    const float *x = A(20974528);    /* res3.conv2 */
     const float *gamma = P(42512);    /* res3.batchnorm2.gamma */
     const float *beta = P(42544);    /* res3.batchnorm2.beta */
     float *rmean = P(175232);    /* res3.batchnorm2.running_mean */
     float *rvar = P(175264);    /* res3.batchnorm2.running_var */
-    float *y = A(21777120);    /* res3.batchnorm2 */
-    float *mean = A(22579936);    /* res3.batchnorm2.mean */
-    float *invstd = A(22579968);    /* res3.batchnorm2.invstd */
+    float *y = A(21777344);    /* res3.batchnorm2 */
+    float *mean = A(22580160);    /* res3.batchnorm2.mean */
+    float *invstd = A(22580192);    /* res3.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -876,9 +881,9 @@ static void t26_res3_batchnorm2_forward(NrtModel *m, int n)
 static void t27_res3_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };    /* values per sample */
-    const float *x = A(21777120);    /* res3.batchnorm2 */
-    float *y = A(22580000);    /* res3.drop_path1 */
-    float *scale = A(23382816);    /* res3.drop_path1.scale */
+    const float *x = A(21777344);    /* res3.batchnorm2 */
+    float *y = A(22580224);    /* res3.drop_path1 */
+    float *scale = A(23383040);    /* res3.drop_path1.scale */
     const uint64_t stream = (uint64_t)34 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.06,
@@ -890,9 +895,9 @@ static void t27_res3_drop_path1_forward(NrtModel *m, int n)
 static void t28_res3_add1_res3_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x0 = A(20171424);    /* res_down1.relu2 */
-    const float *x1 = A(22580000);    /* res3.drop_path1 */
-    float *y = A(21777120);    /* res3.relu2 */
+    const float *x0 = A(20171584);    /* res_down1.relu2 */
+    const float *x1 = A(22580224);    /* res3.drop_path1 */
+    float *y = A(21777344);    /* res3.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
@@ -901,10 +906,10 @@ static void t28_res3_add1_res3_relu2_forward(NrtModel *m, int n)
 static void t29_res_down2_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(21777120);    /* res3.relu2 */
+    const float *x = A(21777344);    /* res3.relu2 */
     const float *w = P(42576);    /* res_down2.conv1.weight */
     const float *b = NULL;
-    float *y = A(22580000);    /* res_down2.conv1 */
+    float *y = A(22580224);    /* res_down2.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -912,26 +917,27 @@ static void t29_res_down2_conv1_forward(NrtModel *m, int n)
 static void t30_res_down2_batchnorm1_res_down2_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(22580000);    /* res_down2.conv1 */
+    const float *x = A(22580224);    /* res_down2.conv1 */
     const float *gamma = P(61008);    /* res_down2.batchnorm1.gamma */
     const float *beta = P(61072);    /* res_down2.batchnorm1.beta */
     float *rmean = P(175296);    /* res_down2.batchnorm1.running_mean */
     float *rvar = P(175360);    /* res_down2.batchnorm1.running_var */
-    float *y = A(22981408);    /* res_down2.relu1 */
-    float *mean = A(23382944);    /* res_down2.batchnorm1.mean */
-    float *invstd = A(23383008);    /* res_down2.batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(22981632);    /* res_down2.relu1 */
+    float *mean = A(23383168);    /* res_down2.batchnorm1.mean */
+    float *invstd = A(23383232);    /* res_down2.batchnorm1.invstd */
+    float *affine = A(23383296);    /* res_down2.batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
 static void t31_res_down2_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(22981408);    /* res_down2.relu1 */
+    const float *x = A(22981632);    /* res_down2.relu1 */
     const float *w = P(61136);    /* res_down2.conv2.weight */
     const float *b = P(98000);    /* res_down2.conv2.bias */
-    float *y = A(23383072);    /* res_down2.conv2 */
+    float *y = A(23383424);    /* res_down2.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -939,9 +945,9 @@ static void t31_res_down2_conv2_forward(NrtModel *m, int n)
 static void t32_res_down2_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };    /* values per sample */
-    const float *x = A(23383072);    /* res_down2.conv2 */
-    float *y = A(23784480);    /* res_down2.drop_path1 */
-    float *scale = A(24185888);    /* res_down2.drop_path1.scale */
+    const float *x = A(23383424);    /* res_down2.conv2 */
+    float *y = A(23784832);    /* res_down2.drop_path1 */
+    float *scale = A(24186240);    /* res_down2.drop_path1.scale */
     const uint64_t stream = (uint64_t)41 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.08,
@@ -953,10 +959,10 @@ static void t32_res_down2_drop_path1_forward(NrtModel *m, int n)
 static void t33_res_down2_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(21777120);    /* res3.relu2 */
+    const float *x = A(21777344);    /* res3.relu2 */
     const float *w = P(98064);    /* res_down2.conv3.weight */
     const float *b = NULL;
-    float *y = A(23383072);    /* res_down2.conv3 */
+    float *y = A(23383424);    /* res_down2.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -964,14 +970,14 @@ static void t33_res_down2_conv3_forward(NrtModel *m, int n)
 static void t34_res_down2_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(23383072);    /* res_down2.conv3 */
+    const float *x = A(23383424);    /* res_down2.conv3 */
     const float *gamma = P(100112);    /* res_down2.batchnorm2.gamma */
     const float *beta = P(100176);    /* res_down2.batchnorm2.beta */
     float *rmean = P(175424);    /* res_down2.batchnorm2.running_mean */
     float *rvar = P(175488);    /* res_down2.batchnorm2.running_var */
-    float *y = A(24186016);    /* res_down2.batchnorm2 */
-    float *mean = A(24587424);    /* res_down2.batchnorm2.mean */
-    float *invstd = A(24587488);    /* res_down2.batchnorm2.invstd */
+    float *y = A(24186368);    /* res_down2.batchnorm2 */
+    float *mean = A(24587776);    /* res_down2.batchnorm2.mean */
+    float *invstd = A(24587840);    /* res_down2.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -980,9 +986,9 @@ static void t34_res_down2_batchnorm2_forward(NrtModel *m, int n)
 static void t35_res_down2_add1_res_down2_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(24186016);    /* res_down2.batchnorm2 */
-    const float *x1 = A(23784480);    /* res_down2.drop_path1 */
-    float *y = A(24587552);    /* res_down2.relu2 */
+    const float *x0 = A(24186368);    /* res_down2.batchnorm2 */
+    const float *x1 = A(23784832);    /* res_down2.drop_path1 */
+    float *y = A(24587904);    /* res_down2.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
@@ -991,10 +997,10 @@ static void t35_res_down2_add1_res_down2_relu2_forward(NrtModel *m, int n)
 static void t36_res4_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(24587552);    /* res_down2.relu2 */
+    const float *x = A(24587904);    /* res_down2.relu2 */
     const float *w = P(100240);    /* res4.conv1.weight */
     const float *b = NULL;
-    float *y = A(23784480);    /* res4.conv1 */
+    float *y = A(23784832);    /* res4.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -1002,26 +1008,27 @@ static void t36_res4_conv1_forward(NrtModel *m, int n)
 static void t37_res4_batchnorm1_res4_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(23784480);    /* res4.conv1 */
+    const float *x = A(23784832);    /* res4.conv1 */
     const float *gamma = P(137104);    /* res4.batchnorm1.gamma */
     const float *beta = P(137168);    /* res4.batchnorm1.beta */
     float *rmean = P(175552);    /* res4.batchnorm1.running_mean */
     float *rvar = P(175616);    /* res4.batchnorm1.running_var */
-    float *y = A(24186016);    /* res4.relu1 */
-    float *mean = A(24988960);    /* res4.batchnorm1.mean */
-    float *invstd = A(24989024);    /* res4.batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(24186368);    /* res4.relu1 */
+    float *mean = A(24989312);    /* res4.batchnorm1.mean */
+    float *invstd = A(24989376);    /* res4.batchnorm1.invstd */
+    float *affine = A(24989440);    /* res4.batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
 static void t38_res4_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(24186016);    /* res4.relu1 */
+    const float *x = A(24186368);    /* res4.relu1 */
     const float *w = P(137232);    /* res4.conv2.weight */
     const float *b = NULL;
-    float *y = A(24989088);    /* res4.conv2 */
+    float *y = A(24989568);    /* res4.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -1029,14 +1036,14 @@ static void t38_res4_conv2_forward(NrtModel *m, int n)
 static void t39_res4_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(24989088);    /* res4.conv2 */
+    const float *x = A(24989568);    /* res4.conv2 */
     const float *gamma = P(174096);    /* res4.batchnorm2.gamma */
     const float *beta = P(174160);    /* res4.batchnorm2.beta */
     float *rmean = P(175680);    /* res4.batchnorm2.running_mean */
     float *rvar = P(175744);    /* res4.batchnorm2.running_var */
-    float *y = A(25390496);    /* res4.batchnorm2 */
-    float *mean = A(25791904);    /* res4.batchnorm2.mean */
-    float *invstd = A(25791968);    /* res4.batchnorm2.invstd */
+    float *y = A(25390976);    /* res4.batchnorm2 */
+    float *mean = A(25792384);    /* res4.batchnorm2.mean */
+    float *invstd = A(25792448);    /* res4.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -1045,9 +1052,9 @@ static void t39_res4_batchnorm2_forward(NrtModel *m, int n)
 static void t40_res4_drop_path1_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };    /* values per sample */
-    const float *x = A(25390496);    /* res4.batchnorm2 */
-    float *y = A(25792032);    /* res4.drop_path1 */
-    float *scale = A(26193440);    /* res4.drop_path1.scale */
+    const float *x = A(25390976);    /* res4.batchnorm2 */
+    float *y = A(25792512);    /* res4.drop_path1 */
+    float *scale = A(26193920);    /* res4.drop_path1.scale */
     const uint64_t stream = (uint64_t)51 << 32;    /* node id */
     for (int i = 0; i < n; i++)
         nrt_rng_fill_dropout_mask(m->seed, NRT_RNG_DROP_PATH, m->step, (uint64_t)i, stream, 1, 0.1,
@@ -1059,9 +1066,9 @@ static void t40_res4_drop_path1_forward(NrtModel *m, int n)
 static void t41_res4_add1_res4_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(24587552);    /* res_down2.relu2 */
-    const float *x1 = A(25792032);    /* res4.drop_path1 */
-    float *y = A(25390496);    /* res4.relu2 */
+    const float *x0 = A(24587904);    /* res_down2.relu2 */
+    const float *x1 = A(25792512);    /* res4.drop_path1 */
+    float *y = A(25390976);    /* res4.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
@@ -1070,8 +1077,8 @@ static void t41_res4_add1_res4_relu2_forward(NrtModel *m, int n)
 static void t42_global_avgpool1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(25390496);    /* res4.relu2 */
-    float *y = A(25792032);    /* global_avgpool1 */
+    const float *x = A(25390976);    /* res4.relu2 */
+    float *y = A(25792512);    /* global_avgpool1 */
     nrt_global_avgpool_forward(n, C, S, x, y);
 }
 
@@ -1079,10 +1086,10 @@ static void t42_global_avgpool1_forward(NrtModel *m, int n)
 static void t43_dense1_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *x = A(25792032);    /* global_avgpool1 */
+    const float *x = A(25792512);    /* global_avgpool1 */
     const float *w = P(174224);    /* dense1.weight */
     const float *b = P(174864);    /* dense1.bias */
-    float *y = A(25800224);    /* dense1 */
+    float *y = A(25800704);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -1090,8 +1097,8 @@ static void t43_dense1_forward(NrtModel *m, int n)
 static void t44_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(25800224);    /* dense1 */
-    float *dx = A(25801504);    /* logits.grad */
+    const float *x = A(25800704);    /* dense1 */
+    float *dx = A(25801984);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
@@ -1101,10 +1108,10 @@ static void t44_cross_entropy1_loss(NrtModel *m, int n)
 static void t45_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *dy = A(25801504);    /* logits.grad */
-    const float *x = A(25792032);    /* global_avgpool1 */
+    const float *dy = A(25801984);    /* logits.grad */
+    const float *x = A(25792512);    /* global_avgpool1 */
     const float *w = P(174224);    /* dense1.weight */
-    float *dx = A(25802784);    /* global_avgpool1.grad */
+    float *dx = A(25803264);    /* global_avgpool1.grad */
     float *dw = P(350064);    /* dense1.weight.grad */
     float *db = P(350704);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -1116,8 +1123,8 @@ static void t45_dense1_backward(NrtModel *m, int n)
 static void t46_global_avgpool1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(25802784);    /* global_avgpool1.grad */
-    float *dx = A(26193568);    /* res4.out.grad */
+    const float *dy = A(25803264);    /* global_avgpool1.grad */
+    float *dx = A(26194048);    /* res4.out.grad */
     nrt_global_avgpool_backward(n, C, S, dy, dx, false);
 }
 
@@ -1125,9 +1132,9 @@ static void t46_global_avgpool1_backward(NrtModel *m, int n)
 static void t47_res4_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(26193568);    /* res4.out.grad */
-    const float *y = A(25390496);    /* res4.relu2 */
-    float *dx = A(25792032);    /* res4.add1.grad */
+    const float *dy = A(26194048);    /* res4.out.grad */
+    const float *y = A(25390976);    /* res4.relu2 */
+    float *dx = A(25792512);    /* res4.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1135,8 +1142,8 @@ static void t47_res4_relu2_backward(NrtModel *m, int n)
 static void t48_res4_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(25792032);    /* res4.add1.grad */
-    float *dx = A(25390496);    /* res_down2.out.grad */
+    const float *dy = A(25792512);    /* res4.add1.grad */
+    float *dx = A(25390976);    /* res_down2.out.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -1144,9 +1151,9 @@ static void t48_res4_add1_backward_in0(NrtModel *m, int n)
 static void t49_res4_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };    /* values per sample */
-    const float *dy = A(25792032);    /* res4.add1.grad */
-    const float *scale = A(26193440);    /* res4.drop_path1.scale */
-    float *dx = A(26193568);    /* res4.batchnorm2.grad */
+    const float *dy = A(25792512);    /* res4.add1.grad */
+    const float *scale = A(26193920);    /* res4.drop_path1.scale */
+    float *dx = A(26194048);    /* res4.batchnorm2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
@@ -1154,12 +1161,12 @@ static void t49_res4_drop_path1_backward(NrtModel *m, int n)
 static void t50_res4_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(26193568);    /* res4.batchnorm2.grad */
-    const float *x = A(24989088);    /* res4.conv2 */
+    const float *dy = A(26194048);    /* res4.batchnorm2.grad */
+    const float *x = A(24989568);    /* res4.conv2 */
     const float *gamma = P(174096);    /* res4.batchnorm2.gamma */
-    const float *mean = A(25791904);    /* res4.batchnorm2.mean */
-    const float *invstd = A(25791968);    /* res4.batchnorm2.invstd */
-    float *dx = A(25792032);    /* res4.conv2.grad */
+    const float *mean = A(25792384);    /* res4.batchnorm2.mean */
+    const float *invstd = A(25792448);    /* res4.batchnorm2.invstd */
+    float *dx = A(25792512);    /* res4.conv2.grad */
     float *dgamma = P(349936);    /* res4.batchnorm2.gamma.grad */
     float *dbeta = P(350000);    /* res4.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1170,10 +1177,10 @@ static void t50_res4_batchnorm2_backward(NrtModel *m, int n)
 static void t51_res4_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(25792032);    /* res4.conv2.grad */
-    const float *x = A(24186016);    /* res4.relu1 */
+    const float *dy = A(25792512);    /* res4.conv2.grad */
+    const float *x = A(24186368);    /* res4.relu1 */
     const float *w = P(137232);    /* res4.conv2.weight */
-    float *dx = A(24989088);    /* res4.relu1.grad */
+    float *dx = A(24989568);    /* res4.relu1.grad */
     float *dw = P(313072);    /* res4.conv2.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
@@ -1183,27 +1190,27 @@ static void t51_res4_conv2_backward(NrtModel *m, int n)
 static void t52_res4_batchnorm1_res4_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(24989088);    /* res4.relu1.grad */
-    const float *x = A(23784480);    /* res4.conv1 */
+    const float *dy = A(24989568);    /* res4.relu1.grad */
+    const float *x = A(23784832);    /* res4.conv1 */
     const float *gamma = P(137104);    /* res4.batchnorm1.gamma */
-    const float *mean = A(24988960);    /* res4.batchnorm1.mean */
-    const float *invstd = A(24989024);    /* res4.batchnorm1.invstd */
-    float *dx = A(25791904);    /* res4.conv1.grad */
+    const float *mean = A(24989312);    /* res4.batchnorm1.mean */
+    const float *invstd = A(24989376);    /* res4.batchnorm1.invstd */
+    float *dx = A(24186368);    /* res4.conv1.grad */
     float *dgamma = P(312944);    /* res4.batchnorm1.gamma.grad */
     float *dbeta = P(313008);    /* res4.batchnorm1.beta.grad */
-    const float *y = A(24186016);    /* res4.relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(24989440);    /* res4.batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
 static void t53_res4_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(25791904);    /* res4.conv1.grad */
-    const float *x = A(24587552);    /* res_down2.relu2 */
+    const float *dy = A(24186368);    /* res4.conv1.grad */
+    const float *x = A(24587904);    /* res_down2.relu2 */
     const float *w = P(100240);    /* res4.conv1.weight */
-    float *dx = A(25390496);    /* res_down2.out.grad */
+    float *dx = A(25390976);    /* res_down2.out.grad */
     float *dw = P(276080);    /* res4.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
@@ -1213,9 +1220,9 @@ static void t53_res4_conv1_backward(NrtModel *m, int n)
 static void t54_res_down2_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(25390496);    /* res_down2.out.grad */
-    const float *y = A(24587552);    /* res_down2.relu2 */
-    float *dx = A(23784480);    /* res_down2.add1.grad */
+    const float *dy = A(25390976);    /* res_down2.out.grad */
+    const float *y = A(24587904);    /* res_down2.relu2 */
+    float *dx = A(23784832);    /* res_down2.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1223,8 +1230,8 @@ static void t54_res_down2_relu2_backward(NrtModel *m, int n)
 static void t55_res_down2_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(23784480);    /* res_down2.add1.grad */
-    float *dx = A(24186016);    /* res_down2.shortcut.grad */
+    const float *dy = A(23784832);    /* res_down2.add1.grad */
+    float *dx = A(24186368);    /* res_down2.shortcut.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -1232,12 +1239,12 @@ static void t55_res_down2_add1_backward_in0(NrtModel *m, int n)
 static void t56_res_down2_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(24186016);    /* res_down2.shortcut.grad */
-    const float *x = A(23383072);    /* res_down2.conv3 */
+    const float *dy = A(24186368);    /* res_down2.shortcut.grad */
+    const float *x = A(23383424);    /* res_down2.conv3 */
     const float *gamma = P(100112);    /* res_down2.batchnorm2.gamma */
-    const float *mean = A(24587424);    /* res_down2.batchnorm2.mean */
-    const float *invstd = A(24587488);    /* res_down2.batchnorm2.invstd */
-    float *dx = A(24587552);    /* res_down2.conv3.grad */
+    const float *mean = A(24587776);    /* res_down2.batchnorm2.mean */
+    const float *invstd = A(24587840);    /* res_down2.batchnorm2.invstd */
+    float *dx = A(24587904);    /* res_down2.conv3.grad */
     float *dgamma = P(275952);    /* res_down2.batchnorm2.gamma.grad */
     float *dbeta = P(276016);    /* res_down2.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1248,10 +1255,10 @@ static void t56_res_down2_batchnorm2_backward(NrtModel *m, int n)
 static void t57_res_down2_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(24587552);    /* res_down2.conv3.grad */
-    const float *x = A(21777120);    /* res3.relu2 */
+    const float *dy = A(24587904);    /* res_down2.conv3.grad */
+    const float *x = A(21777344);    /* res3.relu2 */
     const float *w = P(98064);    /* res_down2.conv3.weight */
-    float *dx = A(24988960);    /* res3.out.grad */
+    float *dx = A(24989312);    /* res3.out.grad */
     float *dw = P(273904);    /* res_down2.conv3.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
@@ -1261,9 +1268,9 @@ static void t57_res_down2_conv3_backward(NrtModel *m, int n)
 static void t58_res_down2_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };    /* values per sample */
-    const float *dy = A(23784480);    /* res_down2.add1.grad */
-    const float *scale = A(24185888);    /* res_down2.drop_path1.scale */
-    float *dx = A(23383072);    /* res_down2.conv2.grad */
+    const float *dy = A(23784832);    /* res_down2.add1.grad */
+    const float *scale = A(24186240);    /* res_down2.drop_path1.scale */
+    float *dx = A(23383424);    /* res_down2.conv2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
@@ -1271,10 +1278,10 @@ static void t58_res_down2_drop_path1_backward(NrtModel *m, int n)
 static void t59_res_down2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(23383072);    /* res_down2.conv2.grad */
-    const float *x = A(22981408);    /* res_down2.relu1 */
+    const float *dy = A(23383424);    /* res_down2.conv2.grad */
+    const float *x = A(22981632);    /* res_down2.relu1 */
     const float *w = P(61136);    /* res_down2.conv2.weight */
-    float *dx = A(23784480);    /* res_down2.relu1.grad */
+    float *dx = A(23784832);    /* res_down2.relu1.grad */
     float *dw = P(236976);    /* res_down2.conv2.weight.grad */
     float *db = P(273840);    /* res_down2.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1286,27 +1293,27 @@ static void t59_res_down2_conv2_backward(NrtModel *m, int n)
 static void t60_res_down2_batchnorm1_res_down2_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(23784480);    /* res_down2.relu1.grad */
-    const float *x = A(22580000);    /* res_down2.conv1 */
+    const float *dy = A(23784832);    /* res_down2.relu1.grad */
+    const float *x = A(22580224);    /* res_down2.conv1 */
     const float *gamma = P(61008);    /* res_down2.batchnorm1.gamma */
-    const float *mean = A(23382944);    /* res_down2.batchnorm1.mean */
-    const float *invstd = A(23383008);    /* res_down2.batchnorm1.invstd */
-    float *dx = A(23383072);    /* res_down2.conv1.grad */
+    const float *mean = A(23383168);    /* res_down2.batchnorm1.mean */
+    const float *invstd = A(23383232);    /* res_down2.batchnorm1.invstd */
+    float *dx = A(22981632);    /* res_down2.conv1.grad */
     float *dgamma = P(236848);    /* res_down2.batchnorm1.gamma.grad */
     float *dbeta = P(236912);    /* res_down2.batchnorm1.beta.grad */
-    const float *y = A(22981408);    /* res_down2.relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(23383296);    /* res_down2.batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
 static void t61_res_down2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(23383072);    /* res_down2.conv1.grad */
-    const float *x = A(21777120);    /* res3.relu2 */
+    const float *dy = A(22981632);    /* res_down2.conv1.grad */
+    const float *x = A(21777344);    /* res3.relu2 */
     const float *w = P(42576);    /* res_down2.conv1.weight */
-    float *dx = A(24988960);    /* res3.out.grad */
+    float *dx = A(24989312);    /* res3.out.grad */
     float *dw = P(218416);    /* res_down2.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
@@ -1316,9 +1323,9 @@ static void t61_res_down2_conv1_backward(NrtModel *m, int n)
 static void t62_res3_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(24988960);    /* res3.out.grad */
-    const float *y = A(21777120);    /* res3.relu2 */
-    float *dx = A(22580000);    /* res3.add1.grad */
+    const float *dy = A(24989312);    /* res3.out.grad */
+    const float *y = A(21777344);    /* res3.relu2 */
+    float *dx = A(22580224);    /* res3.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1326,8 +1333,8 @@ static void t62_res3_relu2_backward(NrtModel *m, int n)
 static void t63_res3_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(22580000);    /* res3.add1.grad */
-    float *dx = A(21777120);    /* res_down1.out.grad */
+    const float *dy = A(22580224);    /* res3.add1.grad */
+    float *dx = A(21777344);    /* res_down1.out.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -1335,9 +1342,9 @@ static void t63_res3_add1_backward_in0(NrtModel *m, int n)
 static void t64_res3_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };    /* values per sample */
-    const float *dy = A(22580000);    /* res3.add1.grad */
-    const float *scale = A(23382816);    /* res3.drop_path1.scale */
-    float *dx = A(23382944);    /* res3.batchnorm2.grad */
+    const float *dy = A(22580224);    /* res3.add1.grad */
+    const float *scale = A(23383040);    /* res3.drop_path1.scale */
+    float *dx = A(23383168);    /* res3.batchnorm2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
@@ -1345,12 +1352,12 @@ static void t64_res3_drop_path1_backward(NrtModel *m, int n)
 static void t65_res3_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(23382944);    /* res3.batchnorm2.grad */
-    const float *x = A(20974304);    /* res3.conv2 */
+    const float *dy = A(23383168);    /* res3.batchnorm2.grad */
+    const float *x = A(20974528);    /* res3.conv2 */
     const float *gamma = P(42512);    /* res3.batchnorm2.gamma */
-    const float *mean = A(22579936);    /* res3.batchnorm2.mean */
-    const float *invstd = A(22579968);    /* res3.batchnorm2.invstd */
-    float *dx = A(22580000);    /* res3.conv2.grad */
+    const float *mean = A(22580160);    /* res3.batchnorm2.mean */
+    const float *invstd = A(22580192);    /* res3.batchnorm2.invstd */
+    float *dx = A(22580224);    /* res3.conv2.grad */
     float *dgamma = P(218352);    /* res3.batchnorm2.gamma.grad */
     float *dbeta = P(218384);    /* res3.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1361,10 +1368,10 @@ static void t65_res3_batchnorm2_backward(NrtModel *m, int n)
 static void t66_res3_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(22580000);    /* res3.conv2.grad */
-    const float *x = A(19368544);    /* res3.relu1 */
+    const float *dy = A(22580224);    /* res3.conv2.grad */
+    const float *x = A(19368704);    /* res3.relu1 */
     const float *w = P(33296);    /* res3.conv2.weight */
-    float *dx = A(20974304);    /* res3.relu1.grad */
+    float *dx = A(20974528);    /* res3.relu1.grad */
     float *dw = P(209136);    /* res3.conv2.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
@@ -1374,27 +1381,27 @@ static void t66_res3_conv2_backward(NrtModel *m, int n)
 static void t67_res3_batchnorm1_res3_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(20974304);    /* res3.relu1.grad */
-    const float *x = A(18565600);    /* res3.conv1 */
+    const float *dy = A(20974528);    /* res3.relu1.grad */
+    const float *x = A(18565760);    /* res3.conv1 */
     const float *gamma = P(33232);    /* res3.batchnorm1.gamma */
-    const float *mean = A(20974240);    /* res3.batchnorm1.mean */
-    const float *invstd = A(20974272);    /* res3.batchnorm1.invstd */
-    float *dx = A(22579936);    /* res3.conv1.grad */
+    const float *mean = A(20974400);    /* res3.batchnorm1.mean */
+    const float *invstd = A(20974432);    /* res3.batchnorm1.invstd */
+    float *dx = A(19368704);    /* res3.conv1.grad */
     float *dgamma = P(209072);    /* res3.batchnorm1.gamma.grad */
     float *dbeta = P(209104);    /* res3.batchnorm1.beta.grad */
-    const float *y = A(19368544);    /* res3.relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(20974464);    /* res3.batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
 static void t68_res3_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(22579936);    /* res3.conv1.grad */
-    const float *x = A(20171424);    /* res_down1.relu2 */
+    const float *dy = A(19368704);    /* res3.conv1.grad */
+    const float *x = A(20171584);    /* res_down1.relu2 */
     const float *w = P(24016);    /* res3.conv1.weight */
-    float *dx = A(21777120);    /* res_down1.out.grad */
+    float *dx = A(21777344);    /* res_down1.out.grad */
     float *dw = P(199856);    /* res3.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
@@ -1404,9 +1411,9 @@ static void t68_res3_conv1_backward(NrtModel *m, int n)
 static void t69_res_down1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(21777120);    /* res_down1.out.grad */
-    const float *y = A(20171424);    /* res_down1.relu2 */
-    float *dx = A(18565600);    /* res_down1.add1.grad */
+    const float *dy = A(21777344);    /* res_down1.out.grad */
+    const float *y = A(20171584);    /* res_down1.relu2 */
+    float *dx = A(18565760);    /* res_down1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1414,8 +1421,8 @@ static void t69_res_down1_relu2_backward(NrtModel *m, int n)
 static void t70_res_down1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(18565600);    /* res_down1.add1.grad */
-    float *dx = A(19368544);    /* res_down1.shortcut.grad */
+    const float *dy = A(18565760);    /* res_down1.add1.grad */
+    float *dx = A(19368704);    /* res_down1.shortcut.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -1423,12 +1430,12 @@ static void t70_res_down1_add1_backward_in0(NrtModel *m, int n)
 static void t71_res_down1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(19368544);    /* res_down1.shortcut.grad */
-    const float *x = A(17762784);    /* res_down1.conv3 */
+    const float *dy = A(19368704);    /* res_down1.shortcut.grad */
+    const float *x = A(17762944);    /* res_down1.conv3 */
     const float *gamma = P(23952);    /* res_down1.batchnorm2.gamma */
-    const float *mean = A(20171360);    /* res_down1.batchnorm2.mean */
-    const float *invstd = A(20171392);    /* res_down1.batchnorm2.invstd */
-    float *dx = A(20171424);    /* res_down1.conv3.grad */
+    const float *mean = A(20171520);    /* res_down1.batchnorm2.mean */
+    const float *invstd = A(20171552);    /* res_down1.batchnorm2.invstd */
+    float *dx = A(20171584);    /* res_down1.conv3.grad */
     float *dgamma = P(199792);    /* res_down1.batchnorm2.gamma.grad */
     float *dbeta = P(199824);    /* res_down1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1439,10 +1446,10 @@ static void t71_res_down1_batchnorm2_backward(NrtModel *m, int n)
 static void t72_res_down1_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(20171424);    /* res_down1.conv3.grad */
-    const float *x = A(14551296);    /* res2.relu2 */
+    const float *dy = A(20171584);    /* res_down1.conv3.grad */
+    const float *x = A(14551392);    /* res2.relu2 */
     const float *w = P(23440);    /* res_down1.conv3.weight */
-    float *dx = A(20974240);    /* res2.out.grad */
+    float *dx = A(20974400);    /* res2.out.grad */
     float *dw = P(199280);    /* res_down1.conv3.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
@@ -1452,9 +1459,9 @@ static void t72_res_down1_conv3_backward(NrtModel *m, int n)
 static void t73_res_down1_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };    /* values per sample */
-    const float *dy = A(18565600);    /* res_down1.add1.grad */
-    const float *scale = A(19368416);    /* res_down1.drop_path1.scale */
-    float *dx = A(17762784);    /* res_down1.conv2.grad */
+    const float *dy = A(18565760);    /* res_down1.add1.grad */
+    const float *scale = A(19368576);    /* res_down1.drop_path1.scale */
+    float *dx = A(17762944);    /* res_down1.conv2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
@@ -1462,10 +1469,10 @@ static void t73_res_down1_drop_path1_backward(NrtModel *m, int n)
 static void t74_res_down1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(17762784);    /* res_down1.conv2.grad */
-    const float *x = A(16959776);    /* res_down1.relu1 */
+    const float *dy = A(17762944);    /* res_down1.conv2.grad */
+    const float *x = A(16959872);    /* res_down1.relu1 */
     const float *w = P(14192);    /* res_down1.conv2.weight */
-    float *dx = A(18565600);    /* res_down1.relu1.grad */
+    float *dx = A(18565760);    /* res_down1.relu1.grad */
     float *dw = P(190032);    /* res_down1.conv2.weight.grad */
     float *db = P(199248);    /* res_down1.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1477,27 +1484,27 @@ static void t74_res_down1_conv2_backward(NrtModel *m, int n)
 static void t75_res_down1_batchnorm1_res_down1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(18565600);    /* res_down1.relu1.grad */
-    const float *x = A(16156960);    /* res_down1.conv1 */
+    const float *dy = A(18565760);    /* res_down1.relu1.grad */
+    const float *x = A(16157056);    /* res_down1.conv1 */
     const float *gamma = P(14128);    /* res_down1.batchnorm1.gamma */
-    const float *mean = A(17762720);    /* res_down1.batchnorm1.mean */
-    const float *invstd = A(17762752);    /* res_down1.batchnorm1.invstd */
-    float *dx = A(17762784);    /* res_down1.conv1.grad */
+    const float *mean = A(17762816);    /* res_down1.batchnorm1.mean */
+    const float *invstd = A(17762848);    /* res_down1.batchnorm1.invstd */
+    float *dx = A(16959872);    /* res_down1.conv1.grad */
     float *dgamma = P(189968);    /* res_down1.batchnorm1.gamma.grad */
     float *dbeta = P(190000);    /* res_down1.batchnorm1.beta.grad */
-    const float *y = A(16959776);    /* res_down1.relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(17762880);    /* res_down1.batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
 static void t76_res_down1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(17762784);    /* res_down1.conv1.grad */
-    const float *x = A(14551296);    /* res2.relu2 */
+    const float *dy = A(16959872);    /* res_down1.conv1.grad */
+    const float *x = A(14551392);    /* res2.relu2 */
     const float *w = P(9520);    /* res_down1.conv1.weight */
-    float *dx = A(20974240);    /* res2.out.grad */
+    float *dx = A(20974400);    /* res2.out.grad */
     float *dw = P(185360);    /* res_down1.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
@@ -1507,9 +1514,9 @@ static void t76_res_down1_conv1_backward(NrtModel *m, int n)
 static void t77_res2_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(20974240);    /* res2.out.grad */
-    const float *y = A(14551296);    /* res2.relu2 */
-    float *dx = A(16156960);    /* res2.add1.grad */
+    const float *dy = A(20974400);    /* res2.out.grad */
+    const float *y = A(14551392);    /* res2.relu2 */
+    float *dx = A(16157056);    /* res2.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1517,8 +1524,8 @@ static void t77_res2_relu2_backward(NrtModel *m, int n)
 static void t78_res2_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(16156960);    /* res2.add1.grad */
-    float *dx = A(14551296);    /* res1.out.grad */
+    const float *dy = A(16157056);    /* res2.add1.grad */
+    float *dx = A(14551392);    /* res1.out.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -1526,9 +1533,9 @@ static void t78_res2_add1_backward_in0(NrtModel *m, int n)
 static void t79_res2_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };    /* values per sample */
-    const float *dy = A(16156960);    /* res2.add1.grad */
-    const float *scale = A(17762592);    /* res2.drop_path1.scale */
-    float *dx = A(17762720);    /* res2.batchnorm2.grad */
+    const float *dy = A(16157056);    /* res2.add1.grad */
+    const float *scale = A(17762688);    /* res2.drop_path1.scale */
+    float *dx = A(17762816);    /* res2.batchnorm2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
@@ -1536,12 +1543,12 @@ static void t79_res2_drop_path1_backward(NrtModel *m, int n)
 static void t80_res2_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(17762720);    /* res2.batchnorm2.grad */
-    const float *x = A(12945664);    /* res2.conv2 */
+    const float *dy = A(17762816);    /* res2.batchnorm2.grad */
+    const float *x = A(12945760);    /* res2.conv2 */
     const float *gamma = P(9488);    /* res2.batchnorm2.gamma */
-    const float *mean = A(16156928);    /* res2.batchnorm2.mean */
-    const float *invstd = A(16156944);    /* res2.batchnorm2.invstd */
-    float *dx = A(16156960);    /* res2.conv2.grad */
+    const float *mean = A(16157024);    /* res2.batchnorm2.mean */
+    const float *invstd = A(16157040);    /* res2.batchnorm2.invstd */
+    float *dx = A(16157056);    /* res2.conv2.grad */
     float *dgamma = P(185328);    /* res2.batchnorm2.gamma.grad */
     float *dbeta = P(185344);    /* res2.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1552,10 +1559,10 @@ static void t80_res2_batchnorm2_backward(NrtModel *m, int n)
 static void t81_res2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(16156960);    /* res2.conv2.grad */
-    const float *x = A(11340000);    /* res2.relu1 */
+    const float *dy = A(16157056);    /* res2.conv2.grad */
+    const float *x = A(11340064);    /* res2.relu1 */
     const float *w = P(7184);    /* res2.conv2.weight */
-    float *dx = A(12945664);    /* res2.relu1.grad */
+    float *dx = A(12945760);    /* res2.relu1.grad */
     float *dw = P(183024);    /* res2.conv2.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
@@ -1565,27 +1572,27 @@ static void t81_res2_conv2_backward(NrtModel *m, int n)
 static void t82_res2_batchnorm1_res2_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(12945664);    /* res2.relu1.grad */
-    const float *x = A(9734240);    /* res2.conv1 */
+    const float *dy = A(12945760);    /* res2.relu1.grad */
+    const float *x = A(9734304);    /* res2.conv1 */
     const float *gamma = P(7152);    /* res2.batchnorm1.gamma */
-    const float *mean = A(12945632);    /* res2.batchnorm1.mean */
-    const float *invstd = A(12945648);    /* res2.batchnorm1.invstd */
-    float *dx = A(16156928);    /* res2.conv1.grad */
+    const float *mean = A(12945696);    /* res2.batchnorm1.mean */
+    const float *invstd = A(12945712);    /* res2.batchnorm1.invstd */
+    float *dx = A(11340064);    /* res2.conv1.grad */
     float *dgamma = P(182992);    /* res2.batchnorm1.gamma.grad */
     float *dbeta = P(183008);    /* res2.batchnorm1.beta.grad */
-    const float *y = A(11340000);    /* res2.relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(12945728);    /* res2.batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
 static void t83_res2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(16156928);    /* res2.conv1.grad */
-    const float *x = A(8128576);    /* res1.relu2 */
+    const float *dy = A(11340064);    /* res2.conv1.grad */
+    const float *x = A(8128640);    /* res1.relu2 */
     const float *w = P(4848);    /* res2.conv1.weight */
-    float *dx = A(14551296);    /* res1.out.grad */
+    float *dx = A(14551392);    /* res1.out.grad */
     float *dw = P(180688);    /* res2.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
@@ -1595,9 +1602,9 @@ static void t83_res2_conv1_backward(NrtModel *m, int n)
 static void t84_res1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(14551296);    /* res1.out.grad */
-    const float *y = A(8128576);    /* res1.relu2 */
-    float *dx = A(9734240);    /* res1.add1.grad */
+    const float *dy = A(14551392);    /* res1.out.grad */
+    const float *y = A(8128640);    /* res1.relu2 */
+    float *dx = A(9734304);    /* res1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -1605,8 +1612,8 @@ static void t84_res1_relu2_backward(NrtModel *m, int n)
 static void t85_res1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(9734240);    /* res1.add1.grad */
-    float *dx = A(8128576);    /* relu1.grad */
+    const float *dy = A(9734304);    /* res1.add1.grad */
+    float *dx = A(8128640);    /* relu1.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -1614,9 +1621,9 @@ static void t85_res1_add1_backward_in0(NrtModel *m, int n)
 static void t86_res1_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };    /* values per sample */
-    const float *dy = A(9734240);    /* res1.add1.grad */
-    const float *scale = A(11339872);    /* res1.drop_path1.scale */
-    float *dx = A(11340000);    /* res1.batchnorm2.grad */
+    const float *dy = A(9734304);    /* res1.add1.grad */
+    const float *scale = A(11339936);    /* res1.drop_path1.scale */
+    float *dx = A(11340064);    /* res1.batchnorm2.grad */
     nrt_drop_path_backward(n, D, dy, scale, dx, false);
 }
 
@@ -1624,12 +1631,12 @@ static void t86_res1_drop_path1_backward(NrtModel *m, int n)
 static void t87_res1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(11340000);    /* res1.batchnorm2.grad */
-    const float *x = A(6522944);    /* res1.conv2 */
+    const float *dy = A(11340064);    /* res1.batchnorm2.grad */
+    const float *x = A(6523008);    /* res1.conv2 */
     const float *gamma = P(4816);    /* res1.batchnorm2.gamma */
-    const float *mean = A(9734208);    /* res1.batchnorm2.mean */
-    const float *invstd = A(9734224);    /* res1.batchnorm2.invstd */
-    float *dx = A(9734240);    /* res1.conv2.grad */
+    const float *mean = A(9734272);    /* res1.batchnorm2.mean */
+    const float *invstd = A(9734288);    /* res1.batchnorm2.invstd */
+    float *dx = A(9734304);    /* res1.conv2.grad */
     float *dgamma = P(180656);    /* res1.batchnorm2.gamma.grad */
     float *dbeta = P(180672);    /* res1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1640,10 +1647,10 @@ static void t87_res1_batchnorm2_backward(NrtModel *m, int n)
 static void t88_res1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(9734240);    /* res1.conv2.grad */
-    const float *x = A(4917280);    /* res1.relu1 */
+    const float *dy = A(9734304);    /* res1.conv2.grad */
+    const float *x = A(4917312);    /* res1.relu1 */
     const float *w = P(2512);    /* res1.conv2.weight */
-    float *dx = A(6522944);    /* res1.relu1.grad */
+    float *dx = A(6523008);    /* res1.relu1.grad */
     float *dw = P(178352);    /* res1.conv2.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
@@ -1653,27 +1660,27 @@ static void t88_res1_conv2_backward(NrtModel *m, int n)
 static void t89_res1_batchnorm1_res1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(6522944);    /* res1.relu1.grad */
-    const float *x = A(3311648);    /* res1.conv1 */
+    const float *dy = A(6523008);    /* res1.relu1.grad */
+    const float *x = A(3311680);    /* res1.conv1 */
     const float *gamma = P(2480);    /* res1.batchnorm1.gamma */
-    const float *mean = A(6522912);    /* res1.batchnorm1.mean */
-    const float *invstd = A(6522928);    /* res1.batchnorm1.invstd */
-    float *dx = A(9734208);    /* res1.conv1.grad */
+    const float *mean = A(6522944);    /* res1.batchnorm1.mean */
+    const float *invstd = A(6522960);    /* res1.batchnorm1.invstd */
+    float *dx = A(4917312);    /* res1.conv1.grad */
     float *dgamma = P(178320);    /* res1.batchnorm1.gamma.grad */
     float *dbeta = P(178336);    /* res1.batchnorm1.beta.grad */
-    const float *y = A(4917280);    /* res1.relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(6522976);    /* res1.batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
 static void t90_res1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(9734208);    /* res1.conv1.grad */
+    const float *dy = A(4917312);    /* res1.conv1.grad */
     const float *x = A(1705984);    /* relu1 */
     const float *w = P(176);    /* res1.conv1.weight */
-    float *dx = A(8128576);    /* relu1.grad */
+    float *dx = A(8128640);    /* relu1.grad */
     float *dw = P(176016);    /* res1.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
@@ -1683,24 +1690,24 @@ static void t90_res1_conv1_backward(NrtModel *m, int n)
 static void t91_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(8128576);    /* relu1.grad */
+    const float *dy = A(8128640);    /* relu1.grad */
     const float *x = A(100352);    /* conv1 */
     const float *gamma = P(144);    /* batchnorm1.gamma */
     const float *mean = A(3311616);    /* batchnorm1.mean */
     const float *invstd = A(3311632);    /* batchnorm1.invstd */
-    float *dx = A(3311648);    /* conv1.grad */
+    float *dx = A(1705984);    /* conv1.grad */
     float *dgamma = P(175984);    /* batchnorm1.gamma.grad */
     float *dbeta = P(176000);    /* batchnorm1.beta.grad */
-    const float *y = A(1705984);    /* relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(3311648);    /* batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet.net:41: conv(16, 3, pad=same, bias=false) */
 static void t92_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(3311648);    /* conv1.grad */
+    const float *dy = A(1705984);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(175840);    /* conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);

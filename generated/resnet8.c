@@ -15,7 +15,7 @@
 #include "resnet8.h"
 
 #define BLOCK_FLOATS 234992
-#define ARENA_FLOATS 16959776
+#define ARENA_FLOATS 16959904
 #define STRUCTURE_HASH_STR "61b04b8541df2cf1"    /* RESNET8_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -403,8 +403,9 @@ static void t03_batchnorm1_relu1_forward(NrtModel *m, int n)
     float *y = A(1705984);    /* relu1 */
     float *mean = A(3311616);    /* batchnorm1.mean */
     float *invstd = A(3311632);    /* batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *affine = A(3311648);    /* batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet8.net:18: conv(f, 3, pad=1) */
@@ -414,7 +415,7 @@ static void t04_basic1_conv1_forward(NrtModel *m, int n)
     const float *x = A(1705984);    /* relu1 */
     const float *w = P(192);    /* basic1.conv1.weight */
     const float *b = P(2496);    /* basic1.conv1.bias */
-    float *y = A(3311648);    /* basic1.conv1 */
+    float *y = A(3311680);    /* basic1.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -422,26 +423,27 @@ static void t04_basic1_conv1_forward(NrtModel *m, int n)
 static void t05_basic1_batchnorm1_basic1_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(3311648);    /* basic1.conv1 */
+    const float *x = A(3311680);    /* basic1.conv1 */
     const float *gamma = P(2512);    /* basic1.batchnorm1.gamma */
     const float *beta = P(2528);    /* basic1.batchnorm1.beta */
     float *rmean = P(78128);    /* basic1.batchnorm1.running_mean */
     float *rvar = P(78144);    /* basic1.batchnorm1.running_var */
-    float *y = A(4917280);    /* basic1.relu1 */
-    float *mean = A(6522912);    /* basic1.batchnorm1.mean */
-    float *invstd = A(6522928);    /* basic1.batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(4917312);    /* basic1.relu1 */
+    float *mean = A(6522944);    /* basic1.batchnorm1.mean */
+    float *invstd = A(6522960);    /* basic1.batchnorm1.invstd */
+    float *affine = A(6522976);    /* basic1.batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet8.net:19: conv(f, 3, pad=1) */
 static void t06_basic1_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(4917280);    /* basic1.relu1 */
+    const float *x = A(4917312);    /* basic1.relu1 */
     const float *w = P(2544);    /* basic1.conv2.weight */
     const float *b = P(4848);    /* basic1.conv2.bias */
-    float *y = A(6522944);    /* basic1.conv2 */
+    float *y = A(6523008);    /* basic1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -449,14 +451,14 @@ static void t06_basic1_conv2_forward(NrtModel *m, int n)
 static void t07_basic1_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *x = A(6522944);    /* basic1.conv2 */
+    const float *x = A(6523008);    /* basic1.conv2 */
     const float *gamma = P(4864);    /* basic1.batchnorm2.gamma */
     const float *beta = P(4880);    /* basic1.batchnorm2.beta */
     float *rmean = P(78160);    /* basic1.batchnorm2.running_mean */
     float *rvar = P(78176);    /* basic1.batchnorm2.running_var */
-    float *y = A(8128576);    /* basic1.batchnorm2 */
-    float *mean = A(9734208);    /* basic1.batchnorm2.mean */
-    float *invstd = A(9734224);    /* basic1.batchnorm2.invstd */
+    float *y = A(8128640);    /* basic1.batchnorm2 */
+    float *mean = A(9734272);    /* basic1.batchnorm2.mean */
+    float *invstd = A(9734288);    /* basic1.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -465,9 +467,9 @@ static void t07_basic1_batchnorm2_forward(NrtModel *m, int n)
 static void t08_basic1_add1_basic1_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x0 = A(8128576);    /* basic1.batchnorm2 */
+    const float *x0 = A(8128640);    /* basic1.batchnorm2 */
     const float *x1 = A(1705984);    /* relu1 */
-    float *y = A(9734240);    /* basic1.relu2 */
+    float *y = A(9734304);    /* basic1.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
@@ -476,10 +478,10 @@ static void t08_basic1_add1_basic1_relu2_forward(NrtModel *m, int n)
 static void t09_down1_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(9734240);    /* basic1.relu2 */
+    const float *x = A(9734304);    /* basic1.relu2 */
     const float *w = P(4896);    /* down1.conv1.weight */
     const float *b = P(9504);    /* down1.conv1.bias */
-    float *y = A(8128576);    /* down1.conv1 */
+    float *y = A(8128640);    /* down1.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -487,26 +489,27 @@ static void t09_down1_conv1_forward(NrtModel *m, int n)
 static void t10_down1_batchnorm1_down1_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(8128576);    /* down1.conv1 */
+    const float *x = A(8128640);    /* down1.conv1 */
     const float *gamma = P(9536);    /* down1.batchnorm1.gamma */
     const float *beta = P(9568);    /* down1.batchnorm1.beta */
     float *rmean = P(78192);    /* down1.batchnorm1.running_mean */
     float *rvar = P(78224);    /* down1.batchnorm1.running_var */
-    float *y = A(8931392);    /* down1.relu1 */
-    float *mean = A(11339872);    /* down1.batchnorm1.mean */
-    float *invstd = A(11339904);    /* down1.batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(8931456);    /* down1.relu1 */
+    float *mean = A(11339936);    /* down1.batchnorm1.mean */
+    float *invstd = A(11339968);    /* down1.batchnorm1.invstd */
+    float *affine = A(11340000);    /* down1.batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet8.net:27: conv(f, 3, pad=1) */
 static void t11_down1_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(8931392);    /* down1.relu1 */
+    const float *x = A(8931456);    /* down1.relu1 */
     const float *w = P(9600);    /* down1.conv2.weight */
     const float *b = P(18816);    /* down1.conv2.bias */
-    float *y = A(11339936);    /* down1.conv2 */
+    float *y = A(11340064);    /* down1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -514,14 +517,14 @@ static void t11_down1_conv2_forward(NrtModel *m, int n)
 static void t12_down1_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(11339936);    /* down1.conv2 */
+    const float *x = A(11340064);    /* down1.conv2 */
     const float *gamma = P(18848);    /* down1.batchnorm2.gamma */
     const float *beta = P(18880);    /* down1.batchnorm2.beta */
     float *rmean = P(78256);    /* down1.batchnorm2.running_mean */
     float *rvar = P(78288);    /* down1.batchnorm2.running_var */
-    float *y = A(12142752);    /* down1.batchnorm2 */
-    float *mean = A(12945568);    /* down1.batchnorm2.mean */
-    float *invstd = A(12945600);    /* down1.batchnorm2.invstd */
+    float *y = A(12142880);    /* down1.batchnorm2 */
+    float *mean = A(12945696);    /* down1.batchnorm2.mean */
+    float *invstd = A(12945728);    /* down1.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -530,10 +533,10 @@ static void t12_down1_batchnorm2_forward(NrtModel *m, int n)
 static void t13_down1_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(9734240);    /* basic1.relu2 */
+    const float *x = A(9734304);    /* basic1.relu2 */
     const float *w = P(18912);    /* down1.conv3.weight */
     const float *b = P(19424);    /* down1.conv3.bias */
-    float *y = A(12945632);    /* down1.conv3 */
+    float *y = A(12945760);    /* down1.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -541,14 +544,14 @@ static void t13_down1_conv3_forward(NrtModel *m, int n)
 static void t14_down1_batchnorm3_forward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *x = A(12945632);    /* down1.conv3 */
+    const float *x = A(12945760);    /* down1.conv3 */
     const float *gamma = P(19456);    /* down1.batchnorm3.gamma */
     const float *beta = P(19488);    /* down1.batchnorm3.beta */
     float *rmean = P(78320);    /* down1.batchnorm3.running_mean */
     float *rvar = P(78352);    /* down1.batchnorm3.running_var */
-    float *y = A(13748448);    /* down1.batchnorm3 */
-    float *mean = A(14551264);    /* down1.batchnorm3.mean */
-    float *invstd = A(14551296);    /* down1.batchnorm3.invstd */
+    float *y = A(13748576);    /* down1.batchnorm3 */
+    float *mean = A(14551392);    /* down1.batchnorm3.mean */
+    float *invstd = A(14551424);    /* down1.batchnorm3.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -557,9 +560,9 @@ static void t14_down1_batchnorm3_forward(NrtModel *m, int n)
 static void t15_down1_add1_down1_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x0 = A(12142752);    /* down1.batchnorm2 */
-    const float *x1 = A(13748448);    /* down1.batchnorm3 */
-    float *y = A(14551328);    /* down1.relu2 */
+    const float *x0 = A(12142880);    /* down1.batchnorm2 */
+    const float *x1 = A(13748576);    /* down1.batchnorm3 */
+    float *y = A(14551456);    /* down1.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
@@ -568,10 +571,10 @@ static void t15_down1_add1_down1_relu2_forward(NrtModel *m, int n)
 static void t16_down2_conv1_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14551328);    /* down1.relu2 */
+    const float *x = A(14551456);    /* down1.relu2 */
     const float *w = P(19520);    /* down2.conv1.weight */
     const float *b = P(37952);    /* down2.conv1.bias */
-    float *y = A(12142752);    /* down2.conv1 */
+    float *y = A(12142880);    /* down2.conv1 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -579,26 +582,27 @@ static void t16_down2_conv1_forward(NrtModel *m, int n)
 static void t17_down2_batchnorm1_down2_relu1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(12142752);    /* down2.conv1 */
+    const float *x = A(12142880);    /* down2.conv1 */
     const float *gamma = P(38016);    /* down2.batchnorm1.gamma */
     const float *beta = P(38080);    /* down2.batchnorm1.beta */
     float *rmean = P(78384);    /* down2.batchnorm1.running_mean */
     float *rvar = P(78448);    /* down2.batchnorm1.running_var */
-    float *y = A(12544160);    /* down2.relu1 */
-    float *mean = A(13748448);    /* down2.batchnorm1.mean */
-    float *invstd = A(13748512);    /* down2.batchnorm1.invstd */
-    nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, true, y,
-                                mean, invstd);
+    float *y = A(12544288);    /* down2.relu1 */
+    float *mean = A(13748576);    /* down2.batchnorm1.mean */
+    float *invstd = A(13748640);    /* down2.batchnorm1.invstd */
+    float *affine = A(13748704);    /* down2.batchnorm1.affine */
+    nrt_batchnorm_forward_train_affine(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar,
+                                       NRT_FUSED_RELU, 0.0f, y, mean, invstd, affine);
 }
 
 /* resnet8.net:27: conv(f, 3, pad=1) */
 static void t18_down2_conv2_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(12544160);    /* down2.relu1 */
+    const float *x = A(12544288);    /* down2.relu1 */
     const float *w = P(38144);    /* down2.conv2.weight */
     const float *b = P(75008);    /* down2.conv2.bias */
-    float *y = A(13748576);    /* down2.conv2 */
+    float *y = A(13748832);    /* down2.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -606,14 +610,14 @@ static void t18_down2_conv2_forward(NrtModel *m, int n)
 static void t19_down2_batchnorm2_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(13748576);    /* down2.conv2 */
+    const float *x = A(13748832);    /* down2.conv2 */
     const float *gamma = P(75072);    /* down2.batchnorm2.gamma */
     const float *beta = P(75136);    /* down2.batchnorm2.beta */
     float *rmean = P(78512);    /* down2.batchnorm2.running_mean */
     float *rvar = P(78576);    /* down2.batchnorm2.running_var */
-    float *y = A(15354144);    /* down2.batchnorm2 */
-    float *mean = A(14149984);    /* down2.batchnorm2.mean */
-    float *invstd = A(14150048);    /* down2.batchnorm2.invstd */
+    float *y = A(15354272);    /* down2.batchnorm2 */
+    float *mean = A(14150240);    /* down2.batchnorm2.mean */
+    float *invstd = A(14150304);    /* down2.batchnorm2.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -622,10 +626,10 @@ static void t19_down2_batchnorm2_forward(NrtModel *m, int n)
 static void t20_down2_conv3_forward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(14551328);    /* down1.relu2 */
+    const float *x = A(14551456);    /* down1.relu2 */
     const float *w = P(75200);    /* down2.conv3.weight */
     const float *b = P(77248);    /* down2.conv3.bias */
-    float *y = A(15755552);    /* down2.conv3 */
+    float *y = A(15755680);    /* down2.conv3 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -633,14 +637,14 @@ static void t20_down2_conv3_forward(NrtModel *m, int n)
 static void t21_down2_batchnorm3_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(15755552);    /* down2.conv3 */
+    const float *x = A(15755680);    /* down2.conv3 */
     const float *gamma = P(77312);    /* down2.batchnorm3.gamma */
     const float *beta = P(77376);    /* down2.batchnorm3.beta */
     float *rmean = P(78640);    /* down2.batchnorm3.running_mean */
     float *rvar = P(78704);    /* down2.batchnorm3.running_var */
-    float *y = A(16156960);    /* down2.batchnorm3 */
-    float *mean = A(14150112);    /* down2.batchnorm3.mean */
-    float *invstd = A(14150176);    /* down2.batchnorm3.invstd */
+    float *y = A(16157088);    /* down2.batchnorm3 */
+    float *mean = A(14150368);    /* down2.batchnorm3.mean */
+    float *invstd = A(14150432);    /* down2.batchnorm3.invstd */
     nrt_batchnorm_forward_train(n, C, S, x, gamma, beta, 1e-05, 0.1, rmean, rvar, false, y,
                                 mean, invstd);
 }
@@ -649,9 +653,9 @@ static void t21_down2_batchnorm3_forward(NrtModel *m, int n)
 static void t22_down2_add1_down2_relu2_forward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(15354144);    /* down2.batchnorm2 */
-    const float *x1 = A(16156960);    /* down2.batchnorm3 */
-    float *y = A(16558368);    /* down2.relu2 */
+    const float *x0 = A(15354272);    /* down2.batchnorm2 */
+    const float *x1 = A(16157088);    /* down2.batchnorm3 */
+    float *y = A(16558496);    /* down2.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
@@ -660,8 +664,8 @@ static void t22_down2_add1_down2_relu2_forward(NrtModel *m, int n)
 static void t23_global_avgpool1_forward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(16558368);    /* down2.relu2 */
-    float *y = A(14150240);    /* global_avgpool1 */
+    const float *x = A(16558496);    /* down2.relu2 */
+    float *y = A(14150496);    /* global_avgpool1 */
     nrt_global_avgpool_forward(n, C, S, x, y);
 }
 
@@ -669,10 +673,10 @@ static void t23_global_avgpool1_forward(NrtModel *m, int n)
 static void t24_dense1_forward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *x = A(14150240);    /* global_avgpool1 */
+    const float *x = A(14150496);    /* global_avgpool1 */
     const float *w = P(77440);    /* dense1.weight */
     const float *b = P(78080);    /* dense1.bias */
-    float *y = A(14158432);    /* dense1 */
+    float *y = A(14158688);    /* dense1 */
     nrt_dense_forward(n, IN, OUT, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
@@ -680,8 +684,8 @@ static void t24_dense1_forward(NrtModel *m, int n)
 static void t25_cross_entropy1_loss(NrtModel *m, int n)
 {
     enum { K = 10, TARGET = 0 };
-    const float *x = A(14158432);    /* dense1 */
-    float *dx = A(14159712);    /* logits.grad */
+    const float *x = A(14158688);    /* dense1 */
+    float *dx = A(14159968);    /* logits.grad */
     const double weight = 1.0;
     m->loss += weight * nrt_cross_entropy(n, K, x, m->batch->labels[TARGET], NULL, 1.0, 0.0,
                                           weight, dx, false);
@@ -691,10 +695,10 @@ static void t25_cross_entropy1_loss(NrtModel *m, int n)
 static void t26_dense1_backward(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
-    const float *dy = A(14159712);    /* logits.grad */
-    const float *x = A(14150240);    /* global_avgpool1 */
+    const float *dy = A(14159968);    /* logits.grad */
+    const float *x = A(14150496);    /* global_avgpool1 */
     const float *w = P(77440);    /* dense1.weight */
-    float *dx = A(14160992);    /* global_avgpool1.grad */
+    float *dx = A(14161248);    /* global_avgpool1.grad */
     float *dw = P(156240);    /* dense1.weight.grad */
     float *db = P(156880);    /* dense1.bias.grad */
     nrt_dense_backward_weights(n, IN, OUT, x, dy, dw, false, &m->ws);
@@ -706,8 +710,8 @@ static void t26_dense1_backward(NrtModel *m, int n)
 static void t27_global_avgpool1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(14160992);    /* global_avgpool1.grad */
-    float *dx = A(15354144);    /* down2.out.grad */
+    const float *dy = A(14161248);    /* global_avgpool1.grad */
+    float *dx = A(15354272);    /* down2.out.grad */
     nrt_global_avgpool_backward(n, C, S, dy, dx, false);
 }
 
@@ -715,9 +719,9 @@ static void t27_global_avgpool1_backward(NrtModel *m, int n)
 static void t28_down2_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(15354144);    /* down2.out.grad */
-    const float *y = A(16558368);    /* down2.relu2 */
-    float *dx = A(16156960);    /* down2.add1.grad */
+    const float *dy = A(15354272);    /* down2.out.grad */
+    const float *y = A(16558496);    /* down2.relu2 */
+    float *dx = A(16157088);    /* down2.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -725,8 +729,8 @@ static void t28_down2_relu2_backward(NrtModel *m, int n)
 static void t29_down2_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *dy = A(16156960);    /* down2.add1.grad */
-    float *dx = A(15354144);    /* down2.branch.grad */
+    const float *dy = A(16157088);    /* down2.add1.grad */
+    float *dx = A(15354272);    /* down2.branch.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -734,12 +738,12 @@ static void t29_down2_add1_backward_in0(NrtModel *m, int n)
 static void t30_down2_batchnorm3_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(16156960);    /* down2.add1.grad */
-    const float *x = A(15755552);    /* down2.conv3 */
+    const float *dy = A(16157088);    /* down2.add1.grad */
+    const float *x = A(15755680);    /* down2.conv3 */
     const float *gamma = P(77312);    /* down2.batchnorm3.gamma */
-    const float *mean = A(14150112);    /* down2.batchnorm3.mean */
-    const float *invstd = A(14150176);    /* down2.batchnorm3.invstd */
-    float *dx = A(16558368);    /* down2.conv3.grad */
+    const float *mean = A(14150368);    /* down2.batchnorm3.mean */
+    const float *invstd = A(14150432);    /* down2.batchnorm3.invstd */
+    float *dx = A(16558496);    /* down2.conv3.grad */
     float *dgamma = P(156112);    /* down2.batchnorm3.gamma.grad */
     float *dbeta = P(156176);    /* down2.batchnorm3.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -750,10 +754,10 @@ static void t30_down2_batchnorm3_backward(NrtModel *m, int n)
 static void t31_down2_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(16558368);    /* down2.conv3.grad */
-    const float *x = A(14551328);    /* down1.relu2 */
+    const float *dy = A(16558496);    /* down2.conv3.grad */
+    const float *x = A(14551456);    /* down1.relu2 */
     const float *w = P(75200);    /* down2.conv3.weight */
-    float *dx = A(15755552);    /* down1.out.grad */
+    float *dx = A(15755680);    /* down1.out.grad */
     float *dw = P(154000);    /* down2.conv3.weight.grad */
     float *db = P(156048);    /* down2.conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -765,12 +769,12 @@ static void t31_down2_conv3_backward(NrtModel *m, int n)
 static void t32_down2_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(15354144);    /* down2.branch.grad */
-    const float *x = A(13748576);    /* down2.conv2 */
+    const float *dy = A(15354272);    /* down2.branch.grad */
+    const float *x = A(13748832);    /* down2.conv2 */
     const float *gamma = P(75072);    /* down2.batchnorm2.gamma */
-    const float *mean = A(14149984);    /* down2.batchnorm2.mean */
-    const float *invstd = A(14150048);    /* down2.batchnorm2.invstd */
-    float *dx = A(16558368);    /* down2.conv2.grad */
+    const float *mean = A(14150240);    /* down2.batchnorm2.mean */
+    const float *invstd = A(14150304);    /* down2.batchnorm2.invstd */
+    float *dx = A(16558496);    /* down2.conv2.grad */
     float *dgamma = P(153872);    /* down2.batchnorm2.gamma.grad */
     float *dbeta = P(153936);    /* down2.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -781,10 +785,10 @@ static void t32_down2_batchnorm2_backward(NrtModel *m, int n)
 static void t33_down2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(16558368);    /* down2.conv2.grad */
-    const float *x = A(12544160);    /* down2.relu1 */
+    const float *dy = A(16558496);    /* down2.conv2.grad */
+    const float *x = A(12544288);    /* down2.relu1 */
     const float *w = P(38144);    /* down2.conv2.weight */
-    float *dx = A(13748576);    /* down2.relu1.grad */
+    float *dx = A(13748832);    /* down2.relu1.grad */
     float *dw = P(116944);    /* down2.conv2.weight.grad */
     float *db = P(153808);    /* down2.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -796,27 +800,27 @@ static void t33_down2_conv2_backward(NrtModel *m, int n)
 static void t34_down2_batchnorm1_down2_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(13748576);    /* down2.relu1.grad */
-    const float *x = A(12142752);    /* down2.conv1 */
+    const float *dy = A(13748832);    /* down2.relu1.grad */
+    const float *x = A(12142880);    /* down2.conv1 */
     const float *gamma = P(38016);    /* down2.batchnorm1.gamma */
-    const float *mean = A(13748448);    /* down2.batchnorm1.mean */
-    const float *invstd = A(13748512);    /* down2.batchnorm1.invstd */
-    float *dx = A(15354144);    /* down2.conv1.grad */
+    const float *mean = A(13748576);    /* down2.batchnorm1.mean */
+    const float *invstd = A(13748640);    /* down2.batchnorm1.invstd */
+    float *dx = A(12544288);    /* down2.conv1.grad */
     float *dgamma = P(116816);    /* down2.batchnorm1.gamma.grad */
     float *dbeta = P(116880);    /* down2.batchnorm1.beta.grad */
-    const float *y = A(12544160);    /* down2.relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(13748704);    /* down2.batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
 static void t35_down2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(15354144);    /* down2.conv1.grad */
-    const float *x = A(14551328);    /* down1.relu2 */
+    const float *dy = A(12544288);    /* down2.conv1.grad */
+    const float *x = A(14551456);    /* down1.relu2 */
     const float *w = P(19520);    /* down2.conv1.weight */
-    float *dx = A(15755552);    /* down1.out.grad */
+    float *dx = A(15755680);    /* down1.out.grad */
     float *dw = P(98320);    /* down2.conv1.weight.grad */
     float *db = P(116752);    /* down2.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -828,9 +832,9 @@ static void t35_down2_conv1_backward(NrtModel *m, int n)
 static void t36_down1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(15755552);    /* down1.out.grad */
-    const float *y = A(14551328);    /* down1.relu2 */
-    float *dx = A(12142752);    /* down1.add1.grad */
+    const float *dy = A(15755680);    /* down1.out.grad */
+    const float *y = A(14551456);    /* down1.relu2 */
+    float *dx = A(12142880);    /* down1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -838,8 +842,8 @@ static void t36_down1_relu2_backward(NrtModel *m, int n)
 static void t37_down1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(12142752);    /* down1.add1.grad */
-    float *dx = A(13748448);    /* down1.branch.grad */
+    const float *dy = A(12142880);    /* down1.add1.grad */
+    float *dx = A(13748576);    /* down1.branch.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -847,12 +851,12 @@ static void t37_down1_add1_backward_in0(NrtModel *m, int n)
 static void t38_down1_batchnorm3_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(12142752);    /* down1.add1.grad */
-    const float *x = A(12945632);    /* down1.conv3 */
+    const float *dy = A(12142880);    /* down1.add1.grad */
+    const float *x = A(12945760);    /* down1.conv3 */
     const float *gamma = P(19456);    /* down1.batchnorm3.gamma */
-    const float *mean = A(14551264);    /* down1.batchnorm3.mean */
-    const float *invstd = A(14551296);    /* down1.batchnorm3.invstd */
-    float *dx = A(14551328);    /* down1.conv3.grad */
+    const float *mean = A(14551392);    /* down1.batchnorm3.mean */
+    const float *invstd = A(14551424);    /* down1.batchnorm3.invstd */
+    float *dx = A(14551456);    /* down1.conv3.grad */
     float *dgamma = P(98256);    /* down1.batchnorm3.gamma.grad */
     float *dbeta = P(98288);    /* down1.batchnorm3.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -863,10 +867,10 @@ static void t38_down1_batchnorm3_backward(NrtModel *m, int n)
 static void t39_down1_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(14551328);    /* down1.conv3.grad */
-    const float *x = A(9734240);    /* basic1.relu2 */
+    const float *dy = A(14551456);    /* down1.conv3.grad */
+    const float *x = A(9734304);    /* basic1.relu2 */
     const float *w = P(18912);    /* down1.conv3.weight */
-    float *dx = A(15354144);    /* basic1.out.grad */
+    float *dx = A(15354272);    /* basic1.out.grad */
     float *dw = P(97712);    /* down1.conv3.weight.grad */
     float *db = P(98224);    /* down1.conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -878,12 +882,12 @@ static void t39_down1_conv3_backward(NrtModel *m, int n)
 static void t40_down1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(13748448);    /* down1.branch.grad */
-    const float *x = A(11339936);    /* down1.conv2 */
+    const float *dy = A(13748576);    /* down1.branch.grad */
+    const float *x = A(11340064);    /* down1.conv2 */
     const float *gamma = P(18848);    /* down1.batchnorm2.gamma */
-    const float *mean = A(12945568);    /* down1.batchnorm2.mean */
-    const float *invstd = A(12945600);    /* down1.batchnorm2.invstd */
-    float *dx = A(12142752);    /* down1.conv2.grad */
+    const float *mean = A(12945696);    /* down1.batchnorm2.mean */
+    const float *invstd = A(12945728);    /* down1.batchnorm2.invstd */
+    float *dx = A(12142880);    /* down1.conv2.grad */
     float *dgamma = P(97648);    /* down1.batchnorm2.gamma.grad */
     float *dbeta = P(97680);    /* down1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -894,10 +898,10 @@ static void t40_down1_batchnorm2_backward(NrtModel *m, int n)
 static void t41_down1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(12142752);    /* down1.conv2.grad */
-    const float *x = A(8931392);    /* down1.relu1 */
+    const float *dy = A(12142880);    /* down1.conv2.grad */
+    const float *x = A(8931456);    /* down1.relu1 */
     const float *w = P(9600);    /* down1.conv2.weight */
-    float *dx = A(11339936);    /* down1.relu1.grad */
+    float *dx = A(11340064);    /* down1.relu1.grad */
     float *dw = P(88400);    /* down1.conv2.weight.grad */
     float *db = P(97616);    /* down1.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -909,27 +913,27 @@ static void t41_down1_conv2_backward(NrtModel *m, int n)
 static void t42_down1_batchnorm1_down1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(11339936);    /* down1.relu1.grad */
-    const float *x = A(8128576);    /* down1.conv1 */
+    const float *dy = A(11340064);    /* down1.relu1.grad */
+    const float *x = A(8128640);    /* down1.conv1 */
     const float *gamma = P(9536);    /* down1.batchnorm1.gamma */
-    const float *mean = A(11339872);    /* down1.batchnorm1.mean */
-    const float *invstd = A(11339904);    /* down1.batchnorm1.invstd */
-    float *dx = A(12142752);    /* down1.conv1.grad */
+    const float *mean = A(11339936);    /* down1.batchnorm1.mean */
+    const float *invstd = A(11339968);    /* down1.batchnorm1.invstd */
+    float *dx = A(8931456);    /* down1.conv1.grad */
     float *dgamma = P(88336);    /* down1.batchnorm1.gamma.grad */
     float *dbeta = P(88368);    /* down1.batchnorm1.beta.grad */
-    const float *y = A(8931392);    /* down1.relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(11340000);    /* down1.batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
 static void t43_down1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(12142752);    /* down1.conv1.grad */
-    const float *x = A(9734240);    /* basic1.relu2 */
+    const float *dy = A(8931456);    /* down1.conv1.grad */
+    const float *x = A(9734304);    /* basic1.relu2 */
     const float *w = P(4896);    /* down1.conv1.weight */
-    float *dx = A(15354144);    /* basic1.out.grad */
+    float *dx = A(15354272);    /* basic1.out.grad */
     float *dw = P(83696);    /* down1.conv1.weight.grad */
     float *db = P(88304);    /* down1.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -941,9 +945,9 @@ static void t43_down1_conv1_backward(NrtModel *m, int n)
 static void t44_basic1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(15354144);    /* basic1.out.grad */
-    const float *y = A(9734240);    /* basic1.relu2 */
-    float *dx = A(8128576);    /* basic1.add1.grad */
+    const float *dy = A(15354272);    /* basic1.out.grad */
+    const float *y = A(9734304);    /* basic1.relu2 */
+    float *dx = A(8128640);    /* basic1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
@@ -951,8 +955,8 @@ static void t44_basic1_relu2_backward(NrtModel *m, int n)
 static void t45_basic1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(8128576);    /* basic1.add1.grad */
-    float *dx = A(9734240);    /* basic1.branch.grad */
+    const float *dy = A(8128640);    /* basic1.add1.grad */
+    float *dx = A(9734304);    /* basic1.branch.grad */
     memcpy(dx, dy, (size_t)n * D * sizeof *dx);
 }
 
@@ -960,12 +964,12 @@ static void t45_basic1_add1_backward_in0(NrtModel *m, int n)
 static void t46_basic1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(9734240);    /* basic1.branch.grad */
-    const float *x = A(6522944);    /* basic1.conv2 */
+    const float *dy = A(9734304);    /* basic1.branch.grad */
+    const float *x = A(6523008);    /* basic1.conv2 */
     const float *gamma = P(4864);    /* basic1.batchnorm2.gamma */
-    const float *mean = A(9734208);    /* basic1.batchnorm2.mean */
-    const float *invstd = A(9734224);    /* basic1.batchnorm2.invstd */
-    float *dx = A(11339872);    /* basic1.conv2.grad */
+    const float *mean = A(9734272);    /* basic1.batchnorm2.mean */
+    const float *invstd = A(9734288);    /* basic1.batchnorm2.invstd */
+    float *dx = A(11339936);    /* basic1.conv2.grad */
     float *dgamma = P(83664);    /* basic1.batchnorm2.gamma.grad */
     float *dbeta = P(83680);    /* basic1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -976,10 +980,10 @@ static void t46_basic1_batchnorm2_backward(NrtModel *m, int n)
 static void t47_basic1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(11339872);    /* basic1.conv2.grad */
-    const float *x = A(4917280);    /* basic1.relu1 */
+    const float *dy = A(11339936);    /* basic1.conv2.grad */
+    const float *x = A(4917312);    /* basic1.relu1 */
     const float *w = P(2544);    /* basic1.conv2.weight */
-    float *dx = A(6522944);    /* basic1.relu1.grad */
+    float *dx = A(6523008);    /* basic1.relu1.grad */
     float *dw = P(81344);    /* basic1.conv2.weight.grad */
     float *db = P(83648);    /* basic1.conv2.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -991,27 +995,27 @@ static void t47_basic1_conv2_backward(NrtModel *m, int n)
 static void t48_basic1_batchnorm1_basic1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(6522944);    /* basic1.relu1.grad */
-    const float *x = A(3311648);    /* basic1.conv1 */
+    const float *dy = A(6523008);    /* basic1.relu1.grad */
+    const float *x = A(3311680);    /* basic1.conv1 */
     const float *gamma = P(2512);    /* basic1.batchnorm1.gamma */
-    const float *mean = A(6522912);    /* basic1.batchnorm1.mean */
-    const float *invstd = A(6522928);    /* basic1.batchnorm1.invstd */
-    float *dx = A(9734208);    /* basic1.conv1.grad */
+    const float *mean = A(6522944);    /* basic1.batchnorm1.mean */
+    const float *invstd = A(6522960);    /* basic1.batchnorm1.invstd */
+    float *dx = A(4917312);    /* basic1.conv1.grad */
     float *dgamma = P(81312);    /* basic1.batchnorm1.gamma.grad */
     float *dbeta = P(81328);    /* basic1.batchnorm1.beta.grad */
-    const float *y = A(4917280);    /* basic1.relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(6522976);    /* basic1.batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet8.net:18: conv(f, 3, pad=1) */
 static void t49_basic1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(9734208);    /* basic1.conv1.grad */
+    const float *dy = A(4917312);    /* basic1.conv1.grad */
     const float *x = A(1705984);    /* relu1 */
     const float *w = P(192);    /* basic1.conv1.weight */
-    float *dx = A(8128576);    /* basic1.add1.grad */
+    float *dx = A(8128640);    /* basic1.add1.grad */
     float *dw = P(78992);    /* basic1.conv1.weight.grad */
     float *db = P(81296);    /* basic1.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -1023,24 +1027,24 @@ static void t49_basic1_conv1_backward(NrtModel *m, int n)
 static void t50_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(8128576);    /* basic1.add1.grad */
+    const float *dy = A(8128640);    /* basic1.add1.grad */
     const float *x = A(100352);    /* conv1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *mean = A(3311616);    /* batchnorm1.mean */
     const float *invstd = A(3311632);    /* batchnorm1.invstd */
-    float *dx = A(3311648);    /* conv1.grad */
+    float *dx = A(1705984);    /* conv1.grad */
     float *dgamma = P(78960);    /* batchnorm1.gamma.grad */
     float *dbeta = P(78976);    /* batchnorm1.beta.grad */
-    const float *y = A(1705984);    /* relu1 */
-    nrt_batchnorm_backward(n, C, S, dy, x, y, gamma, mean, invstd, dx, dgamma, dbeta, false,
-                           false);
+    const float *affine = A(3311648);    /* batchnorm1.affine */
+    nrt_batchnorm_backward_affine(n, C, S, dy, x, affine, NRT_FUSED_RELU, 0.0f, gamma, mean, invstd,
+                                  dx, dgamma, dbeta, false, false);
 }
 
 /* resnet8.net:32: conv(16, 3, pad=1) */
 static void t51_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(3311648);    /* conv1.grad */
+    const float *dy = A(1705984);    /* conv1.grad */
     const float *x = A(0);    /* image */
     float *dw = P(78800);    /* conv1.weight.grad */
     float *db = P(78944);    /* conv1.bias.grad */

@@ -150,7 +150,7 @@ static void bn_affine(const float *x, float *y, int64_t len, float scale, float 
 static void bn_train_group(int64_t n, int64_t c, int64_t spatial, int64_t c0, int64_t c1, const float *x,
                            const float *gamma, const float *beta, double eps, double momentum,
                            float *running_mean, float *running_var, BnAct act, float *y,
-                           float *save_mean, float *save_invstd)
+                           float *save_mean, float *save_invstd, float *save_affine)
 {
     int64_t M = n * spatial, nc = c1 - c0;
     float K[BN_BLOCK], fscale[BN_BLOCK], fshift[BN_BLOCK];
@@ -167,6 +167,8 @@ static void bn_train_group(int64_t n, int64_t c, int64_t spatial, int64_t c0, in
                                         running_mean, running_var, save_mean, save_invstd);
         double scale = gamma[ch] * invstd;
         fscale[k] = (float)scale, fshift[k] = (float)(beta[ch] - mean * scale);
+        if (save_affine)
+            save_affine[ch] = fscale[k], save_affine[c + ch] = fshift[k];
     }
     for (int64_t i = n - 1; i >= 0; i--)
         for (int64_t k = nc - 1; k >= 0; k--) {
@@ -194,7 +196,7 @@ static int64_t bn_group_size(int64_t c, bool par)
 static void bn_train_rows(int64_t n, int64_t c, int64_t f0, int64_t f1, const float *x,
                           const float *gamma, const float *beta, double eps, double momentum,
                           float *running_mean, float *running_var, BnAct act, float *y,
-                          float *save_mean, float *save_invstd)
+                          float *save_mean, float *save_invstd, float *save_affine)
 {
     double mean[BN_BLOCK] = {0}, sq[BN_BLOCK] = {0};
     float scale[BN_BLOCK], shift[BN_BLOCK];
@@ -215,6 +217,8 @@ static void bn_train_rows(int64_t n, int64_t c, int64_t f0, int64_t f1, const fl
         double sc = gamma[f0 + f] * invstd;
         scale[f] = (float)sc;
         shift[f] = (float)(beta[f0 + f] - mean[f] * sc);
+        if (save_affine)
+            save_affine[f0 + f] = scale[f], save_affine[c + f0 + f] = shift[f];
     }
     for (int64_t i = 0; i < n; i++)
         for (int64_t f = 0; f < nf; f++) {
@@ -245,6 +249,16 @@ void nrt_batchnorm_forward_train_act(int64_t n, int64_t c, int64_t spatial, cons
                                      NrtFusedAct fused, float slope, float *y, float *save_mean,
                                      float *save_invstd)
 {
+    nrt_batchnorm_forward_train_affine(n, c, spatial, x, gamma, beta, eps, momentum, running_mean,
+                                       running_var, fused, slope, y, save_mean, save_invstd, NULL);
+}
+
+void nrt_batchnorm_forward_train_affine(int64_t n, int64_t c, int64_t spatial, const float *x,
+                                        const float *gamma, const float *beta, double eps,
+                                        double momentum, float *running_mean, float *running_var,
+                                        NrtFusedAct fused, float slope, float *y,
+                                        float *save_mean, float *save_invstd, float *save_affine)
+{
     BnAct act = bn_act_of(fused, slope);
     bool par = n * c * spatial >= BN_PAR_MIN;
     (void)par;   /* unused without OpenMP */
@@ -254,7 +268,7 @@ void nrt_batchnorm_forward_train_act(int64_t n, int64_t c, int64_t spatial, cons
         for (int64_t b = 0; b < nblocks; b++) {
             int64_t f1 = (b + 1) * BN_BLOCK < c ? (b + 1) * BN_BLOCK : c;
             bn_train_rows(n, c, b * BN_BLOCK, f1, x, gamma, beta, eps, momentum, running_mean,
-                          running_var, act, y, save_mean, save_invstd);
+                          running_var, act, y, save_mean, save_invstd, save_affine);
         }
         return;
     }
@@ -263,7 +277,7 @@ void nrt_batchnorm_forward_train_act(int64_t n, int64_t c, int64_t spatial, cons
     for (int64_t gi = 0; gi < ngroups; gi++) {
         int64_t c1 = (gi + 1) * gs < c ? (gi + 1) * gs : c;
         bn_train_group(n, c, spatial, gi * gs, c1, x, gamma, beta, eps, momentum, running_mean,
-                       running_var, act, y, save_mean, save_invstd);
+                       running_var, act, y, save_mean, save_invstd, save_affine);
     }
 }
 
@@ -315,58 +329,60 @@ void nrt_batchnorm_fold(int64_t f, int64_t per, const float *w, const float *b,
 
 /* ---- backward ------------------------------------------------------------ */
 
-/* The fused activation's output y (NULL: none) and its kind: the backward
- * turns dy into the activation's gradient from y > 0 (relu: dy or 0,
- * leaky_relu: dy or dy * slope; x > 0 iff y > 0 for a slope in [0, 1]),
- * activation.c's expressions, so the same bits as its backward kernel. */
-typedef struct BnOut {
+/* Where the backward finds the fused activation's mask (kind NONE: no
+ * mask): the forward's output y (y > 0), or, when y is NULL, x through the
+ * forward's float scale and shift of the channel (x*scale + shift > 0:
+ * the very value bn_affine tested, so the same mask bit for bit; this
+ * reads one stream less, x being read anyway). dy becomes the
+ * activation's gradient g: dy where positive, else 0 (relu) or dy * slope
+ * (leaky_relu; x > 0 iff y > 0 for a slope in [0, 1]), activation.c's
+ * expressions, so the same bits as its backward kernel. */
+typedef struct BnGate {
     const float *y;
+    float scale, shift;
     BnAct act;
-} BnOut;
-
-static inline BnOut bn_out_at(BnOut o, int64_t off)
-{
-    return (BnOut){o.y ? o.y + off : NULL, o.act};
-}
+} BnGate;
 
 /* The effective upstream gradient g at j. */
-static inline float bn_grad(const float *dy, BnOut yr, int64_t j)
+static inline float bn_grad(const float *dy, const float *x, BnGate gt, int64_t j)
 {
     float d = dy[j];
-    if (!yr.y || yr.y[j] > 0.0f)
+    if (gt.act.kind == NRT_FUSED_NONE)
         return d;
-    return yr.act.kind == NRT_FUSED_LEAKY_RELU ? d * yr.act.slope : 0.0f;
+    if (gt.y ? gt.y[j] > 0.0f : x[j] * gt.scale + gt.shift > 0.0f)
+        return d;
+    return gt.act.kind == NRT_FUSED_LEAKY_RELU ? d * gt.act.slope : 0.0f;
 }
 
 /* 4 lanes of g. */
-static inline BnVec bn_load_grad(const float *dy, BnOut yr, int64_t j)
+static inline BnVec bn_load_grad(const float *dy, const float *x, BnGate gt, int64_t j)
 {
     BnVec g = bn_load(dy + j);
-    if (!yr.y)
+    if (gt.act.kind == NRT_FUSED_NONE)
         return g;
-    BnMask pos = bn_load(yr.y + j) > 0.0f;
-    if (yr.act.kind == NRT_FUSED_LEAKY_RELU)
-        return (BnVec)(((BnMask)g & pos) | ((BnMask)(g * yr.act.slope) & ~pos));
+    BnMask pos = gt.y ? bn_load(gt.y + j) > 0.0f : bn_load(x + j) * gt.scale + gt.shift > 0.0f;
+    if (gt.act.kind == NRT_FUSED_LEAKY_RELU)
+        return (BnVec)(((BnMask)g & pos) | ((BnMask)(g * gt.act.slope) & ~pos));
     return (BnVec)((BnMask)g & pos);
 }
 
 /* sg += sum g, sgx += sum g*(x - mean) over one plane. */
-static void bn_plane_grad_sums(const float *dy, const float *x, BnOut yr, int64_t len,
+static void bn_plane_grad_sums(const float *dy, const float *x, BnGate gt, int64_t len,
                                float mean, double *sg, double *sgx)
 {
     for (int64_t c0 = 0; c0 < len; c0 += BN_CHUNK) {
         int64_t c1 = c0 + BN_CHUNK < len ? c0 + BN_CHUNK : len, j = c0;
         BnVec a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
         for (; j + BN_VL <= c1; j += BN_VL) {
-            BnVec g0 = bn_load_grad(dy, yr, j), g1 = bn_load_grad(dy, yr, j + 4);
-            BnVec g2 = bn_load_grad(dy, yr, j + 8), g3 = bn_load_grad(dy, yr, j + 12);
+            BnVec g0 = bn_load_grad(dy, x, gt, j), g1 = bn_load_grad(dy, x, gt, j + 4);
+            BnVec g2 = bn_load_grad(dy, x, gt, j + 8), g3 = bn_load_grad(dy, x, gt, j + 12);
             a0 += g0, a1 += g1, a2 += g2, a3 += g3;
             b0 += g0 * (bn_load(x + j) - mean), b1 += g1 * (bn_load(x + j + 4) - mean);
             b2 += g2 * (bn_load(x + j + 8) - mean), b3 += g3 * (bn_load(x + j + 12) - mean);
         }
         double ta = bn_hsum4(a0, a1, a2, a3), tb = bn_hsum4(b0, b1, b2, b3);
         for (; j < c1; j++) {
-            double g = bn_grad(dy, yr, j);
+            double g = bn_grad(dy, x, gt, j);
             ta += g;
             tb += g * ((double)x[j] - mean);
         }
@@ -376,20 +392,51 @@ static void bn_plane_grad_sums(const float *dy, const float *x, BnOut yr, int64_
 }
 
 /* dx = (g - mean_g - (x - mean)*k) * (invstd*gamma) over one plane. */
-static void bn_plane_dx(const float *dy, const float *x, BnOut yr, int64_t len,
+static void bn_plane_dx(const float *dy, const float *x, BnGate gt, int64_t len,
                         float mean, float mean_g, float k, float coef, float *dx, bool acc)
 {
     int64_t j = 0;
     for (; j + 4 <= len; j += 4) {
-        BnVec v = (bn_load_grad(dy, yr, j) - mean_g - (bn_load(x + j) - mean) * k) * coef;
+        BnVec v = (bn_load_grad(dy, x, gt, j) - mean_g - (bn_load(x + j) - mean) * k) * coef;
         if (acc)
             v += bn_load(dx + j);
         memcpy(dx + j, &v, sizeof v);
     }
     for (; j < len; j++) {
-        float v = (bn_grad(dy, yr, j) - mean_g - (x[j] - mean) * k) * coef;
+        float v = (bn_grad(dy, x, gt, j) - mean_g - (x[j] - mean) * k) * coef;
         dx[j] = acc ? dx[j] + v : v;
     }
+}
+
+/* The inputs of one backward call, as given. */
+typedef struct BnBwd {
+    int64_t n, c, spatial;
+    const float *dy, *x, *y_act, *affine, *gamma, *save_mean, *save_invstd;
+    BnAct act;
+    float *dx, *dgamma, *dbeta;
+    bool acc_dx, acc_params;
+} BnBwd;
+
+/* Channel ch's gate at plane offset off. */
+static BnGate bn_gate(const BnBwd *B, int64_t ch, int64_t off)
+{
+    BnGate gt = {B->y_act ? B->y_act + off : NULL, 0.0f, 0.0f, B->act};
+    if (!B->y_act && B->affine)
+        gt.scale = B->affine[ch], gt.shift = B->affine[B->c + ch];
+    return gt;
+}
+
+/* dbeta, dgamma of channel ch from its sums; mean_g, k, coef for dx. */
+static void bn_finish_grads(const BnBwd *B, int64_t ch, int64_t M, double sg, double sgx,
+                            float *mean_g, float *k, float *coef)
+{
+    double invstd = B->save_invstd[ch];
+    float db = (float)sg, dg = (float)(sgx * invstd);
+    B->dbeta[ch] = B->acc_params ? B->dbeta[ch] + db : db;
+    B->dgamma[ch] = B->acc_params ? B->dgamma[ch] + dg : dg;
+    *mean_g = (float)(sg / (double)M);
+    *k = (float)(sgx * invstd * invstd / (double)M);
+    *coef = (float)(invstd * B->gamma[ch]);
 }
 
 /* Channels [c0, c1) (at most BN_BLOCK) of the backward, spatial > 1: as
@@ -397,108 +444,120 @@ static void bn_plane_dx(const float *dy, const float *x, BnOut yr, int64_t len,
  * in sample order, dx walking the samples backwards (the planes the sums
  * read last are still in L2; at batch 256 a channel's dy, x and y of
  * lenet_bn's first batchnorm are 2.4 MB). */
-static void bn_backward_group(int64_t n, int64_t c, int64_t spatial, int64_t c0, int64_t c1,
-                              const float *dy, const float *x, BnOut yr,
-                              const float *gamma, const float *save_mean,
-                              const float *save_invstd, float *dx, float *dgamma,
-                              float *dbeta, bool acc_dx, bool acc_params)
+static void bn_backward_group(const BnBwd *B, int64_t c0, int64_t c1)
 {
-    int64_t M = n * spatial, nc = c1 - c0;
+    int64_t n = B->n, c = B->c, spatial = B->spatial, M = n * spatial, nc = c1 - c0;
     double sg[BN_BLOCK] = {0}, sgx[BN_BLOCK] = {0};
     float mean_g[BN_BLOCK], k[BN_BLOCK], coef[BN_BLOCK];
     for (int64_t i = 0; i < n; i++)
         for (int64_t q = 0; q < nc; q++) {
             int64_t off = (i * c + c0 + q) * spatial;
-            bn_plane_grad_sums(dy + off, x + off, bn_out_at(yr, off), spatial, save_mean[c0 + q], &sg[q],
-                               &sgx[q]);
+            bn_plane_grad_sums(B->dy + off, B->x + off, bn_gate(B, c0 + q, off), spatial,
+                               B->save_mean[c0 + q], &sg[q], &sgx[q]);
         }
-    for (int64_t q = 0; q < nc; q++) {
-        int64_t ch = c0 + q;
-        double invstd = save_invstd[ch];
-        float db = (float)sg[q], dg = (float)(sgx[q] * invstd);
-        dbeta[ch] = acc_params ? dbeta[ch] + db : db;
-        dgamma[ch] = acc_params ? dgamma[ch] + dg : dg;
-        mean_g[q] = (float)(sg[q] / (double)M);
-        k[q] = (float)(sgx[q] * invstd * invstd / (double)M);
-        coef[q] = (float)(invstd * gamma[ch]);
-    }
-    if (!dx)
+    for (int64_t q = 0; q < nc; q++)
+        bn_finish_grads(B, c0 + q, M, sg[q], sgx[q], &mean_g[q], &k[q], &coef[q]);
+    if (!B->dx)
         return;
     for (int64_t i = n - 1; i >= 0; i--)
         for (int64_t q = nc - 1; q >= 0; q--) {
             int64_t off = (i * c + c0 + q) * spatial;
-            bn_plane_dx(dy + off, x + off, bn_out_at(yr, off), spatial, save_mean[c0 + q], mean_g[q], k[q],
-                        coef[q], dx + off, acc_dx);
+            bn_plane_dx(B->dy + off, B->x + off, bn_gate(B, c0 + q, off), spatial,
+                        B->save_mean[c0 + q], mean_g[q], k[q], coef[q], B->dx + off, B->acc_dx);
         }
 }
 
-/* spatial == 1, one row i of features [f0, f0 + nf): the sums, or dx. The
- * ReLU test is hoisted out of the loops so that they vectorize. */
-static void bn_row_sums(int64_t nf, const float *dy, const float *x, BnOut yr,
-                        const double *mean, double *sg, double *sgx)
+/* spatial == 1, one row of features [f0, f0 + nf): g at feature f, with
+ * the mask from y or from x through the affine (bn_grad's rule). */
+static inline float bn_row_grad(const BnBwd *B, int64_t o, int64_t f0, int64_t f)
 {
-    if (yr.y && yr.act.kind == NRT_FUSED_LEAKY_RELU) {
+    float d = B->dy[o + f];
+    if (B->act.kind == NRT_FUSED_NONE)
+        return d;
+    bool pos = B->y_act ? B->y_act[o + f] > 0.0f
+                        : B->x[o + f] * B->affine[f0 + f] + B->affine[B->c + f0 + f] > 0.0f;
+    return pos ? d : B->act.kind == NRT_FUSED_LEAKY_RELU ? d * B->act.slope : 0.0f;
+}
+
+/* The sums of row o (= i*c + f0). The activation test is hoisted out of
+ * the loops so that they vectorize. */
+static void bn_row_sums(const BnBwd *B, int64_t o, int64_t f0, int64_t nf, const double *mean,
+                        double *sg, double *sgx)
+{
+    const float *dy = B->dy + o, *x = B->x + o;
+    if (B->act.kind == NRT_FUSED_NONE) {
         for (int64_t f = 0; f < nf; f++) {
-            float d = dy[f], g = yr.y[f] > 0.0f ? d : d * yr.act.slope;
+            sg[f] += dy[f];
+            sgx[f] += dy[f] * ((double)x[f] - mean[f]);
+        }
+    } else if (B->act.kind == NRT_FUSED_RELU && B->y_act) {
+        const float *y = B->y_act + o;
+        for (int64_t f = 0; f < nf; f++) {
+            float d = dy[f], g = y[f] > 0.0f ? d : 0.0f;   /* unconditional loads: a select */
             sg[f] += g;
             sgx[f] += g * ((double)x[f] - mean[f]);
         }
-    } else if (yr.y) {
+    } else if (B->act.kind == NRT_FUSED_RELU) {
+        const float *sc = B->affine + f0, *sh = B->affine + B->c + f0;
         for (int64_t f = 0; f < nf; f++) {
-            float d = dy[f], g = yr.y[f] > 0.0f ? d : 0.0f;   /* unconditional loads: a select */
+            float d = dy[f], g = x[f] * sc[f] + sh[f] > 0.0f ? d : 0.0f;
             sg[f] += g;
             sgx[f] += g * ((double)x[f] - mean[f]);
         }
     } else {
         for (int64_t f = 0; f < nf; f++) {
-            sg[f] += dy[f];
-            sgx[f] += dy[f] * ((double)x[f] - mean[f]);
+            double g = bn_row_grad(B, o, f0, f);
+            sg[f] += g;
+            sgx[f] += g * ((double)x[f] - mean[f]);
         }
     }
 }
 
-static void bn_row_dx(int64_t nf, const float *dy, const float *x, BnOut yr,
-                      const float *mean, const float *mean_g, const float *k, const float *coef,
-                      float *dx, bool acc)
+static void bn_row_dx(const BnBwd *B, int64_t o, int64_t f0, int64_t nf, const float *mean_g,
+                      const float *k, const float *coef)
 {
+    const float *x = B->x + o, *mean = B->save_mean + f0;
+    float *dx = B->dx + o;
     for (int64_t f = 0; f < nf; f++) {
-        float g = bn_grad(dy, yr, f);
-        float v = (g - mean_g[f] - (x[f] - mean[f]) * k[f]) * coef[f];
-        dx[f] = acc ? dx[f] + v : v;
+        float v = (bn_row_grad(B, o, f0, f) - mean_g[f] - (x[f] - mean[f]) * k[f]) * coef[f];
+        dx[f] = B->acc_dx ? dx[f] + v : v;
     }
 }
 
 /* spatial == 1: features [f0, f1), rows in order. */
-static void bn_backward_rows(int64_t n, int64_t c, int64_t f0, int64_t f1, const float *dy,
-                             const float *x, BnOut yr, const float *gamma,
-                             const float *save_mean, const float *save_invstd, float *dx,
-                             float *dgamma, float *dbeta, bool acc_dx, bool acc_params)
+static void bn_backward_rows(const BnBwd *B, int64_t f0, int64_t f1)
 {
+    int64_t n = B->n, c = B->c, nf = f1 - f0;
     double sg[BN_BLOCK] = {0}, sgx[BN_BLOCK] = {0}, mean[BN_BLOCK];
     float mean_g[BN_BLOCK], k[BN_BLOCK], coef[BN_BLOCK];
-    int64_t nf = f1 - f0;
     for (int64_t f = 0; f < nf; f++)
-        mean[f] = save_mean[f0 + f];
-    for (int64_t i = 0; i < n; i++) {
-        int64_t o = i * c + f0;
-        bn_row_sums(nf, dy + o, x + o, bn_out_at(yr, o), mean, sg, sgx);
-    }
-    for (int64_t f = 0; f < nf; f++) {
-        double invstd = save_invstd[f0 + f];
-        float db = (float)sg[f], dg = (float)(sgx[f] * invstd);
-        dbeta[f0 + f] = acc_params ? dbeta[f0 + f] + db : db;
-        dgamma[f0 + f] = acc_params ? dgamma[f0 + f] + dg : dg;
-        mean_g[f] = (float)(sg[f] / (double)n);
-        k[f] = (float)(sgx[f] * invstd * invstd / (double)n);
-        coef[f] = (float)(invstd * gamma[f0 + f]);
-    }
-    if (!dx)
+        mean[f] = B->save_mean[f0 + f];
+    for (int64_t i = 0; i < n; i++)
+        bn_row_sums(B, i * c + f0, f0, nf, mean, sg, sgx);
+    for (int64_t f = 0; f < nf; f++)
+        bn_finish_grads(B, f0 + f, n, sg[f], sgx[f], &mean_g[f], &k[f], &coef[f]);
+    if (!B->dx)
         return;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t o = i * c + f0;
-        bn_row_dx(nf, dy + o, x + o, bn_out_at(yr, o), save_mean + f0, mean_g, k, coef, dx + o,
-                  acc_dx);
+    for (int64_t i = 0; i < n; i++)
+        bn_row_dx(B, i * c + f0, f0, nf, mean_g, k, coef);
+}
+
+static void bn_backward(const BnBwd *B)
+{
+    int64_t n = B->n, c = B->c, spatial = B->spatial;
+    bool par = n * c * spatial >= BN_PAR_MIN;
+    (void)par;   /* unused without OpenMP */
+    if (spatial == 1) {
+        int64_t nblocks = (c + BN_BLOCK - 1) / BN_BLOCK;
+        BN_PARALLEL_FOR(par && nblocks > 1)
+        for (int64_t b = 0; b < nblocks; b++)
+            bn_backward_rows(B, b * BN_BLOCK, (b + 1) * BN_BLOCK < c ? (b + 1) * BN_BLOCK : c);
+        return;
     }
+    int64_t gs = bn_group_size(c, par), ngroups = (c + gs - 1) / gs;
+    BN_PARALLEL_FOR(par && ngroups > 1)
+    for (int64_t gi = 0; gi < ngroups; gi++)
+        bn_backward_group(B, gi * gs, (gi + 1) * gs < c ? (gi + 1) * gs : c);
 }
 
 void nrt_batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *dy,
@@ -517,26 +576,22 @@ void nrt_batchnorm_backward_act(int64_t n, int64_t c, int64_t spatial, const flo
                                 const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                                 bool accumulate_dx, bool accumulate_params)
 {
-    BnOut yr = {y_act, bn_act_of(fused, slope)};
-    if (yr.act.kind == NRT_FUSED_NONE)
-        yr.y = NULL;
-    bool par = n * c * spatial >= BN_PAR_MIN;
-    (void)par;   /* unused without OpenMP */
-    if (spatial == 1) {
-        int64_t nblocks = (c + BN_BLOCK - 1) / BN_BLOCK;
-        BN_PARALLEL_FOR(par && nblocks > 1)
-        for (int64_t b = 0; b < nblocks; b++) {
-            int64_t f1 = (b + 1) * BN_BLOCK < c ? (b + 1) * BN_BLOCK : c;
-            bn_backward_rows(n, c, b * BN_BLOCK, f1, dy, x, yr, gamma, save_mean,
-                             save_invstd, dx, dgamma, dbeta, accumulate_dx, accumulate_params);
-        }
-        return;
-    }
-    int64_t gs = bn_group_size(c, par), ngroups = (c + gs - 1) / gs;
-    BN_PARALLEL_FOR(par && ngroups > 1)
-    for (int64_t gi = 0; gi < ngroups; gi++) {
-        int64_t c1 = (gi + 1) * gs < c ? (gi + 1) * gs : c;
-        bn_backward_group(n, c, spatial, gi * gs, c1, dy, x, yr, gamma, save_mean, save_invstd, dx, dgamma,
-                          dbeta, accumulate_dx, accumulate_params);
-    }
+    BnBwd B = {n, c, spatial, dy, x, y_act, NULL, gamma, save_mean, save_invstd,
+               bn_act_of(fused, slope), dx, dgamma, dbeta, accumulate_dx, accumulate_params};
+    if (!y_act)
+        B.act.kind = NRT_FUSED_NONE;
+    bn_backward(&B);
+}
+
+void nrt_batchnorm_backward_affine(int64_t n, int64_t c, int64_t spatial, const float *dy,
+                                   const float *x, const float *save_affine, NrtFusedAct fused,
+                                   float slope, const float *gamma, const float *save_mean,
+                                   const float *save_invstd, float *dx, float *dgamma,
+                                   float *dbeta, bool accumulate_dx, bool accumulate_params)
+{
+    BnBwd B = {n, c, spatial, dy, x, NULL, save_affine, gamma, save_mean, save_invstd,
+               bn_act_of(fused, slope), dx, dgamma, dbeta, accumulate_dx, accumulate_params};
+    if (!save_affine)
+        B.act.kind = NRT_FUSED_NONE;
+    bn_backward(&B);
 }

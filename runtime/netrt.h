@@ -610,6 +610,24 @@ void nrt_batchnorm_backward_act(int64_t n, int64_t c, int64_t spatial, const flo
                                 const float *gamma, const float *save_mean,
                                 const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                                 bool accumulate_dx, bool accumulate_params);
+/* The same pair without reading y in the backward: the training forward
+ * also saves the float scale and shift it applied per channel
+ * (save_affine, 2c floats: scale[c] then shift[c]), and the backward takes
+ * the activation's mask from x (x*scale + shift > 0, the value the forward
+ * tested: the same mask, so the bits of nrt_batchnorm_backward_act with
+ * y_act) -- one stream less in both backward passes, x being read anyway.
+ * save_affine may be NULL in the forward; NULL in the backward means no
+ * mask (as y_act NULL). */
+void nrt_batchnorm_forward_train_affine(int64_t n, int64_t c, int64_t spatial, const float *x,
+                                        const float *gamma, const float *beta, double eps,
+                                        double momentum, float *running_mean, float *running_var,
+                                        NrtFusedAct act, float slope, float *y, float *save_mean,
+                                        float *save_invstd, float *save_affine);
+void nrt_batchnorm_backward_affine(int64_t n, int64_t c, int64_t spatial, const float *dy,
+                                   const float *x, const float *save_affine, NrtFusedAct act,
+                                   float slope, const float *gamma, const float *save_mean,
+                                   const float *save_invstd, float *dx, float *dgamma,
+                                   float *dbeta, bool accumulate_dx, bool accumulate_params);
 
 /* Pooling (pool.c): x is (n, c, h, w), y is (n, c, oh, ow) with
  * oh = (h + 2*pad - k) / stride + 1 (floor; ow alike), pad <= k/2. */

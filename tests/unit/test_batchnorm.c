@@ -1,8 +1,9 @@
 /* test_batchnorm.c - runtime/batchnorm.c against a double-precision
  * reference: forward (training and inference, NCHW and N x D, fused ReLU),
  * running statistics, finite-difference gradient checks of the backward
- * (see layers_test.h), accumulation, and bitwise equality for 1 and 2
- * threads. */
+ * (see layers_test.h), accumulation, bitwise equality for 1 and 2
+ * threads, and the mask from x (the *_affine pair) against the mask
+ * from y. */
 #include "layers_test.h"
 
 typedef struct BnCase {
@@ -288,6 +289,64 @@ static void test_batchnorm_threads_bitwise(void **state)
     check_threads(256, 300, 1);
 }
 
+/* The backward that takes the activation's mask from x and the forward's
+ * saved scale and shift (nrt_batchnorm_*_affine) gives the bits of the
+ * one that reads y: forward outputs, dx (overwritten and accumulated),
+ * dgamma, dbeta, for relu, leaky_relu and none, planes with and without
+ * vector tails (1, 7, 49, 100, 1100: across a 1024-value chunk) and
+ * N x D rows (one and two feature blocks), on 1 and 2 threads. */
+static void check_affine_mask(int64_t n, int64_t c, int64_t sp, NrtFusedAct act, int threads)
+{
+    int64_t len = n * c * sp;
+    float slope = act == NRT_FUSED_LEAKY_RELU ? 0.125f : 0.0f;
+    float *x = lt_alloc(len), *dy = lt_alloc(len), *g = lt_alloc(c), *be = lt_alloc(c);
+    float *y[2], *st[2], *dx[2], *pg[2], *aff = lt_alloc(2 * c);
+    lt_fill(x, len, (uint64_t)(31 + sp), -2.0, 2.0);
+    lt_fill(dy, len, 32, -1.0, 1.0);
+    lt_fill(g, c, 33, -1.5, 1.5);   /* negative gammas too: the mask flips with the scale */
+    lt_fill(be, c, 34, -0.5, 0.5);
+    int before = nrt_get_threads();
+    nrt_set_threads(threads);
+    for (int v = 0; v < 2; v++) {
+        y[v] = lt_alloc(len), st[v] = lt_alloc(4 * c), dx[v] = lt_alloc(len), pg[v] = lt_alloc(2 * c);
+        if (v == 0)
+            nrt_batchnorm_forward_train_act(n, c, sp, x, g, be, 1e-5, 0.1, st[v] + 2 * c,
+                                            st[v] + 3 * c, act, slope, y[v], st[v], st[v] + c);
+        else
+            nrt_batchnorm_forward_train_affine(n, c, sp, x, g, be, 1e-5, 0.1, st[v] + 2 * c,
+                                               st[v] + 3 * c, act, slope, y[v], st[v],
+                                               st[v] + c, aff);
+        for (int acc = 0; acc < 2; acc++) {
+            if (v == 0)
+                nrt_batchnorm_backward_act(n, c, sp, dy, x, y[0], act, slope, g, st[0], st[0] + c,
+                                           dx[0], pg[0], pg[0] + c, acc, acc);
+            else
+                nrt_batchnorm_backward_affine(n, c, sp, dy, x, aff, act, slope, g, st[1],
+                                              st[1] + c, dx[1], pg[1], pg[1] + c, acc, acc);
+        }
+    }
+    nrt_set_threads(before);
+    assert_memory_equal(y[0], y[1], (size_t)len * sizeof(float));
+    assert_memory_equal(st[0], st[1], (size_t)4 * c * sizeof(float));
+    assert_memory_equal(dx[0], dx[1], (size_t)len * sizeof(float));
+    assert_memory_equal(pg[0], pg[1], (size_t)2 * c * sizeof(float));
+    for (int v = 0; v < 2; v++)
+        free(y[v]), free(st[v]), free(dx[v]), free(pg[v]);
+    free(x), free(dy), free(g), free(be), free(aff);
+}
+
+static void test_batchnorm_affine_mask(void **state)
+{
+    (void)state;
+    const int64_t shapes[][3] = {{5, 3, 1100}, {4, 3, 100}, {6, 2, 49}, {3, 4, 7}, {9, 3, 1},
+                                 {40, 70, 1}, {64, 16, 196}};
+    const NrtFusedAct acts[] = {NRT_FUSED_RELU, NRT_FUSED_LEAKY_RELU, NRT_FUSED_NONE};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++)
+        for (size_t a = 0; a < 3; a++)
+            for (int t = 1; t <= 2; t++)
+                check_affine_mask(shapes[k][0], shapes[k][1], shapes[k][2], acts[a], t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_gradcheck_relu),
         cmocka_unit_test(test_batchnorm_backward_accumulate),
         cmocka_unit_test(test_batchnorm_threads_bitwise),
+        cmocka_unit_test(test_batchnorm_affine_mask),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
