@@ -485,6 +485,76 @@ static bool direct_run(const NrtConvShape *s, const ConvDims *d, bool flip, floa
     return true;
 }
 
+/* Rows panels [pan0, pan1) of w (m, kk) packed as pack_weights packs them. */
+static void pack_weight_panels(const float *w, int64_t m, int64_t kk, float *ap, int64_t pan0,
+                               int64_t pan1)
+{
+    for (int64_t p0 = 0; p0 < kk; p0 += NRT_GEMM_KC) {
+        int64_t kc = min64(NRT_GEMM_KC, kk - p0);
+        for (int64_t i0 = pan0 * NRT_GEMM_MR; i0 < m && i0 < pan1 * NRT_GEMM_MR;
+             i0 += NRT_GEMM_MR)
+            nrt_gemm_pack_rows8_avx512(w + i0 * kk + p0, kk, (int)min64(NRT_GEMM_MR, m - i0),
+                                       kc, ap + p0 * r8(m) + i0 * kc);
+    }
+}
+
+/* The padded copy of channels [c0, c1) of one sample (zeroed, then the
+ * image's positions); the last part also zeroes the slack after the planes.
+ * Each channel's stride^2 phase planes are contiguous, so a channel range
+ * is a sub-shape at an offset. */
+static void pad_channels(const NrtConvShape *s, const DirectPlan *pl, const float *x, float *xp,
+                         int64_t c0, int64_t c1, bool last)
+{
+    int64_t per = s->stride * s->stride * pl->hq * pl->wq;
+    float *end = xp + s->c * per;
+    memset(xp + c0 * per, 0, (size_t)((c1 - c0) * per) * sizeof(float));
+    if (last)
+        memset(end, 0, (size_t)(pl->floats - s->c * per) * sizeof(float));
+    if (c1 > c0) {
+        NrtConvShape part = *s;
+        part.c = c1 - c0;
+        nrt_conv_pad_avx512(&part, pl->hq, pl->wq, x + c0 * s->h * s->w, xp + c0 * per);
+    }
+}
+
+/* Batch 1, direct forward, on as many threads as pays (nrt_par_threads with
+ * DIRECT_NS_PER_FLOP): one region; thread t of T packs its share of the
+ * weight panels and copies its share of the channels, then, after one
+ * barrier, computes the output units [U*t/T, U*(t+1)/T) (a unit: 32
+ * positions x 8 filters, nrt_conv_direct_units_avx512). Every output is
+ * computed by one thread exactly as on one, so the bits do not depend on
+ * T; each thread reads the same slice of the weights on every call. */
+#define DIRECT_NS_PER_FLOP 0.012   /* resnet8 lat1 ran its convolutions at 82-92 GFLOP/s */
+
+static void direct_one(const NrtConvShape *s, const ConvDims *d, float *base, const float *w,
+                       const float *x, float *y, const NrtEpilogue *ep)
+{
+    const DirectPlan *pl = &d->fwd;
+    float *ap = direct_weights(base, s, d, false), *xp = slot_at(base, s, d, 0).col;
+    int32_t *off = direct_offsets(base, s, d, false);
+    NrtDirectConv dc = { .f = s->f, .kk = d->kk, .wq = pl->wq, .ow = d->ow, .q = pl->q,
+                         .p = d->p, .off = off, .ap = ap };
+    int64_t units = nrt_conv_direct_units(&dc), npan = (s->f + NRT_GEMM_MR - 1) / NRT_GEMM_MR;
+    double work = DIRECT_NS_PER_FLOP * 2.0 * (double)(s->f * d->kk * pl->q);
+    int nt = nrt_par_threads(work, (int)min64(units, 64));
+    (void)nt;   /* only the omp clauses read it */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t t = 0, team = 1;   /* the team OpenMP gave, which may be smaller than nt */
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        pack_weight_panels(w, s->f, d->kk, ap, npan * t / team, npan * (t + 1) / team);
+        if (t == team - 1)
+            tap_offsets(s, pl, off);
+        pad_channels(s, pl, x, xp, s->c * t / team, s->c * (t + 1) / team, t == team - 1);
+#pragma omp barrier
+        nrt_conv_direct_units_avx512(&dc, xp, y, 0.0f, ep, units * t / team,
+                                     units * (t + 1) / team);
+    }
+}
+
 /* Phase (a, b) of a stride-2 backward data (PhasePlan): its weights
  * A (c, f*km*kn), A[ci][(o*km + m)*kn + n] = w[o][ci][a + 2(km-1-m)][b +
  * 2(kn-1-n)], packed, and its tap offsets into dy's copy. False when the
@@ -632,6 +702,13 @@ void nrt_conv_forward(const NrtConvShape *s, const float *x, const float *w, con
         return;
     }
     NrtEpilogue ep = { .bias_kind = bias ? NRT_BIAS_ROW : NRT_BIAS_NONE, .bias = bias, .act = act };
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (d.dir_fwd && s->n == 1) {
+        direct_one(s, &d, base, w, x, y, &ep);
+        free(owned);
+        return;
+    }
+#endif
     if (d.dir_fwd && direct_run(s, &d, false, base, w, x, y, 0.0f, &ep)) {
         free(owned);
         return;

@@ -166,29 +166,47 @@ static void tile(int64_t kc, const float *ap, const float *xb, const int32_t *of
                 }
 }
 
+/* Units u0 .. u1-1 of the output: unit u is the 32-position tile u / npan
+ * times the 8-row panel u % npan. Each (tile, panel) is computed alone and
+ * the same way whatever the range, so a split into ranges keeps the bits. */
+void nrt_conv_direct_units_avx512(const NrtDirectConv *d, const float *xp, float *y, float beta,
+                                  const NrtEpilogue *ep, int64_t u0, int64_t u1)
+{
+    int64_t mpad = (d->f + MR - 1) / MR * MR, npan = mpad / MR;
+    int64_t qt = -1;
+    TileLanes tl = { { 0, 0 }, { 0, 0 }, { 0, 0 } };
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t q0 = u / npan * QT, i0 = u % npan * MR;
+        if (q0 != qt) {
+            tl = tile_lanes(d, q0);
+            qt = q0;
+        }
+        int mr = (int)min64(MR, d->f - i0);
+        for (int64_t p0 = 0; p0 < d->kk; p0 += KC) {
+            int64_t kc = min64(KC, d->kk - p0);
+            NrtGemmTile t = { .alpha = 1.0f, .beta = beta, .first = p0 == 0,
+                              .last = p0 + kc == d->kk, .bias_row = NULL,
+                              .bias_col = NULL, .act = NRT_ACT_NONE };
+            if (ep) {
+                if (ep->bias_kind == NRT_BIAS_ROW && ep->bias)
+                    t.bias_row = ep->bias + i0;
+                t.act = ep->act;
+            }
+            tile(kc, d->ap + p0 * mpad + i0 * kc, xp + q0, d->off + p0, y + i0 * d->p,
+                 d->p, mr, &tl, &t);
+        }
+    }
+}
+
+int64_t nrt_conv_direct_units(const NrtDirectConv *d)
+{
+    return (d->q + QT - 1) / QT * ((d->f + MR - 1) / MR);
+}
+
 void nrt_conv_direct_avx512(const NrtDirectConv *d, const float *xp, float *y, float beta,
                             const NrtEpilogue *ep)
 {
-    int64_t mpad = (d->f + MR - 1) / MR * MR;
-    for (int64_t q0 = 0; q0 < d->q; q0 += QT) {
-        TileLanes tl = tile_lanes(d, q0);
-        for (int64_t i0 = 0; i0 < d->f; i0 += MR) {
-            int mr = (int)min64(MR, d->f - i0);
-            for (int64_t p0 = 0; p0 < d->kk; p0 += KC) {
-                int64_t kc = min64(KC, d->kk - p0);
-                NrtGemmTile t = { .alpha = 1.0f, .beta = beta, .first = p0 == 0,
-                                  .last = p0 + kc == d->kk, .bias_row = NULL,
-                                  .bias_col = NULL, .act = NRT_ACT_NONE };
-                if (ep) {
-                    if (ep->bias_kind == NRT_BIAS_ROW && ep->bias)
-                        t.bias_row = ep->bias + i0;
-                    t.act = ep->act;
-                }
-                tile(kc, d->ap + p0 * mpad + i0 * kc, xp + q0, d->off + p0, y + i0 * d->p,
-                     d->p, mr, &tl, &t);
-            }
-        }
-    }
+    nrt_conv_direct_units_avx512(d, xp, y, beta, ep, 0, nrt_conv_direct_units(d));
 }
 
 /* ---- stride-2 backward data: the four phases back into dx ----------------- */

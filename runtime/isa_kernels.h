@@ -49,6 +49,14 @@ NRT_HIDDEN void nrt_conv_pad_avx512(const NrtConvShape *s, int64_t hq, int64_t w
                                     const float *x, float *xp);
 NRT_HIDDEN void nrt_conv_direct_avx512(const NrtDirectConv *d, const float *xp, float *y,
                                        float beta, const NrtEpilogue *ep);
+/* The same over units [u0, u1) of the output only (unit u: the 32-position
+ * tile u / npan times the 8-row panel u % npan, npan = ceil(f / 8); there
+ * are nrt_conv_direct_units of them): threads taking disjoint ranges
+ * compute exactly what one call computes. */
+NRT_HIDDEN void nrt_conv_direct_units_avx512(const NrtDirectConv *d, const float *xp, float *y,
+                                             float beta, const NrtEpilogue *ep, int64_t u0,
+                                             int64_t u1);
+NRT_HIDDEN int64_t nrt_conv_direct_units(const NrtDirectConv *d);
 NRT_HIDDEN void nrt_conv_unphase2_avx512(const float *const yt[4], int64_t c, int64_t u,
                                          int64_t v, int64_t h, int64_t w, int64_t pad,
                                          float *dx, bool accumulate);

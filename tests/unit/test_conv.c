@@ -281,6 +281,55 @@ static void test_direct_paths(void **state)
             }
 }
 
+/* Batch 1 split over threads (the direct forward's units, weight panels
+ * and channels of the padded copy): with the region cost forced to 0
+ * (every split pays) and to "never", on 1-3 threads, the resnet8 shapes and
+ * awkward ones (5 and 17 filters, 3 channels, stride 3, 37 columns, 7 x 7
+ * planes of 2 tiles) give the bits of im2col + SGEMM, within the
+ * reference's bound, into a caller's workspace nothing is written past. */
+static void test_batch1_threads(void **state)
+{
+    (void)state;
+#ifdef _OPENMP
+    static const NrtConvShape shapes[] = {
+        {1, 16, 28, 28, 16, 3, 1, 1}, {1, 16, 28, 28, 32, 3, 2, 1}, {1, 64, 7, 7, 64, 3, 1, 1},
+        {1, 3, 11, 37, 17, 5, 3, 2}, {1, 30, 9, 9, 5, 3, 2, 0}, {1, 8, 13, 12, 40, 3, 1, 2},
+    };
+    for (int sh = 0; sh < 6; sh++) {
+        const NrtConvShape *s = &shapes[sh];
+        Bufs B = bufs_new(s);
+        size_t need = nrt_conv_workspace_floats(s);
+        float *buf = malloc((need + 8) * sizeof(float)), *want = malloc(B.ny * sizeof(float));
+        float *y = malloc(B.ny * sizeof(float));
+        nrt_conv_set_algo(NRT_CONV_IM2COL);
+        nrt_conv_forward(s, B.x, B.w, B.b, NRT_ACT_RELU, want, NULL);
+        nrt_conv_set_algo(NRT_CONV_AUTO);
+        for (int forced = 0; forced < 2; forced++)
+            for (int th = 1; th <= 3; th++) {
+                nrt_par_set_region_ns(forced ? INT64_MAX : 0);
+                omp_set_num_threads(th);
+                for (size_t i = 0; i < need + 8; i++)
+                    buf[i] = NAN;   /* the copy's padding must be zeroed, not assumed */
+                NrtWorkspace ws = { buf, need };
+                nrt_conv_forward(s, B.x, B.w, B.b, NRT_ACT_RELU, y, &ws);
+                omp_set_num_threads(2);
+                assert_memory_equal(y, want, B.ny * sizeof(float));
+                for (size_t i = need; i < need + 8; i++)
+                    assert_true(isnan(buf[i]));
+            }
+        nrt_par_set_region_ns(0);
+        omp_set_num_threads(3);
+        check_forward(s, &B, NULL);
+        omp_set_num_threads(2);
+        nrt_par_set_region_ns(-1);
+        free(buf), free(want), free(y);
+        bufs_free(&B);
+    }
+#else
+    skip();
+#endif
+}
+
 /* The caller's workspace (exact size, unaligned), nothing written past it. */
 static void test_workspace(void **state)
 {
@@ -339,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_model_layers),
         cmocka_unit_test(test_isa_paths),
         cmocka_unit_test(test_direct_paths),
+        cmocka_unit_test(test_batch1_threads),
         cmocka_unit_test(test_workspace),
         cmocka_unit_test(test_thread_count_bitwise),
     };
