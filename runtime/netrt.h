@@ -55,10 +55,11 @@ int nrt_get_threads(void);
 /* ---- small kernels: does a parallel region pay? (par.c) ------------------ */
 
 /* Wall nanoseconds a parallel region of `threads` threads costs here past
- * its work, measured once per team size on first use (7 regions with 20 us
- * of work per thread, each after 200 us of work on the caller; median): ~2
- * us when OpenMP threads spin, tens of us with OMP_WAIT_POLICY=passive or
- * when other processes hold the cores. INT64_MAX without OpenMP, inside a
+ * its work, measured per team size on first use and again when the figure
+ * is older than 2 s (7 regions with 20 us of work per thread, each after
+ * 200 us of work on the caller; median): ~2 us when OpenMP threads spin,
+ * tens of us with OMP_WAIT_POLICY=passive or when other processes hold the
+ * cores. INT64_MAX without OpenMP, inside a
  * parallel region, or while another thread is measuring. */
 int64_t nrt_par_region_ns(int threads);
 /* Fixes the cost every later decision uses (ns >= 0; tests force either

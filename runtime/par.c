@@ -18,9 +18,14 @@
  * time past WORK_NS. The work matters: on a loaded host a passive worker
  * wakes in ~4 us (an empty region's median) but then shares its core, and
  * a region with 10 us of work per thread took 24 us (measured with another
- * process training on 2 threads): the split lost there. Thread-safe:
- * the slot is claimed with a compare-and-swap; a caller that finds the
- * measurement under way gets "no region" (1 thread) instead of waiting.
+ * process training on 2 threads): the split lost there. The figure is
+ * measured again when it is older than 2 s (about 0.1% of the time), as
+ * the load, hence the cost, changes (with spinning threads a region
+ * measured at 1.2 us took milliseconds once another process took a core),
+ * and a probe over 1 ms ends a measurement. Thread-safe: the slot is
+ * claimed with a compare-and-swap; a caller that finds a measurement under
+ * way gets the previous figure, or "no region" (1 thread) if there is
+ * none, instead of waiting.
  * nrt_par_set_region_ns fixes the cost (tests force both paths with it),
  * and so does the environment variable NRT_REGION_NS (nanoseconds) for a
  * whole process, read on first use.
@@ -47,15 +52,19 @@ enum {
     GAP_NS = 200000,    /* 200 us: above the guest's halt-poll window (50 us) */
     WORK_NS = 20000,    /* each thread's busy time inside a probe */
     PAYBACK = 3,        /* a region must save this many times its cost */
+    GIVE_UP_NS = 1000000,   /* a probe over 1 ms settles it: no split will pay */
 };
 
+#define REMEASURE_NS ((int64_t)2000000000)   /* the load changes: measure again after 2 s */
 #define UNKNOWN ((int64_t)0)
 #define MEASURING ((int64_t)-1)
 
-static _Atomic int64_t region_ns[MAX_TEAM + 1];   /* 0 unknown, -1 being measured */
 static _Atomic int64_t forced_ns = -2;   /* >= 0: fixed; -1: measured; -2: read NRT_REGION_NS */
 
 #ifdef _OPENMP
+static _Atomic int64_t region_ns[MAX_TEAM + 1];   /* 0 unknown, -1 being measured */
+static _Atomic int64_t region_at[MAX_TEAM + 1];   /* when it was measured (now_ns) */
+
 static int64_t now_ns(void)
 {
     struct timespec t;
@@ -88,6 +97,8 @@ static int64_t measure(int team)
 #pragma omp parallel num_threads(team)
         busy_ns(WORK_NS);
         t[i] = now_ns() - t0 - WORK_NS;
+        if (t[i] > GIVE_UP_NS)
+            return t[i];
     }
     qsort(t, PROBES, sizeof t[0], cmp_i64);
     return t[PROBES / 2] > 0 ? t[PROBES / 2] : 1;
@@ -117,13 +128,13 @@ int64_t nrt_par_region_ns(int threads)
     if (threads <= 1 || omp_in_parallel())
         return INT64_MAX;
     int slot = threads < MAX_TEAM ? threads : MAX_TEAM;
-    int64_t v = atomic_load(&region_ns[slot]);
-    if (v > 0)
+    int64_t v = atomic_load(&region_ns[slot]), t = now_ns();
+    if (v > 0 && t - atomic_load(&region_at[slot]) < REMEASURE_NS)
         return v;
-    int64_t expect = UNKNOWN;
-    if (v == MEASURING || !atomic_compare_exchange_strong(&region_ns[slot], &expect, MEASURING))
-        return INT64_MAX;   /* another thread is measuring: no region meanwhile */
+    if (v == MEASURING || !atomic_compare_exchange_strong(&region_ns[slot], &v, MEASURING))
+        return v > 0 ? v : INT64_MAX;   /* another thread is measuring: its last figure, or none */
     v = measure(threads);
+    atomic_store(&region_at[slot], now_ns());
     atomic_store(&region_ns[slot], v);
     return v;
 #else
@@ -139,11 +150,13 @@ void nrt_par_set_region_ns(int64_t ns)
         return;
     }
     atomic_store(&forced_ns, -1);
+#ifdef _OPENMP
     for (int i = 0; i <= MAX_TEAM; i++) {   /* measure again on next use */
         int64_t v = atomic_load(&region_ns[i]);
         if (v > 0)
             atomic_compare_exchange_strong(&region_ns[i], &v, UNKNOWN);
     }
+#endif
 }
 
 int nrt_par_threads(double work_ns, int parts)
