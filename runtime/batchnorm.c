@@ -25,6 +25,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "isa_kernels.h"
 #include "netrt.h"
 
 #ifdef _OPENMP
@@ -312,17 +313,29 @@ void nrt_batchnorm_forward_infer_act(int64_t n, int64_t c, int64_t spatial, cons
  * computed in double; the weights are scaled in float (vector lanes: the
  * fold runs on every predict call, so it must cost little next to the
  * layer even at batch 1), the bias in double. */
+/* dst = src * s, n floats; the AVX-512 copy has the same bits (4x fewer
+ * instructions than this loop as built, SSE2). */
+static void scale_floats(const float *src, int64_t n, float s, float *dst, bool avx512)
+{
+#if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+    if (avx512) {
+        nrt_scale_avx512(src, n, s, dst);
+        return;
+    }
+#endif
+    (void)avx512;
+    for (int64_t k = 0; k < n; k++)
+        dst[k] = src[k] * s;
+}
+
 void nrt_batchnorm_fold(int64_t f, int64_t per, const float *w, const float *b,
                         const float *gamma, const float *beta, const float *running_mean,
                         const float *running_var, double eps, float *w_out, float *b_out)
 {
+    bool avx512 = nrt_sgemm_isa() == NRT_ISA_AVX512;
     for (int64_t o = 0; o < f; o++) {
         double scale = gamma[o] / sqrt((double)running_var[o] + eps);
-        float fs = (float)scale;
-        const float *wo = w + o * per;
-        float *dst = w_out + o * per;
-        for (int64_t k = 0; k < per; k++)
-            dst[k] = wo[k] * fs;
+        scale_floats(w + o * per, per, (float)scale, w_out + o * per, avx512);
         b_out[o] = (float)(((b ? (double)b[o] : 0.0) - running_mean[o]) * scale + beta[o]);
     }
 }

@@ -435,11 +435,14 @@ static void tap_offsets(const NrtConvShape *s, const DirectPlan *pl, int32_t *of
 {
     int64_t k = s->k, st = s->stride, plane = pl->hq * pl->wq;
     for (int64_t ci = 0; ci < s->c; ci++)
-        for (int64_t ki = 0; ki < k; ki++)
-            for (int64_t kj = 0; kj < k; kj++)
-                off[(ci * k + ki) * k + kj] = (int32_t)(((ci * st + ki % st) * st + kj % st) *
-                                                            plane +
-                                                        ki / st * pl->wq + kj / st);
+        for (int64_t ki = 0; ki < k; ki++) {
+            int64_t base = ((ci * st + ki % st) * st) * plane + ki / st * pl->wq;
+            for (int64_t kj = 0, a = 0, b = 0; kj < k; kj++) {   /* a = kj % st, b = kj / st */
+                *off++ = (int32_t)(base + a * plane + b);
+                if (++a == st)
+                    a = 0, b++;
+            }
+        }
 }
 
 /* w (m, kk) packed as gemm.c packs A, every K slice (NrtDirectConv.ap). */

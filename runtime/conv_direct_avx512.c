@@ -122,19 +122,20 @@ typedef struct TileLanes {
 static TileLanes tile_lanes(const NrtDirectConv *d, int64_t q0)
 {
     TileLanes tl = { { 0, 0 }, { 0, 0 }, { 0, 0 } };
-    int64_t oy = q0 / d->wq, ox = q0 % d->wq;
-    for (int l = 0; l < QT; l++, ox++) {
-        if (ox == d->wq) {
-            ox = 0;
-            oy++;
+    uint32_t bits = 0;   /* lane l valid: q0 + l < q and its column < ow; by row segments */
+    int64_t end = d->q - q0 < QT ? d->q - q0 : QT;
+    for (int64_t l = 0, ox = q0 % d->wq; l < end; l += d->wq - ox, ox = 0) {
+        int64_t valid = d->ow - ox < end - l ? d->ow - ox : end - l;
+        if (valid > 0)
+            bits |= (uint32_t)(((uint64_t)1 << valid) - 1) << l;
+    }
+    for (int j = 0; j < 2; j++) {
+        tl.m[j] = (__mmask16)(bits >> (16 * j));
+        tl.cnt[j] = __builtin_popcount(tl.m[j]);
+        if (tl.cnt[j]) {
+            int64_t q = q0 + 16 * j + __builtin_ctz(tl.m[j]);
+            tl.pos[j] = q / d->wq * d->ow + q % d->wq;
         }
-        if (q0 + l >= d->q || ox >= d->ow)
-            continue;
-        int j = l / 16;
-        if (!tl.cnt[j])
-            tl.pos[j] = oy * d->ow + ox;
-        tl.m[j] |= (__mmask16)(1u << (l % 16));
-        tl.cnt[j]++;
     }
     return tl;
 }

@@ -19,6 +19,9 @@
  *
  * nrt_rng_mask16_avx512 is rng.c's dropout-mask fill for 16 blocks.
  *
+ * nrt_scale_avx512 (scale_avx512.c) is dst[i] = src[i] * s, the batchnorm
+ * fold's weight scaling, with the portable loop's bits.
+ *
  * nrt_maxpool2_avx512 is pool.c's 2x2, stride-2, unpadded max pooling of
  * `planes` planes (same y and argmax, bit for bit) for input rows of at
  * most 32 columns, returning true; otherwise false, writing nothing.
@@ -45,6 +48,7 @@ typedef struct NrtDirectConv {
 } NrtDirectConv;
 
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
+NRT_HIDDEN void nrt_scale_avx512(const float *src, int64_t n, float s, float *dst);
 NRT_HIDDEN void nrt_conv_pad_avx512(const NrtConvShape *s, int64_t hq, int64_t wq,
                                     const float *x, float *xp);
 NRT_HIDDEN void nrt_conv_direct_avx512(const NrtDirectConv *d, const float *xp, float *y,

@@ -181,6 +181,43 @@ static void test_batchnorm_forward_infer(void **state)
     free(x), free(y), free(want);
 }
 
+/* The inference fold: w_out = w * (float)(gamma / sqrt(var + eps)) per
+ * output channel, exactly (one float multiply), and the bias within float
+ * rounding of the double value; the AVX-512 and portable weight loops give
+ * the same bits (per-channel lengths 1, 9, 17, 144, 1000: the masked
+ * tails and the 64-float blocks). */
+static void test_batchnorm_fold(void **state)
+{
+    (void)state;
+    static const int64_t pers[] = {1, 9, 17, 144, 1000};
+    for (int t = 0; t < 5; t++) {
+        int64_t f = 7, per = pers[t], nw = f * per;
+        float *w = lt_alloc(nw), *wf = lt_alloc(nw), *wp = lt_alloc(nw), b[7], g[7], be[7];
+        float rm[7], rv[7], bf[7], bp[7];
+        lt_fill(w, nw, 21 + t, -2.0, 2.0);
+        lt_fill(b, f, 22, -1.0, 1.0);
+        lt_fill(g, f, 23, 0.5, 2.0);
+        lt_fill(be, f, 24, -1.0, 1.0);
+        lt_fill(rm, f, 25, -1.0, 1.0);
+        lt_fill(rv, f, 26, 0.1, 4.0);
+        NrtIsa best = nrt_sgemm_set_isa(NRT_ISA_AUTO);
+        nrt_batchnorm_fold(f, per, w, b, g, be, rm, rv, 1e-5, wf, bf);
+        nrt_sgemm_set_isa(NRT_ISA_PORTABLE);
+        nrt_batchnorm_fold(f, per, w, b, g, be, rm, rv, 1e-5, wp, bp);
+        nrt_sgemm_set_isa(best);
+        assert_memory_equal(wf, wp, (size_t)nw * sizeof(float));
+        assert_memory_equal(bf, bp, sizeof bf);
+        for (int64_t o = 0; o < f; o++) {
+            double scale = g[o] / sqrt((double)rv[o] + 1e-5);
+            for (int64_t k = 0; k < per; k++)
+                assert_true(wf[o * per + k] == w[o * per + k] * (float)scale);
+            double want = ((double)b[o] - rm[o]) * scale + be[o];
+            assert_true(fabs(bf[o] - want) <= 1e-6 * (fabs(want) + 1.0));
+        }
+        free(w), free(wf), free(wp);
+    }
+}
+
 /* Backward of the float kernel vs numeric gradients of the double forward. */
 static void check_backward(int64_t n, int64_t c, int64_t sp, bool relu)
 {
@@ -355,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_forward_relu),
         cmocka_unit_test(test_batchnorm_running_stats),
         cmocka_unit_test(test_batchnorm_forward_infer),
+        cmocka_unit_test(test_batchnorm_fold),
         cmocka_unit_test(test_batchnorm_gradcheck_nchw),
         cmocka_unit_test(test_batchnorm_gradcheck_rows),
         cmocka_unit_test(test_batchnorm_gradcheck_relu),
