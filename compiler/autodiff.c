@@ -39,6 +39,8 @@ typedef struct Ad {
     bool *dep;          /* value id -> depends on a trainable parameter */
     int *fwd;           /* node id -> index of its forward step in kp->train, -1 */
     int *uses;          /* value id -> scratch count (alias_input), all 0 between uses */
+    int *nuse;          /* value id -> consumer slots in the graph (+1 if an output) */
+    int (*last)[2];     /* value id -> the two highest node ids among its consumer slots, -1 */
 } Ad;
 
 static bool has_trainable(const IrNode *n)
@@ -227,15 +229,67 @@ static bool rule_batchnorm(Ad *A, const IrNode *n, int dy)
     return true;
 }
 
-/* The input of n that may take dy's buffer as its gradient instead of a
- * copy (IR_FUSE_ELEMENTWISE): the last one that needs a gradient nobody
- * has written yet and that is no other input of n (x + x must copy: the
- * second write adds to the first). -1: none. Linear in the inputs (a sum
- * may have 100,000): uses[] counts them and is left all zero again. */
-static int alias_input(const Ad *A, const IrNode *n)
+/* Counts every value's consumer slots (nuse; a model output counts one
+ * more) and keeps the two highest consumer node ids (last). */
+static void count_uses(Ad *A)
 {
+    const IrGraph *g = A->kp->g;
+    for (size_t i = 0; i < g->values.len; i++)
+        A->last[i][0] = A->last[i][1] = -1;
+    for (size_t i = 0; i < g->nodes.len; i++) {
+        const IrNode *n = g->nodes.items[i];
+        for (int k = 0; k < n->nin; k++) {
+            int v = n->in[k]->id;
+            A->nuse[v]++;
+            A->last[v][1] = A->last[v][0];   /* node ids rise with i */
+            A->last[v][0] = n->id;
+        }
+    }
+    for (size_t k = 0; k < g->outputs.len; k++)
+        A->nuse[g->outputs.items[k].value->id]++;
+}
+
+/* Whether the rule of p hands its dy buffer on as another value's
+ * gradient (the copy rules' alias), which others may then add to. */
+static bool hands_on(const IrNode *p)
+{
+    return p->op == IR_OP_ADD || p->op == IR_OP_FLATTEN || p->op == IR_OP_GAUSSIAN_NOISE;
+}
+
+/* Whether input v of n may share dy's buffer with f, the input the first
+ * pick gave it to (alias_inputs): v's gradient must be read before
+ * anything writes into that buffer again. So v is n's alone (no other
+ * consumer, no output: nobody adds to its gradient); the rule that reads
+ * it (its producer's, or for a relu fused into batchnorm the batchnorm's)
+ * hands it on to no one; and f's later writers -- its other consumers,
+ * and whoever f's producer hands the buffer on to -- run after that rule
+ * (rules run in reverse graph order, so they come earlier in the graph). */
+static bool may_share(const Ad *A, const IrNode *n, const IrValue *v, const IrValue *f)
+{
+    const IrNode *r = v->producer;
+    if (A->nuse[v->id] != 1 || !r || hands_on(r))
+        return false;
+    if (A->kp->fused_into[r->id] && r->in[0]->producer->op == IR_OP_BATCHNORM)
+        r = r->in[0]->producer;
+    const int *l = A->last[f->id];
+    int other = l[0] == n->id ? l[1] : l[0];   /* f's last consumer but n (n uses f once) */
+    const IrNode *pf = f->producer;
+    return other < r->id && (!pf || !hands_on(pf) || pf->id < r->id);
+}
+
+/* The inputs of n that take dy's buffer as their gradient instead of a
+ * copy (IR_FUSE_ELEMENTWISE), marked in take[]: the last one that needs a
+ * gradient nobody has written yet and that is no other input of n (x + x
+ * must copy: the second write adds to the first), and with it every other
+ * such input that may_share allows (resnet8's residual adds: the branch's
+ * batchnorm next to the shortcut). Linear in the inputs (a sum may have
+ * 100,000): uses[] counts them and is left all zero again. */
+static void alias_inputs(const Ad *A, const IrNode *n, bool *take)
+{
+    for (int k = 0; k < n->nin; k++)
+        take[k] = false;
     if (!(A->kp->g->fuse & IR_FUSE_ELEMENTWISE))
-        return -1;
+        return;
     for (int k = 0; k < n->nin; k++)
         A->uses[n->in[k]->id]++;
     int pick = -1;
@@ -244,22 +298,33 @@ static int alias_input(const Ad *A, const IrNode *n)
         if (A->uses[v->id] == 1 && A->dep[v->id] && A->grad[v->id] < 0)
             pick = k;
     }
+    if (pick >= 0) {
+        take[pick] = true;
+        const IrValue *f = n->in[pick];
+        for (int k = 0; k < pick; k++) {
+            const IrValue *v = n->in[k];
+            take[k] = A->uses[v->id] == 1 && A->dep[v->id] && A->grad[v->id] < 0 &&
+                      may_share(A, n, v, f);
+        }
+    }
     for (int k = 0; k < n->nin; k++)
         A->uses[n->in[k]->id] = 0;
-    return pick;
 }
 
 /* add: dx_k = dy; flatten, gaussian_noise: dx = dy. A copy, since the
- * input may fan out; one input may take dy's buffer itself (alias_input)
- * after the copies: later writers add to it as they would to the copy, and
- * dy is dead after this rule (so is every value that shared its buffer:
- * they are downstream, their rules ran). */
+ * input may fan out; some inputs may take dy's buffer itself
+ * (alias_inputs) after the copies: later writers add to it as they would
+ * to the copy, and dy is dead after this rule (so is every value that
+ * shared its buffer: they are downstream, their rules ran). */
 static bool rule_copies(Ad *A, const IrNode *n, int dy)
 {
-    int alias = alias_input(A, n);
+    bool *alias = arena_array(A->kp->g->a, (size_t)n->nin + 1, sizeof *alias);
+    if (!alias)
+        return false;
+    alias_inputs(A, n, alias);
     for (int k = 0; k < n->nin; k++) {
         bool acc;
-        int dx = k == alias ? -1 : take_in(A, n, k, &acc);
+        int dx = alias[k] ? -1 : take_in(A, n, k, &acc);
         if (dx < 0)
             continue;
         const char *sfx = n->nin > 1 ? arena_printf(A->kp->g->a, "backward_in%d", k) : "backward";
@@ -270,10 +335,11 @@ static bool rule_copies(Ad *A, const IrNode *n, int dy)
         s->acc = acc;
         s->i[0] = ir_shape_numel(n->out->shape);
     }
-    if (alias >= 0) {
-        A->grad[n->in[alias]->id] = dy;
-        A->written[n->in[alias]->id] = true;
-    }
+    for (int k = 0; k < n->nin; k++)
+        if (alias[k]) {
+            A->grad[n->in[k]->id] = dy;
+            A->written[n->in[k]->id] = true;
+        }
     return true;
 }
 
@@ -356,8 +422,9 @@ int ad_backward(KProgram *kp, const int *val, int (*aux)[2], DiagSink *d)
     size_t nv = g->values.len ? g->values.len : 1;
     Ad A = {kp, val, aux, arena_array(a, nv, sizeof(int)), arena_array(a, nv, sizeof(bool)),
             arena_array(a, nv, sizeof(bool)), arena_array(a, g->nodes.len + 1, sizeof(int)),
-            arena_array(a, nv, sizeof(int))};
-    if (!A.grad || !A.written || !A.dep || !A.fwd || !A.uses)
+            arena_array(a, nv, sizeof(int)), arena_array(a, nv, sizeof(int)),
+            arena_array(a, nv, sizeof(int[2]))};
+    if (!A.grad || !A.written || !A.dep || !A.fwd || !A.uses || !A.nuse || !A.last)
         return diag_error(d, g->model_sp, "out of memory in autodiff"), 1;
     for (size_t i = 0; i < nv; i++)
         A.grad[i] = -1;
@@ -369,6 +436,7 @@ int ad_backward(KProgram *kp, const int *val, int (*aux)[2], DiagSink *d)
         if (kp->train.items[i].node)
             A.fwd[kp->train.items[i].node->id] = (int)i;
     mark_dependence(&A);
+    count_uses(&A);
     bool ok = true;
     for (size_t i = 0; i < g->losses.len && ok; i++)
         ok = seed_loss(&A, g->losses.items[i]);

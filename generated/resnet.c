@@ -1226,25 +1226,16 @@ static void t54_res_down2_relu2_backward(NrtModel *m, int n)
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
-/* resnet.net:36: shortcut + branch */
-static void t55_res_down2_add1_backward_in0(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *dy = A(23784832);    /* res_down2.add1.grad */
-    float *dx = A(24186368);    /* res_down2.shortcut.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
 /* resnet.net:35: batchnorm */
-static void t56_res_down2_batchnorm2_backward(NrtModel *m, int n)
+static void t55_res_down2_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(24186368);    /* res_down2.shortcut.grad */
+    const float *dy = A(23784832);    /* res_down2.add1.grad */
     const float *x = A(23383424);    /* res_down2.conv3 */
     const float *gamma = P(100112);    /* res_down2.batchnorm2.gamma */
     const float *mean = A(24587776);    /* res_down2.batchnorm2.mean */
     const float *invstd = A(24587840);    /* res_down2.batchnorm2.invstd */
-    float *dx = A(24587904);    /* res_down2.conv3.grad */
+    float *dx = A(24186368);    /* res_down2.conv3.grad */
     float *dgamma = P(275952);    /* res_down2.batchnorm2.gamma.grad */
     float *dbeta = P(276016);    /* res_down2.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1252,20 +1243,20 @@ static void t56_res_down2_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void t57_res_down2_conv3_backward(NrtModel *m, int n)
+static void t56_res_down2_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(24587904);    /* res_down2.conv3.grad */
+    const float *dy = A(24186368);    /* res_down2.conv3.grad */
     const float *x = A(21777344);    /* res3.relu2 */
     const float *w = P(98064);    /* res_down2.conv3.weight */
-    float *dx = A(24989312);    /* res3.out.grad */
+    float *dx = A(24587776);    /* res3.out.grad */
     float *dw = P(273904);    /* res_down2.conv3.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
 /* resnet.net:34: drop_path(p) */
-static void t58_res_down2_drop_path1_backward(NrtModel *m, int n)
+static void t57_res_down2_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 3136 };    /* values per sample */
     const float *dy = A(23784832);    /* res_down2.add1.grad */
@@ -1275,7 +1266,7 @@ static void t58_res_down2_drop_path1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void t59_res_down2_conv2_backward(NrtModel *m, int n)
+static void t58_res_down2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(23383424);    /* res_down2.conv2.grad */
@@ -1290,7 +1281,7 @@ static void t59_res_down2_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:32: batchnorm */
-static void t60_res_down2_batchnorm1_res_down2_relu1_backward(NrtModel *m, int n)
+static void t59_res_down2_batchnorm1_res_down2_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
     const float *dy = A(23784832);    /* res_down2.relu1.grad */
@@ -1307,30 +1298,30 @@ static void t60_res_down2_batchnorm1_res_down2_relu1_backward(NrtModel *m, int n
 }
 
 /* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void t61_res_down2_conv1_backward(NrtModel *m, int n)
+static void t60_res_down2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(22981632);    /* res_down2.conv1.grad */
     const float *x = A(21777344);    /* res3.relu2 */
     const float *w = P(42576);    /* res_down2.conv1.weight */
-    float *dx = A(24989312);    /* res3.out.grad */
+    float *dx = A(24587776);    /* res3.out.grad */
     float *dw = P(218416);    /* res_down2.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
 /* resnet.net:27: relu(in + branch) */
-static void t62_res3_relu2_backward(NrtModel *m, int n)
+static void t61_res3_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(24989312);    /* res3.out.grad */
+    const float *dy = A(24587776);    /* res3.out.grad */
     const float *y = A(21777344);    /* res3.relu2 */
     float *dx = A(22580224);    /* res3.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet.net:27: in + branch */
-static void t63_res3_add1_backward_in0(NrtModel *m, int n)
+static void t62_res3_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 6272 };
     const float *dy = A(22580224);    /* res3.add1.grad */
@@ -1339,7 +1330,7 @@ static void t63_res3_add1_backward_in0(NrtModel *m, int n)
 }
 
 /* resnet.net:26: drop_path(p) */
-static void t64_res3_drop_path1_backward(NrtModel *m, int n)
+static void t63_res3_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };    /* values per sample */
     const float *dy = A(22580224);    /* res3.add1.grad */
@@ -1349,7 +1340,7 @@ static void t64_res3_drop_path1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void t65_res3_batchnorm2_backward(NrtModel *m, int n)
+static void t64_res3_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
     const float *dy = A(23383168);    /* res3.batchnorm2.grad */
@@ -1365,7 +1356,7 @@ static void t65_res3_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t66_res3_conv2_backward(NrtModel *m, int n)
+static void t65_res3_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(22580224);    /* res3.conv2.grad */
@@ -1378,7 +1369,7 @@ static void t66_res3_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:24: batchnorm */
-static void t67_res3_batchnorm1_res3_relu1_backward(NrtModel *m, int n)
+static void t66_res3_batchnorm1_res3_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
     const float *dy = A(20974528);    /* res3.relu1.grad */
@@ -1395,7 +1386,7 @@ static void t67_res3_batchnorm1_res3_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t68_res3_conv1_backward(NrtModel *m, int n)
+static void t67_res3_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(19368704);    /* res3.conv1.grad */
@@ -1408,7 +1399,7 @@ static void t68_res3_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:36: relu(shortcut + branch) */
-static void t69_res_down1_relu2_backward(NrtModel *m, int n)
+static void t68_res_down1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
     const float *dy = A(21777344);    /* res_down1.out.grad */
@@ -1417,25 +1408,16 @@ static void t69_res_down1_relu2_backward(NrtModel *m, int n)
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
-/* resnet.net:36: shortcut + branch */
-static void t70_res_down1_add1_backward_in0(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *dy = A(18565760);    /* res_down1.add1.grad */
-    float *dx = A(19368704);    /* res_down1.shortcut.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
 /* resnet.net:35: batchnorm */
-static void t71_res_down1_batchnorm2_backward(NrtModel *m, int n)
+static void t69_res_down1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(19368704);    /* res_down1.shortcut.grad */
+    const float *dy = A(18565760);    /* res_down1.add1.grad */
     const float *x = A(17762944);    /* res_down1.conv3 */
     const float *gamma = P(23952);    /* res_down1.batchnorm2.gamma */
     const float *mean = A(20171520);    /* res_down1.batchnorm2.mean */
     const float *invstd = A(20171552);    /* res_down1.batchnorm2.invstd */
-    float *dx = A(20171584);    /* res_down1.conv3.grad */
+    float *dx = A(19368704);    /* res_down1.conv3.grad */
     float *dgamma = P(199792);    /* res_down1.batchnorm2.gamma.grad */
     float *dbeta = P(199824);    /* res_down1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -1443,20 +1425,20 @@ static void t71_res_down1_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void t72_res_down1_conv3_backward(NrtModel *m, int n)
+static void t70_res_down1_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(20171584);    /* res_down1.conv3.grad */
+    const float *dy = A(19368704);    /* res_down1.conv3.grad */
     const float *x = A(14551392);    /* res2.relu2 */
     const float *w = P(23440);    /* res_down1.conv3.weight */
-    float *dx = A(20974400);    /* res2.out.grad */
+    float *dx = A(20171520);    /* res2.out.grad */
     float *dw = P(199280);    /* res_down1.conv3.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
 /* resnet.net:34: drop_path(p) */
-static void t73_res_down1_drop_path1_backward(NrtModel *m, int n)
+static void t71_res_down1_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };    /* values per sample */
     const float *dy = A(18565760);    /* res_down1.add1.grad */
@@ -1466,7 +1448,7 @@ static void t73_res_down1_drop_path1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void t74_res_down1_conv2_backward(NrtModel *m, int n)
+static void t72_res_down1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(17762944);    /* res_down1.conv2.grad */
@@ -1481,7 +1463,7 @@ static void t74_res_down1_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:32: batchnorm */
-static void t75_res_down1_batchnorm1_res_down1_relu1_backward(NrtModel *m, int n)
+static void t73_res_down1_batchnorm1_res_down1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
     const float *dy = A(18565760);    /* res_down1.relu1.grad */
@@ -1498,30 +1480,30 @@ static void t75_res_down1_batchnorm1_res_down1_relu1_backward(NrtModel *m, int n
 }
 
 /* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void t76_res_down1_conv1_backward(NrtModel *m, int n)
+static void t74_res_down1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(16959872);    /* res_down1.conv1.grad */
     const float *x = A(14551392);    /* res2.relu2 */
     const float *w = P(9520);    /* res_down1.conv1.weight */
-    float *dx = A(20974400);    /* res2.out.grad */
+    float *dx = A(20171520);    /* res2.out.grad */
     float *dw = P(185360);    /* res_down1.conv1.weight.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
 /* resnet.net:27: relu(in + branch) */
-static void t77_res2_relu2_backward(NrtModel *m, int n)
+static void t75_res2_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(20974400);    /* res2.out.grad */
+    const float *dy = A(20171520);    /* res2.out.grad */
     const float *y = A(14551392);    /* res2.relu2 */
     float *dx = A(16157056);    /* res2.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
 /* resnet.net:27: in + branch */
-static void t78_res2_add1_backward_in0(NrtModel *m, int n)
+static void t76_res2_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 12544 };
     const float *dy = A(16157056);    /* res2.add1.grad */
@@ -1530,7 +1512,7 @@ static void t78_res2_add1_backward_in0(NrtModel *m, int n)
 }
 
 /* resnet.net:26: drop_path(p) */
-static void t79_res2_drop_path1_backward(NrtModel *m, int n)
+static void t77_res2_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };    /* values per sample */
     const float *dy = A(16157056);    /* res2.add1.grad */
@@ -1540,7 +1522,7 @@ static void t79_res2_drop_path1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void t80_res2_batchnorm2_backward(NrtModel *m, int n)
+static void t78_res2_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(17762816);    /* res2.batchnorm2.grad */
@@ -1556,7 +1538,7 @@ static void t80_res2_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t81_res2_conv2_backward(NrtModel *m, int n)
+static void t79_res2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(16157056);    /* res2.conv2.grad */
@@ -1569,7 +1551,7 @@ static void t81_res2_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:24: batchnorm */
-static void t82_res2_batchnorm1_res2_relu1_backward(NrtModel *m, int n)
+static void t80_res2_batchnorm1_res2_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(12945760);    /* res2.relu1.grad */
@@ -1586,7 +1568,7 @@ static void t82_res2_batchnorm1_res2_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t83_res2_conv1_backward(NrtModel *m, int n)
+static void t81_res2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(11340064);    /* res2.conv1.grad */
@@ -1599,7 +1581,7 @@ static void t83_res2_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:27: relu(in + branch) */
-static void t84_res1_relu2_backward(NrtModel *m, int n)
+static void t82_res1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
     const float *dy = A(14551392);    /* res1.out.grad */
@@ -1609,7 +1591,7 @@ static void t84_res1_relu2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:27: in + branch */
-static void t85_res1_add1_backward_in0(NrtModel *m, int n)
+static void t83_res1_add1_backward_in0(NrtModel *m, int n)
 {
     enum { D = 12544 };
     const float *dy = A(9734304);    /* res1.add1.grad */
@@ -1618,7 +1600,7 @@ static void t85_res1_add1_backward_in0(NrtModel *m, int n)
 }
 
 /* resnet.net:26: drop_path(p) */
-static void t86_res1_drop_path1_backward(NrtModel *m, int n)
+static void t84_res1_drop_path1_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };    /* values per sample */
     const float *dy = A(9734304);    /* res1.add1.grad */
@@ -1628,7 +1610,7 @@ static void t86_res1_drop_path1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:25: batchnorm(gamma=zeros) */
-static void t87_res1_batchnorm2_backward(NrtModel *m, int n)
+static void t85_res1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(11340064);    /* res1.batchnorm2.grad */
@@ -1644,7 +1626,7 @@ static void t87_res1_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void t88_res1_conv2_backward(NrtModel *m, int n)
+static void t86_res1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(9734304);    /* res1.conv2.grad */
@@ -1657,7 +1639,7 @@ static void t88_res1_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:24: batchnorm */
-static void t89_res1_batchnorm1_res1_relu1_backward(NrtModel *m, int n)
+static void t87_res1_batchnorm1_res1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(6523008);    /* res1.relu1.grad */
@@ -1674,7 +1656,7 @@ static void t89_res1_batchnorm1_res1_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void t90_res1_conv1_backward(NrtModel *m, int n)
+static void t88_res1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(4917312);    /* res1.conv1.grad */
@@ -1687,7 +1669,7 @@ static void t90_res1_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:41: batchnorm */
-static void t91_batchnorm1_relu1_backward(NrtModel *m, int n)
+static void t89_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(8128640);    /* relu1.grad */
@@ -1704,7 +1686,7 @@ static void t91_batchnorm1_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet.net:41: conv(16, 3, pad=same, bias=false) */
-static void t92_conv1_backward(NrtModel *m, int n)
+static void t90_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(1705984);    /* conv1.grad */
@@ -1714,7 +1696,7 @@ static void t92_conv1_backward(NrtModel *m, int n)
 }
 
 /* opt_sgd */
-static void t93_sgd_update(NrtModel *m, int n)
+static void t91_sgd_update(NrtModel *m, int n)
 {
     enum { D = 174874 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -1998,67 +1980,67 @@ static size_t workspace_floats(void)
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t57_res_down2_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t56_res_down2_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t59_res_down2_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t58_res_down2_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t61_res_down2_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t60_res_down2_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t66_res3_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t65_res3_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t68_res3_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t67_res3_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t72_res_down1_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t70_res_down1_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t74_res_down1_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t72_res_down1_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t76_res_down1_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t74_res_down1_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t81_res2_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t79_res2_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t83_res2_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t81_res2_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t88_res1_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t86_res1_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t90_res1_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t88_res1_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t92_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t90_conv1_backward */
         f = k > f ? k : f;
     }
     return f;
@@ -2341,50 +2323,48 @@ NrtStatus resnet_train_step(NrtModel *m, const NrtBatch *b, float lr, float *los
     t52_res4_batchnorm1_res4_relu1_backward(m, n);
     t53_res4_conv1_backward(m, n);
     t54_res_down2_relu2_backward(m, n);
-    t55_res_down2_add1_backward_in0(m, n);
-    t56_res_down2_batchnorm2_backward(m, n);
-    t57_res_down2_conv3_backward(m, n);
-    t58_res_down2_drop_path1_backward(m, n);
-    t59_res_down2_conv2_backward(m, n);
-    t60_res_down2_batchnorm1_res_down2_relu1_backward(m, n);
-    t61_res_down2_conv1_backward(m, n);
-    t62_res3_relu2_backward(m, n);
-    t63_res3_add1_backward_in0(m, n);
-    t64_res3_drop_path1_backward(m, n);
-    t65_res3_batchnorm2_backward(m, n);
-    t66_res3_conv2_backward(m, n);
-    t67_res3_batchnorm1_res3_relu1_backward(m, n);
-    t68_res3_conv1_backward(m, n);
-    t69_res_down1_relu2_backward(m, n);
-    t70_res_down1_add1_backward_in0(m, n);
-    t71_res_down1_batchnorm2_backward(m, n);
-    t72_res_down1_conv3_backward(m, n);
-    t73_res_down1_drop_path1_backward(m, n);
-    t74_res_down1_conv2_backward(m, n);
-    t75_res_down1_batchnorm1_res_down1_relu1_backward(m, n);
-    t76_res_down1_conv1_backward(m, n);
-    t77_res2_relu2_backward(m, n);
-    t78_res2_add1_backward_in0(m, n);
-    t79_res2_drop_path1_backward(m, n);
-    t80_res2_batchnorm2_backward(m, n);
-    t81_res2_conv2_backward(m, n);
-    t82_res2_batchnorm1_res2_relu1_backward(m, n);
-    t83_res2_conv1_backward(m, n);
-    t84_res1_relu2_backward(m, n);
-    t85_res1_add1_backward_in0(m, n);
-    t86_res1_drop_path1_backward(m, n);
-    t87_res1_batchnorm2_backward(m, n);
-    t88_res1_conv2_backward(m, n);
-    t89_res1_batchnorm1_res1_relu1_backward(m, n);
-    t90_res1_conv1_backward(m, n);
-    t91_batchnorm1_relu1_backward(m, n);
-    t92_conv1_backward(m, n);
+    t55_res_down2_batchnorm2_backward(m, n);
+    t56_res_down2_conv3_backward(m, n);
+    t57_res_down2_drop_path1_backward(m, n);
+    t58_res_down2_conv2_backward(m, n);
+    t59_res_down2_batchnorm1_res_down2_relu1_backward(m, n);
+    t60_res_down2_conv1_backward(m, n);
+    t61_res3_relu2_backward(m, n);
+    t62_res3_add1_backward_in0(m, n);
+    t63_res3_drop_path1_backward(m, n);
+    t64_res3_batchnorm2_backward(m, n);
+    t65_res3_conv2_backward(m, n);
+    t66_res3_batchnorm1_res3_relu1_backward(m, n);
+    t67_res3_conv1_backward(m, n);
+    t68_res_down1_relu2_backward(m, n);
+    t69_res_down1_batchnorm2_backward(m, n);
+    t70_res_down1_conv3_backward(m, n);
+    t71_res_down1_drop_path1_backward(m, n);
+    t72_res_down1_conv2_backward(m, n);
+    t73_res_down1_batchnorm1_res_down1_relu1_backward(m, n);
+    t74_res_down1_conv1_backward(m, n);
+    t75_res2_relu2_backward(m, n);
+    t76_res2_add1_backward_in0(m, n);
+    t77_res2_drop_path1_backward(m, n);
+    t78_res2_batchnorm2_backward(m, n);
+    t79_res2_conv2_backward(m, n);
+    t80_res2_batchnorm1_res2_relu1_backward(m, n);
+    t81_res2_conv1_backward(m, n);
+    t82_res1_relu2_backward(m, n);
+    t83_res1_add1_backward_in0(m, n);
+    t84_res1_drop_path1_backward(m, n);
+    t85_res1_batchnorm2_backward(m, n);
+    t86_res1_conv2_backward(m, n);
+    t87_res1_batchnorm1_res1_relu1_backward(m, n);
+    t88_res1_conv1_backward(m, n);
+    t89_batchnorm1_relu1_backward(m, n);
+    t90_conv1_backward(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t93_sgd_update(m, n);
+    t91_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;

@@ -15,7 +15,7 @@
 #include "resnet8.h"
 
 #define BLOCK_FLOATS 234992
-#define ARENA_FLOATS 16959904
+#define ARENA_FLOATS 17361312
 #define STRUCTURE_HASH_STR "61b04b8541df2cf1"    /* RESNET8_STRUCTURE_HASH in checkpoints */
 #define P(off) (m->block + (off))
 #define A(off) (m->arena + (off))
@@ -725,17 +725,8 @@ static void t28_down2_relu2_backward(NrtModel *m, int n)
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
-/* resnet8.net:29: branch + shortcut */
-static void t29_down2_add1_backward_in0(NrtModel *m, int n)
-{
-    enum { D = 3136 };
-    const float *dy = A(16157088);    /* down2.add1.grad */
-    float *dx = A(15354272);    /* down2.branch.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
 /* resnet8.net:28: batchnorm */
-static void t30_down2_batchnorm3_backward(NrtModel *m, int n)
+static void t29_down2_batchnorm3_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
     const float *dy = A(16157088);    /* down2.add1.grad */
@@ -743,7 +734,7 @@ static void t30_down2_batchnorm3_backward(NrtModel *m, int n)
     const float *gamma = P(77312);    /* down2.batchnorm3.gamma */
     const float *mean = A(14150368);    /* down2.batchnorm3.mean */
     const float *invstd = A(14150432);    /* down2.batchnorm3.invstd */
-    float *dx = A(16558496);    /* down2.conv3.grad */
+    float *dx = A(15354272);    /* down2.conv3.grad */
     float *dgamma = P(156112);    /* down2.batchnorm3.gamma.grad */
     float *dbeta = P(156176);    /* down2.batchnorm3.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -751,13 +742,13 @@ static void t30_down2_batchnorm3_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:28: conv(f, 1, stride=2) */
-static void t31_down2_conv3_backward(NrtModel *m, int n)
+static void t30_down2_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(16558496);    /* down2.conv3.grad */
+    const float *dy = A(15354272);    /* down2.conv3.grad */
     const float *x = A(14551456);    /* down1.relu2 */
     const float *w = P(75200);    /* down2.conv3.weight */
-    float *dx = A(15755680);    /* down1.out.grad */
+    float *dx = A(16558496);    /* down1.out.grad */
     float *dw = P(154000);    /* down2.conv3.weight.grad */
     float *db = P(156048);    /* down2.conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -766,15 +757,15 @@ static void t31_down2_conv3_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:27: batchnorm */
-static void t32_down2_batchnorm2_backward(NrtModel *m, int n)
+static void t31_down2_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *dy = A(15354272);    /* down2.branch.grad */
+    const float *dy = A(16157088);    /* down2.add1.grad */
     const float *x = A(13748832);    /* down2.conv2 */
     const float *gamma = P(75072);    /* down2.batchnorm2.gamma */
     const float *mean = A(14150240);    /* down2.batchnorm2.mean */
     const float *invstd = A(14150304);    /* down2.batchnorm2.invstd */
-    float *dx = A(16558496);    /* down2.conv2.grad */
+    float *dx = A(15354272);    /* down2.conv2.grad */
     float *dgamma = P(153872);    /* down2.batchnorm2.gamma.grad */
     float *dbeta = P(153936);    /* down2.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -782,10 +773,10 @@ static void t32_down2_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:27: conv(f, 3, pad=1) */
-static void t33_down2_conv2_backward(NrtModel *m, int n)
+static void t32_down2_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(16558496);    /* down2.conv2.grad */
+    const float *dy = A(15354272);    /* down2.conv2.grad */
     const float *x = A(12544288);    /* down2.relu1 */
     const float *w = P(38144);    /* down2.conv2.weight */
     float *dx = A(13748832);    /* down2.relu1.grad */
@@ -797,7 +788,7 @@ static void t33_down2_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:26: batchnorm */
-static void t34_down2_batchnorm1_down2_relu1_backward(NrtModel *m, int n)
+static void t33_down2_batchnorm1_down2_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
     const float *dy = A(13748832);    /* down2.relu1.grad */
@@ -814,13 +805,13 @@ static void t34_down2_batchnorm1_down2_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void t35_down2_conv1_backward(NrtModel *m, int n)
+static void t34_down2_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(12544288);    /* down2.conv1.grad */
     const float *x = A(14551456);    /* down1.relu2 */
     const float *w = P(19520);    /* down2.conv1.weight */
-    float *dx = A(15755680);    /* down1.out.grad */
+    float *dx = A(16558496);    /* down1.out.grad */
     float *dw = P(98320);    /* down2.conv1.weight.grad */
     float *db = P(116752);    /* down2.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -829,26 +820,17 @@ static void t35_down2_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:29: relu(branch + shortcut) */
-static void t36_down1_relu2_backward(NrtModel *m, int n)
+static void t35_down1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *dy = A(15755680);    /* down1.out.grad */
+    const float *dy = A(16558496);    /* down1.out.grad */
     const float *y = A(14551456);    /* down1.relu2 */
     float *dx = A(12142880);    /* down1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
-/* resnet8.net:29: branch + shortcut */
-static void t37_down1_add1_backward_in0(NrtModel *m, int n)
-{
-    enum { D = 6272 };
-    const float *dy = A(12142880);    /* down1.add1.grad */
-    float *dx = A(13748576);    /* down1.branch.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
 /* resnet8.net:28: batchnorm */
-static void t38_down1_batchnorm3_backward(NrtModel *m, int n)
+static void t36_down1_batchnorm3_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
     const float *dy = A(12142880);    /* down1.add1.grad */
@@ -856,7 +838,7 @@ static void t38_down1_batchnorm3_backward(NrtModel *m, int n)
     const float *gamma = P(19456);    /* down1.batchnorm3.gamma */
     const float *mean = A(14551392);    /* down1.batchnorm3.mean */
     const float *invstd = A(14551424);    /* down1.batchnorm3.invstd */
-    float *dx = A(14551456);    /* down1.conv3.grad */
+    float *dx = A(13748576);    /* down1.conv3.grad */
     float *dgamma = P(98256);    /* down1.batchnorm3.gamma.grad */
     float *dbeta = P(98288);    /* down1.batchnorm3.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -864,13 +846,13 @@ static void t38_down1_batchnorm3_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:28: conv(f, 1, stride=2) */
-static void t39_down1_conv3_backward(NrtModel *m, int n)
+static void t37_down1_conv3_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(14551456);    /* down1.conv3.grad */
+    const float *dy = A(13748576);    /* down1.conv3.grad */
     const float *x = A(9734304);    /* basic1.relu2 */
     const float *w = P(18912);    /* down1.conv3.weight */
-    float *dx = A(15354272);    /* basic1.out.grad */
+    float *dx = A(14551392);    /* basic1.out.grad */
     float *dw = P(97712);    /* down1.conv3.weight.grad */
     float *db = P(98224);    /* down1.conv3.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -879,15 +861,15 @@ static void t39_down1_conv3_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:27: batchnorm */
-static void t40_down1_batchnorm2_backward(NrtModel *m, int n)
+static void t38_down1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
-    const float *dy = A(13748576);    /* down1.branch.grad */
+    const float *dy = A(12142880);    /* down1.add1.grad */
     const float *x = A(11340064);    /* down1.conv2 */
     const float *gamma = P(18848);    /* down1.batchnorm2.gamma */
     const float *mean = A(12945696);    /* down1.batchnorm2.mean */
     const float *invstd = A(12945728);    /* down1.batchnorm2.invstd */
-    float *dx = A(12142880);    /* down1.conv2.grad */
+    float *dx = A(12945760);    /* down1.conv2.grad */
     float *dgamma = P(97648);    /* down1.batchnorm2.gamma.grad */
     float *dbeta = P(97680);    /* down1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -895,10 +877,10 @@ static void t40_down1_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:27: conv(f, 3, pad=1) */
-static void t41_down1_conv2_backward(NrtModel *m, int n)
+static void t39_down1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(12142880);    /* down1.conv2.grad */
+    const float *dy = A(12945760);    /* down1.conv2.grad */
     const float *x = A(8931456);    /* down1.relu1 */
     const float *w = P(9600);    /* down1.conv2.weight */
     float *dx = A(11340064);    /* down1.relu1.grad */
@@ -910,7 +892,7 @@ static void t41_down1_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:26: batchnorm */
-static void t42_down1_batchnorm1_down1_relu1_backward(NrtModel *m, int n)
+static void t40_down1_batchnorm1_down1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 32, S = 196 };    /* channels, values per channel */
     const float *dy = A(11340064);    /* down1.relu1.grad */
@@ -927,13 +909,13 @@ static void t42_down1_batchnorm1_down1_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void t43_down1_conv1_backward(NrtModel *m, int n)
+static void t41_down1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(8931456);    /* down1.conv1.grad */
     const float *x = A(9734304);    /* basic1.relu2 */
     const float *w = P(4896);    /* down1.conv1.weight */
-    float *dx = A(15354272);    /* basic1.out.grad */
+    float *dx = A(14551392);    /* basic1.out.grad */
     float *dw = P(83696);    /* down1.conv1.weight.grad */
     float *db = P(88304);    /* down1.conv1.bias.grad */
     nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
@@ -942,34 +924,25 @@ static void t43_down1_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:20: relu(branch + in) */
-static void t44_basic1_relu2_backward(NrtModel *m, int n)
+static void t42_basic1_relu2_backward(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *dy = A(15354272);    /* basic1.out.grad */
+    const float *dy = A(14551392);    /* basic1.out.grad */
     const float *y = A(9734304);    /* basic1.relu2 */
     float *dx = A(8128640);    /* basic1.add1.grad */
     nrt_relu_backward((int64_t)n * D, dy, y, dx, false);
 }
 
-/* resnet8.net:20: branch + in */
-static void t45_basic1_add1_backward_in0(NrtModel *m, int n)
-{
-    enum { D = 12544 };
-    const float *dy = A(8128640);    /* basic1.add1.grad */
-    float *dx = A(9734304);    /* basic1.branch.grad */
-    memcpy(dx, dy, (size_t)n * D * sizeof *dx);
-}
-
 /* resnet8.net:19: batchnorm */
-static void t46_basic1_batchnorm2_backward(NrtModel *m, int n)
+static void t43_basic1_batchnorm2_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
-    const float *dy = A(9734304);    /* basic1.branch.grad */
+    const float *dy = A(8128640);    /* basic1.add1.grad */
     const float *x = A(6523008);    /* basic1.conv2 */
     const float *gamma = P(4864);    /* basic1.batchnorm2.gamma */
     const float *mean = A(9734272);    /* basic1.batchnorm2.mean */
     const float *invstd = A(9734288);    /* basic1.batchnorm2.invstd */
-    float *dx = A(11339936);    /* basic1.conv2.grad */
+    float *dx = A(9734304);    /* basic1.conv2.grad */
     float *dgamma = P(83664);    /* basic1.batchnorm2.gamma.grad */
     float *dbeta = P(83680);    /* basic1.batchnorm2.beta.grad */
     nrt_batchnorm_backward(n, C, S, dy, x, NULL, gamma, mean, invstd, dx, dgamma, dbeta, false,
@@ -977,10 +950,10 @@ static void t46_basic1_batchnorm2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:19: conv(f, 3, pad=1) */
-static void t47_basic1_conv2_backward(NrtModel *m, int n)
+static void t44_basic1_conv2_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *dy = A(11339936);    /* basic1.conv2.grad */
+    const float *dy = A(9734304);    /* basic1.conv2.grad */
     const float *x = A(4917312);    /* basic1.relu1 */
     const float *w = P(2544);    /* basic1.conv2.weight */
     float *dx = A(6523008);    /* basic1.relu1.grad */
@@ -992,7 +965,7 @@ static void t47_basic1_conv2_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:18: batchnorm */
-static void t48_basic1_batchnorm1_basic1_relu1_backward(NrtModel *m, int n)
+static void t45_basic1_batchnorm1_basic1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(6523008);    /* basic1.relu1.grad */
@@ -1009,7 +982,7 @@ static void t48_basic1_batchnorm1_basic1_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:18: conv(f, 3, pad=1) */
-static void t49_basic1_conv1_backward(NrtModel *m, int n)
+static void t46_basic1_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(4917312);    /* basic1.conv1.grad */
@@ -1024,7 +997,7 @@ static void t49_basic1_conv1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:32: batchnorm */
-static void t50_batchnorm1_relu1_backward(NrtModel *m, int n)
+static void t47_batchnorm1_relu1_backward(NrtModel *m, int n)
 {
     enum { C = 16, S = 784 };    /* channels, values per channel */
     const float *dy = A(8128640);    /* basic1.add1.grad */
@@ -1041,7 +1014,7 @@ static void t50_batchnorm1_relu1_backward(NrtModel *m, int n)
 }
 
 /* resnet8.net:32: conv(16, 3, pad=1) */
-static void t51_conv1_backward(NrtModel *m, int n)
+static void t48_conv1_backward(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *dy = A(1705984);    /* conv1.grad */
@@ -1053,7 +1026,7 @@ static void t51_conv1_backward(NrtModel *m, int n)
 }
 
 /* opt_sgd */
-static void t52_sgd_update(NrtModel *m, int n)
+static void t49_sgd_update(NrtModel *m, int n)
 {
     enum { D = 78090 };    /* every trainable parameter */
     float *w = P(0);    /* parameters */
@@ -1267,47 +1240,47 @@ static size_t workspace_floats(void)
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t31_down2_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t30_down2_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t33_down2_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t32_down2_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t35_down2_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t34_down2_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t39_down1_conv3_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t37_down1_conv3_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t41_down1_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t39_down1_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t43_down1_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t41_down1_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t47_basic1_conv2_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t44_basic1_conv2_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t49_basic1_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t46_basic1_conv1_backward */
         f = k > f ? k : f;
     }
     {
         const NrtConvShape s = {RESNET8_BATCH, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-        size_t k = nrt_conv_workspace_floats(&s);    /* t51_conv1_backward */
+        size_t k = nrt_conv_workspace_floats(&s);    /* t48_conv1_backward */
         f = k > f ? k : f;
     }
     return f;
@@ -1536,35 +1509,32 @@ NrtStatus resnet8_train_step(NrtModel *m, const NrtBatch *b, float lr, float *lo
     t26_dense1_backward(m, n);
     t27_global_avgpool1_backward(m, n);
     t28_down2_relu2_backward(m, n);
-    t29_down2_add1_backward_in0(m, n);
-    t30_down2_batchnorm3_backward(m, n);
-    t31_down2_conv3_backward(m, n);
-    t32_down2_batchnorm2_backward(m, n);
-    t33_down2_conv2_backward(m, n);
-    t34_down2_batchnorm1_down2_relu1_backward(m, n);
-    t35_down2_conv1_backward(m, n);
-    t36_down1_relu2_backward(m, n);
-    t37_down1_add1_backward_in0(m, n);
-    t38_down1_batchnorm3_backward(m, n);
-    t39_down1_conv3_backward(m, n);
-    t40_down1_batchnorm2_backward(m, n);
-    t41_down1_conv2_backward(m, n);
-    t42_down1_batchnorm1_down1_relu1_backward(m, n);
-    t43_down1_conv1_backward(m, n);
-    t44_basic1_relu2_backward(m, n);
-    t45_basic1_add1_backward_in0(m, n);
-    t46_basic1_batchnorm2_backward(m, n);
-    t47_basic1_conv2_backward(m, n);
-    t48_basic1_batchnorm1_basic1_relu1_backward(m, n);
-    t49_basic1_conv1_backward(m, n);
-    t50_batchnorm1_relu1_backward(m, n);
-    t51_conv1_backward(m, n);
+    t29_down2_batchnorm3_backward(m, n);
+    t30_down2_conv3_backward(m, n);
+    t31_down2_batchnorm2_backward(m, n);
+    t32_down2_conv2_backward(m, n);
+    t33_down2_batchnorm1_down2_relu1_backward(m, n);
+    t34_down2_conv1_backward(m, n);
+    t35_down1_relu2_backward(m, n);
+    t36_down1_batchnorm3_backward(m, n);
+    t37_down1_conv3_backward(m, n);
+    t38_down1_batchnorm2_backward(m, n);
+    t39_down1_conv2_backward(m, n);
+    t40_down1_batchnorm1_down1_relu1_backward(m, n);
+    t41_down1_conv1_backward(m, n);
+    t42_basic1_relu2_backward(m, n);
+    t43_basic1_batchnorm2_backward(m, n);
+    t44_basic1_conv2_backward(m, n);
+    t45_basic1_batchnorm1_basic1_relu1_backward(m, n);
+    t46_basic1_conv1_backward(m, n);
+    t47_batchnorm1_relu1_backward(m, n);
+    t48_conv1_backward(m, n);
     NrtStatus finite = check_finite(m, err);
     if (loss)
         *loss = (float)m->loss;
     if (finite != NRT_OK)
         return finite;
-    t52_sgd_update(m, n);
+    t49_sgd_update(m, n);
     m->step++;
     if (loss)
         *loss = (float)m->loss;
