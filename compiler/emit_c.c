@@ -440,9 +440,10 @@ static void body_conv(Emit *E, const KStep *s)
     decl(E, true, "dw", s->buf[4]);
     if (s->buf[5] >= 0)
         decl(E, true, "db", s->buf[5]);
-    out(E, "    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);\n");
-    if (s->buf[5] >= 0)
-        out(E, "    nrt_conv_backward_bias(&s, dy, db, false);\n");
+    if (s->buf[5] >= 0)     /* the bias's sums inside the weight gradient's pass */
+        out(E, "    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);\n");
+    else
+        out(E, "    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);\n");
     if (s->buf[3] >= 0)
         out(E, "    nrt_conv_backward_data(&s, dy, w, dx, %s, &m->ws);\n", s->acc ? "true" : "false");
 }

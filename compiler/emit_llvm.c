@@ -379,10 +379,8 @@ static void body_conv(LE *E, const KStep *s)
         return;
     }
     LLVMValueRef dy = buf(E, s->buf[0]);
-    RT(E, nrt_conv_backward_weights, "vppppbp", sh, buf(E, s->buf[1]), dy, buf(E, s->buf[4]),
-       cbool(E, false), model_ws(E));
-    if (s->buf[5] >= 0)
-        RT(E, nrt_conv_backward_bias, "vpppb", sh, dy, buf(E, s->buf[5]), cbool(E, false));
+    RT(E, nrt_conv_backward_weights_bias, "vpppppbp", sh, buf(E, s->buf[1]), dy, buf(E, s->buf[4]),
+       buf(E, s->buf[5]), cbool(E, false), model_ws(E));     /* buf(-1): NULL, no bias */
     if (s->buf[3] >= 0)
         RT(E, nrt_conv_backward_data, "vppppbp", sh, dy, buf(E, s->buf[2]), buf(E, s->buf[3]),
            cbool(E, s->acc), model_ws(E));

@@ -773,8 +773,7 @@ static void t35_inception2_conv6_backward(NrtModel *m, int n)
     float *dx = A(12644624);    /* inception2.maxpool1.grad */
     float *dw = P(50640);    /* inception2.conv6.weight.grad */
     float *db = P(51536);    /* inception2.conv6.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -808,8 +807,7 @@ static void t38_inception2_conv5_backward(NrtModel *m, int n)
     float *dx = A(150784);    /* inception2.relu4.grad */
     float *dw = P(47424);    /* inception2.conv5.weight.grad */
     float *db = P(50624);    /* inception2.conv5.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -833,8 +831,7 @@ static void t40_inception2_conv4_backward(NrtModel *m, int n)
     float *dx = A(11038992);    /* avgpool1.grad */
     float *dw = P(46960);    /* inception2.conv4.weight.grad */
     float *db = P(47408);    /* inception2.conv4.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
@@ -858,8 +855,7 @@ static void t42_inception2_conv3_backward(NrtModel *m, int n)
     float *dx = A(10637584);    /* inception2.relu2.grad */
     float *dw = P(36544);    /* inception2.conv3.weight.grad */
     float *db = P(46912);    /* inception2.conv3.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -883,8 +879,7 @@ static void t44_inception2_conv2_backward(NrtModel *m, int n)
     float *dx = A(11038992);    /* avgpool1.grad */
     float *dw = P(35168);    /* inception2.conv2.weight.grad */
     float *db = P(36512);    /* inception2.conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
@@ -908,8 +903,7 @@ static void t46_inception2_conv1_backward(NrtModel *m, int n)
     float *dx = A(11038992);    /* avgpool1.grad */
     float *dw = P(33344);    /* inception2.conv1.weight.grad */
     float *db = P(35136);    /* inception2.conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
@@ -975,8 +969,7 @@ static void t51_inception1_conv6_backward(NrtModel *m, int n)
     float *dx = A(10236176);    /* inception1.maxpool1.grad */
     float *dw = P(32944);    /* inception1.conv6.weight.grad */
     float *db = P(33200);    /* inception1.conv6.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -1010,8 +1003,7 @@ static void t54_inception1_conv5_backward(NrtModel *m, int n)
     float *dx = A(100480);    /* inception1.relu4.grad */
     float *dw = P(32128);    /* inception1.conv5.weight.grad */
     float *db = P(32928);    /* inception1.conv5.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -1035,8 +1027,7 @@ static void t56_inception1_conv4_backward(NrtModel *m, int n)
     float *dx = A(5118224);    /* maxpool1.grad */
     float *dw = P(31984);    /* inception1.conv4.weight.grad */
     float *db = P(32112);    /* inception1.conv4.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
@@ -1060,8 +1051,7 @@ static void t58_inception1_conv3_backward(NrtModel *m, int n)
     float *dx = A(4215056);    /* inception1.relu2.grad */
     float *dw = P(28496);    /* inception1.conv3.weight.grad */
     float *db = P(31952);    /* inception1.conv3.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -1085,8 +1075,7 @@ static void t60_inception1_conv2_backward(NrtModel *m, int n)
     float *dx = A(5118224);    /* maxpool1.grad */
     float *dw = P(27968);    /* inception1.conv2.weight.grad */
     float *db = P(28480);    /* inception1.conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
@@ -1110,8 +1099,7 @@ static void t62_inception1_conv1_backward(NrtModel *m, int n)
     float *dx = A(5118224);    /* maxpool1.grad */
     float *dw = P(27440);    /* inception1.conv1.weight.grad */
     float *db = P(27952);    /* inception1.conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
@@ -1150,8 +1138,7 @@ static void t65_conv1_backward(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     float *dw = P(27056);    /* conv1.weight.grad */
     float *db = P(27344);    /* conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
 }
 
 /* opt_adam */

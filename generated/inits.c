@@ -600,8 +600,7 @@ static void t32_conv4_backward(NrtModel *m, int n)
     float *dx = A(2860032);    /* leaky_relu1.grad */
     float *dw = P(258064);    /* conv4.weight.grad */
     float *db = P(267280);    /* conv4.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -625,8 +624,7 @@ static void t34_conv3_backward(NrtModel *m, int n)
     float *dx = A(2057216);    /* a.grad */
     float *dw = P(253424);    /* conv3.weight.grad */
     float *db = P(258032);    /* conv3.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -660,8 +658,7 @@ static void t37_conv2_backward(NrtModel *m, int n)
     float *dx = A(852992);    /* relu1.grad */
     float *dw = P(251104);    /* conv2.weight.grad */
     float *db = P(253408);    /* conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -683,8 +680,7 @@ static void t39_conv1_backward(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     float *dw = P(250944);    /* conv1.weight.grad */
     float *db = P(251088);    /* conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
 }
 
 /* opt_sgd */

@@ -457,8 +457,7 @@ static void t22_conv2_backward(NrtModel *m, int n)
     float *dx = A(351232);    /* maxpool1.grad */
     float *dw = P(62128);    /* conv2.weight.grad */
     float *db = P(64528);    /* conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -497,8 +496,7 @@ static void t25_conv1_backward(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     float *dw = P(61920);    /* conv1.weight.grad */
     float *db = P(62080);    /* conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
 }
 
 /* opt_sgd */

@@ -507,8 +507,7 @@ static void t24_conv2_backward(NrtModel *m, int n)
     float *dx = A(1655808);    /* maxpool1.grad */
     float *dw = P(841904);    /* conv2.weight.grad */
     float *db = P(860336);    /* conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -547,8 +546,7 @@ static void t27_conv1_backward(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     float *dw = P(841520);    /* conv1.weight.grad */
     float *db = P(841808);    /* conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
 }
 
 /* opt_adam */

@@ -545,8 +545,7 @@ static void t24_conv3_backward(NrtModel *m, int n)
     float *dx = A(4790416);    /* fractional_maxpool2.grad */
     float *dw = P(353168);    /* conv3.weight.grad */
     float *db = P(380816);    /* conv3.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -588,8 +587,7 @@ static void t27_conv2_backward(NrtModel *m, int n)
     float *dx = A(1706128);    /* fractional_maxpool1.grad */
     float *dw = P(339200);    /* conv2.weight.grad */
     float *db = P(353024);    /* conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -639,8 +637,7 @@ static void t31_conv1_backward(NrtModel *m, int n)
     const float *x = A(50176);    /* gaussian_noise1 */
     float *dw = P(338816);    /* conv1.weight.grad */
     float *db = P(339104);    /* conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
 }
 
 /* regularizers.net:26: conv(32, 3, pad=1, dropconnect=0.1) */

@@ -1275,8 +1275,7 @@ static void t58_res_down2_conv2_backward(NrtModel *m, int n)
     float *dx = A(23784832);    /* res_down2.relu1.grad */
     float *dw = P(236976);    /* res_down2.conv2.weight.grad */
     float *db = P(273840);    /* res_down2.conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -1457,8 +1456,7 @@ static void t72_res_down1_conv2_backward(NrtModel *m, int n)
     float *dx = A(18565760);    /* res_down1.relu1.grad */
     float *dw = P(190032);    /* res_down1.conv2.weight.grad */
     float *db = P(199248);    /* res_down1.conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 

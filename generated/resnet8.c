@@ -751,8 +751,7 @@ static void t30_down2_conv3_backward(NrtModel *m, int n)
     float *dx = A(16558496);    /* down1.out.grad */
     float *dw = P(154000);    /* down2.conv3.weight.grad */
     float *db = P(156048);    /* down2.conv3.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -782,8 +781,7 @@ static void t32_down2_conv2_backward(NrtModel *m, int n)
     float *dx = A(13748832);    /* down2.relu1.grad */
     float *dw = P(116944);    /* down2.conv2.weight.grad */
     float *db = P(153808);    /* down2.conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -814,8 +812,7 @@ static void t34_down2_conv1_backward(NrtModel *m, int n)
     float *dx = A(16558496);    /* down1.out.grad */
     float *dw = P(98320);    /* down2.conv1.weight.grad */
     float *db = P(116752);    /* down2.conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
@@ -855,8 +852,7 @@ static void t37_down1_conv3_backward(NrtModel *m, int n)
     float *dx = A(14551392);    /* basic1.out.grad */
     float *dw = P(97712);    /* down1.conv3.weight.grad */
     float *db = P(98224);    /* down1.conv3.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -886,8 +882,7 @@ static void t39_down1_conv2_backward(NrtModel *m, int n)
     float *dx = A(11340064);    /* down1.relu1.grad */
     float *dw = P(88400);    /* down1.conv2.weight.grad */
     float *db = P(97616);    /* down1.conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -918,8 +913,7 @@ static void t41_down1_conv1_backward(NrtModel *m, int n)
     float *dx = A(14551392);    /* basic1.out.grad */
     float *dw = P(83696);    /* down1.conv1.weight.grad */
     float *db = P(88304);    /* down1.conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
@@ -959,8 +953,7 @@ static void t44_basic1_conv2_backward(NrtModel *m, int n)
     float *dx = A(6523008);    /* basic1.relu1.grad */
     float *dw = P(81344);    /* basic1.conv2.weight.grad */
     float *db = P(83648);    /* basic1.conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -991,8 +984,7 @@ static void t46_basic1_conv1_backward(NrtModel *m, int n)
     float *dx = A(8128640);    /* basic1.add1.grad */
     float *dw = P(78992);    /* basic1.conv1.weight.grad */
     float *db = P(81296);    /* basic1.conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, true, &m->ws);
 }
 
@@ -1021,8 +1013,7 @@ static void t48_conv1_backward(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     float *dw = P(78800);    /* conv1.weight.grad */
     float *db = P(78944);    /* conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
 }
 
 /* opt_sgd */

@@ -297,8 +297,7 @@ static void t15_conv2_backward(NrtModel *m, int n)
     float *dx = A(1028608);    /* avgpool1.grad */
     float *dw = P(1474016);    /* conv2.weight.grad */
     float *db = P(1525216);    /* conv2.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
     nrt_conv_backward_data(&s, dy, w, dx, false, &m->ws);
 }
 
@@ -329,8 +328,7 @@ static void t18_conv1_backward(NrtModel *m, int n)
     const float *x = A(0);    /* image */
     float *dw = P(1473184);    /* conv1.weight.grad */
     float *db = P(1473984);    /* conv1.bias.grad */
-    nrt_conv_backward_weights(&s, x, dy, dw, false, &m->ws);
-    nrt_conv_backward_bias(&s, dy, db, false);
+    nrt_conv_backward_weights_bias(&s, x, dy, dw, db, false, &m->ws);
 }
 
 /* opt_sgd */

@@ -250,11 +250,18 @@ static size_t slot_floats(const NrtConvShape *s, const ConvDims *d)
     return col_floats(s, d) + r16(gemm_floats(s, d)) + r16((size_t)(s->f * d->kk));
 }
 
-/* The slots, then the arrays shared by all slots (shared_floats). */
+/* The slots, then the arrays shared by all slots (shared_floats), then
+ * the weight gradient's per-sample bias sums (n x f, bias_sums). */
 size_t nrt_conv_workspace_floats(const NrtConvShape *s)
 {
     ConvDims d = conv_dims(s);
-    return NRT_CONV_SLOTS * slot_floats(s, &d) + shared_floats(s, &d);
+    return NRT_CONV_SLOTS * slot_floats(s, &d) + shared_floats(s, &d) +
+           r16((size_t)(s->n > 0 ? s->n * s->f : 0));
+}
+
+static float *bias_sums(float *base, const NrtConvShape *s, const ConvDims *d)
+{
+    return base + NRT_CONV_SLOTS * slot_floats(s, d) + shared_floats(s, d);
 }
 
 static float *flipped_weights(float *base, const NrtConvShape *s, const ConvDims *d)
@@ -425,6 +432,16 @@ static bool go_parallel(const NrtConvShape *s, const ConvDims *d)
     return d->ngroups > 1 && 2 * s->n * s->f * d->kk * d->p >= CONV_PAR_MIN;
 }
 #endif
+
+static float plane_sum(const float *plane, int64_t len);
+
+/* ps[o] = the plane sum of dy_i's channel o (the bias gradient's per-sample
+ * terms, nrt_conv_backward_bias's order), while dy_i is in cache. */
+static void sample_bias_sums(const NrtConvShape *s, const ConvDims *d, const float *dy_i, float *ps)
+{
+    for (int64_t o = 0; o < s->f; o++)
+        ps[o] = plane_sum(dy_i + o * d->p, d->p);
+}
 
 /* ---- the direct path (AVX-512) ----------------------------------------- */
 
@@ -644,11 +661,11 @@ static void pack_taps(const void *ctx, int64_t j0, int nr, int64_t p0, int64_t k
  * tests hold both to the reference's bound); still one fixed order. */
 static void weights_range(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl,
                           const int32_t *off, const float *x, const float *dy, int64_t first,
-                          int64_t end, float *dwp, bool add);
+                          int64_t end, float *dwp, bool add, float *ps);
 
 static void weights_direct(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl,
                            const int32_t *off, const float *x, const float *dy, int64_t first,
-                           int64_t end, float *dwp, bool add)
+                           int64_t end, float *dwp, bool add, float *ps)
 {
     const DirectPlan *pl = &d->fwd;
     float *xp = sl->col, *dyp = sl->col + r16((size_t)pl->floats);
@@ -661,10 +678,12 @@ static void weights_direct(const NrtConvShape *s, const ConvDims *d, ConvSlot *s
             for (int64_t oy = 0; oy < d->oh; oy++)
                 memcpy(dyp + o * pl->q + oy * pl->wq, dy + i * d->ys + (o * d->oh + oy) * d->ow,
                        (size_t)d->ow * sizeof(float));
+        if (ps)
+            sample_bias_sums(s, d, dy + i * d->ys, ps + i * s->f);
         float beta = i > first || add ? 1.0f : 0.0f;
         if (!nrt_sgemm_packer(false, s->f, d->kk, pl->q, 1.0f, dyp, pl->q, &bp, beta, dwp,
                               d->kk, &sl->gemm)) {   /* cannot happen: slot_floats sizes it */
-            weights_range(s, d, sl, NULL, x, dy, i, end, dwp, beta != 0.0f);
+            weights_range(s, d, sl, NULL, x, dy, i, end, dwp, beta != 0.0f, ps);
             return;
         }
     }
@@ -858,17 +877,19 @@ void nrt_conv_backward_data_ref(const NrtConvShape *s, const float *dy, const fl
  * direct when given the tap offsets (off), else through im2col. */
 static void weights_range(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl,
                           const int32_t *off, const float *x, const float *dy, int64_t first,
-                          int64_t end, float *dwp, bool add)
+                          int64_t end, float *dwp, bool add, float *ps)
 {
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
     if (off) {
-        weights_direct(s, d, sl, off, x, dy, first, end, dwp, add);
+        weights_direct(s, d, sl, off, x, dy, first, end, dwp, add, ps);
         return;
     }
 #else
     (void)off;   /* NULL: no direct path without the AVX-512 kernels */
 #endif
     for (int64_t i = first; i < end; i++) {
+        if (ps)
+            sample_bias_sums(s, d, dy + i * d->ys, ps + i * s->f);
         const float *col = x + i * d->xs;
         if (!d->direct) {
             im2col(s, d->oh, d->ow, col, sl->col);
@@ -880,21 +901,44 @@ static void weights_range(const NrtConvShape *s, const ConvDims *d, ConvSlot *sl
     }
 }
 
+/* db[o] (+)= the per-sample plane sums ps (n x f) in sample order: the
+ * bits of nrt_conv_backward_bias. */
+static void bias_total(const NrtConvShape *s, const float *ps, float *db, bool accumulate)
+{
+    for (int64_t o = 0; o < s->f; o++) {
+        float total = accumulate ? db[o] : 0.0f;
+        for (int64_t i = 0; i < s->n; i++)
+            total += ps[i * s->f + o];
+        db[o] = total;
+    }
+}
+
 void nrt_conv_backward_weights(const NrtConvShape *s, const float *x, const float *dy,
                                float *dw, bool accumulate, NrtWorkspace *ws)
+{
+    nrt_conv_backward_weights_bias(s, x, dy, dw, NULL, accumulate, ws);
+}
+
+void nrt_conv_backward_weights_bias(const NrtConvShape *s, const float *x, const float *dy,
+                                    float *dw, float *db, bool accumulate, NrtWorkspace *ws)
 {
     ConvDims d = conv_dims(s);
     int64_t nw = s->f * d.kk;
     if (s->n <= 0) {
         if (!accumulate)
             memset(dw, 0, (size_t)nw * sizeof(float));
+        if (db)
+            nrt_conv_backward_bias(s, dy, db, accumulate);
         return;
     }
     float *owned, *base = conv_acquire(s, ws, &owned);
     if (!base) {
         nrt_conv_backward_weights_ref(s, x, dy, dw, accumulate);
+        if (db)
+            nrt_conv_backward_bias(s, dy, db, accumulate);
         return;
     }
+    float *ps = db ? bias_sums(base, s, &d) : NULL;
     const int32_t *off = NULL;
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
     if (d.dir_wgt) {
@@ -905,7 +949,9 @@ void nrt_conv_backward_weights(const NrtConvShape *s, const float *x, const floa
 #endif
     if (d.ngroups == 1) {
         ConvSlot sl = slot_at(base, s, &d, 0);
-        weights_range(s, &d, &sl, off, x, dy, 0, s->n, dw, accumulate);
+        weights_range(s, &d, &sl, off, x, dy, 0, s->n, dw, accumulate, ps);
+        if (db)
+            bias_total(s, ps, db, accumulate);
         free(owned);
         return;
     }
@@ -919,7 +965,7 @@ void nrt_conv_backward_weights(const NrtConvShape *s, const float *x, const floa
             ConvSlot sl = slot_at(base, s, &d, j);
             int64_t first, end;
             group_range(s, &d, j, &first, &end);
-            weights_range(s, &d, &sl, off, x, dy, first, end, sl.dw, false);
+            weights_range(s, &d, &sl, off, x, dy, first, end, sl.dw, false, ps);
         }
 #pragma omp for schedule(static)
         for (int64_t e = 0; e < nw; e++) {
@@ -929,6 +975,8 @@ void nrt_conv_backward_weights(const NrtConvShape *s, const float *x, const floa
             dw[e] = v;
         }
     }
+    if (db)
+        bias_total(s, ps, db, accumulate);
     free(owned);
 }
 

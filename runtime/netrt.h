@@ -530,6 +530,15 @@ void nrt_conv_backward_weights_ref(const NrtConvShape *s, const float *x, const 
 /* db (f) = sum of dy over n, oh, ow (per sample in order, then samples in
  * order): overwrite or accumulate. */
 void nrt_conv_backward_bias(const NrtConvShape *s, const float *dy, float *db, bool accumulate);
+/* nrt_conv_backward_weights and nrt_conv_backward_bias in one call, both
+ * overwriting or both accumulating: each sample's plane sums are taken
+ * while the weight gradient has that sample's dy in cache (in the
+ * parallel groups) and added in sample order after them, so db gets the
+ * bits of nrt_conv_backward_bias and dw those of
+ * nrt_conv_backward_weights, without the separate, serial pass over dy.
+ * db may be NULL (no bias). */
+void nrt_conv_backward_weights_bias(const NrtConvShape *s, const float *x, const float *dy,
+                                    float *dw, float *db, bool accumulate, NrtWorkspace *ws);
 
 /* ---- pooling, activations, batchnorm, dropout, losses, optimizers -------- */
 

@@ -381,6 +381,63 @@ static void test_thread_count_bitwise(void **state)
 #endif
 }
 
+/* nrt_conv_backward_weights_bias: the bits of nrt_conv_backward_weights
+ * and of nrt_conv_backward_bias called apart, overwriting and
+ * accumulating, db NULL (weights alone), through the direct and the
+ * im2col weight gradient, batch 1 (inline), 5 and 19 (groups), on 1-3
+ * threads, into a caller's workspace nothing is written past. */
+static void check_weights_bias(const NrtConvShape *s, NrtConvAlgo algo)
+{
+    Bufs B = bufs_new(s);
+    size_t need = nrt_conv_workspace_floats(s);
+    float *buf = malloc((need + 1) * sizeof(float));
+    buf[need] = -3.0f;
+    NrtWorkspace ws = { buf, need };
+    float *dw[2], *db[2];
+    nrt_conv_set_algo(algo);
+    for (int acc = 0; acc < 2; acc++) {
+        for (int v = 0; v < 2; v++) {
+            dw[v] = malloc(B.nw * sizeof(float)), db[v] = malloc((size_t)s->f * sizeof(float));
+            for (size_t i = 0; i < B.nw; i++)
+                dw[v][i] = (float)i * 0.25f;
+            for (int64_t o = 0; o < s->f; o++)
+                db[v][o] = 1.5f - (float)o;
+        }
+        nrt_conv_backward_weights(s, B.x, B.dy, dw[0], acc, &ws);
+        nrt_conv_backward_bias(s, B.dy, db[0], acc);
+        nrt_conv_backward_weights_bias(s, B.x, B.dy, dw[1], db[1], acc, &ws);
+        assert_memory_equal(dw[0], dw[1], B.nw * sizeof(float));
+        assert_memory_equal(db[0], db[1], (size_t)s->f * sizeof(float));
+        nrt_conv_backward_weights_bias(s, B.x, B.dy, dw[1], NULL, false, &ws);
+        nrt_conv_backward_weights(s, B.x, B.dy, dw[0], false, &ws);
+        assert_memory_equal(dw[0], dw[1], B.nw * sizeof(float));
+        for (int v = 0; v < 2; v++)
+            free(dw[v]), free(db[v]);
+    }
+    nrt_conv_set_algo(NRT_CONV_AUTO);
+    assert_true(buf[need] == -3.0f);
+    free(buf);
+    bufs_free(&B);
+}
+
+static void test_weights_bias(void **state)
+{
+    (void)state;
+    static const NrtConvShape shapes[] = {
+        {19, 16, 28, 28, 16, 3, 1, 1}, {5, 16, 14, 14, 32, 3, 2, 1}, {1, 6, 14, 14, 16, 5, 1, 0},
+        {5, 3, 11, 37, 17, 5, 3, 2}, {19, 8, 7, 7, 12, 1, 1, 0},
+    };
+    int before = nrt_get_threads();
+    for (int th = 1; th <= 3; th++) {
+        nrt_set_threads(th);
+        for (int sh = 0; sh < 5; sh++) {
+            check_weights_bias(&shapes[sh], NRT_CONV_DIRECT);
+            check_weights_bias(&shapes[sh], NRT_CONV_IM2COL);
+        }
+    }
+    nrt_set_threads(before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_batch1_threads),
         cmocka_unit_test(test_workspace),
         cmocka_unit_test(test_thread_count_bitwise),
+        cmocka_unit_test(test_weights_bias),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
