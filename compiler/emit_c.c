@@ -427,8 +427,18 @@ static void body_conv(Emit *E, const KStep *s)
         decl(E, false, "w", s->buf[1]);
         decl(E, false, "b", s->buf[2]);
         decl(E, true, "y", s->buf[3]);
-        out(E, "    nrt_conv_forward(&s, x, w, b, %s, y, &m->ws);\n",
-            s->i[7] ? "NRT_ACT_RELU" : "NRT_ACT_NONE");
+        const char *act = s->i[7] ? "NRT_ACT_RELU" : "NRT_ACT_NONE";
+        if (s->nbuf < 8) {
+            out(E, "    nrt_conv_forward(&s, x, w, b, %s, y, &m->ws);\n", act);
+            return;
+        }
+        decl(E, false, "gamma", s->buf[4]);
+        decl(E, false, "beta", s->buf[5]);
+        decl(E, false, "rmean", s->buf[6]);
+        decl(E, false, "rvar", s->buf[7]);
+        char eps[40];
+        out(E, "    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, %s, %s, y, &m->ws);\n",
+            dbl(eps, s->f[0]), act);
         return;
     }
     decl(E, false, "dy", s->buf[0]);

@@ -373,6 +373,13 @@ static void body_dense(LE *E, const KStep *s)
 static void body_conv(LE *E, const KStep *s)
 {
     LLVMValueRef sh = shape_struct(E, s->i, 7);
+    if (s->op == K_CONV_FWD && s->nbuf >= 8) {   /* predict, a batchnorm folded in */
+        const int *b = s->buf;
+        RT(E, nrt_conv_forward_bn, "vppppppppdipp", sh, buf(E, b[0]), buf(E, b[1]), buf(E, b[2]),
+           buf(E, b[4]), buf(E, b[5]), buf(E, b[6]), buf(E, b[7]), cf64(E, s->f[0]),
+           ci32(E, s->i[7] ? NRT_ACT_RELU : NRT_ACT_NONE), buf(E, b[3]), model_ws(E));
+        return;
+    }
     if (s->op == K_CONV_FWD) {
         RT(E, nrt_conv_forward, "vppppipp", sh, buf(E, s->buf[0]), buf(E, s->buf[1]), buf(E, s->buf[2]),
            ci32(E, s->i[7] ? NRT_ACT_RELU : NRT_ACT_NONE), buf(E, s->buf[3]), model_ws(E));

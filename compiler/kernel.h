@@ -53,7 +53,9 @@ typedef enum KOp {
     K_AUGMENT_POST,     /* in place on b0: cutout, noise (train only) */
     K_DENSE_FWD,        /* b0 x, b1 w, b2 b|-1 -> b3 y; i0 in, i1 out, i2 fused relu */
     K_DENSE_BWD,        /* b0 dy, b1 x, b2 w -> b3 dx|-1 (acc), b4 dw, b5 db|-1 */
-    K_CONV_FWD,         /* b0 x, b1 w, b2 b|-1 -> b3 y; conv shape in i0..i6, i7 fused relu */
+    K_CONV_FWD,         /* b0 x, b1 w, b2 b|-1 -> b3 y; conv shape in i0..i6, i7 fused relu;
+                         * predict with a folded batchnorm (nbuf 8): b4 gamma, b5 beta, b6 rmean,
+                         * b7 rvar, f0 eps (nrt_conv_forward_bn) */
     K_CONV_BWD,         /* b0 dy, b1 x, b2 w -> b3 dx|-1 (acc), b4 dw, b5 db|-1 */
     K_MAXPOOL_FWD,      /* b0 x -> b1 y, b2 argmax (int32, train only); pool shape i0 c, i1 h,
                          * i2 w, i3 size, i4 stride, i5 pad, i6 oh, i7 ow */

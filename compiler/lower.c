@@ -457,7 +457,9 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
     const char *fn = arena_printf(a, "%s%s%s%s%s_%s", n->name, bn ? "_" : "", bn ? bn->name : "",
                                   act ? "_" : "", act ? act->name : "", train ? "forward" : "infer");
     int w = pbuf(kp, n->weight), b = pbuf(kp, n->bias);
-    if (bn && !lower_fold(L, n, bn, &w, &b))
+    /* conv + batchnorm: nrt_conv_forward_bn folds into the packed weights
+     * itself (no K_BN_FOLD step); dense: a fold step first */
+    if (bn && op != IR_OP_CONV && !lower_fold(L, n, bn, &w, &b))
         return false;
     /* the GEMM epilogue has relu only: a folded batchnorm's leaky_relu is a
      * step of its own after the dense/conv (lower_tail_act) */
@@ -489,6 +491,11 @@ static bool lower_node(Lower *L, const IrNode *n, bool train, int *map)
             step_bufs(s, 4, (int[]){x, w, b, y});
             conv_ints(s, n);
             s->i[7] = gemm_act;
+        }
+        if (s && bn) {   /* b4 gamma, b5 beta, b6 rmean, b7 rvar, f0 eps */
+            step_bufs(s, 8, (int[]){x, w, b, y, pbuf(kp, bn->gamma), pbuf(kp, bn->beta),
+                                    pbuf(kp, bn->running_mean), pbuf(kp, bn->running_var)});
+            s->f[0] = bn->bn.eps;
         }
         break;
     }

@@ -48,47 +48,35 @@ static void p00_preprocess(NrtModel *m, int n)
             }
 }
 
-/* inception.net:28: batchnorm */
-static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
+/* inception.net:28: conv(32, 3, pad=1) */
+static void p01_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 32, PER = 9 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(288);    /* conv1.bias */
+    float *y = A(100352);    /* relu1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *beta = P(352);    /* batchnorm1.beta */
     const float *rmean = P(25856);    /* batchnorm1.running_mean */
     const float *rvar = P(25888);    /* batchnorm1.running_var */
-    float *wf = A(100352);    /* conv1.folded_weight */
-    float *bf = A(100640);    /* conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* inception.net:28: conv(32, 3, pad=1) */
-static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
-    const float *w = A(100352);    /* conv1.folded_weight */
-    const float *b = A(100640);    /* conv1.folded_bias */
-    float *y = A(100672);    /* relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* inception.net:29: maxpool(2) */
-static void p03_maxpool1_infer(NrtModel *m, int n)
+static void p02_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(100672);    /* relu1 */
-    float *y = A(3311936);    /* maxpool1 */
+    const float *x = A(100352);    /* relu1 */
+    float *y = A(3311616);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* inception.net:19: conv(c1, 1) */
-static void p04_inception1_conv1_inception1_relu1_infer(NrtModel *m, int n)
+static void p03_inception1_conv1_inception1_relu1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 16, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3311936);    /* maxpool1 */
+    const float *x = A(3311616);    /* maxpool1 */
     const float *w = P(384);    /* inception1.conv1.weight */
     const float *b = P(896);    /* inception1.conv1.bias */
     float *y = A(0);    /* inception1.relu1 */
@@ -96,10 +84,10 @@ static void p04_inception1_conv1_inception1_relu1_infer(NrtModel *m, int n)
 }
 
 /* inception.net:20: conv(c3r, 1) */
-static void p05_inception1_conv2_inception1_relu2_infer(NrtModel *m, int n)
+static void p04_inception1_conv2_inception1_relu2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 16, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3311936);    /* maxpool1 */
+    const float *x = A(3311616);    /* maxpool1 */
     const float *w = P(912);    /* inception1.conv2.weight */
     const float *b = P(1424);    /* inception1.conv2.bias */
     float *y = A(401408);    /* inception1.relu2 */
@@ -107,7 +95,7 @@ static void p05_inception1_conv2_inception1_relu2_infer(NrtModel *m, int n)
 }
 
 /* inception.net:20: conv(c3, 3, pad=1) */
-static void p06_inception1_conv3_inception1_relu3_infer(NrtModel *m, int n)
+static void p05_inception1_conv3_inception1_relu3_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 14, 14, 24, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(401408);    /* inception1.relu2 */
@@ -118,10 +106,10 @@ static void p06_inception1_conv3_inception1_relu3_infer(NrtModel *m, int n)
 }
 
 /* inception.net:21: conv(c5r, 1) */
-static void p07_inception1_conv4_inception1_relu4_infer(NrtModel *m, int n)
+static void p06_inception1_conv4_inception1_relu4_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 4, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(3311936);    /* maxpool1 */
+    const float *x = A(3311616);    /* maxpool1 */
     const float *w = P(4928);    /* inception1.conv4.weight */
     const float *b = P(5056);    /* inception1.conv4.bias */
     float *y = A(401408);    /* inception1.relu4 */
@@ -129,7 +117,7 @@ static void p07_inception1_conv4_inception1_relu4_infer(NrtModel *m, int n)
 }
 
 /* inception.net:21: conv(c5, 5, pad=2) */
-static void p08_inception1_conv5_inception1_relu5_infer(NrtModel *m, int n)
+static void p07_inception1_conv5_inception1_relu5_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 4, 14, 14, 8, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(401408);    /* inception1.relu4 */
@@ -140,16 +128,16 @@ static void p08_inception1_conv5_inception1_relu5_infer(NrtModel *m, int n)
 }
 
 /* inception.net:22: maxpool(3, stride=1, pad=1) */
-static void p09_inception1_maxpool1_infer(NrtModel *m, int n)
+static void p08_inception1_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 3, 1, 1};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(3311936);    /* maxpool1 */
+    const float *x = A(3311616);    /* maxpool1 */
     float *y = A(1404928);    /* inception1.maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* inception.net:22: conv(cp, 1) */
-static void p10_inception1_conv6_inception1_relu6_infer(NrtModel *m, int n)
+static void p09_inception1_conv6_inception1_relu6_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 8, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(1404928);    /* inception1.maxpool1 */
@@ -160,7 +148,7 @@ static void p10_inception1_conv6_inception1_relu6_infer(NrtModel *m, int n)
 }
 
 /* inception.net:23: concat(b1, b3, b5, bp) */
-static void p11_inception1_concat1_infer(NrtModel *m, int n)
+static void p10_inception1_concat1_infer(NrtModel *m, int n)
 {
     enum { S = 196, CT = 56 };    /* values per channel, channels out */
     float *y = A(2408448);    /* inception1.concat1 */
@@ -177,7 +165,7 @@ static void p11_inception1_concat1_infer(NrtModel *m, int n)
 }
 
 /* inception.net:24: batchnorm(momentum=0.05, eps=1e-3) */
-static void p12_inception1_batchnorm1_infer(NrtModel *m, int n)
+static void p11_inception1_batchnorm1_infer(NrtModel *m, int n)
 {
     enum { C = 56, S = 196 };    /* channels, values per channel */
     const float *x = A(2408448);    /* inception1.concat1 */
@@ -190,7 +178,7 @@ static void p12_inception1_batchnorm1_infer(NrtModel *m, int n)
 }
 
 /* inception.net:31: avgpool(3, stride=2, pad=1) */
-static void p13_avgpool1_infer(NrtModel *m, int n)
+static void p12_avgpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 56, 14, 14, 3, 2, 1};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
     const float *x = A(0);    /* inception1.batchnorm1 */
@@ -199,7 +187,7 @@ static void p13_avgpool1_infer(NrtModel *m, int n)
 }
 
 /* inception.net:19: conv(c1, 1) */
-static void p14_inception2_conv1_inception2_relu1_infer(NrtModel *m, int n)
+static void p13_inception2_conv1_inception2_relu1_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 32, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(1404928);    /* avgpool1 */
@@ -210,7 +198,7 @@ static void p14_inception2_conv1_inception2_relu1_infer(NrtModel *m, int n)
 }
 
 /* inception.net:20: conv(c3r, 1) */
-static void p15_inception2_conv2_inception2_relu2_infer(NrtModel *m, int n)
+static void p14_inception2_conv2_inception2_relu2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 24, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(1404928);    /* avgpool1 */
@@ -221,7 +209,7 @@ static void p15_inception2_conv2_inception2_relu2_infer(NrtModel *m, int n)
 }
 
 /* inception.net:20: conv(c3, 3, pad=1) */
-static void p16_inception2_conv3_inception2_relu3_infer(NrtModel *m, int n)
+static void p15_inception2_conv3_inception2_relu3_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 24, 7, 7, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(200704);    /* inception2.relu2 */
@@ -232,7 +220,7 @@ static void p16_inception2_conv3_inception2_relu3_infer(NrtModel *m, int n)
 }
 
 /* inception.net:21: conv(c5r, 1) */
-static void p17_inception2_conv4_inception2_relu4_infer(NrtModel *m, int n)
+static void p16_inception2_conv4_inception2_relu4_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 8, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(1404928);    /* avgpool1 */
@@ -243,7 +231,7 @@ static void p17_inception2_conv4_inception2_relu4_infer(NrtModel *m, int n)
 }
 
 /* inception.net:21: conv(c5, 5, pad=2) */
-static void p18_inception2_conv5_inception2_relu5_infer(NrtModel *m, int n)
+static void p17_inception2_conv5_inception2_relu5_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 8, 7, 7, 16, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(200704);    /* inception2.relu4 */
@@ -254,7 +242,7 @@ static void p18_inception2_conv5_inception2_relu5_infer(NrtModel *m, int n)
 }
 
 /* inception.net:22: maxpool(3, stride=1, pad=1) */
-static void p19_inception2_maxpool1_infer(NrtModel *m, int n)
+static void p18_inception2_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 56, 7, 7, 3, 1, 1};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
     const float *x = A(1404928);    /* avgpool1 */
@@ -263,7 +251,7 @@ static void p19_inception2_maxpool1_infer(NrtModel *m, int n)
 }
 
 /* inception.net:22: conv(cp, 1) */
-static void p20_inception2_conv6_inception2_relu6_infer(NrtModel *m, int n)
+static void p19_inception2_conv6_inception2_relu6_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 56, 7, 7, 16, 1, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
     const float *x = A(652288);    /* inception2.maxpool1 */
@@ -274,7 +262,7 @@ static void p20_inception2_conv6_inception2_relu6_infer(NrtModel *m, int n)
 }
 
 /* inception.net:23: concat(b1, b3, b5, bp) */
-static void p21_inception2_concat1_infer(NrtModel *m, int n)
+static void p20_inception2_concat1_infer(NrtModel *m, int n)
 {
     enum { S = 49, CT = 112 };    /* values per channel, channels out */
     float *y = A(1103872);    /* inception2.concat1 */
@@ -291,7 +279,7 @@ static void p21_inception2_concat1_infer(NrtModel *m, int n)
 }
 
 /* inception.net:24: batchnorm(momentum=0.05, eps=1e-3) */
-static void p22_inception2_batchnorm1_infer(NrtModel *m, int n)
+static void p21_inception2_batchnorm1_infer(NrtModel *m, int n)
 {
     enum { C = 112, S = 49 };    /* channels, values per channel */
     const float *x = A(1103872);    /* inception2.concat1 */
@@ -304,7 +292,7 @@ static void p22_inception2_batchnorm1_infer(NrtModel *m, int n)
 }
 
 /* inception.net:33: global_avgpool */
-static void p23_global_avgpool1_infer(NrtModel *m, int n)
+static void p22_global_avgpool1_infer(NrtModel *m, int n)
 {
     enum { C = 112, S = 49 };    /* channels, values per channel */
     const float *x = A(0);    /* inception2.batchnorm1 */
@@ -313,7 +301,7 @@ static void p23_global_avgpool1_infer(NrtModel *m, int n)
 }
 
 /* inception.net:35: dense(10) */
-static void p24_dense1_infer(NrtModel *m, int n)
+static void p23_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 112, OUT = 10 };
     const float *x = A(702464);    /* global_avgpool1 */
@@ -324,7 +312,7 @@ static void p24_dense1_infer(NrtModel *m, int n)
 }
 
 /* inception.net:35: dense(10) */
-static void p25_output_logits(NrtModel *m, int n)
+static void p24_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(0);    /* dense1 */
@@ -1539,31 +1527,30 @@ NrtStatus inception_predict(NrtModel *m, const float *x, int n, float *const *ou
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_batchnorm1_fold(m, n);
-    p02_conv1_batchnorm1_relu1_infer(m, n);
-    p03_maxpool1_infer(m, n);
-    p04_inception1_conv1_inception1_relu1_infer(m, n);
-    p05_inception1_conv2_inception1_relu2_infer(m, n);
-    p06_inception1_conv3_inception1_relu3_infer(m, n);
-    p07_inception1_conv4_inception1_relu4_infer(m, n);
-    p08_inception1_conv5_inception1_relu5_infer(m, n);
-    p09_inception1_maxpool1_infer(m, n);
-    p10_inception1_conv6_inception1_relu6_infer(m, n);
-    p11_inception1_concat1_infer(m, n);
-    p12_inception1_batchnorm1_infer(m, n);
-    p13_avgpool1_infer(m, n);
-    p14_inception2_conv1_inception2_relu1_infer(m, n);
-    p15_inception2_conv2_inception2_relu2_infer(m, n);
-    p16_inception2_conv3_inception2_relu3_infer(m, n);
-    p17_inception2_conv4_inception2_relu4_infer(m, n);
-    p18_inception2_conv5_inception2_relu5_infer(m, n);
-    p19_inception2_maxpool1_infer(m, n);
-    p20_inception2_conv6_inception2_relu6_infer(m, n);
-    p21_inception2_concat1_infer(m, n);
-    p22_inception2_batchnorm1_infer(m, n);
-    p23_global_avgpool1_infer(m, n);
-    p24_dense1_infer(m, n);
-    p25_output_logits(m, n);
+    p01_conv1_batchnorm1_relu1_infer(m, n);
+    p02_maxpool1_infer(m, n);
+    p03_inception1_conv1_inception1_relu1_infer(m, n);
+    p04_inception1_conv2_inception1_relu2_infer(m, n);
+    p05_inception1_conv3_inception1_relu3_infer(m, n);
+    p06_inception1_conv4_inception1_relu4_infer(m, n);
+    p07_inception1_conv5_inception1_relu5_infer(m, n);
+    p08_inception1_maxpool1_infer(m, n);
+    p09_inception1_conv6_inception1_relu6_infer(m, n);
+    p10_inception1_concat1_infer(m, n);
+    p11_inception1_batchnorm1_infer(m, n);
+    p12_avgpool1_infer(m, n);
+    p13_inception2_conv1_inception2_relu1_infer(m, n);
+    p14_inception2_conv2_inception2_relu2_infer(m, n);
+    p15_inception2_conv3_inception2_relu3_infer(m, n);
+    p16_inception2_conv4_inception2_relu4_infer(m, n);
+    p17_inception2_conv5_inception2_relu5_infer(m, n);
+    p18_inception2_maxpool1_infer(m, n);
+    p19_inception2_conv6_inception2_relu6_infer(m, n);
+    p20_inception2_concat1_infer(m, n);
+    p21_inception2_batchnorm1_infer(m, n);
+    p22_global_avgpool1_infer(m, n);
+    p23_dense1_infer(m, n);
+    p24_output_logits(m, n);
     return NRT_OK;
 }
 

@@ -49,83 +49,59 @@ static void p00_preprocess(NrtModel *m, int n)
             }
 }
 
-/* lenet_bn.net:16: batchnorm */
-static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
+/* lenet_bn.net:16: conv(6, 5, pad=2) */
+static void p01_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 6, PER = 25 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 1, 28, 28, 6, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(160);    /* conv1.bias */
+    float *y = A(50176);    /* relu1 */
     const float *gamma = P(176);    /* batchnorm1.gamma */
     const float *beta = P(192);    /* batchnorm1.beta */
     const float *rmean = P(61824);    /* batchnorm1.running_mean */
     const float *rvar = P(61840);    /* batchnorm1.running_var */
-    float *wf = A(50176);    /* conv1.folded_weight */
-    float *bf = A(50336);    /* conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* lenet_bn.net:16: conv(6, 5, pad=2) */
-static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 1, 28, 28, 6, 5, 1, 2};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
-    const float *w = A(50176);    /* conv1.folded_weight */
-    const float *b = A(50336);    /* conv1.folded_bias */
-    float *y = A(50352);    /* relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* lenet_bn.net:16: maxpool(2) */
-static void p03_maxpool1_infer(NrtModel *m, int n)
+static void p02_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 6, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(50352);    /* relu1 */
-    float *y = A(351408);    /* maxpool1 */
+    const float *x = A(50176);    /* relu1 */
+    float *y = A(351232);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
-/* lenet_bn.net:17: batchnorm */
-static void p04_conv2_batchnorm2_fold(NrtModel *m, int n)
+/* lenet_bn.net:17: conv(16, 5) */
+static void p03_conv2_batchnorm2_relu2_infer(NrtModel *m, int n)
 {
-    enum { F = 16, PER = 150 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(351232);    /* maxpool1 */
     const float *w = P(208);    /* conv2.weight */
     const float *b = P(2608);    /* conv2.bias */
+    float *y = A(0);    /* relu2 */
     const float *gamma = P(2624);    /* batchnorm2.gamma */
     const float *beta = P(2640);    /* batchnorm2.beta */
     const float *rmean = P(61856);    /* batchnorm2.running_mean */
     const float *rvar = P(61872);    /* batchnorm2.running_var */
-    float *wf = A(0);    /* conv2.folded_weight */
-    float *bf = A(2400);    /* conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* lenet_bn.net:17: conv(16, 5) */
-static void p05_conv2_batchnorm2_relu2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 6, 14, 14, 16, 5, 1, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(351408);    /* maxpool1 */
-    const float *w = A(0);    /* conv2.folded_weight */
-    const float *b = A(2400);    /* conv2.folded_bias */
-    float *y = A(2416);    /* relu2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* lenet_bn.net:17: maxpool(2) */
-static void p06_maxpool2_infer(NrtModel *m, int n)
+static void p04_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 10, 10, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 5 x 5 out */
-    const float *x = A(2416);    /* relu2 */
-    float *y = A(104816);    /* maxpool2 */
+    const float *x = A(0);    /* relu2 */
+    float *y = A(102400);    /* maxpool2 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* lenet_bn.net:18: dense(120) */
-static void p07_dense1_relu3_infer(NrtModel *m, int n)
+static void p05_dense1_relu3_infer(NrtModel *m, int n)
 {
     enum { IN = 400, OUT = 120 };
-    const float *x = A(104816);    /* maxpool2 */
+    const float *x = A(102400);    /* maxpool2 */
     const float *w = P(2656);    /* dense1.weight */
     const float *b = P(50656);    /* dense1.bias */
     float *y = A(0);    /* relu3 */
@@ -133,7 +109,7 @@ static void p07_dense1_relu3_infer(NrtModel *m, int n)
 }
 
 /* lenet_bn.net:19: dense(84) */
-static void p08_dense2_relu4_infer(NrtModel *m, int n)
+static void p06_dense2_relu4_infer(NrtModel *m, int n)
 {
     enum { IN = 120, OUT = 84 };
     const float *x = A(0);    /* relu3 */
@@ -144,7 +120,7 @@ static void p08_dense2_relu4_infer(NrtModel *m, int n)
 }
 
 /* lenet_bn.net:20: dense(10) */
-static void p09_dense3_infer(NrtModel *m, int n)
+static void p07_dense3_infer(NrtModel *m, int n)
 {
     enum { IN = 84, OUT = 10 };
     const float *x = A(7680);    /* relu4 */
@@ -155,7 +131,7 @@ static void p09_dense3_infer(NrtModel *m, int n)
 }
 
 /* lenet_bn.net:20: dense(10) */
-static void p10_output_logits(NrtModel *m, int n)
+static void p08_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(0);    /* dense3 */
@@ -709,16 +685,14 @@ NrtStatus lenet_bn_predict(NrtModel *m, const float *x, int n, float *const *out
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_batchnorm1_fold(m, n);
-    p02_conv1_batchnorm1_relu1_infer(m, n);
-    p03_maxpool1_infer(m, n);
-    p04_conv2_batchnorm2_fold(m, n);
-    p05_conv2_batchnorm2_relu2_infer(m, n);
-    p06_maxpool2_infer(m, n);
-    p07_dense1_relu3_infer(m, n);
-    p08_dense2_relu4_infer(m, n);
-    p09_dense3_infer(m, n);
-    p10_output_logits(m, n);
+    p01_conv1_batchnorm1_relu1_infer(m, n);
+    p02_maxpool1_infer(m, n);
+    p03_conv2_batchnorm2_relu2_infer(m, n);
+    p04_maxpool2_infer(m, n);
+    p05_dense1_relu3_infer(m, n);
+    p06_dense2_relu4_infer(m, n);
+    p07_dense3_infer(m, n);
+    p08_output_logits(m, n);
     return NRT_OK;
 }
 

@@ -48,83 +48,59 @@ static void p00_preprocess(NrtModel *m, int n)
             }
 }
 
-/* multitask.net:23: batchnorm */
-static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
+/* multitask.net:23: conv(32, 3, pad=1) */
+static void p01_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 32, PER = 9 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(288);    /* conv1.bias */
+    float *y = A(50176);    /* relu1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *beta = P(352);    /* batchnorm1.beta */
     const float *rmean = P(841312);    /* batchnorm1.running_mean */
     const float *rvar = P(841344);    /* batchnorm1.running_var */
-    float *wf = A(50176);    /* conv1.folded_weight */
-    float *bf = A(50464);    /* conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* multitask.net:23: conv(32, 3, pad=1) */
-static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
-    const float *w = A(50176);    /* conv1.folded_weight */
-    const float *b = A(50464);    /* conv1.folded_bias */
-    float *y = A(50496);    /* relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* multitask.net:23: maxpool(2) */
-static void p03_maxpool1_infer(NrtModel *m, int n)
+static void p02_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(50496);    /* relu1 */
-    float *y = A(1656128);    /* maxpool1 */
+    const float *x = A(50176);    /* relu1 */
+    float *y = A(1655808);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
-/* multitask.net:24: batchnorm */
-static void p04_conv2_batchnorm2_fold(NrtModel *m, int n)
+/* multitask.net:24: conv(64, 3, pad=1) */
+static void p03_conv2_batchnorm2_relu2_infer(NrtModel *m, int n)
 {
-    enum { F = 64, PER = 288 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1655808);    /* maxpool1 */
     const float *w = P(384);    /* conv2.weight */
     const float *b = P(18816);    /* conv2.bias */
+    float *y = A(0);    /* relu2 */
     const float *gamma = P(18880);    /* batchnorm2.gamma */
     const float *beta = P(18944);    /* batchnorm2.beta */
     const float *rmean = P(841376);    /* batchnorm2.running_mean */
     const float *rvar = P(841440);    /* batchnorm2.running_var */
-    float *wf = A(0);    /* conv2.folded_weight */
-    float *bf = A(18432);    /* conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* multitask.net:24: conv(64, 3, pad=1) */
-static void p05_conv2_batchnorm2_relu2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 32, 14, 14, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1656128);    /* maxpool1 */
-    const float *w = A(0);    /* conv2.folded_weight */
-    const float *b = A(18432);    /* conv2.folded_bias */
-    float *y = A(18496);    /* relu2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* multitask.net:24: maxpool(2) */
-static void p06_maxpool2_infer(NrtModel *m, int n)
+static void p04_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 64, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(18496);    /* relu2 */
-    float *y = A(821312);    /* maxpool2 */
+    const float *x = A(0);    /* relu2 */
+    float *y = A(802816);    /* maxpool2 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* multitask.net:25: dense(256) */
-static void p07_dense1_relu3_infer(NrtModel *m, int n)
+static void p05_dense1_relu3_infer(NrtModel *m, int n)
 {
     enum { IN = 3136, OUT = 256 };
-    const float *x = A(821312);    /* maxpool2 */
+    const float *x = A(802816);    /* maxpool2 */
     const float *w = P(19008);    /* dense1.weight */
     const float *b = P(821824);    /* dense1.bias */
     float *y = A(0);    /* relu3 */
@@ -132,7 +108,7 @@ static void p07_dense1_relu3_infer(NrtModel *m, int n)
 }
 
 /* multitask.net:27: dense(10) */
-static void p08_dense2_infer(NrtModel *m, int n)
+static void p06_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 10 };
     const float *x = A(0);    /* relu3 */
@@ -143,7 +119,7 @@ static void p08_dense2_infer(NrtModel *m, int n)
 }
 
 /* multitask.net:28: dense(64) */
-static void p09_dense3_relu4_infer(NrtModel *m, int n)
+static void p07_dense3_relu4_infer(NrtModel *m, int n)
 {
     enum { IN = 256, OUT = 64 };
     const float *x = A(0);    /* relu3 */
@@ -154,7 +130,7 @@ static void p09_dense3_relu4_infer(NrtModel *m, int n)
 }
 
 /* multitask.net:28: dense(3) */
-static void p10_dense4_infer(NrtModel *m, int n)
+static void p08_dense4_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 3 };
     const float *x = A(17024);    /* relu4 */
@@ -165,7 +141,7 @@ static void p10_dense4_infer(NrtModel *m, int n)
 }
 
 /* multitask.net:33: softmax(fine_logits) */
-static void p11_softmax1_infer(NrtModel *m, int n)
+static void p09_softmax1_infer(NrtModel *m, int n)
 {
     enum { K = 10 };
     const float *x = A(16384);    /* dense2 */
@@ -174,7 +150,7 @@ static void p11_softmax1_infer(NrtModel *m, int n)
 }
 
 /* multitask.net:34: softmax(coarse_logits) */
-static void p12_softmax2_infer(NrtModel *m, int n)
+static void p10_softmax2_infer(NrtModel *m, int n)
 {
     enum { K = 3 };
     const float *x = A(0);    /* dense4 */
@@ -183,7 +159,7 @@ static void p12_softmax2_infer(NrtModel *m, int n)
 }
 
 /* multitask.net:33: softmax(fine_logits) */
-static void p13_output_fine(NrtModel *m, int n)
+static void p11_output_fine(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(192);    /* softmax1 */
@@ -191,7 +167,7 @@ static void p13_output_fine(NrtModel *m, int n)
 }
 
 /* multitask.net:34: softmax(coarse_logits) */
-static void p14_output_coarse_probs(NrtModel *m, int n)
+static void p12_output_coarse_probs(NrtModel *m, int n)
 {
     enum { D = 3 };
     const float *y = A(832);    /* softmax2 */
@@ -802,20 +778,18 @@ NrtStatus multitask_predict(NrtModel *m, const float *x, int n, float *const *ou
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_batchnorm1_fold(m, n);
-    p02_conv1_batchnorm1_relu1_infer(m, n);
-    p03_maxpool1_infer(m, n);
-    p04_conv2_batchnorm2_fold(m, n);
-    p05_conv2_batchnorm2_relu2_infer(m, n);
-    p06_maxpool2_infer(m, n);
-    p07_dense1_relu3_infer(m, n);
-    p08_dense2_infer(m, n);
-    p09_dense3_relu4_infer(m, n);
-    p10_dense4_infer(m, n);
-    p11_softmax1_infer(m, n);
-    p12_softmax2_infer(m, n);
-    p13_output_fine(m, n);
-    p14_output_coarse_probs(m, n);
+    p01_conv1_batchnorm1_relu1_infer(m, n);
+    p02_maxpool1_infer(m, n);
+    p03_conv2_batchnorm2_relu2_infer(m, n);
+    p04_maxpool2_infer(m, n);
+    p05_dense1_relu3_infer(m, n);
+    p06_dense2_infer(m, n);
+    p07_dense3_relu4_infer(m, n);
+    p08_dense4_infer(m, n);
+    p09_softmax1_infer(m, n);
+    p10_softmax2_infer(m, n);
+    p11_output_fine(m, n);
+    p12_output_coarse_probs(m, n);
     return NRT_OK;
 }
 

@@ -49,83 +49,59 @@ static void p00_preprocess(NrtModel *m, int n)
             }
 }
 
-/* regression.net:26: batchnorm */
-static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
+/* regression.net:26: conv(16, 3, pad=1) */
+static void p01_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 16, PER = 9 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(144);    /* conv1.bias */
+    float *y = A(50176);    /* relu1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *beta = P(176);    /* batchnorm1.beta */
     const float *rmean = P(209120);    /* batchnorm1.running_mean */
     const float *rvar = P(209136);    /* batchnorm1.running_var */
-    float *wf = A(50176);    /* conv1.folded_weight */
-    float *bf = A(50320);    /* conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* regression.net:26: conv(16, 3, pad=1) */
-static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
-    const float *w = A(50176);    /* conv1.folded_weight */
-    const float *b = A(50320);    /* conv1.folded_bias */
-    float *y = A(50336);    /* relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regression.net:26: maxpool(2) */
-static void p03_maxpool1_infer(NrtModel *m, int n)
+static void p02_maxpool1_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 16, 28, 28, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 14 x 14 out */
-    const float *x = A(50336);    /* relu1 */
-    float *y = A(853152);    /* maxpool1 */
+    const float *x = A(50176);    /* relu1 */
+    float *y = A(852992);    /* maxpool1 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
-/* regression.net:27: batchnorm */
-static void p04_conv2_batchnorm2_fold(NrtModel *m, int n)
+/* regression.net:27: conv(32, 3, pad=1) */
+static void p03_conv2_batchnorm2_relu2_infer(NrtModel *m, int n)
 {
-    enum { F = 32, PER = 144 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(852992);    /* maxpool1 */
     const float *w = P(192);    /* conv2.weight */
     const float *b = P(4800);    /* conv2.bias */
+    float *y = A(0);    /* relu2 */
     const float *gamma = P(4832);    /* batchnorm2.gamma */
     const float *beta = P(4864);    /* batchnorm2.beta */
     const float *rmean = P(209152);    /* batchnorm2.running_mean */
     const float *rvar = P(209184);    /* batchnorm2.running_var */
-    float *wf = A(0);    /* conv2.folded_weight */
-    float *bf = A(4608);    /* conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* regression.net:27: conv(32, 3, pad=1) */
-static void p05_conv2_batchnorm2_relu2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 16, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(853152);    /* maxpool1 */
-    const float *w = A(0);    /* conv2.folded_weight */
-    const float *b = A(4608);    /* conv2.folded_bias */
-    float *y = A(4640);    /* relu2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regression.net:27: maxpool(2) */
-static void p06_maxpool2_infer(NrtModel *m, int n)
+static void p04_maxpool2_infer(NrtModel *m, int n)
 {
     const NrtPoolShape s = {n, 32, 14, 14, 2, 2, 0};    /* n, c, h, w, size, stride, pad: 7 x 7 out */
-    const float *x = A(4640);    /* relu2 */
-    float *y = A(406048);    /* maxpool2 */
+    const float *x = A(0);    /* relu2 */
+    float *y = A(401408);    /* maxpool2 */
     nrt_maxpool_forward(&s, x, y, NULL);
 }
 
 /* regression.net:28: dense(128) */
-static void p07_dense1_relu3_infer(NrtModel *m, int n)
+static void p05_dense1_relu3_infer(NrtModel *m, int n)
 {
     enum { IN = 1568, OUT = 128 };
-    const float *x = A(406048);    /* maxpool2 */
+    const float *x = A(401408);    /* maxpool2 */
     const float *w = P(4896);    /* dense1.weight */
     const float *b = P(205600);    /* dense1.bias */
     float *y = A(0);    /* relu3 */
@@ -133,7 +109,7 @@ static void p07_dense1_relu3_infer(NrtModel *m, int n)
 }
 
 /* regression.net:30: dense(10) */
-static void p08_dense2_infer(NrtModel *m, int n)
+static void p06_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
     const float *x = A(0);    /* relu3 */
@@ -144,7 +120,7 @@ static void p08_dense2_infer(NrtModel *m, int n)
 }
 
 /* regression.net:31: dense(16) */
-static void p09_dense3_relu4_infer(NrtModel *m, int n)
+static void p07_dense3_relu4_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 16 };
     const float *x = A(0);    /* relu3 */
@@ -155,7 +131,7 @@ static void p09_dense3_relu4_infer(NrtModel *m, int n)
 }
 
 /* regression.net:31: dense(1) */
-static void p10_dense4_infer(NrtModel *m, int n)
+static void p08_dense4_infer(NrtModel *m, int n)
 {
     enum { IN = 16, OUT = 1 };
     const float *x = A(8832);    /* relu4 */
@@ -166,7 +142,7 @@ static void p10_dense4_infer(NrtModel *m, int n)
 }
 
 /* regression.net:31: sigmoid */
-static void p11_sigmoid1_infer(NrtModel *m, int n)
+static void p09_sigmoid1_infer(NrtModel *m, int n)
 {
     enum { D = 1 };
     const float *x = A(0);    /* dense4 */
@@ -175,7 +151,7 @@ static void p11_sigmoid1_infer(NrtModel *m, int n)
 }
 
 /* regression.net:36: softmax(logits) */
-static void p12_softmax1_infer(NrtModel *m, int n)
+static void p10_softmax1_infer(NrtModel *m, int n)
 {
     enum { K = 10 };
     const float *x = A(8192);    /* dense2 */
@@ -184,7 +160,7 @@ static void p12_softmax1_infer(NrtModel *m, int n)
 }
 
 /* regression.net:36: softmax(logits) */
-static void p13_output_classes(NrtModel *m, int n)
+static void p11_output_classes(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(128);    /* softmax1 */
@@ -192,7 +168,7 @@ static void p13_output_classes(NrtModel *m, int n)
 }
 
 /* regression.net:31: sigmoid */
-static void p14_output_ink_estimate(NrtModel *m, int n)
+static void p12_output_ink_estimate(NrtModel *m, int n)
 {
     enum { D = 1 };
     const float *y = A(64);    /* sigmoid1 */
@@ -804,20 +780,18 @@ NrtStatus regression_predict(NrtModel *m, const float *x, int n, float *const *o
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_batchnorm1_fold(m, n);
-    p02_conv1_batchnorm1_relu1_infer(m, n);
-    p03_maxpool1_infer(m, n);
-    p04_conv2_batchnorm2_fold(m, n);
-    p05_conv2_batchnorm2_relu2_infer(m, n);
-    p06_maxpool2_infer(m, n);
-    p07_dense1_relu3_infer(m, n);
-    p08_dense2_infer(m, n);
-    p09_dense3_relu4_infer(m, n);
-    p10_dense4_infer(m, n);
-    p11_sigmoid1_infer(m, n);
-    p12_softmax1_infer(m, n);
-    p13_output_classes(m, n);
-    p14_output_ink_estimate(m, n);
+    p01_conv1_batchnorm1_relu1_infer(m, n);
+    p02_maxpool1_infer(m, n);
+    p03_conv2_batchnorm2_relu2_infer(m, n);
+    p04_maxpool2_infer(m, n);
+    p05_dense1_relu3_infer(m, n);
+    p06_dense2_infer(m, n);
+    p07_dense3_relu4_infer(m, n);
+    p08_dense4_infer(m, n);
+    p09_sigmoid1_infer(m, n);
+    p10_softmax1_infer(m, n);
+    p11_output_classes(m, n);
+    p12_output_ink_estimate(m, n);
     return NRT_OK;
 }
 

@@ -48,39 +48,27 @@ static void p00_preprocess(NrtModel *m, int n)
     (void)C;
 }
 
-/* regularizers.net:26: batchnorm */
-static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
+/* regularizers.net:26: conv(32, 3, pad=1, dropconnect=0.1) */
+static void p01_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 32, PER = 9 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(288);    /* conv1.bias */
+    float *y = A(50176);    /* relu1 */
     const float *gamma = P(320);    /* batchnorm1.gamma */
     const float *beta = P(352);    /* batchnorm1.beta */
     const float *rmean = P(338528);    /* batchnorm1.running_mean */
     const float *rvar = P(338560);    /* batchnorm1.running_var */
-    float *wf = A(50176);    /* conv1.folded_weight */
-    float *bf = A(50464);    /* conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* regularizers.net:26: conv(32, 3, pad=1, dropconnect=0.1) */
-static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 1, 28, 28, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
-    const float *w = A(50176);    /* conv1.folded_weight */
-    const float *b = A(50464);    /* conv1.folded_bias */
-    float *y = A(50496);    /* relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regularizers.net:27: fractional_maxpool(1.414, overlap=true) */
-static void p03_fractional_maxpool1_infer(NrtModel *m, int n)
+static void p02_fractional_maxpool1_infer(NrtModel *m, int n)
 {
     enum { C = 32, H = 28, W = 28, OH = 19, OW = 19 };
-    const float *x = A(50496);    /* relu1 */
-    float *y = A(1656128);    /* fractional_maxpool1 */
+    const float *x = A(50176);    /* relu1 */
+    float *y = A(1655808);    /* fractional_maxpool1 */
     float *regions = A(0);    /* fractional_maxpool1.regions */
     const int64_t sets = 1;
     int32_t *r = (int32_t *)regions;
@@ -90,40 +78,28 @@ static void p03_fractional_maxpool1_infer(NrtModel *m, int n)
     nrt_fracpool_forward(&p, x, y, NULL);
 }
 
-/* regularizers.net:28: batchnorm */
-static void p04_conv2_batchnorm2_fold(NrtModel *m, int n)
+/* regularizers.net:28: conv(48, 3, pad=1, dropconnect=0.1) */
+static void p03_conv2_batchnorm2_relu2_infer(NrtModel *m, int n)
 {
-    enum { F = 48, PER = 288 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 32, 19, 19, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1655808);    /* fractional_maxpool1 */
     const float *w = P(384);    /* conv2.weight */
     const float *b = P(14208);    /* conv2.bias */
+    float *y = A(0);    /* relu2 */
     const float *gamma = P(14256);    /* batchnorm2.gamma */
     const float *beta = P(14304);    /* batchnorm2.beta */
     const float *rmean = P(338592);    /* batchnorm2.running_mean */
     const float *rvar = P(338640);    /* batchnorm2.running_var */
-    float *wf = A(0);    /* conv2.folded_weight */
-    float *bf = A(13824);    /* conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* regularizers.net:28: conv(48, 3, pad=1, dropconnect=0.1) */
-static void p05_conv2_batchnorm2_relu2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 32, 19, 19, 48, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1656128);    /* fractional_maxpool1 */
-    const float *w = A(0);    /* conv2.folded_weight */
-    const float *b = A(13824);    /* conv2.folded_bias */
-    float *y = A(13872);    /* relu2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regularizers.net:29: fractional_maxpool(1.414) */
-static void p06_fractional_maxpool2_infer(NrtModel *m, int n)
+static void p04_fractional_maxpool2_infer(NrtModel *m, int n)
 {
     enum { C = 48, H = 19, W = 19, OH = 13, OW = 13 };
-    const float *x = A(13872);    /* relu2 */
-    float *y = A(1122864);    /* fractional_maxpool2 */
-    float *regions = A(0);    /* fractional_maxpool2.regions */
+    const float *x = A(0);    /* relu2 */
+    float *y = A(1108992);    /* fractional_maxpool2 */
+    float *regions = A(1628160);    /* fractional_maxpool2.regions */
     const int64_t sets = 1;
     int32_t *r = (int32_t *)regions;
     nrt_fracpool_draw(m->seed, NRT_FRACPOOL_INFER_STEP, (uint64_t)9 << 32, sets, H, W, OH, OW, false, r);
@@ -132,40 +108,28 @@ static void p06_fractional_maxpool2_infer(NrtModel *m, int n)
     nrt_fracpool_forward(&p, x, y, NULL);
 }
 
-/* regularizers.net:30: batchnorm */
-static void p07_conv3_batchnorm3_fold(NrtModel *m, int n)
+/* regularizers.net:30: conv(64, 3, pad=1) */
+static void p05_conv3_batchnorm3_relu3_infer(NrtModel *m, int n)
 {
-    enum { F = 64, PER = 432 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 48, 13, 13, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1108992);    /* fractional_maxpool2 */
     const float *w = P(14352);    /* conv3.weight */
     const float *b = P(42000);    /* conv3.bias */
+    float *y = A(0);    /* relu3 */
     const float *gamma = P(42064);    /* batchnorm3.gamma */
     const float *beta = P(42128);    /* batchnorm3.beta */
     const float *rmean = P(338688);    /* batchnorm3.running_mean */
     const float *rvar = P(338752);    /* batchnorm3.running_var */
-    float *wf = A(0);    /* conv3.folded_weight */
-    float *bf = A(27648);    /* conv3.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* regularizers.net:30: conv(64, 3, pad=1) */
-static void p08_conv3_batchnorm3_relu3_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 48, 13, 13, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1122864);    /* fractional_maxpool2 */
-    const float *w = A(0);    /* conv3.folded_weight */
-    const float *b = A(27648);    /* conv3.folded_bias */
-    float *y = A(27712);    /* relu3 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* regularizers.net:31: fractional_maxpool(ratio=2.0) */
-static void p09_fractional_maxpool3_infer(NrtModel *m, int n)
+static void p06_fractional_maxpool3_infer(NrtModel *m, int n)
 {
     enum { C = 64, H = 13, W = 13, OH = 6, OW = 6 };
-    const float *x = A(27712);    /* relu3 */
-    float *y = A(719936);    /* fractional_maxpool3 */
-    float *regions = A(0);    /* fractional_maxpool3.regions */
+    const float *x = A(0);    /* relu3 */
+    float *y = A(692224);    /* fractional_maxpool3 */
+    float *regions = A(839680);    /* fractional_maxpool3.regions */
     const int64_t sets = 1;
     int32_t *r = (int32_t *)regions;
     nrt_fracpool_draw(m->seed, NRT_FRACPOOL_INFER_STEP, (uint64_t)13 << 32, sets, H, W, OH, OW, false, r);
@@ -175,10 +139,10 @@ static void p09_fractional_maxpool3_infer(NrtModel *m, int n)
 }
 
 /* regularizers.net:35: dense(128, dropconnect=0.5, l2=1e-4) */
-static void p10_dense1_relu4_infer(NrtModel *m, int n)
+static void p07_dense1_relu4_infer(NrtModel *m, int n)
 {
     enum { IN = 2304, OUT = 128 };
-    const float *x = A(719936);    /* fractional_maxpool3 */
+    const float *x = A(692224);    /* fractional_maxpool3 */
     const float *w = P(42192);    /* dense1.weight */
     const float *b = P(337104);    /* dense1.bias */
     float *y = A(0);    /* relu4 */
@@ -186,7 +150,7 @@ static void p10_dense1_relu4_infer(NrtModel *m, int n)
 }
 
 /* regularizers.net:36: dense(10, l1=0.0) */
-static void p11_dense2_infer(NrtModel *m, int n)
+static void p08_dense2_infer(NrtModel *m, int n)
 {
     enum { IN = 128, OUT = 10 };
     const float *x = A(0);    /* relu4 */
@@ -197,7 +161,7 @@ static void p11_dense2_infer(NrtModel *m, int n)
 }
 
 /* regularizers.net:36: dense(10, l1=0.0) */
-static void p12_output_logits(NrtModel *m, int n)
+static void p09_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(8192);    /* dense2 */
@@ -882,18 +846,15 @@ NrtStatus regularizers_predict(NrtModel *m, const float *x, int n, float *const 
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_batchnorm1_fold(m, n);
-    p02_conv1_batchnorm1_relu1_infer(m, n);
-    p03_fractional_maxpool1_infer(m, n);
-    p04_conv2_batchnorm2_fold(m, n);
-    p05_conv2_batchnorm2_relu2_infer(m, n);
-    p06_fractional_maxpool2_infer(m, n);
-    p07_conv3_batchnorm3_fold(m, n);
-    p08_conv3_batchnorm3_relu3_infer(m, n);
-    p09_fractional_maxpool3_infer(m, n);
-    p10_dense1_relu4_infer(m, n);
-    p11_dense2_infer(m, n);
-    p12_output_logits(m, n);
+    p01_conv1_batchnorm1_relu1_infer(m, n);
+    p02_fractional_maxpool1_infer(m, n);
+    p03_conv2_batchnorm2_relu2_infer(m, n);
+    p04_fractional_maxpool2_infer(m, n);
+    p05_conv3_batchnorm3_relu3_infer(m, n);
+    p06_fractional_maxpool3_infer(m, n);
+    p07_dense1_relu4_infer(m, n);
+    p08_dense2_infer(m, n);
+    p09_output_logits(m, n);
     return NRT_OK;
 }
 

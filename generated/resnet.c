@@ -49,447 +49,291 @@ static void p00_preprocess(NrtModel *m, int n)
             }
 }
 
-/* resnet.net:41: batchnorm */
-static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
+/* resnet.net:41: conv(16, 3, pad=same, bias=false) */
+static void p01_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 16, PER = 9 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = NULL;
+    float *y = A(100352);    /* relu1 */
     const float *gamma = P(144);    /* batchnorm1.gamma */
     const float *beta = P(160);    /* batchnorm1.beta */
     const float *rmean = P(174880);    /* batchnorm1.running_mean */
     const float *rvar = P(174896);    /* batchnorm1.running_var */
-    float *wf = A(100352);    /* conv1.folded_weight */
-    float *bf = A(100496);    /* conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
-/* resnet.net:41: conv(16, 3, pad=same, bias=false) */
-static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
+/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
+static void p02_res1_conv1_res1_batchnorm1_res1_relu1_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
-    const float *w = A(100352);    /* conv1.folded_weight */
-    const float *b = A(100496);    /* conv1.folded_bias */
-    float *y = A(100512);    /* relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
-}
-
-/* resnet.net:24: batchnorm */
-static void p03_res1_conv1_res1_batchnorm1_fold(NrtModel *m, int n)
-{
-    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(100352);    /* relu1 */
     const float *w = P(176);    /* res1.conv1.weight */
     const float *b = NULL;
+    float *y = A(1705984);    /* res1.relu1 */
     const float *gamma = P(2480);    /* res1.batchnorm1.gamma */
     const float *beta = P(2496);    /* res1.batchnorm1.beta */
     const float *rmean = P(174912);    /* res1.batchnorm1.running_mean */
     const float *rvar = P(174928);    /* res1.batchnorm1.running_var */
-    float *wf = A(0);    /* res1.conv1.folded_weight */
-    float *bf = A(2304);    /* res1.conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void p04_res1_conv1_res1_batchnorm1_res1_relu1_infer(NrtModel *m, int n)
+/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
+static void p03_res1_conv2_res1_batchnorm2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(100512);    /* relu1 */
-    const float *w = A(0);    /* res1.conv1.folded_weight */
-    const float *b = A(2304);    /* res1.conv1.folded_bias */
-    float *y = A(1706144);    /* res1.relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
-}
-
-/* resnet.net:25: batchnorm(gamma=zeros) */
-static void p05_res1_conv2_res1_batchnorm2_fold(NrtModel *m, int n)
-{
-    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const float *x = A(1705984);    /* res1.relu1 */
     const float *w = P(2512);    /* res1.conv2.weight */
     const float *b = NULL;
+    float *y = A(3311616);    /* res1.batchnorm2 */
     const float *gamma = P(4816);    /* res1.batchnorm2.gamma */
     const float *beta = P(4832);    /* res1.batchnorm2.beta */
     const float *rmean = P(174944);    /* res1.batchnorm2.running_mean */
     const float *rvar = P(174960);    /* res1.batchnorm2.running_var */
-    float *wf = A(0);    /* res1.conv2.folded_weight */
-    float *bf = A(2304);    /* res1.conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void p06_res1_conv2_res1_batchnorm2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1706144);    /* res1.relu1 */
-    const float *w = A(0);    /* res1.conv2.folded_weight */
-    const float *b = A(2304);    /* res1.conv2.folded_bias */
-    float *y = A(3311776);    /* res1.batchnorm2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:27: in + branch */
-static void p07_res1_add1_res1_relu2_infer(NrtModel *m, int n)
+static void p04_res1_add1_res1_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x0 = A(100512);    /* relu1 */
-    const float *x1 = A(3311776);    /* res1.batchnorm2 */
-    float *y = A(1706144);    /* res1.relu2 */
+    const float *x0 = A(100352);    /* relu1 */
+    const float *x1 = A(3311616);    /* res1.batchnorm2 */
+    float *y = A(1705984);    /* res1.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
-/* resnet.net:24: batchnorm */
-static void p08_res2_conv1_res2_batchnorm1_fold(NrtModel *m, int n)
+/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
+static void p05_res2_conv1_res2_batchnorm1_res2_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1705984);    /* res1.relu2 */
     const float *w = P(4848);    /* res2.conv1.weight */
     const float *b = NULL;
+    float *y = A(0);    /* res2.relu1 */
     const float *gamma = P(7152);    /* res2.batchnorm1.gamma */
     const float *beta = P(7168);    /* res2.batchnorm1.beta */
     const float *rmean = P(174976);    /* res2.batchnorm1.running_mean */
     const float *rvar = P(174992);    /* res2.batchnorm1.running_var */
-    float *wf = A(0);    /* res2.conv1.folded_weight */
-    float *bf = A(2304);    /* res2.conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void p09_res2_conv1_res2_batchnorm1_res2_relu1_infer(NrtModel *m, int n)
+/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
+static void p06_res2_conv2_res2_batchnorm2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1706144);    /* res1.relu2 */
-    const float *w = A(0);    /* res2.conv1.folded_weight */
-    const float *b = A(2304);    /* res2.conv1.folded_bias */
-    float *y = A(2320);    /* res2.relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
-}
-
-/* resnet.net:25: batchnorm(gamma=zeros) */
-static void p10_res2_conv2_res2_batchnorm2_fold(NrtModel *m, int n)
-{
-    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const float *x = A(0);    /* res2.relu1 */
     const float *w = P(7184);    /* res2.conv2.weight */
     const float *b = NULL;
+    float *y = A(3311616);    /* res2.batchnorm2 */
     const float *gamma = P(9488);    /* res2.batchnorm2.gamma */
     const float *beta = P(9504);    /* res2.batchnorm2.beta */
     const float *rmean = P(175008);    /* res2.batchnorm2.running_mean */
     const float *rvar = P(175024);    /* res2.batchnorm2.running_var */
-    float *wf = A(0);    /* res2.conv2.folded_weight */
-    float *bf = A(2304);    /* res2.conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void p11_res2_conv2_res2_batchnorm2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(2320);    /* res2.relu1 */
-    const float *w = A(0);    /* res2.conv2.folded_weight */
-    const float *b = A(2304);    /* res2.conv2.folded_bias */
-    float *y = A(3311776);    /* res2.batchnorm2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:27: in + branch */
-static void p12_res2_add1_res2_relu2_infer(NrtModel *m, int n)
+static void p07_res2_add1_res2_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x0 = A(1706144);    /* res1.relu2 */
-    const float *x1 = A(3311776);    /* res2.batchnorm2 */
+    const float *x0 = A(1705984);    /* res1.relu2 */
+    const float *x1 = A(3311616);    /* res2.batchnorm2 */
     float *y = A(0);    /* res2.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
-/* resnet.net:32: batchnorm */
-static void p13_res_down1_conv1_res_down1_batchnorm1_fold(NrtModel *m, int n)
+/* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
+static void p08_res_down1_conv1_res_down1_batchnorm1_res_down1_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 32, PER = 144 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* res2.relu2 */
     const float *w = P(9520);    /* res_down1.conv1.weight */
     const float *b = NULL;
+    float *y = A(1605632);    /* res_down1.relu1 */
     const float *gamma = P(14128);    /* res_down1.batchnorm1.gamma */
     const float *beta = P(14160);    /* res_down1.batchnorm1.beta */
     const float *rmean = P(175040);    /* res_down1.batchnorm1.running_mean */
     const float *rvar = P(175072);    /* res_down1.batchnorm1.running_var */
-    float *wf = A(1605632);    /* res_down1.conv1.folded_weight */
-    float *bf = A(1610240);    /* res_down1.conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void p14_res_down1_conv1_res_down1_batchnorm1_res_down1_relu1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* res2.relu2 */
-    const float *w = A(1605632);    /* res_down1.conv1.folded_weight */
-    const float *b = A(1610240);    /* res_down1.conv1.folded_bias */
-    float *y = A(1610272);    /* res_down1.relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void p15_res_down1_conv2_infer(NrtModel *m, int n)
+static void p09_res_down1_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1610272);    /* res_down1.relu1 */
+    const float *x = A(1605632);    /* res_down1.relu1 */
     const float *w = P(14192);    /* res_down1.conv2.weight */
     const float *b = P(23408);    /* res_down1.conv2.bias */
-    float *y = A(2413088);    /* res_down1.conv2 */
+    float *y = A(2408448);    /* res_down1.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet.net:35: batchnorm */
-static void p16_res_down1_conv3_res_down1_batchnorm2_fold(NrtModel *m, int n)
+/* resnet.net:35: conv(f, 1, stride=2, bias=false) */
+static void p10_res_down1_conv3_res_down1_batchnorm2_infer(NrtModel *m, int n)
 {
-    enum { F = 32, PER = 16 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* res2.relu2 */
     const float *w = P(23440);    /* res_down1.conv3.weight */
     const float *b = NULL;
+    float *y = A(1605632);    /* res_down1.batchnorm2 */
     const float *gamma = P(23952);    /* res_down1.batchnorm2.gamma */
     const float *beta = P(23984);    /* res_down1.batchnorm2.beta */
     const float *rmean = P(175104);    /* res_down1.batchnorm2.running_mean */
     const float *rvar = P(175136);    /* res_down1.batchnorm2.running_var */
-    float *wf = A(1605632);    /* res_down1.conv3.folded_weight */
-    float *bf = A(1606144);    /* res_down1.conv3.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void p17_res_down1_conv3_res_down1_batchnorm2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* res2.relu2 */
-    const float *w = A(1605632);    /* res_down1.conv3.folded_weight */
-    const float *b = A(1606144);    /* res_down1.conv3.folded_bias */
-    float *y = A(1606176);    /* res_down1.batchnorm2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:36: shortcut + branch */
-static void p18_res_down1_add1_res_down1_relu2_infer(NrtModel *m, int n)
+static void p11_res_down1_add1_res_down1_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x0 = A(1606176);    /* res_down1.batchnorm2 */
-    const float *x1 = A(2413088);    /* res_down1.conv2 */
+    const float *x0 = A(1605632);    /* res_down1.batchnorm2 */
+    const float *x1 = A(2408448);    /* res_down1.conv2 */
     float *y = A(0);    /* res_down1.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
-/* resnet.net:24: batchnorm */
-static void p19_res3_conv1_res3_batchnorm1_fold(NrtModel *m, int n)
+/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
+static void p12_res3_conv1_res3_batchnorm1_res3_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 32, PER = 288 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* res_down1.relu2 */
     const float *w = P(24016);    /* res3.conv1.weight */
     const float *b = NULL;
+    float *y = A(802816);    /* res3.relu1 */
     const float *gamma = P(33232);    /* res3.batchnorm1.gamma */
     const float *beta = P(33264);    /* res3.batchnorm1.beta */
     const float *rmean = P(175168);    /* res3.batchnorm1.running_mean */
     const float *rvar = P(175200);    /* res3.batchnorm1.running_var */
-    float *wf = A(802816);    /* res3.conv1.folded_weight */
-    float *bf = A(812032);    /* res3.conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void p20_res3_conv1_res3_batchnorm1_res3_relu1_infer(NrtModel *m, int n)
+/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
+static void p13_res3_conv2_res3_batchnorm2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* res_down1.relu2 */
-    const float *w = A(802816);    /* res3.conv1.folded_weight */
-    const float *b = A(812032);    /* res3.conv1.folded_bias */
-    float *y = A(812064);    /* res3.relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
-}
-
-/* resnet.net:25: batchnorm(gamma=zeros) */
-static void p21_res3_conv2_res3_batchnorm2_fold(NrtModel *m, int n)
-{
-    enum { F = 32, PER = 288 };    /* output channels, weights each */
+    const float *x = A(802816);    /* res3.relu1 */
     const float *w = P(33296);    /* res3.conv2.weight */
     const float *b = NULL;
+    float *y = A(1605632);    /* res3.batchnorm2 */
     const float *gamma = P(42512);    /* res3.batchnorm2.gamma */
     const float *beta = P(42544);    /* res3.batchnorm2.beta */
     const float *rmean = P(175232);    /* res3.batchnorm2.running_mean */
     const float *rvar = P(175264);    /* res3.batchnorm2.running_var */
-    float *wf = A(802816);    /* res3.conv2.folded_weight */
-    float *bf = A(812032);    /* res3.conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void p22_res3_conv2_res3_batchnorm2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(812064);    /* res3.relu1 */
-    const float *w = A(802816);    /* res3.conv2.folded_weight */
-    const float *b = A(812032);    /* res3.conv2.folded_bias */
-    float *y = A(1614880);    /* res3.batchnorm2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:27: in + branch */
-static void p23_res3_add1_res3_relu2_infer(NrtModel *m, int n)
+static void p14_res3_add1_res3_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
     const float *x0 = A(0);    /* res_down1.relu2 */
-    const float *x1 = A(1614880);    /* res3.batchnorm2 */
+    const float *x1 = A(1605632);    /* res3.batchnorm2 */
     float *y = A(802816);    /* res3.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
-/* resnet.net:32: batchnorm */
-static void p24_res_down2_conv1_res_down2_batchnorm1_fold(NrtModel *m, int n)
+/* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
+static void p15_res_down2_conv1_res_down2_batchnorm1_res_down2_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 64, PER = 288 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(802816);    /* res3.relu2 */
     const float *w = P(42576);    /* res_down2.conv1.weight */
     const float *b = NULL;
+    float *y = A(0);    /* res_down2.relu1 */
     const float *gamma = P(61008);    /* res_down2.batchnorm1.gamma */
     const float *beta = P(61072);    /* res_down2.batchnorm1.beta */
     const float *rmean = P(175296);    /* res_down2.batchnorm1.running_mean */
     const float *rvar = P(175360);    /* res_down2.batchnorm1.running_var */
-    float *wf = A(0);    /* res_down2.conv1.folded_weight */
-    float *bf = A(18432);    /* res_down2.conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet.net:32: conv(f, 3, stride=2, pad=1, bias=false) */
-static void p25_res_down2_conv1_res_down2_batchnorm1_res_down2_relu1_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(802816);    /* res3.relu2 */
-    const float *w = A(0);    /* res_down2.conv1.folded_weight */
-    const float *b = A(18432);    /* res_down2.conv1.folded_bias */
-    float *y = A(18496);    /* res_down2.relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
 /* resnet.net:33: conv(f, 3, pad=same, init=zeros) */
-static void p26_res_down2_conv2_infer(NrtModel *m, int n)
+static void p16_res_down2_conv2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(18496);    /* res_down2.relu1 */
+    const float *x = A(0);    /* res_down2.relu1 */
     const float *w = P(61136);    /* res_down2.conv2.weight */
     const float *b = P(98000);    /* res_down2.conv2.bias */
-    float *y = A(1605632);    /* res_down2.conv2 */
+    float *y = A(401408);    /* res_down2.conv2 */
     nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet.net:35: batchnorm */
-static void p27_res_down2_conv3_res_down2_batchnorm2_fold(NrtModel *m, int n)
+/* resnet.net:35: conv(f, 1, stride=2, bias=false) */
+static void p17_res_down2_conv3_res_down2_batchnorm2_infer(NrtModel *m, int n)
 {
-    enum { F = 64, PER = 32 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(802816);    /* res3.relu2 */
     const float *w = P(98064);    /* res_down2.conv3.weight */
     const float *b = NULL;
+    float *y = A(0);    /* res_down2.batchnorm2 */
     const float *gamma = P(100112);    /* res_down2.batchnorm2.gamma */
     const float *beta = P(100176);    /* res_down2.batchnorm2.beta */
     const float *rmean = P(175424);    /* res_down2.batchnorm2.running_mean */
     const float *rvar = P(175488);    /* res_down2.batchnorm2.running_var */
-    float *wf = A(0);    /* res_down2.conv3.folded_weight */
-    float *bf = A(2048);    /* res_down2.conv3.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet.net:35: conv(f, 1, stride=2, bias=false) */
-static void p28_res_down2_conv3_res_down2_batchnorm2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(802816);    /* res3.relu2 */
-    const float *w = A(0);    /* res_down2.conv3.folded_weight */
-    const float *b = A(2048);    /* res_down2.conv3.folded_bias */
-    float *y = A(2112);    /* res_down2.batchnorm2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:36: shortcut + branch */
-static void p29_res_down2_add1_res_down2_relu2_infer(NrtModel *m, int n)
+static void p18_res_down2_add1_res_down2_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(2112);    /* res_down2.batchnorm2 */
-    const float *x1 = A(1605632);    /* res_down2.conv2 */
-    float *y = A(403520);    /* res_down2.relu2 */
+    const float *x0 = A(0);    /* res_down2.batchnorm2 */
+    const float *x1 = A(401408);    /* res_down2.conv2 */
+    float *y = A(802816);    /* res_down2.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
-/* resnet.net:24: batchnorm */
-static void p30_res4_conv1_res4_batchnorm1_fold(NrtModel *m, int n)
+/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
+static void p19_res4_conv1_res4_batchnorm1_res4_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 64, PER = 576 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(802816);    /* res_down2.relu2 */
     const float *w = P(100240);    /* res4.conv1.weight */
     const float *b = NULL;
+    float *y = A(0);    /* res4.relu1 */
     const float *gamma = P(137104);    /* res4.batchnorm1.gamma */
     const float *beta = P(137168);    /* res4.batchnorm1.beta */
     const float *rmean = P(175552);    /* res4.batchnorm1.running_mean */
     const float *rvar = P(175616);    /* res4.batchnorm1.running_var */
-    float *wf = A(0);    /* res4.conv1.folded_weight */
-    float *bf = A(36864);    /* res4.conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
-/* resnet.net:24: conv(f, 3, pad=same, bias=false) */
-static void p31_res4_conv1_res4_batchnorm1_res4_relu1_infer(NrtModel *m, int n)
+/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
+static void p20_res4_conv2_res4_batchnorm2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(403520);    /* res_down2.relu2 */
-    const float *w = A(0);    /* res4.conv1.folded_weight */
-    const float *b = A(36864);    /* res4.conv1.folded_bias */
-    float *y = A(804928);    /* res4.relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
-}
-
-/* resnet.net:25: batchnorm(gamma=zeros) */
-static void p32_res4_conv2_res4_batchnorm2_fold(NrtModel *m, int n)
-{
-    enum { F = 64, PER = 576 };    /* output channels, weights each */
+    const float *x = A(0);    /* res4.relu1 */
     const float *w = P(137232);    /* res4.conv2.weight */
     const float *b = NULL;
+    float *y = A(401408);    /* res4.batchnorm2 */
     const float *gamma = P(174096);    /* res4.batchnorm2.gamma */
     const float *beta = P(174160);    /* res4.batchnorm2.beta */
     const float *rmean = P(175680);    /* res4.batchnorm2.running_mean */
     const float *rvar = P(175744);    /* res4.batchnorm2.running_var */
-    float *wf = A(0);    /* res4.conv2.folded_weight */
-    float *bf = A(36864);    /* res4.conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet.net:25: conv(f, 3, pad=same, bias=false) */
-static void p33_res4_conv2_res4_batchnorm2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(804928);    /* res4.relu1 */
-    const float *w = A(0);    /* res4.conv2.folded_weight */
-    const float *b = A(36864);    /* res4.conv2.folded_bias */
-    float *y = A(1206336);    /* res4.batchnorm2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet.net:27: in + branch */
-static void p34_res4_add1_res4_relu2_infer(NrtModel *m, int n)
+static void p21_res4_add1_res4_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(403520);    /* res_down2.relu2 */
-    const float *x1 = A(1206336);    /* res4.batchnorm2 */
+    const float *x0 = A(802816);    /* res_down2.relu2 */
+    const float *x1 = A(401408);    /* res4.batchnorm2 */
     float *y = A(0);    /* res4.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet.net:46: global_avgpool */
-static void p35_global_avgpool1_infer(NrtModel *m, int n)
+static void p22_global_avgpool1_infer(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
     const float *x = A(0);    /* res4.relu2 */
@@ -498,7 +342,7 @@ static void p35_global_avgpool1_infer(NrtModel *m, int n)
 }
 
 /* resnet.net:46: dense(10, init=xavier) */
-static void p36_dense1_infer(NrtModel *m, int n)
+static void p23_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
     const float *x = A(401408);    /* global_avgpool1 */
@@ -509,7 +353,7 @@ static void p36_dense1_infer(NrtModel *m, int n)
 }
 
 /* resnet.net:46: dense(10, init=xavier) */
-static void p37_output_logits(NrtModel *m, int n)
+static void p24_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(0);    /* dense1 */
@@ -2209,43 +2053,30 @@ NrtStatus resnet_predict(NrtModel *m, const float *x, int n, float *const *outs,
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_batchnorm1_fold(m, n);
-    p02_conv1_batchnorm1_relu1_infer(m, n);
-    p03_res1_conv1_res1_batchnorm1_fold(m, n);
-    p04_res1_conv1_res1_batchnorm1_res1_relu1_infer(m, n);
-    p05_res1_conv2_res1_batchnorm2_fold(m, n);
-    p06_res1_conv2_res1_batchnorm2_infer(m, n);
-    p07_res1_add1_res1_relu2_infer(m, n);
-    p08_res2_conv1_res2_batchnorm1_fold(m, n);
-    p09_res2_conv1_res2_batchnorm1_res2_relu1_infer(m, n);
-    p10_res2_conv2_res2_batchnorm2_fold(m, n);
-    p11_res2_conv2_res2_batchnorm2_infer(m, n);
-    p12_res2_add1_res2_relu2_infer(m, n);
-    p13_res_down1_conv1_res_down1_batchnorm1_fold(m, n);
-    p14_res_down1_conv1_res_down1_batchnorm1_res_down1_relu1_infer(m, n);
-    p15_res_down1_conv2_infer(m, n);
-    p16_res_down1_conv3_res_down1_batchnorm2_fold(m, n);
-    p17_res_down1_conv3_res_down1_batchnorm2_infer(m, n);
-    p18_res_down1_add1_res_down1_relu2_infer(m, n);
-    p19_res3_conv1_res3_batchnorm1_fold(m, n);
-    p20_res3_conv1_res3_batchnorm1_res3_relu1_infer(m, n);
-    p21_res3_conv2_res3_batchnorm2_fold(m, n);
-    p22_res3_conv2_res3_batchnorm2_infer(m, n);
-    p23_res3_add1_res3_relu2_infer(m, n);
-    p24_res_down2_conv1_res_down2_batchnorm1_fold(m, n);
-    p25_res_down2_conv1_res_down2_batchnorm1_res_down2_relu1_infer(m, n);
-    p26_res_down2_conv2_infer(m, n);
-    p27_res_down2_conv3_res_down2_batchnorm2_fold(m, n);
-    p28_res_down2_conv3_res_down2_batchnorm2_infer(m, n);
-    p29_res_down2_add1_res_down2_relu2_infer(m, n);
-    p30_res4_conv1_res4_batchnorm1_fold(m, n);
-    p31_res4_conv1_res4_batchnorm1_res4_relu1_infer(m, n);
-    p32_res4_conv2_res4_batchnorm2_fold(m, n);
-    p33_res4_conv2_res4_batchnorm2_infer(m, n);
-    p34_res4_add1_res4_relu2_infer(m, n);
-    p35_global_avgpool1_infer(m, n);
-    p36_dense1_infer(m, n);
-    p37_output_logits(m, n);
+    p01_conv1_batchnorm1_relu1_infer(m, n);
+    p02_res1_conv1_res1_batchnorm1_res1_relu1_infer(m, n);
+    p03_res1_conv2_res1_batchnorm2_infer(m, n);
+    p04_res1_add1_res1_relu2_infer(m, n);
+    p05_res2_conv1_res2_batchnorm1_res2_relu1_infer(m, n);
+    p06_res2_conv2_res2_batchnorm2_infer(m, n);
+    p07_res2_add1_res2_relu2_infer(m, n);
+    p08_res_down1_conv1_res_down1_batchnorm1_res_down1_relu1_infer(m, n);
+    p09_res_down1_conv2_infer(m, n);
+    p10_res_down1_conv3_res_down1_batchnorm2_infer(m, n);
+    p11_res_down1_add1_res_down1_relu2_infer(m, n);
+    p12_res3_conv1_res3_batchnorm1_res3_relu1_infer(m, n);
+    p13_res3_conv2_res3_batchnorm2_infer(m, n);
+    p14_res3_add1_res3_relu2_infer(m, n);
+    p15_res_down2_conv1_res_down2_batchnorm1_res_down2_relu1_infer(m, n);
+    p16_res_down2_conv2_infer(m, n);
+    p17_res_down2_conv3_res_down2_batchnorm2_infer(m, n);
+    p18_res_down2_add1_res_down2_relu2_infer(m, n);
+    p19_res4_conv1_res4_batchnorm1_res4_relu1_infer(m, n);
+    p20_res4_conv2_res4_batchnorm2_infer(m, n);
+    p21_res4_add1_res4_relu2_infer(m, n);
+    p22_global_avgpool1_infer(m, n);
+    p23_dense1_infer(m, n);
+    p24_output_logits(m, n);
     return NRT_OK;
 }
 

@@ -49,293 +49,185 @@ static void p00_preprocess(NrtModel *m, int n)
             }
 }
 
-/* resnet8.net:32: batchnorm */
-static void p01_conv1_batchnorm1_fold(NrtModel *m, int n)
+/* resnet8.net:32: conv(16, 3, pad=1) */
+static void p01_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 16, PER = 9 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* image */
     const float *w = P(0);    /* conv1.weight */
     const float *b = P(144);    /* conv1.bias */
+    float *y = A(100352);    /* relu1 */
     const float *gamma = P(160);    /* batchnorm1.gamma */
     const float *beta = P(176);    /* batchnorm1.beta */
     const float *rmean = P(78096);    /* batchnorm1.running_mean */
     const float *rvar = P(78112);    /* batchnorm1.running_var */
-    float *wf = A(100352);    /* conv1.folded_weight */
-    float *bf = A(100496);    /* conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
-/* resnet8.net:32: conv(16, 3, pad=1) */
-static void p02_conv1_batchnorm1_relu1_infer(NrtModel *m, int n)
+/* resnet8.net:18: conv(f, 3, pad=1) */
+static void p02_basic1_conv1_basic1_batchnorm1_basic1_relu1_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 1, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(0);    /* image */
-    const float *w = A(100352);    /* conv1.folded_weight */
-    const float *b = A(100496);    /* conv1.folded_bias */
-    float *y = A(100512);    /* relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
-}
-
-/* resnet8.net:18: batchnorm */
-static void p03_basic1_conv1_basic1_batchnorm1_fold(NrtModel *m, int n)
-{
-    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(100352);    /* relu1 */
     const float *w = P(192);    /* basic1.conv1.weight */
     const float *b = P(2496);    /* basic1.conv1.bias */
+    float *y = A(1705984);    /* basic1.relu1 */
     const float *gamma = P(2512);    /* basic1.batchnorm1.gamma */
     const float *beta = P(2528);    /* basic1.batchnorm1.beta */
     const float *rmean = P(78128);    /* basic1.batchnorm1.running_mean */
     const float *rvar = P(78144);    /* basic1.batchnorm1.running_var */
-    float *wf = A(0);    /* basic1.conv1.folded_weight */
-    float *bf = A(2304);    /* basic1.conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
-/* resnet8.net:18: conv(f, 3, pad=1) */
-static void p04_basic1_conv1_basic1_batchnorm1_basic1_relu1_infer(NrtModel *m, int n)
+/* resnet8.net:19: conv(f, 3, pad=1) */
+static void p03_basic1_conv2_basic1_batchnorm2_infer(NrtModel *m, int n)
 {
     const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(100512);    /* relu1 */
-    const float *w = A(0);    /* basic1.conv1.folded_weight */
-    const float *b = A(2304);    /* basic1.conv1.folded_bias */
-    float *y = A(1706144);    /* basic1.relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
-}
-
-/* resnet8.net:19: batchnorm */
-static void p05_basic1_conv2_basic1_batchnorm2_fold(NrtModel *m, int n)
-{
-    enum { F = 16, PER = 144 };    /* output channels, weights each */
+    const float *x = A(1705984);    /* basic1.relu1 */
     const float *w = P(2544);    /* basic1.conv2.weight */
     const float *b = P(4848);    /* basic1.conv2.bias */
+    float *y = A(3311616);    /* basic1.batchnorm2 */
     const float *gamma = P(4864);    /* basic1.batchnorm2.gamma */
     const float *beta = P(4880);    /* basic1.batchnorm2.beta */
     const float *rmean = P(78160);    /* basic1.batchnorm2.running_mean */
     const float *rvar = P(78176);    /* basic1.batchnorm2.running_var */
-    float *wf = A(0);    /* basic1.conv2.folded_weight */
-    float *bf = A(2304);    /* basic1.conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet8.net:19: conv(f, 3, pad=1) */
-static void p06_basic1_conv2_basic1_batchnorm2_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 16, 28, 28, 16, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1706144);    /* basic1.relu1 */
-    const float *w = A(0);    /* basic1.conv2.folded_weight */
-    const float *b = A(2304);    /* basic1.conv2.folded_bias */
-    float *y = A(3311776);    /* basic1.batchnorm2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:20: branch + in */
-static void p07_basic1_add1_basic1_relu2_infer(NrtModel *m, int n)
+static void p04_basic1_add1_basic1_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 12544 };
-    const float *x0 = A(3311776);    /* basic1.batchnorm2 */
-    const float *x1 = A(100512);    /* relu1 */
-    float *y = A(1706144);    /* basic1.relu2 */
+    const float *x0 = A(3311616);    /* basic1.batchnorm2 */
+    const float *x1 = A(100352);    /* relu1 */
+    float *y = A(1705984);    /* basic1.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
-/* resnet8.net:26: batchnorm */
-static void p08_down1_conv1_down1_batchnorm1_fold(NrtModel *m, int n)
+/* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
+static void p05_down1_conv1_down1_batchnorm1_down1_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 32, PER = 144 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1705984);    /* basic1.relu2 */
     const float *w = P(4896);    /* down1.conv1.weight */
     const float *b = P(9504);    /* down1.conv1.bias */
+    float *y = A(0);    /* down1.relu1 */
     const float *gamma = P(9536);    /* down1.batchnorm1.gamma */
     const float *beta = P(9568);    /* down1.batchnorm1.beta */
     const float *rmean = P(78192);    /* down1.batchnorm1.running_mean */
     const float *rvar = P(78224);    /* down1.batchnorm1.running_var */
-    float *wf = A(0);    /* down1.conv1.folded_weight */
-    float *bf = A(4608);    /* down1.conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
-/* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void p09_down1_conv1_down1_batchnorm1_down1_relu1_infer(NrtModel *m, int n)
+/* resnet8.net:27: conv(f, 3, pad=1) */
+static void p06_down1_conv2_down1_batchnorm2_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 16, 28, 28, 32, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1706144);    /* basic1.relu2 */
-    const float *w = A(0);    /* down1.conv1.folded_weight */
-    const float *b = A(4608);    /* down1.conv1.folded_bias */
-    float *y = A(4640);    /* down1.relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
-}
-
-/* resnet8.net:27: batchnorm */
-static void p10_down1_conv2_down1_batchnorm2_fold(NrtModel *m, int n)
-{
-    enum { F = 32, PER = 288 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* down1.relu1 */
     const float *w = P(9600);    /* down1.conv2.weight */
     const float *b = P(18816);    /* down1.conv2.bias */
+    float *y = A(802816);    /* down1.batchnorm2 */
     const float *gamma = P(18848);    /* down1.batchnorm2.gamma */
     const float *beta = P(18880);    /* down1.batchnorm2.beta */
     const float *rmean = P(78256);    /* down1.batchnorm2.running_mean */
     const float *rvar = P(78288);    /* down1.batchnorm2.running_var */
-    float *wf = A(807456);    /* down1.conv2.folded_weight */
-    float *bf = A(0);    /* down1.conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet8.net:27: conv(f, 3, pad=1) */
-static void p11_down1_conv2_down1_batchnorm2_infer(NrtModel *m, int n)
+/* resnet8.net:28: conv(f, 1, stride=2) */
+static void p07_down1_conv3_down1_batchnorm3_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 32, 14, 14, 32, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(4640);    /* down1.relu1 */
-    const float *w = A(807456);    /* down1.conv2.folded_weight */
-    const float *b = A(0);    /* down1.conv2.folded_bias */
-    float *y = A(816672);    /* down1.batchnorm2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* resnet8.net:28: batchnorm */
-static void p12_down1_conv3_down1_batchnorm3_fold(NrtModel *m, int n)
-{
-    enum { F = 32, PER = 16 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1705984);    /* basic1.relu2 */
     const float *w = P(18912);    /* down1.conv3.weight */
     const float *b = P(19424);    /* down1.conv3.bias */
+    float *y = A(0);    /* down1.batchnorm3 */
     const float *gamma = P(19456);    /* down1.batchnorm3.gamma */
     const float *beta = P(19488);    /* down1.batchnorm3.beta */
     const float *rmean = P(78320);    /* down1.batchnorm3.running_mean */
     const float *rvar = P(78352);    /* down1.batchnorm3.running_var */
-    float *wf = A(0);    /* down1.conv3.folded_weight */
-    float *bf = A(512);    /* down1.conv3.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet8.net:28: conv(f, 1, stride=2) */
-static void p13_down1_conv3_down1_batchnorm3_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 16, 28, 28, 32, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1706144);    /* basic1.relu2 */
-    const float *w = A(0);    /* down1.conv3.folded_weight */
-    const float *b = A(512);    /* down1.conv3.folded_bias */
-    float *y = A(544);    /* down1.batchnorm3 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:29: branch + shortcut */
-static void p14_down1_add1_down1_relu2_infer(NrtModel *m, int n)
+static void p08_down1_add1_down1_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 6272 };
-    const float *x0 = A(816672);    /* down1.batchnorm2 */
-    const float *x1 = A(544);    /* down1.batchnorm3 */
-    float *y = A(1619488);    /* down1.relu2 */
+    const float *x0 = A(802816);    /* down1.batchnorm2 */
+    const float *x1 = A(0);    /* down1.batchnorm3 */
+    float *y = A(1605632);    /* down1.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
-/* resnet8.net:26: batchnorm */
-static void p15_down2_conv1_down2_batchnorm1_fold(NrtModel *m, int n)
+/* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
+static void p09_down2_conv1_down2_batchnorm1_down2_relu1_infer(NrtModel *m, int n)
 {
-    enum { F = 64, PER = 288 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1605632);    /* down1.relu2 */
     const float *w = P(19520);    /* down2.conv1.weight */
     const float *b = P(37952);    /* down2.conv1.bias */
+    float *y = A(0);    /* down2.relu1 */
     const float *gamma = P(38016);    /* down2.batchnorm1.gamma */
     const float *beta = P(38080);    /* down2.batchnorm1.beta */
     const float *rmean = P(78384);    /* down2.batchnorm1.running_mean */
     const float *rvar = P(78448);    /* down2.batchnorm1.running_var */
-    float *wf = A(0);    /* down2.conv1.folded_weight */
-    float *bf = A(18432);    /* down2.conv1.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_RELU, y, &m->ws);
 }
 
-/* resnet8.net:26: conv(f, 3, stride=2, pad=1) */
-static void p16_down2_conv1_down2_batchnorm1_down2_relu1_infer(NrtModel *m, int n)
+/* resnet8.net:27: conv(f, 3, pad=1) */
+static void p10_down2_conv2_down2_batchnorm2_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 32, 14, 14, 64, 3, 2, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1619488);    /* down1.relu2 */
-    const float *w = A(0);    /* down2.conv1.folded_weight */
-    const float *b = A(18432);    /* down2.conv1.folded_bias */
-    float *y = A(18496);    /* down2.relu1 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_RELU, y, &m->ws);
-}
-
-/* resnet8.net:27: batchnorm */
-static void p17_down2_conv2_down2_batchnorm2_fold(NrtModel *m, int n)
-{
-    enum { F = 64, PER = 576 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(0);    /* down2.relu1 */
     const float *w = P(38144);    /* down2.conv2.weight */
     const float *b = P(75008);    /* down2.conv2.bias */
+    float *y = A(401408);    /* down2.batchnorm2 */
     const float *gamma = P(75072);    /* down2.batchnorm2.gamma */
     const float *beta = P(75136);    /* down2.batchnorm2.beta */
     const float *rmean = P(78512);    /* down2.batchnorm2.running_mean */
     const float *rvar = P(78576);    /* down2.batchnorm2.running_var */
-    float *wf = A(419904);    /* down2.conv2.folded_weight */
-    float *bf = A(0);    /* down2.conv2.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
-/* resnet8.net:27: conv(f, 3, pad=1) */
-static void p18_down2_conv2_down2_batchnorm2_infer(NrtModel *m, int n)
+/* resnet8.net:28: conv(f, 1, stride=2) */
+static void p11_down2_conv3_down2_batchnorm3_infer(NrtModel *m, int n)
 {
-    const NrtConvShape s = {n, 64, 7, 7, 64, 3, 1, 1};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(18496);    /* down2.relu1 */
-    const float *w = A(419904);    /* down2.conv2.folded_weight */
-    const float *b = A(0);    /* down2.conv2.folded_bias */
-    float *y = A(456768);    /* down2.batchnorm2 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
-}
-
-/* resnet8.net:28: batchnorm */
-static void p19_down2_conv3_down2_batchnorm3_fold(NrtModel *m, int n)
-{
-    enum { F = 64, PER = 32 };    /* output channels, weights each */
+    const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
+    const float *x = A(1605632);    /* down1.relu2 */
     const float *w = P(75200);    /* down2.conv3.weight */
     const float *b = P(77248);    /* down2.conv3.bias */
+    float *y = A(0);    /* down2.batchnorm3 */
     const float *gamma = P(77312);    /* down2.batchnorm3.gamma */
     const float *beta = P(77376);    /* down2.batchnorm3.beta */
     const float *rmean = P(78640);    /* down2.batchnorm3.running_mean */
     const float *rvar = P(78704);    /* down2.batchnorm3.running_var */
-    float *wf = A(0);    /* down2.conv3.folded_weight */
-    float *bf = A(2048);    /* down2.conv3.folded_bias */
-    (void)n;
-    nrt_batchnorm_fold(F, PER, w, b, gamma, beta, rmean, rvar, 1e-05, wf, bf);
-}
-
-/* resnet8.net:28: conv(f, 1, stride=2) */
-static void p20_down2_conv3_down2_batchnorm3_infer(NrtModel *m, int n)
-{
-    const NrtConvShape s = {n, 32, 14, 14, 64, 1, 2, 0};    /* n, c, h, w, filters, kernel, stride, pad */
-    const float *x = A(1619488);    /* down1.relu2 */
-    const float *w = A(0);    /* down2.conv3.folded_weight */
-    const float *b = A(2048);    /* down2.conv3.folded_bias */
-    float *y = A(2112);    /* down2.batchnorm3 */
-    nrt_conv_forward(&s, x, w, b, NRT_ACT_NONE, y, &m->ws);
+    nrt_conv_forward_bn(&s, x, w, b, gamma, beta, rmean, rvar, 1e-05, NRT_ACT_NONE, y, &m->ws);
 }
 
 /* resnet8.net:29: branch + shortcut */
-static void p21_down2_add1_down2_relu2_infer(NrtModel *m, int n)
+static void p12_down2_add1_down2_relu2_infer(NrtModel *m, int n)
 {
     enum { D = 3136 };
-    const float *x0 = A(456768);    /* down2.batchnorm2 */
-    const float *x1 = A(2112);    /* down2.batchnorm3 */
-    float *y = A(858176);    /* down2.relu2 */
+    const float *x0 = A(401408);    /* down2.batchnorm2 */
+    const float *x1 = A(0);    /* down2.batchnorm3 */
+    float *y = A(802816);    /* down2.relu2 */
     const float *const xs[] = {x0, x1};
     nrt_add_act_forward((int64_t)n * D, 2, xs, NRT_FUSED_RELU, 0.0f, y);
 }
 
 /* resnet8.net:38: global_avgpool */
-static void p22_global_avgpool1_infer(NrtModel *m, int n)
+static void p13_global_avgpool1_infer(NrtModel *m, int n)
 {
     enum { C = 64, S = 49 };    /* channels, values per channel */
-    const float *x = A(858176);    /* down2.relu2 */
+    const float *x = A(802816);    /* down2.relu2 */
     float *y = A(0);    /* global_avgpool1 */
     nrt_global_avgpool_forward(n, C, S, x, y);
 }
 
 /* resnet8.net:39: dense(10) */
-static void p23_dense1_infer(NrtModel *m, int n)
+static void p14_dense1_infer(NrtModel *m, int n)
 {
     enum { IN = 64, OUT = 10 };
     const float *x = A(0);    /* global_avgpool1 */
@@ -346,7 +238,7 @@ static void p23_dense1_infer(NrtModel *m, int n)
 }
 
 /* resnet8.net:39: dense(10) */
-static void p24_output_logits(NrtModel *m, int n)
+static void p15_output_logits(NrtModel *m, int n)
 {
     enum { D = 10 };
     const float *y = A(8192);    /* dense1 */
@@ -1427,30 +1319,21 @@ NrtStatus resnet8_predict(NrtModel *m, const float *x, int n, float *const *outs
     m->x = x;
     m->outs = outs;
     p00_preprocess(m, n);
-    p01_conv1_batchnorm1_fold(m, n);
-    p02_conv1_batchnorm1_relu1_infer(m, n);
-    p03_basic1_conv1_basic1_batchnorm1_fold(m, n);
-    p04_basic1_conv1_basic1_batchnorm1_basic1_relu1_infer(m, n);
-    p05_basic1_conv2_basic1_batchnorm2_fold(m, n);
-    p06_basic1_conv2_basic1_batchnorm2_infer(m, n);
-    p07_basic1_add1_basic1_relu2_infer(m, n);
-    p08_down1_conv1_down1_batchnorm1_fold(m, n);
-    p09_down1_conv1_down1_batchnorm1_down1_relu1_infer(m, n);
-    p10_down1_conv2_down1_batchnorm2_fold(m, n);
-    p11_down1_conv2_down1_batchnorm2_infer(m, n);
-    p12_down1_conv3_down1_batchnorm3_fold(m, n);
-    p13_down1_conv3_down1_batchnorm3_infer(m, n);
-    p14_down1_add1_down1_relu2_infer(m, n);
-    p15_down2_conv1_down2_batchnorm1_fold(m, n);
-    p16_down2_conv1_down2_batchnorm1_down2_relu1_infer(m, n);
-    p17_down2_conv2_down2_batchnorm2_fold(m, n);
-    p18_down2_conv2_down2_batchnorm2_infer(m, n);
-    p19_down2_conv3_down2_batchnorm3_fold(m, n);
-    p20_down2_conv3_down2_batchnorm3_infer(m, n);
-    p21_down2_add1_down2_relu2_infer(m, n);
-    p22_global_avgpool1_infer(m, n);
-    p23_dense1_infer(m, n);
-    p24_output_logits(m, n);
+    p01_conv1_batchnorm1_relu1_infer(m, n);
+    p02_basic1_conv1_basic1_batchnorm1_basic1_relu1_infer(m, n);
+    p03_basic1_conv2_basic1_batchnorm2_infer(m, n);
+    p04_basic1_add1_basic1_relu2_infer(m, n);
+    p05_down1_conv1_down1_batchnorm1_down1_relu1_infer(m, n);
+    p06_down1_conv2_down1_batchnorm2_infer(m, n);
+    p07_down1_conv3_down1_batchnorm3_infer(m, n);
+    p08_down1_add1_down1_relu2_infer(m, n);
+    p09_down2_conv1_down2_batchnorm1_down2_relu1_infer(m, n);
+    p10_down2_conv2_down2_batchnorm2_infer(m, n);
+    p11_down2_conv3_down2_batchnorm3_infer(m, n);
+    p12_down2_add1_down2_relu2_infer(m, n);
+    p13_global_avgpool1_infer(m, n);
+    p14_dense1_infer(m, n);
+    p15_output_logits(m, n);
     return NRT_OK;
 }
 

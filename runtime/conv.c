@@ -40,6 +40,7 @@
  */
 #include "netrt.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,12 +238,18 @@ static int64_t r8(int64_t x) { return (x + 7) / 8 * 8; }
 
 /* After the slots: the flipped weights (c, f*k*k), then the direct path's
  * packed weights of the forward and the flipped convolution, then the tap
- * offsets of both (int32). */
+ * offsets of both (int32), the four phases' weights and offsets, and last
+ * nrt_conv_forward_bn's folded weights (f, kk) and bias (f). */
+static size_t fold_floats(const NrtConvShape *s, const ConvDims *d)
+{
+    return r16((size_t)(s->f * d->kk)) + r16((size_t)s->f);
+}
+
 static size_t shared_floats(const NrtConvShape *s, const ConvDims *d)
 {
     return r16((size_t)(s->c * d->tkk)) + r16((size_t)(r8(s->f) * d->kk)) +
            r16((size_t)(r8(s->c) * d->tkk)) + r16((size_t)d->kk) + r16((size_t)d->tkk) +
-           4 * (r16((size_t)(r8(s->c) * d->tkk)) + r16((size_t)d->tkk));
+           4 * (r16((size_t)(r8(s->c) * d->tkk)) + r16((size_t)d->tkk)) + fold_floats(s, d);
 }
 
 static size_t slot_floats(const NrtConvShape *s, const ConvDims *d)
@@ -267,6 +274,30 @@ static float *bias_sums(float *base, const NrtConvShape *s, const ConvDims *d)
 static float *flipped_weights(float *base, const NrtConvShape *s, const ConvDims *d)
 {
     return base + NRT_CONV_SLOTS * slot_floats(s, d);
+}
+
+/* A batchnorm folded into the forward (nrt_conv_forward_bn): its
+ * parameters, and where the folded weights and bias go (the workspace's
+ * last area). */
+typedef struct BnFold {
+    const float *b, *gamma, *beta, *mean, *var;
+    double eps;
+    float *wf, *bf;
+} BnFold;
+
+static float *fold_area(float *base, const NrtConvShape *s, const ConvDims *d)
+{
+    return flipped_weights(base, s, d) + shared_floats(s, d) - fold_floats(s, d);
+}
+
+/* Filters [o0, o1) folded by nrt_batchnorm_fold itself, so the bits are the
+ * fold step's. */
+static void fold_rows(const BnFold *bn, const float *w, int64_t kk, int64_t o0, int64_t o1)
+{
+    if (o1 > o0)
+        nrt_batchnorm_fold(o1 - o0, kk, w + o0 * kk, bn->b ? bn->b + o0 : NULL, bn->gamma + o0,
+                           bn->beta + o0, bn->mean + o0, bn->var + o0, bn->eps, bn->wf + o0 * kk,
+                           bn->bf + o0);
 }
 
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
@@ -539,7 +570,8 @@ static void pad_channels(const NrtConvShape *s, const DirectPlan *pl, const floa
 
 /* Batch 1, direct forward, on as many threads as pays (nrt_par_threads with
  * DIRECT_NS_PER_FLOP): one region; thread t of T packs its share of the
- * weight panels and copies its share of the channels, then, after one
+ * weight panels (folding the batchnorm into them first, when given) and
+ * copies its share of the channels, then, after one
  * barrier, computes the output units [U*t/T, U*(t+1)/T) (a unit: 32
  * positions x 8 filters, nrt_conv_direct_units_avx512). Every output is
  * computed by one thread exactly as on one, so the bits do not depend on
@@ -547,7 +579,7 @@ static void pad_channels(const NrtConvShape *s, const DirectPlan *pl, const floa
 #define DIRECT_NS_PER_FLOP 0.012   /* resnet8 lat1 ran its convolutions at 82-92 GFLOP/s */
 
 static void direct_one(const NrtConvShape *s, const ConvDims *d, float *base, const float *w,
-                       const float *x, float *y, const NrtEpilogue *ep)
+                       const BnFold *bn, const float *x, float *y, const NrtEpilogue *ep)
 {
     const DirectPlan *pl = &d->fwd;
     float *ap = direct_weights(base, s, d, false), *xp = slot_at(base, s, d, 0).col;
@@ -565,7 +597,10 @@ static void direct_one(const NrtConvShape *s, const ConvDims *d, float *base, co
         t = omp_get_thread_num();
         team = omp_get_num_threads();
 #endif
-        pack_weight_panels(w, s->f, d->kk, ap, npan * t / team, npan * (t + 1) / team);
+        int64_t pan0 = npan * t / team, pan1 = npan * (t + 1) / team;
+        if (bn)   /* the thread's filters, folded where it packs them from (hot in L1/L2) */
+            fold_rows(bn, w, d->kk, pan0 * NRT_GEMM_MR, min64(s->f, pan1 * NRT_GEMM_MR));
+        pack_weight_panels(bn ? bn->wf : w, s->f, d->kk, ap, pan0, pan1);
         if (t == team - 1)
             tap_offsets(s, pl, off);
         pad_channels(s, pl, x, xp, s->c * t / team, s->c * (t + 1) / team, t == team - 1);
@@ -712,25 +747,60 @@ static void forward_sample(const NrtConvShape *s, const ConvDims *d, ConvSlot *s
                  0.0f, y, d->p, ep, &sl->gemm);
 }
 
-void nrt_conv_forward(const NrtConvShape *s, const float *x, const float *w, const float *bias,
-                      NrtAct act, float *y, NrtWorkspace *ws)
+/* Without a workspace (no memory for one): the reference, on weights folded
+ * into a smaller allocation; NaN outputs when even that fails. */
+static void forward_ref_folded(const NrtConvShape *s, const float *x, const float *w,
+                               const BnFold *bn, NrtAct act, float *y)
+{
+    int64_t kk = s->c * s->k * s->k, ny = s->n * s->f * nrt_conv_out_h(s) * nrt_conv_out_w(s);
+    float *tmp = malloc((size_t)(s->f * kk + s->f) * sizeof(float));
+    if (!tmp) {
+        for (int64_t i = 0; i < ny; i++)
+            y[i] = NAN;
+        return;
+    }
+    BnFold f = *bn;
+    f.wf = tmp, f.bf = tmp + s->f * kk;
+    fold_rows(&f, w, kk, 0, s->f);
+    nrt_conv_forward_ref(s, x, f.wf, f.bf, act, y);
+    free(tmp);
+}
+
+/* nrt_conv_forward (bn NULL) and nrt_conv_forward_bn. */
+static void conv_forward(const NrtConvShape *s, const float *x, const float *w, const float *bias,
+                         const BnFold *bnp, NrtAct act, float *y, NrtWorkspace *ws)
 {
     if (s->n <= 0)
         return;
     ConvDims d = conv_dims(s);
     float *owned, *base = conv_acquire(s, ws, &owned);
     if (!base) {
-        nrt_conv_forward_ref(s, x, w, bias, act, y);
+        if (bnp)
+            forward_ref_folded(s, x, w, bnp, act, y);
+        else
+            nrt_conv_forward_ref(s, x, w, bias, act, y);
         return;
+    }
+    BnFold fold, *bn = NULL;
+    if (bnp) {
+        fold = *bnp;
+        fold.wf = fold_area(base, s, &d);
+        fold.bf = fold.wf + r16((size_t)(s->f * d.kk));
+        bias = fold.bf;
+        bn = &fold;
     }
     NrtEpilogue ep = { .bias_kind = bias ? NRT_BIAS_ROW : NRT_BIAS_NONE, .bias = bias, .act = act };
 #if defined(__x86_64__) && defined(NRT_HAVE_AVX512_KERNEL)
     if (d.dir_fwd && s->n == 1) {
-        direct_one(s, &d, base, w, x, y, &ep);
+        direct_one(s, &d, base, w, bn, x, y, &ep);
         free(owned);
         return;
     }
 #endif
+    if (bn) {   /* every other path: fold whole, then convolve with the folded weights */
+        fold_rows(bn, w, d.kk, 0, s->f);
+        w = bn->wf;
+    }
     if (d.dir_fwd && direct_run(s, &d, false, base, w, x, y, 0.0f, &ep)) {
         free(owned);
         return;
@@ -744,6 +814,21 @@ void nrt_conv_forward(const NrtConvShape *s, const float *x, const float *w, con
             forward_sample(s, &d, &sl, x + i * d.xs, w, &ep, y + i * d.ys);
     }
     free(owned);
+}
+
+void nrt_conv_forward(const NrtConvShape *s, const float *x, const float *w, const float *bias,
+                      NrtAct act, float *y, NrtWorkspace *ws)
+{
+    conv_forward(s, x, w, bias, NULL, act, y, ws);
+}
+
+void nrt_conv_forward_bn(const NrtConvShape *s, const float *x, const float *w,
+                         const float *bias, const float *gamma, const float *beta,
+                         const float *running_mean, const float *running_var, double eps,
+                         NrtAct act, float *y, NrtWorkspace *ws)
+{
+    BnFold bn = { bias, gamma, beta, running_mean, running_var, eps, NULL, NULL };
+    conv_forward(s, x, w, NULL, &bn, act, y, ws);
 }
 
 /* y[i][o][oy][ox] = act(bias[o] + sum over ci, ki, kj of w * x), in double. */

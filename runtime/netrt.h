@@ -509,14 +509,25 @@ int64_t nrt_conv_out_w(const NrtConvShape *s);
  * split copy of one sample of x, c * st^2 * ceil((h + 2 pad) / st) *
  * ceil((w + 2 pad) / st) + 32 floats, then dy in Pd padded positions, and
  * the same copy for the transposed convolution of backward data), and S the
- * flipped weights (c*T) and the direct path's packed weights and tap
- * offsets (each rounded to 16). conv.c is the definition. */
+ * flipped weights (c*T), the direct path's packed weights and tap offsets,
+ * and nrt_conv_forward_bn's folded weights and bias (f*K, f) (each rounded
+ * to 16). conv.c is the definition. */
 size_t nrt_conv_workspace_floats(const NrtConvShape *s);
 /* y = act(conv(x, w) + bias); bias may be NULL. */
 void nrt_conv_forward(const NrtConvShape *s, const float *x, const float *w, const float *bias,
                       NrtAct act, float *y, NrtWorkspace *ws);
 void nrt_conv_forward_ref(const NrtConvShape *s, const float *x, const float *w,
                           const float *bias, NrtAct act, float *y);
+/* Inference with a batchnorm folded in, every call (the compiler's bnfold
+ * pass): y = act(conv(x, w * scale) + (bias - mean) * scale + beta), scale =
+ * gamma / sqrt(var + eps) per filter; bias may be NULL. The same bits as
+ * nrt_batchnorm_fold into (wf, bf) then nrt_conv_forward(x, wf, bf): the
+ * fold writes straight into the direct path's packed weights (in the
+ * workspace, split over threads with the packing at batch 1). */
+void nrt_conv_forward_bn(const NrtConvShape *s, const float *x, const float *w,
+                         const float *bias, const float *gamma, const float *beta,
+                         const float *running_mean, const float *running_var, double eps,
+                         NrtAct act, float *y, NrtWorkspace *ws);
 /* dx (n, c, h, w) from dy (n, f, oh, ow): overwrite or accumulate. */
 void nrt_conv_backward_data(const NrtConvShape *s, const float *dy, const float *w, float *dx,
                             bool accumulate, NrtWorkspace *ws);

@@ -330,6 +330,52 @@ static void test_batch1_threads(void **state)
 #endif
 }
 
+/* nrt_conv_forward_bn (the batchnorm folded into the direct path's packed
+ * weights, split over threads at batch 1) has the bits of
+ * nrt_batchnorm_fold + nrt_conv_forward: batch 1 and 3, direct and im2col
+ * shapes, with and without the conv's bias, relu and none, 1-3 threads
+ * with the region cost forced to 0, the portable kernels too. */
+static void test_forward_bn(void **state)
+{
+    (void)state;
+    static const NrtConvShape shapes[] = {
+        {1, 16, 28, 28, 16, 3, 1, 1}, {1, 32, 14, 14, 64, 3, 2, 1}, {3, 3, 11, 37, 17, 5, 3, 2},
+        {1, 1, 28, 28, 16, 3, 1, 1}, {1, 16, 28, 28, 32, 1, 2, 0}, {3, 8, 13, 12, 40, 3, 1, 2},
+    };
+    for (int sh = 0; sh < 6; sh++) {
+        NrtConvShape s = shapes[sh];
+        Bufs B = bufs_new(&s);
+        float *g = rand_buf((size_t)s.f), *be = rand_buf((size_t)s.f), *rm = rand_buf((size_t)s.f);
+        float *rv = rand_buf((size_t)s.f), *wf = malloc(B.nw * sizeof(float));
+        float *bf = malloc((size_t)s.f * sizeof(float)), *want = malloc(B.ny * sizeof(float));
+        float *y = malloc(B.ny * sizeof(float));
+        for (int64_t o = 0; o < s.f; o++)
+            rv[o] = fabsf(rv[o]) + 0.1f;
+        for (int v = 0; v < 8; v++) {
+            const float *bias = v & 1 ? B.b : NULL;
+            NrtAct act = v & 2 ? NRT_ACT_RELU : NRT_ACT_NONE;
+            int th = 1 + v % 3;
+            nrt_sgemm_set_isa(v & 4 ? NRT_ISA_PORTABLE : NRT_ISA_AUTO);
+            nrt_batchnorm_fold(s.f, B.nw / (size_t)s.f, B.w, bias, g, be, rm, rv, 1e-5, wf, bf);
+            nrt_conv_forward(&s, B.x, wf, bf, act, want, NULL);
+#ifdef _OPENMP
+            nrt_par_set_region_ns(0);
+            omp_set_num_threads(th);
+#endif
+            nrt_conv_forward_bn(&s, B.x, B.w, bias, g, be, rm, rv, 1e-5, act, y, NULL);
+#ifdef _OPENMP
+            omp_set_num_threads(2);
+            nrt_par_set_region_ns(-1);
+#endif
+            nrt_sgemm_set_isa(NRT_ISA_AUTO);
+            (void)th;
+            assert_memory_equal(y, want, B.ny * sizeof(float));
+        }
+        free(g), free(be), free(rm), free(rv), free(wf), free(bf), free(want), free(y);
+        bufs_free(&B);
+    }
+}
+
 /* The caller's workspace (exact size, unaligned), nothing written past it. */
 static void test_workspace(void **state)
 {
@@ -446,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_isa_paths),
         cmocka_unit_test(test_direct_paths),
         cmocka_unit_test(test_batch1_threads),
+        cmocka_unit_test(test_forward_bn),
         cmocka_unit_test(test_workspace),
         cmocka_unit_test(test_thread_count_bitwise),
         cmocka_unit_test(test_weights_bias),
