@@ -189,9 +189,14 @@ static ConvDims conv_dims(const NrtConvShape *s)
     /* The flipped GEMM has M = c rows: below one 8-row micro-tile it lost
      * to col2im in bench_kernels (lenet conv1, c = 1: 15.7 -> 5.5 GFLOP/s;
      * conv2, c = 6: 28.5 -> 11.8), from 16 channels it wins (resnet8 s1:
-     * 38 -> 67). */
-    d.flip = !d.direct && s->stride == 1 && s->pad <= s->k - 1 && s->c >= 8;
+     * 38 -> 67). Run direct (no column matrix), it wins from 4 channels
+     * (1 thread, CPU time, b64, col2im -> direct flip: lenet conv2 6 -> 16
+     * 5x5 904 -> 678 us, 4 -> 16 3x3 28x28 1239 -> 1017) and still loses
+     * below (3 -> 16 5x5 467 -> 631, 2 -> 32 3x3 317 -> 470, 1 -> 6 5x5
+     * 623 -> 862). */
     d.ts = (NrtConvShape){ 1, s->f, d.oh, d.ow, s->c, s->k, 1, s->k - 1 - s->pad };
+    d.flip = !d.direct && s->stride == 1 && s->pad <= s->k - 1 &&
+             (s->c >= 8 || (s->c >= 4 && use_direct(&d.ts)));
     d.tkk = s->f * s->k * s->k;
     d.hw = s->h * s->w;
     d.ngroups = min64(s->n, NRT_CONV_SLOTS);
