@@ -356,23 +356,36 @@ static void run_cols(const Gemm *g, int64_t j0, int64_t j1, float *ap, float *bp
     }
 }
 
-static void gemm_split(const Gemm *g, float *buf, int nt)
+/* Thread t's columns of gemm_split, in its private slice of buf. */
+static void split_part(const Gemm *g, float *buf, int t, int nt)
 {
     size_t per = split_floats(g->m, g->n, g->k, nt) / (size_t)nt;
     int64_t ma = round_up(g->m, MR);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
-        float *bp = align_floats(buf + (size_t)t * per);   /* B first: aligned panels */
-        float *ap = bp + (int64_t)(per - ALIGN) - ma * min64(g->k, KC);
-        int64_t j0 = split_panels(g->n, t, nt) * NR;
-        int64_t j1 = min64(g->n, split_panels(g->n, t + 1, nt) * NR);
-        if (j0 < j1)
-            run_cols(g, j0, j1, ap, bp);
+    float *bp = align_floats(buf + (size_t)t * per);   /* B first: aligned panels */
+    float *ap = bp + (int64_t)(per - ALIGN) - ma * min64(g->k, KC);
+    int64_t j0 = split_panels(g->n, t, nt) * NR;
+    int64_t j1 = min64(g->n, split_panels(g->n, t + 1, nt) * NR);
+    if (j0 < j1)
+        run_cols(g, j0, j1, ap, bp);
+}
+
+/* One thread calls split_part itself: no region at all, not even an
+ * inactive one (a libgomp entry per call: the per-sample GEMMs of the
+ * convolutions' weight gradients made 128 of lenet_bn's ~157 region calls
+ * per step at batch 64). */
+static void gemm_split(const Gemm *g, float *buf, int nt)
+{
+    if (nt <= 1) {
+        split_part(g, buf, 0, 1);
+        return;
     }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    split_part(g, buf, omp_get_thread_num(), nt);
+#else
+    for (int t = 0; t < nt; t++)
+        split_part(g, buf, t, nt);
+#endif
 }
 
 /* The threads gemm_split may use: T when the product is large enough to
