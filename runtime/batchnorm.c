@@ -328,15 +328,27 @@ static void scale_floats(const float *src, int64_t n, float s, float *dst, bool 
         dst[k] = src[k] * s;
 }
 
+void nrt_batchnorm_fold_scales(int64_t f, const float *b, const float *gamma, const float *beta,
+                               const float *running_mean, const float *running_var, double eps,
+                               float *scale_out, float *b_out)
+{
+    for (int64_t o = 0; o < f; o++) {
+        double scale = gamma[o] / sqrt((double)running_var[o] + eps);
+        scale_out[o] = (float)scale;
+        b_out[o] = (float)(((b ? (double)b[o] : 0.0) - running_mean[o]) * scale + beta[o]);
+    }
+}
+
 void nrt_batchnorm_fold(int64_t f, int64_t per, const float *w, const float *b,
                         const float *gamma, const float *beta, const float *running_mean,
                         const float *running_var, double eps, float *w_out, float *b_out)
 {
     bool avx512 = nrt_sgemm_isa() == NRT_ISA_AVX512;
     for (int64_t o = 0; o < f; o++) {
-        double scale = gamma[o] / sqrt((double)running_var[o] + eps);
-        scale_floats(w + o * per, per, (float)scale, w_out + o * per, avx512);
-        b_out[o] = (float)(((b ? (double)b[o] : 0.0) - running_mean[o]) * scale + beta[o]);
+        float fs;
+        nrt_batchnorm_fold_scales(1, b ? b + o : NULL, gamma + o, beta + o, running_mean + o,
+                                  running_var + o, eps, &fs, b_out + o);
+        scale_floats(w + o * per, per, fs, w_out + o * per, avx512);
     }
 }
 

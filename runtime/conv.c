@@ -244,10 +244,10 @@ static int64_t r8(int64_t x) { return (x + 7) / 8 * 8; }
 /* After the slots: the flipped weights (c, f*k*k), then the direct path's
  * packed weights of the forward and the flipped convolution, then the tap
  * offsets of both (int32), the four phases' weights and offsets, and last
- * nrt_conv_forward_bn's folded weights (f, kk) and bias (f). */
+ * nrt_conv_forward_bn's folded weights (f, kk), bias (f) and scales (f). */
 static size_t fold_floats(const NrtConvShape *s, const ConvDims *d)
 {
-    return r16((size_t)(s->f * d->kk)) + r16((size_t)s->f);
+    return r16((size_t)(s->f * d->kk)) + 2 * r16((size_t)s->f);
 }
 
 static size_t shared_floats(const NrtConvShape *s, const ConvDims *d)
@@ -287,7 +287,7 @@ static float *flipped_weights(float *base, const NrtConvShape *s, const ConvDims
 typedef struct BnFold {
     const float *b, *gamma, *beta, *mean, *var;
     double eps;
-    float *wf, *bf;
+    float *wf, *bf, *sc;   /* folded weights and bias, per-filter scales */
 } BnFold;
 
 static float *fold_area(float *base, const NrtConvShape *s, const ConvDims *d)
@@ -541,6 +541,31 @@ static bool direct_run(const NrtConvShape *s, const ConvDims *d, bool flip, floa
     return true;
 }
 
+/* The folded bias and scales of filters [o0, o1), by the fold's own code. */
+static void fold_scales(const BnFold *bn, int64_t o0, int64_t o1)
+{
+    if (o1 > o0)
+        nrt_batchnorm_fold_scales(o1 - o0, bn->b ? bn->b + o0 : NULL, bn->gamma + o0,
+                                  bn->beta + o0, bn->mean + o0, bn->var + o0, bn->eps,
+                                  bn->sc + o0, bn->bf + o0);
+}
+
+/* Packed panels [pan0, pan1) of m rows scaled by row (sc): the folded
+ * weights in the packed layout, each w * scale rounded once as the fold
+ * rounds it. Rows past m are zeros (x 0). */
+static void scale_panels(float *ap, int64_t m, int64_t kk, const float *sc, int64_t pan0,
+                         int64_t pan1)
+{
+    for (int64_t i0 = pan0 * NRT_GEMM_MR; i0 < m && i0 < pan1 * NRT_GEMM_MR; i0 += NRT_GEMM_MR) {
+        float s8[NRT_GEMM_MR] = {0};
+        for (int r = 0; r < NRT_GEMM_MR && i0 + r < m; r++)
+            s8[r] = sc[i0 + r];
+        for (int64_t p0 = 0; p0 < kk; p0 += NRT_GEMM_KC)
+            nrt_scale_panel8_avx512(ap + p0 * r8(m) + i0 * min64(NRT_GEMM_KC, kk - p0),
+                                    min64(NRT_GEMM_KC, kk - p0), s8);
+    }
+}
+
 /* Rows panels [pan0, pan1) of w (m, kk) packed as pack_weights packs them. */
 static void pack_weight_panels(const float *w, int64_t m, int64_t kk, float *ap, int64_t pan0,
                                int64_t pan1)
@@ -575,7 +600,7 @@ static void pad_channels(const NrtConvShape *s, const DirectPlan *pl, const floa
 
 /* Batch 1, direct forward, on as many threads as pays (nrt_par_threads with
  * DIRECT_NS_PER_FLOP): one region; thread t of T packs its share of the
- * weight panels (folding the batchnorm into them first, when given) and
+ * weight panels (and scales them by the folded batchnorm, when given) and
  * copies its share of the channels, then, after one
  * barrier, computes the output units [U*t/T, U*(t+1)/T) (a unit: 32
  * positions x 8 filters, nrt_conv_direct_units_avx512). Every output is
@@ -603,9 +628,11 @@ static void direct_one(const NrtConvShape *s, const ConvDims *d, float *base, co
         team = omp_get_num_threads();
 #endif
         int64_t pan0 = npan * t / team, pan1 = npan * (t + 1) / team;
-        if (bn)   /* the thread's filters, folded where it packs them from (hot in L1/L2) */
-            fold_rows(bn, w, d->kk, pan0 * NRT_GEMM_MR, min64(s->f, pan1 * NRT_GEMM_MR));
-        pack_weight_panels(bn ? bn->wf : w, s->f, d->kk, ap, pan0, pan1);
+        pack_weight_panels(w, s->f, d->kk, ap, pan0, pan1);
+        if (bn) {   /* the thread's filters folded straight into its packed panels */
+            fold_scales(bn, pan0 * NRT_GEMM_MR, min64(s->f, pan1 * NRT_GEMM_MR));
+            scale_panels(ap, s->f, d->kk, bn->sc, pan0, pan1);
+        }
         if (t == team - 1)
             tap_offsets(s, pl, off);
         pad_channels(s, pl, x, xp, s->c * t / team, s->c * (t + 1) / team, t == team - 1);
@@ -791,6 +818,7 @@ static void conv_forward(const NrtConvShape *s, const float *x, const float *w, 
         fold = *bnp;
         fold.wf = fold_area(base, s, &d);
         fold.bf = fold.wf + r16((size_t)(s->f * d.kk));
+        fold.sc = fold.bf + r16((size_t)s->f);
         bias = fold.bf;
         bn = &fold;
     }
@@ -832,7 +860,7 @@ void nrt_conv_forward_bn(const NrtConvShape *s, const float *x, const float *w,
                          const float *running_mean, const float *running_var, double eps,
                          NrtAct act, float *y, NrtWorkspace *ws)
 {
-    BnFold bn = { bias, gamma, beta, running_mean, running_var, eps, NULL, NULL };
+    BnFold bn = { bias, gamma, beta, running_mean, running_var, eps, NULL, NULL, NULL };
     conv_forward(s, x, w, NULL, &bn, act, y, ws);
 }
 

@@ -210,6 +210,22 @@ void nrt_conv_direct_avx512(const NrtDirectConv *d, const float *xp, float *y, f
     nrt_conv_direct_units_avx512(d, xp, y, beta, ep, 0, nrt_conv_direct_units(d));
 }
 
+/* ---- a batchnorm folded into packed weights ------------------------------ */
+
+void nrt_scale_panel8_avx512(float *ap, int64_t kc, const float s8[8])
+{
+    __m512 pat = _mm512_castpd_ps(_mm512_insertf64x4(   /* s8 twice: avx512f only, no DQ */
+        _mm512_castps_pd(_mm512_castps256_ps512(_mm256_loadu_ps(s8))),
+        _mm256_castps_pd(_mm256_loadu_ps(s8)), 1));
+    int64_t n = kc * MR, i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(ap + i, _mm512_mul_ps(_mm512_loadu_ps(ap + i), pat));
+    if (i < n) {   /* n is a multiple of 8 */
+        __mmask16 m = first_lanes(n - i);
+        _mm512_mask_storeu_ps(ap + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, ap + i), pat));
+    }
+}
+
 /* ---- stride-2 backward data: the four phases back into dx ----------------- */
 
 /* dx (c, h, w) (+)= the phase outputs yt[2a + b] (c, u, v): pixel (iy, ix)

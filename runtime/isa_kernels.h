@@ -61,6 +61,10 @@ NRT_HIDDEN void nrt_conv_direct_units_avx512(const NrtDirectConv *d, const float
                                              float beta, const NrtEpilogue *ep, int64_t u0,
                                              int64_t u1);
 NRT_HIDDEN int64_t nrt_conv_direct_units(const NrtDirectConv *d);
+/* One packed 8-row weight panel of kc columns (ap[p*8 + r]) scaled in
+ * place by row: ap[p*8 + r] *= s8[r], one float multiply (a batchnorm
+ * folded into the packed weights: the fold's own product). */
+NRT_HIDDEN void nrt_scale_panel8_avx512(float *ap, int64_t kc, const float s8[8]);
 NRT_HIDDEN void nrt_conv_unphase2_avx512(const float *const yt[4], int64_t c, int64_t u,
                                          int64_t v, int64_t h, int64_t w, int64_t pad,
                                          float *dx, bool accumulate);

@@ -610,6 +610,12 @@ void nrt_batchnorm_backward(int64_t n, int64_t c, int64_t spatial, const float *
 void nrt_batchnorm_fold(int64_t f, int64_t per, const float *w, const float *b,
                         const float *gamma, const float *beta, const float *running_mean,
                         const float *running_var, double eps, float *w_out, float *b_out);
+/* Its per-channel part alone: scale_out[o] = (float)scale, b_out[o] the
+ * folded bias; w * scale_out[o] (one float multiply) is the folded weight
+ * (nrt_conv_forward_bn scales its packed panels with it). */
+void nrt_batchnorm_fold_scales(int64_t f, const float *b, const float *gamma, const float *beta,
+                               const float *running_mean, const float *running_var, double eps,
+                               float *scale_out, float *b_out);
 
 /* The same with any fused activation of NrtFusedAct (activation.c below)
  * that batchnorm takes: NRT_FUSED_NONE, _RELU or _LEAKY_RELU (slope in
