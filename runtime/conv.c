@@ -150,13 +150,18 @@ static bool use_direct_phases(const NrtConvShape *s)
  * GEMM's depth is the padded positions). Measured (bench_kernels, CPU
  * time, im2col -> direct GFLOP/s): resnet8 s1 (28 of 30 columns) 50 ->
  * 61, lenet conv1 24 -> 30, conv2 45 -> 51, resnet8 32->32 (14 of 16) 75
- * -> 82; the 7 x 7 planes (7 of 9) lost 5-9%. */
+ * -> 82; the 7 x 7 planes (7 of 9) lost 5-9%. From 5 x 5 kernels on
+ * the column matrix im2col writes is 25x the image, which costs more than
+ * the wasted positions: lenet conv2 (10 of 14 columns) 612 -> 535 us at
+ * b64, 2418 -> 2129 at b256 (1 thread, CPU time, fifth session), so k >= 5
+ * always runs direct. */
 static bool use_direct_weights(const NrtConvShape *s)
 {
     if (!use_direct(s))
         return false;
     DirectPlan pl = direct_plan(s, nrt_conv_out_h(s), nrt_conv_out_w(s));
-    return atomic_load(&conv_algo) == NRT_CONV_DIRECT || 8 * nrt_conv_out_w(s) >= 7 * pl.wq;
+    return atomic_load(&conv_algo) == NRT_CONV_DIRECT || s->k >= 5 ||
+           8 * nrt_conv_out_w(s) >= 7 * pl.wq;
 }
 
 /* Derived sizes shared by all kernels of one call. */
