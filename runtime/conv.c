@@ -604,7 +604,7 @@ static void pad_channels(const NrtConvShape *s, const DirectPlan *pl, const floa
 }
 
 /* Batch 1, direct forward, on as many threads as pays (nrt_par_threads with
- * DIRECT_NS_PER_FLOP): one region; thread t of T packs its share of the
+ * DIRECT_NS_PER_FLOP and DIRECT_SPLIT_SAVES): one region; thread t of T packs its share of the
  * weight panels (and scales them by the folded batchnorm, when given) and
  * copies its share of the channels, then, after one
  * barrier, computes the output units [U*t/T, U*(t+1)/T) (a unit: 32
@@ -612,6 +612,17 @@ static void pad_channels(const NrtConvShape *s, const DirectPlan *pl, const floa
  * computed by one thread exactly as on one, so the bits do not depend on
  * T; each thread reads the same slice of the weights on every call. */
 #define DIRECT_NS_PER_FLOP 0.012   /* resnet8 lat1 ran its convolutions at 82-92 GFLOP/s */
+/* What the split saves of a layer, measured (idle moments, 2 threads with
+ * spinning waits, one layer called 3,500 times, best of 7 x 500): resnet8's
+ * 16->16 28x28 33.5 -> 28.4 us (15%), 32->32 14x14 31.7 -> 31.5, 64->64 7x7
+ * 39.0 -> 40.8, 16->32 stride 2 19.5 -> 22.0. Each thread's half of the
+ * tiles ran at ~60% of one thread's speed (not shared cores: the FMA loop
+ * scales 2x and two 1-thread processes both ran at full speed; the cause
+ * is open: taking the units filter-major instead moved the gain between
+ * shapes, 28.4 -> 39.0 and 40.8 -> 34.0 us), so the split is weighed at
+ * 5% of the layer: at batch 1 resnet8's layers stay on one thread, layers
+ * of ~10x their size split. */
+#define DIRECT_SPLIT_SAVES 0.05
 
 static void direct_one(const NrtConvShape *s, const ConvDims *d, float *base, const float *w,
                        const BnFold *bn, const float *x, float *y, const NrtEpilogue *ep)
@@ -623,7 +634,9 @@ static void direct_one(const NrtConvShape *s, const ConvDims *d, float *base, co
                          .p = d->p, .off = off, .ap = ap };
     int64_t units = nrt_conv_direct_units(&dc), npan = (s->f + NRT_GEMM_MR - 1) / NRT_GEMM_MR;
     double work = DIRECT_NS_PER_FLOP * 2.0 * (double)(s->f * d->kk * pl->q);
-    int nt = nrt_par_threads(work, (int)min64(units, 64));
+    /* nrt_par_threads counts (1 - 1/T) of what it is given as saved: on 2
+     * threads, half, so twice the saving goes in */
+    int nt = nrt_par_threads(2.0 * DIRECT_SPLIT_SAVES * work, (int)min64(units, 64));
     (void)nt;   /* only the omp clauses read it */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
