@@ -397,7 +397,7 @@ typedef struct Session {
     double train_s;            /* seconds of training steps in this run so far (--elapsed) */
     ThreadTuner tuner;         /* all threads or one, whichever trains faster now */
     bool thread_flip;          /* NETC_TEST_THREAD_FLIP (tests only) */
-    int64_t epoch_steps, steps_on_one;   /* this epoch's steps, and those the tuner ran on 1 thread */
+    int64_t epoch_steps, steps_on_one;   /* this epoch's steps, and those the tuner chose 1 thread for */
 } Session;
 
 /* Front end: diagnostics as `netc check` prints them. */
@@ -736,7 +736,8 @@ static void next_threads(Session *s, uint64_t step, int images)
 {
     int threads = s->tuner.threads;
     s->epoch_steps++;
-    s->steps_on_one += s->tuner.most > 1 && threads == 1 && !s->thread_flip;
+    /* Steps the tuner chose one thread for; its probes' steps do not count. */
+    s->steps_on_one += s->tuner.most > 1 && threads == 1 && !s->tuner.probing && !s->thread_flip;
     if (s->thread_flip)
         nrt_set_threads(step % 2 ? s->tuner.most : 1);
     else if (tuner_step(&s->tuner, images, progress_now(), cpu_seconds()) != threads)
