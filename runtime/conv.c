@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "isa_kernels.h"
+#include "par_team.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -640,23 +641,20 @@ static void direct_one(const NrtConvShape *s, const ConvDims *d, float *base, co
     (void)nt;   /* only the omp clauses read it */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int64_t t = 0, team = 1;   /* the team OpenMP gave, which may be smaller than nt */
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
-        int64_t pan0 = npan * t / team, pan1 = npan * (t + 1) / team;
+        NrtTeam tm = nrt_team();
+        int64_t pan0 = nrt_team_lo(tm, npan), pan1 = nrt_team_hi(tm, npan);
         pack_weight_panels(w, s->f, d->kk, ap, pan0, pan1);
         if (bn) {   /* the thread's filters folded straight into its packed panels */
             fold_scales(bn, pan0 * NRT_GEMM_MR, min64(s->f, pan1 * NRT_GEMM_MR));
             scale_panels(ap, s->f, d->kk, bn->sc, pan0, pan1);
         }
-        if (t == team - 1)
+        bool last = tm.t == tm.size - 1;
+        if (last)
             tap_offsets(s, pl, off);
-        pad_channels(s, pl, x, xp, s->c * t / team, s->c * (t + 1) / team, t == team - 1);
+        pad_channels(s, pl, x, xp, nrt_team_lo(tm, s->c), nrt_team_hi(tm, s->c), last);
 #pragma omp barrier
-        nrt_conv_direct_units_avx512(&dc, xp, y, 0.0f, ep, units * t / team,
-                                     units * (t + 1) / team);
+        nrt_conv_direct_units_avx512(&dc, xp, y, 0.0f, ep, nrt_team_lo(tm, units),
+                                     nrt_team_hi(tm, units));
     }
 }
 

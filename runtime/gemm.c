@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "gemm_kernel.h"
+#include "par_team.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -476,12 +477,8 @@ static void gemv(const NrtGemv *g)
     (void)nt;   /* only the omp clauses read it */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int t = 0, team = 1;   /* the team OpenMP gave, which may be smaller than nt */
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
-        int64_t b0 = nblk * t / team, b1 = nblk * (t + 1) / team;
+        NrtTeam tm = nrt_team();
+        int64_t b0 = nrt_team_lo(tm, nblk), b1 = nrt_team_hi(tm, nblk);
         if (b0 < b1)
             nrt_gemv_avx512(g, b0 * GEMV_COLS, min64(g->n, b1 * GEMV_COLS));
     }
