@@ -35,8 +35,9 @@ void tuner_pause(ThreadTuner *t)
 static void end_probe(ThreadTuner *t, double now)
 {
     int best = t->rate[1] > TUNER_MARGIN * t->rate[0] ? 1 : t->most;
+    int before = t->threads == 1 ? t->most : 1;   /* a probe runs the other count */
     t->probing = false;
-    if (best == t->before_probe)
+    if (best == before)
         t->interval = t->interval * 2 < TUNER_MAX_INTERVAL_S ? t->interval * 2
                                                              : TUNER_MAX_INTERVAL_S;
     else
@@ -58,7 +59,6 @@ static void end_window(ThreadTuner *t, double rate, double busy, double now)
         end_probe(t, now);
     } else if (slowed || newly_contended || now >= t->next_probe) {
         t->probing = true;
-        t->before_probe = t->threads;
         t->threads = t->threads == 1 ? t->most : 1;
     }
 }

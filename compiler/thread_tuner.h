@@ -26,7 +26,6 @@ typedef struct ThreadTuner {
     double rate[2];         /* last images/s measured with most [0] and with 1 [1]; 0: none */
     bool probing;           /* the current window measures the other count */
     bool contended;         /* the last window's threads did not get their cores */
-    int before_probe;       /* threads before the probe began */
     double window_start;    /* wall clock at the start of the window; < 0: at the next step */
     double window_cpu;      /* process CPU time at the start of the window */
     int64_t window_images;
